@@ -1,0 +1,251 @@
+"""Deep Q-Network (Mnih et al. 2015) with the usual switches.
+
+  double       Double DQN (van Hasselt et al. 2016): the online net picks a', the target net rates it
+  dueling      dueling head (Wang et al. 2016): Q = V + A - mean(A)
+  n_step       n-step returns (Sutton 1988), cut at episode ends
+  prioritized  proportional prioritized replay (Schaul et al. 2016), beta annealed to 1
+  tau          1 = hard target copies every `target_update_interval` env steps; < 1 = Polyak averaging
+
+Loop (one iteration = one step of every env in the vector env):
+  act ε-greedily -> step the envs -> store (n-step) transitions -> every `train_freq` env steps do
+  `gradient_steps` TD updates -> update the target net -> log, evaluate, checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlsuite.cards import CommonConfig, Schedule, param
+from rlsuite.engine import Run, env_state, set_env_state
+from rlsuite.envs import episode_stats, make_vector_env, require_box_obs, require_discrete, true_next_obs
+from rlsuite.errors import UserError
+from rlsuite.nets import DuelingQHead, QHead, make_trunk
+from rlsuite.storage import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
+
+
+@dataclass
+class DQNConfig(CommonConfig):
+    agent_name = "dqn"
+    lr: Schedule = param(Schedule(1e-3), "Adam learning rate (number or {linear: [start, end(, fraction)]})")
+    adam_eps: float = param(1e-8, "Adam epsilon")
+    batch_size: int = param(64, "transitions per gradient step")
+    buffer_size: int = param(100_000, "replay capacity in transitions")
+    learning_starts: int = param(1_000, "env steps of random-policy data before the first update")
+    gamma: float = param(0.99, "discount factor")
+    train_freq: int = param(1, "env steps between update phases")
+    gradient_steps: int = param(1, "gradient steps per update phase")
+    target_update_interval: int = param(500, "env steps between target-network updates (SB3's convention)")
+    tau: float = param(1.0, "target update rate: 1 = hard copy, < 1 = Polyak averaging")
+    epsilon: Schedule = param(Schedule(1.0, 0.05, 0.1), "ε-greedy schedule over training progress")
+    double: bool = param(False, "Double DQN targets")
+    dueling: bool = param(False, "dueling Q head")
+    n_step: int = param(1, "steps per return before bootstrapping")
+    prioritized: bool = param(False, "proportional prioritized replay")
+    per_alpha: float = param(0.6, "priority exponent alpha")
+    per_beta: Schedule = param(Schedule(0.4, 1.0), "importance-sampling exponent beta over training")
+    per_eps: float = param(1e-6, "added to |TD error| so no priority is zero")
+    loss: str = param("huber", "TD loss", choices=("huber", "mse"))
+    max_grad_norm: float | None = param(10.0, "gradient-norm clip (none to disable)")
+    net: str = param("mlp", "trunk: mlp or cnn", choices=("mlp", "cnn"))
+    hidden: tuple[int, ...] = param((64, 64), "MLP hidden sizes (for cnn: the width of the last layer)")
+    activation: str = param("relu", "MLP activation", choices=("relu", "tanh", "elu", "gelu"))
+    log_every: int = param(1_000, "env steps between loss/charts logs")
+
+    def validate(self):
+        super().validate()
+        for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_update_interval", "n_step"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.tau <= 1:
+            raise UserError(f"tau must be in (0, 1], got {self.tau}")
+        if not 0 <= self.gamma <= 1:
+            raise UserError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+def check_spaces(obs_space, action_space) -> None:
+    require_discrete(action_space, "dqn")
+    require_box_obs(obs_space, "dqn")
+
+
+def build_q_network(cfg: DQNConfig, obs_space, n_actions: int) -> nn.Module:
+    trunk = make_trunk(obs_space.shape, cfg.net, cfg.hidden, cfg.activation, uint8=obs_space.dtype == np.uint8)
+    head = (DuelingQHead if cfg.dueling else QHead)(trunk.out_dim, n_actions)
+    return nn.Sequential(trunk, head)
+
+
+def greedy_policy(q: nn.Module, device: torch.device):
+    """obs batch (numpy) -> argmax_a Q(obs, a); used for evaluation (ε = 0)."""
+
+    @torch.inference_mode()
+    def act(obs: np.ndarray) -> np.ndarray:
+        return q(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
+
+    return act
+
+
+def load_policy(cfg: DQNConfig, envs_or_spaces, state: dict, device: torch.device):
+    obs_space, action_space = envs_or_spaces
+    q = build_q_network(cfg, obs_space, int(action_space.n)).to(device)
+    q.load_state_dict(state["q"])
+    q.eval()
+    return greedy_policy(q, device)
+
+
+def td_loss(q, batch, next_v, cfg: DQNConfig, weights=None):
+    """TD loss on one minibatch; `next_v` (B,) is V(next_obs) from the frozen target net."""
+    y = batch["rewards"] + batch["discounts"] * next_v  # discount is 0 after a termination
+    q_sa = q(batch["obs"]).gather(1, batch["actions"].long().unsqueeze(1)).squeeze(1)  # (B, A) -> (B,)
+    td = q_sa - y
+    per_sample = F.smooth_l1_loss(q_sa, y, reduction="none") if cfg.loss == "huber" else td.pow(2)
+    loss = per_sample.mean() if weights is None else (weights * per_sample).mean()
+    return loss, td.detach(), q_sa.detach()
+
+
+@torch.no_grad()
+def next_values(q, target_q, next_obs, cfg: DQNConfig) -> torch.Tensor:
+    target_values = target_q(next_obs)
+    if cfg.double:  # the online net chooses, the target net evaluates
+        best = q(next_obs).argmax(dim=-1, keepdim=True)
+        return target_values.gather(-1, best).squeeze(-1)
+    return target_values.max(dim=-1).values
+
+
+def train(cfg: DQNConfig, run: Run) -> dict:
+    device = run.device
+    envs = make_vector_env(run.env_card, cfg.num_envs)
+    n_actions = require_discrete(envs.single_action_space, "dqn")
+    obs_space = envs.single_observation_space
+    require_box_obs(obs_space, "dqn")
+
+    q = build_q_network(cfg, obs_space, n_actions).to(device)
+    target_q = copy.deepcopy(q)
+    optimizer = torch.optim.Adam(q.parameters(), lr=cfg.lr(0.0), eps=cfg.adam_eps)
+    buffer_cls = PrioritizedReplayBuffer if cfg.prioritized else ReplayBuffer
+    extra = {"alpha": cfg.per_alpha, "eps": cfg.per_eps} if cfg.prioritized else {}
+    buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, device=device, **extra)
+    nstep = NStepAccumulator(cfg.num_envs, cfg.n_step, cfg.gamma)
+    rng = np.random.default_rng(run.seed)  # exploration and replay sampling
+    act_greedy = greedy_policy(q, device)
+
+    step, updates = 0, 0
+    obs, _ = envs.reset(seed=run.seed)
+    if run.restored:
+        s = run.restored["state"]
+        q.load_state_dict(s["q"])
+        target_q.load_state_dict(s["target_q"])
+        optimizer.load_state_dict(s["optimizer"])
+        if "buffer" in s:
+            buffer.load_state_dict(s["buffer"])
+            nstep.load_state_dict(s["nstep"])
+        rng.bit_generator.state = s["rng"]
+        step, updates = run.restored["step"], s["updates"]
+        if s.get("env") is not None:
+            set_env_state(envs, s["env"])
+            obs = s["obs"].numpy()
+        else:  # this env's state cannot be saved: continue from fresh episodes
+            obs, _ = envs.reset(seed=run.seed + step)
+
+    def snapshot() -> dict:
+        state = {"q": q.state_dict(), "target_q": target_q.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": rng.bit_generator.state, "updates": updates, "env": env_state(envs),
+                 "obs": torch.as_tensor(obs)}
+        if cfg.save_buffer:
+            state.update(buffer=buffer.state_dict(), nstep=nstep.state_dict())
+        return state
+
+    loss_sum, q_sum, n_losses = torch.zeros(()), torch.zeros(()), 0
+    next_log = (step // cfg.log_every + 1) * cfg.log_every
+    while step < cfg.total_steps:
+        progress = step / cfg.total_steps
+        # 1. act ε-greedily (the random draws happen every step, so the stream does not depend on ε)
+        epsilon = cfg.epsilon(progress)
+        explore = rng.random(cfg.num_envs) < epsilon
+        actions = rng.integers(n_actions, size=cfg.num_envs)
+        if not explore.all():
+            actions = np.where(explore, actions, act_greedy(obs))
+
+        # 2. step the envs; the transition's next state is the true final obs at an episode end
+        next_obs, rewards, terminated, truncated, info = envs.step(actions)
+        step += cfg.num_envs
+        for _, episode_return, length in episode_stats(info):
+            run.log_episode(step, episode_return, length)
+
+        # 3. store: bootstrap on truncation (time limit), not on termination (true terminal state)
+        ready = nstep.push(obs, actions, rewards, true_next_obs(next_obs, info), terminated, truncated)
+        if ready is not None:
+            buffer.add(*ready)
+        obs = next_obs
+
+        # 4. learn
+        if step >= cfg.learning_starts and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr(progress)
+            if cfg.prioritized:
+                for _ in range(cfg.gradient_steps):
+                    idx, weights = buffer.sample_prioritized(cfg.batch_size, cfg.per_beta(progress), rng)
+                    batch = buffer.gather(idx)
+                    next_v = next_values(q, target_q, batch["next_obs"], cfg)
+                    loss, td, q_sa = td_loss(q, batch, next_v, cfg,
+                                             torch.as_tensor(weights, dtype=torch.float32, device=device))
+                    _gradient_step(q, optimizer, loss, cfg.max_grad_norm)
+                    buffer.update_priorities(idx, td.cpu().numpy())
+                    loss_sum += loss.detach().cpu(); q_sum += q_sa.mean().cpu(); n_losses += 1
+            else:
+                # The target net is frozen during an update phase, so all minibatches are gathered
+                # at once, and without double-Q their targets come from one batched forward pass.
+                idx = buffer.sample_indices((cfg.gradient_steps, cfg.batch_size), rng)
+                batches = buffer.gather(idx)  # each field (G, B, ...)
+                all_next_v = None if cfg.double else next_values(q, target_q, batches["next_obs"], cfg)
+                for g in range(cfg.gradient_steps):
+                    batch = {k: v[g] for k, v in batches.items()}
+                    next_v = all_next_v[g] if all_next_v is not None else next_values(q, target_q, batch["next_obs"], cfg)
+                    loss, td, q_sa = td_loss(q, batch, next_v, cfg)
+                    _gradient_step(q, optimizer, loss, cfg.max_grad_norm)
+                    loss_sum += loss.detach(); q_sum += q_sa.mean(); n_losses += 1
+            updates += cfg.gradient_steps
+
+        # 5. target network
+        if step // cfg.target_update_interval != (step - cfg.num_envs) // cfg.target_update_interval:
+            _update_target(q, target_q, cfg.tau)
+
+        # 6. log, evaluate, checkpoint
+        if step >= next_log:
+            next_log += cfg.log_every
+            scalars = {"charts/epsilon": epsilon, "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                       "charts/SPS": step / max(run.wall(), 1e-9), "charts/updates": updates}
+            if n_losses:
+                scalars.update({"losses/td_loss": (loss_sum / n_losses).item(), "losses/q_values": (q_sum / n_losses).item()})
+                loss_sum, q_sum, n_losses = torch.zeros(()), torch.zeros(()), 0
+            run.log_scalars(step, scalars)
+        run.maybe_evaluate(step, act_greedy)
+        run.progress(step)
+        if run.should_stop(step):
+            break
+        if run.checkpoint_due(step):
+            run.save_checkpoint(step, snapshot())
+
+    envs.close()
+    return run.finish(step, act_greedy, snapshot())
+
+
+def _gradient_step(net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None):
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_norm is not None:
+        nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+    optimizer.step()
+
+
+@torch.no_grad()
+def _update_target(q: nn.Module, target_q: nn.Module, tau: float) -> None:
+    if tau == 1.0:
+        target_q.load_state_dict(q.state_dict())
+    else:
+        for p, tp in zip(q.parameters(), target_q.parameters()):
+            tp.lerp_(p, tau)

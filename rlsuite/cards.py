@@ -1,0 +1,316 @@
+"""Agent cards (agents/*.yaml) and env cards (envs/*.yaml) -> typed config dataclasses.
+
+Resolution order for an agent's hyperparameters, later wins:
+  dataclass defaults -> card `default:` -> env card eval settings -> card `envs: {ENV_ID: ...}`
+  -> `--set key=value` overrides.
+Values are coerced to the field's declared type; unknown keys are an error naming close matches.
+Schedules are data ({linear: [start, end]} or {linear: [start, end, fraction]}), never code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlsuite.errors import UserError, close_matches
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the cards are: inside the package in a wheel, at the repository root in a checkout.
+def cards_root() -> Path:
+    packaged = Path(__file__).parent / "_cards"
+    if (packaged / "agents").is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0]
+        raise UserError(f"{path} is not valid YAML ({first}); fix the file") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Field declarations: every config field carries its help text (shown by `rlsuite list AGENT`).
+def param(default: Any, help: str, choices: tuple | None = None):
+    kwargs = {"metadata": {"help": help, "choices": choices}}
+    if isinstance(default, (list, dict, Schedule)):
+        return field(default_factory=lambda: default, **kwargs)
+    return field(default=default, **kwargs)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A value that moves linearly from `start` to `end` over the first `fraction` of training."""
+
+    start: float
+    end: float | None = None
+    fraction: float = 1.0
+
+    def __call__(self, progress: float) -> float:
+        if self.end is None:
+            return self.start
+        t = min(max(progress, 0.0) / self.fraction, 1.0)
+        return self.start + t * (self.end - self.start)
+
+    def to_data(self):
+        if self.end is None:
+            return self.start
+        return {"linear": [self.start, self.end] + ([self.fraction] if self.fraction != 1.0 else [])}
+
+
+def _to_float(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"{key}={value!r} is not a number; give e.g. {key}=0.001")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value!r} is not a number; give e.g. {key}=0.001") from None
+    if not math.isfinite(out):
+        raise UserError(f"{key}={value!r} must be finite")
+    return out
+
+
+def _to_int(value: Any, key: str) -> int:
+    if isinstance(value, bool):
+        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}=64")
+    if isinstance(value, str):
+        value = value.replace("_", "")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}=64") from None
+    if not f.is_integer():
+        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}={int(f)}")
+    return int(f)
+
+
+def _to_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise UserError(f"{key}={value!r} is not a boolean; give {key}=true or {key}=false")
+
+
+def _to_schedule(value: Any, key: str) -> Schedule:
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, dict) and set(value) == {"linear"}:
+        args = value["linear"]
+        if isinstance(args, (list, tuple)) and len(args) in (2, 3):
+            nums = [_to_float(a, key) for a in args]
+            if len(nums) == 3 and not 0 < nums[2] <= 1:
+                raise UserError(f"{key}: the linear fraction must be in (0, 1], got {nums[2]}")
+            return Schedule(*nums)
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        if isinstance(value, str) and value.strip().startswith("{"):
+            return _to_schedule(yaml.safe_load(value), key)
+        return Schedule(_to_float(value, key))
+    raise UserError(
+        f"{key}={value!r} is not a number or a schedule; give e.g. {key}=0.001 or "
+        f"'{key}={{linear: [0.001, 0]}}'"
+    )
+
+
+def _to_int_tuple(value: Any, key: str) -> tuple[int, ...]:
+    if isinstance(value, str):
+        text = value.strip().strip("[]()")
+        value = [v for v in text.replace(" ", "").split(",") if v] if text else []
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise UserError(f"{key}={value!r} is not a list of integers; give e.g. {key}=64,64")
+    return tuple(_to_int(v, key) for v in value)
+
+
+def coerce(cls, key: str, value: Any) -> Any:
+    """Convert `value` to the declared type of field `key` of dataclass `cls`."""
+    hints = typing.get_type_hints(cls)
+    if key not in hints:
+        names = [f.name for f in dataclasses.fields(cls)]
+        raise UserError(
+            f"unknown hyperparameter '{key}' for {cls.__name__}{close_matches(key, names)}; "
+            f"`rlsuite list {getattr(cls, 'agent_name', '')}` shows the valid ones"
+        )
+    kind = hints[key]
+    meta = next(f for f in dataclasses.fields(cls) if f.name == key).metadata
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is bool:
+        out = _to_bool(value, key)
+    elif kind is int:
+        out = _to_int(value, key)
+    elif kind is float:
+        out = _to_float(value, key)
+    elif kind is Schedule:
+        out = _to_schedule(value, key)
+    elif kind is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise UserError(f"{key}={value!r} must be a string")
+        out = str(value)
+    elif typing.get_origin(kind) is tuple:
+        out = _to_int_tuple(value, key)
+    else:  # pragma: no cover - a new field type without a converter is a programming error
+        raise TypeError(f"no converter for field {key}: {kind}")
+    choices = meta.get("choices")
+    if choices and out not in choices:
+        raise UserError(f"{key}={out!r} is not one of {', '.join(map(str, choices))}")
+    return out
+
+
+def apply(config, values: dict, source: str):
+    """A copy of `config` with `values` (from `source`, for error messages) coerced and set."""
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: expected a mapping of hyperparameters, got {type(values).__name__}")
+    updates = {}
+    for key, value in values.items():
+        try:
+            updates[key] = coerce(type(config), str(key), value)
+        except UserError as e:
+            raise UserError(f"{source}: {e}") from None
+    out = dataclasses.replace(config, **updates)
+    check = getattr(out, "validate", None)
+    if check:
+        check()
+    return out
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """['lr=1e-3', 'hidden=64,64'] -> {'lr': '1e-3', 'hidden': '64,64'}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r} is not key=value; write e.g. --set lr=0.001")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def to_data(config) -> dict:
+    """A config as plain YAML-able data (schedules as {linear: [...]}, tuples as lists)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if isinstance(v, Schedule):
+            v = v.to_data()
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def describe(cls) -> list[tuple[str, str, str]]:
+    """(name, default, help) for every field of a config class."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, Schedule):
+            default = default.to_data()
+        rows.append((f.name, str(default), f.metadata.get("help", "")))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields every agent shares: the budget, vectorisation, evaluation and bookkeeping.
+@dataclass
+class CommonConfig:
+    total_steps: int = param(100_000, "environment steps to train for (summed over vector envs)")
+    num_envs: int = param(1, "parallel environments in the training vector env")
+    eval_every: int = param(10_000, "environment steps between evaluations")
+    eval_episodes: int = param(10, "episodes per periodic evaluation (deterministic policy)")
+    final_eval_episodes: int = param(20, "episodes in the final evaluation")
+    checkpoint_every: int = param(25_000, "environment steps between checkpoints (also at the end)")
+    save_buffer: bool = param(True, "include the replay buffer in checkpoints (exact resume)")
+    torch_threads: int = param(1, "torch intra-op threads (1 is fastest for small nets on CPU)")
+
+    def validate(self):
+        for name in ("total_steps", "num_envs", "eval_every", "eval_episodes", "final_eval_episodes",
+                     "checkpoint_every", "torch_threads"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EnvCard:
+    """What an env needs beyond its id: wrappers, the solve threshold, evaluation settings."""
+
+    id: str
+    threshold: float | None = None  # None -> gymnasium's reward_threshold
+    threshold_source: str = "gymnasium reward_threshold"
+    wrappers: list = field(default_factory=list)  # [{name: WrapperName, kwargs: {...}, train_only: bool}]
+    eval_every: int | None = None
+    eval_episodes: int | None = None
+    final_eval_episodes: int | None = None
+    budget: int | None = None  # benchmark budget in env steps
+    vectorization: str = "sync"  # sync | async | native (the env's own vector entry point)
+    make_kwargs: dict = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def eval_settings(self) -> dict:
+        keys = ("eval_every", "eval_episodes", "final_eval_episodes")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def env_card_path(env_id: str) -> Path:
+    return cards_root() / "envs" / f"{env_id.replace(':', '__').replace('/', '__')}.yaml"
+
+
+def load_env_card(env_id: str) -> EnvCard:
+    path = env_card_path(env_id)
+    if not path.exists():
+        return EnvCard(id=env_id)
+    data = read_yaml(path) or {}
+    names = {f.name for f in dataclasses.fields(EnvCard)}
+    unknown = set(data) - names
+    if unknown:
+        key = sorted(unknown)[0]
+        raise UserError(f"{path}: unknown env-card key '{key}'{close_matches(key, names)}")
+    if data.get("id", env_id) != env_id:
+        raise UserError(f"{path}: id {data['id']!r} does not match the file name ({env_id})")
+    data["id"] = env_id
+    return EnvCard(**data)
+
+
+def agent_card_path(agent: str) -> Path:
+    return cards_root() / "agents" / f"{agent}.yaml"
+
+
+def load_agent_card(agent: str) -> dict:
+    data = read_yaml(agent_card_path(agent)) or {}
+    unknown = set(data) - {"agent", "description", "default", "envs", "baseline"}
+    if unknown:
+        raise UserError(f"{agent_card_path(agent)}: unknown top-level key(s) {sorted(unknown)}")
+    return data
+
+
+def resolve(agent: str, config_cls, env_id: str, overrides: dict | None = None):
+    """The config for `agent` on `env_id`: card entries, env card settings, then overrides."""
+    card = load_agent_card(agent)
+    env_card = load_env_card(env_id)
+    path = agent_card_path(agent)
+    config = config_cls()
+    config = apply(config, card.get("default") or {}, f"{path} [default]")
+    config = apply(config, env_card.eval_settings, f"{env_card_path(env_id)}")
+    config = apply(config, (card.get("envs") or {}).get(env_id) or {}, f"{path} [{env_id}]")
+    config = apply(config, overrides or {}, "--set")
+    return config, env_card

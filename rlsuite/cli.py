@@ -1,0 +1,131 @@
+"""The `rlsuite` command line: parse, call the library, print. No training logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from rlsuite.errors import UserError
+
+
+def friendly(fn):
+    """Bad input ends in one line on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rlsuite")
+def main():
+    """rlsuite: readable RL agents, measured against Stable-Baselines3."""
+
+
+def _print_result(result: dict) -> None:
+    if result.get("status") == "interrupted":
+        click.echo(f"stopped at step {result['step']:,}; checkpoint saved.\n"
+                   f"resume with: rlsuite train --resume {result['run_dir']}")
+        return
+    final = result["final_eval"]
+    solved = ""
+    if result.get("threshold") is not None:
+        solved = (f"  threshold {result['threshold']:g}: "
+                  + ("solved" if result["stays_solved"] else "solved then collapsed" if result["solved"] else "not solved")
+                  + (f" (first at {result['steps_to_solve']:,} steps, {result['wall_to_solve']:.1f} s)" if result["solved"] else ""))
+    click.echo(f"final evaluation: {final['mean']:.1f} ± {final['std']:.1f} over {final['episodes']} episodes{solved}")
+    click.echo(f"{result['steps']:,} steps in {result['wall_s']:.1f} s ({result['steps_per_s']:,.0f} steps/s)")
+    click.echo(f"run directory: {result['run_dir']}")
+
+
+@main.command()
+@click.argument("agent", required=False)
+@click.argument("env_id", metavar="ENV", required=False)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed for python, numpy, torch and the envs")
+@click.option("--steps", type=int, default=None, help="environment steps (default: the card's total_steps)")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--out", default="results", show_default=True, help="runs go to OUT/runs/<run>")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
+@click.option("--resume", "resume_dir", type=click.Path(), default=None, help="continue a stopped run directory")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@friendly
+def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet):
+    """Train AGENT on ENV (any Gymnasium id, or package.module:EnvId) with its tuned card.
+
+    \b
+    Examples:
+      rlsuite train dqn CartPole-v1
+      rlsuite train dqn Acrobot-v1 --seed 3 --set lr=5e-4 --set double=true
+      rlsuite train --resume results/runs/dqn-CartPole-v1-s0-...
+    """
+    from rlsuite import runs
+    from rlsuite.cards import parse_overrides
+
+    progress = not quiet and sys.stderr.isatty()
+    if resume_dir:
+        if agent or env_id or overrides or steps:
+            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV, --steps and --set")
+        result = runs.resume(resume_dir, progress=progress, device=None if device == "auto" else device)
+    else:
+        if not agent or not env_id:
+            raise UserError("give an agent and an environment, e.g. `rlsuite train dqn CartPole-v1` (see `rlsuite list`)")
+        result = runs.train(agent, env_id, seed=seed, steps=steps, overrides=parse_overrides(overrides),
+                            out=out, device=device, progress=progress)
+    _print_result(result)
+
+
+@main.command("eval")
+@click.argument("run_dir", type=click.Path())
+@click.option("--episodes", type=int, default=None, help="episodes (default: the run's final_eval_episodes)")
+@click.option("--seed", type=int, default=None, help="evaluation seed (default: the one the run's own evaluation used)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@friendly
+def eval_(run_dir, episodes, seed, device, as_json):
+    """Re-evaluate the saved agent of RUN_DIR with the deterministic policy."""
+    from rlsuite import runs
+
+    result = runs.evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['agent']} on {result['env_id']} at step {result['step']:,}: "
+               f"{result['mean']:.1f} ± {result['std']:.1f} over {result['episodes']} episodes (seed {result['seed']})")
+
+
+@main.command("list")
+@click.argument("agent", required=False)
+@friendly
+def list_(agent):
+    """The agents, their cards and the envs each card covers; with AGENT, its hyperparameters."""
+    from rlsuite.agents import agent_names, get_agent
+    from rlsuite.cards import agent_card_path, describe, load_agent_card
+
+    if agent:
+        spec = get_agent(agent)
+        card = load_agent_card(agent)
+        click.echo(f"{agent}: {spec.summary}\ncard: {agent_card_path(agent)}")
+        click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}\n")
+        click.echo(f"{'hyperparameter':<24}{'default':<28}meaning")
+        for name, default, help_ in describe(spec.config_cls):
+            click.echo(f"{name:<24}{default:<28}{help_}")
+        return
+    click.echo(f"{'agent':<12}{'tuned envs (agents/<agent>.yaml)':<60}description")
+    for name in agent_names():
+        spec = get_agent(name)
+        card = load_agent_card(name)
+        envs = ", ".join(card.get("envs") or {}) or "-"
+        click.echo(f"{name:<12}{envs:<60}{spec.summary}")
+    click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,147 @@
+"""Make environments from an id and its env card: single envs, vector envs, wrappers, space checks.
+
+Any registered Gymnasium id works, and `package.module:EnvId` imports the module first so that a
+third-party package can register its ids. Vector envs use gymnasium's SAME_STEP autoreset: when a
+sub-env ends, `step` returns the first observation of the next episode and the true final
+observation in `info["final_obs"]`, which is what a bootstrap at a time limit needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlsuite.cards import EnvCard
+from rlsuite.errors import UserError, close_matches
+
+def _register_optional(env_id: str) -> None:
+    """Import the packages that register well-known namespaces (ALE/..., MinAtar/...)."""
+    namespace = env_id.split("/")[0] if "/" in env_id else ""
+    try:
+        if namespace == "ALE":
+            import ale_py
+
+            gym.register_envs(ale_py)
+        elif namespace == "MinAtar":
+            from minatar import gym as minatar_gym
+
+            minatar_gym.register_envs()
+    except ImportError:
+        extra = "atari" if namespace == "ALE" else "minatar"
+        raise UserError(f"{env_id} needs an optional package; pip install 'rlsuite[{extra}]'") from None
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Check that `env_id` is registered (importing `module:` prefixes first); return the bare id."""
+    if ":" in env_id:
+        module, _, bare = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise UserError(f"cannot import '{module}' for env '{env_id}' ({e}); install the package that provides it") from None
+    else:
+        bare = env_id
+        _register_optional(env_id)
+    if bare not in gym.registry:
+        hint = close_matches(bare, gym.registry.keys())
+        raise UserError(
+            f"unknown environment '{bare}'{hint}; use a registered Gymnasium id, or 'package.module:EnvId' "
+            "to import a package that registers it"
+        )
+    try:  # Box2D and friends are imported lazily by gymnasium; fail here, clearly, if missing
+        gym.spec(bare).make  # noqa: B018 - attribute access only
+        entry = gym.spec(bare).entry_point
+        if isinstance(entry, str) and "box2d" in entry:
+            importlib.import_module("Box2D")
+    except ImportError:
+        raise UserError(f"{bare} needs Box2D; pip install 'rlsuite[box2d]'") from None
+    return bare
+
+
+def threshold(card: EnvCard) -> float | None:
+    """The solve threshold: the env card's, else gymnasium's reward_threshold."""
+    if card.threshold is not None:
+        return float(card.threshold)
+    spec_value = gym.spec(resolve_env_id(card.id)).reward_threshold
+    return None if spec_value is None else float(spec_value)
+
+
+def _apply_wrappers(env: gym.Env, wrappers: list, training: bool) -> gym.Env:
+    for spec in wrappers:
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if spec.get("train_only") and not training:
+            continue  # e.g. reward clipping: evaluation reports raw environment returns
+        name = spec["name"]
+        cls = getattr(gym.wrappers, name, None)
+        if cls is None or not isinstance(cls, type):
+            raise UserError(f"env card wrapper '{name}' is not a gymnasium.wrappers class{close_matches(name, dir(gym.wrappers))}")
+        env = cls(env, **(spec.get("kwargs") or {}))
+    return env
+
+
+def make_env(card: EnvCard, training: bool = True, render_mode: str | None = None) -> gym.Env:
+    """One environment with the card's wrappers (train-only wrappers skipped when not training)."""
+    env_id = resolve_env_id(card.id)
+    kwargs: dict[str, Any] = dict(card.make_kwargs)
+    if render_mode:
+        kwargs["render_mode"] = render_mode
+    env = gym.make(env_id, **kwargs)
+    return _apply_wrappers(env, card.wrappers, training)
+
+
+def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
+    """A vector env with SAME_STEP autoreset and episode statistics (raw returns)."""
+    env_id = resolve_env_id(card.id)
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    if card.vectorization == "native" and not card.wrappers and gym.spec(env_id).vector_entry_point:
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **card.make_kwargs)
+        if envs.metadata.get("autoreset_mode") != mode:
+            envs.close()  # the native env only knows NEXT_STEP; fall back to the sync vector env
+            envs = None
+    else:
+        envs = None
+    if envs is None:
+        fns = [lambda: make_env(card, training) for _ in range(num_envs)]
+        cls = gym.vector.AsyncVectorEnv if card.vectorization == "async" else gym.vector.SyncVectorEnv
+        envs = cls(fns, autoreset_mode=mode)
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def require_discrete(space: gym.Space, agent: str) -> int:
+    if not isinstance(space, gym.spaces.Discrete):
+        raise UserError(
+            f"{agent.upper()} needs a discrete action space, but this env has {type(space).__name__} "
+            f"{space}; use an env with Discrete actions (e.g. CartPole-v1), or PPO for continuous control"
+        )
+    return int(space.n)
+
+
+def require_box_obs(space: gym.Space, agent: str) -> tuple[int, ...]:
+    if not isinstance(space, gym.spaces.Box):
+        raise UserError(
+            f"{agent.upper()} needs Box (array) observations, but this env has {type(space).__name__}; "
+            "flatten them with a wrapper in the env card (e.g. FlattenObservation)"
+        )
+    return tuple(space.shape)
+
+
+def episode_stats(info: dict) -> list[tuple[int, float, int]]:
+    """(env index, return, length) for every episode that ended in this vector step."""
+    if "episode" not in info:
+        return []
+    ended = np.flatnonzero(info["_episode"])
+    return [(int(i), float(info["episode"]["r"][i]), int(info["episode"]["l"][i])) for i in ended]
+
+
+def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
+    """next_obs with the rows of ended episodes replaced by their true final observation."""
+    if "_final_obs" not in info:
+        return next_obs
+    out = next_obs.copy()
+    for i in np.flatnonzero(info["_final_obs"]):
+        out[i] = info["final_obs"][i]
+    return out

@@ -1,0 +1,225 @@
+"""Shared networks: trunks (MLP, CNN) that expose `out_dim`, and heads that sit on top.
+
+These classes are the contract between the agents and the supervised module: DQN, the policy-
+gradient agents and the MNIST classifier all build their models from them. Orthogonal
+initialisation with a gain per role (sqrt(2) for ReLU/tanh hidden layers, 0.01 for policy
+outputs so the initial policy is near uniform, 1 for values, Q-values and class logits).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+HIDDEN_GAIN = math.sqrt(2)
+POLICY_GAIN = 0.01
+VALUE_GAIN = 1.0
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def init_layer(layer: nn.Module, gain: float) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, gain)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+# ---------------------------------------------------------------------------------------------
+# Trunks
+class MLP(nn.Module):
+    """Fully connected trunk; flattens everything after the batch dimension first."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "relu"):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for h in hidden:
+            layers += [init_layer(nn.Linear(width, h), HIDDEN_GAIN), ACTIVATIONS[activation]()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.flatten(1))  # (B, *obs_shape) -> (B, out_dim)
+
+
+# Conv specs: (channels, kernel, stride, padding) or "pool" for a 2x2 max-pool.
+CNN_PRESETS = {
+    # Mnih et al. 2015, for 84x84 Atari stacks.
+    "nature": [(32, 8, 4, 0), (64, 4, 2, 0), (64, 3, 1, 0)],
+    # Young & Tian 2019 (MinAtar): one 3x3 conv on the 10x10 grid.
+    "minatar": [(16, 3, 1, 0)],
+    # Small images such as 28x28 digits: two conv pairs, each followed by a pool.
+    "small": [(32, 3, 1, 1), (32, 3, 1, 1), "pool", (64, 3, 1, 1), (64, 3, 1, 1), "pool"],
+}
+
+
+def default_preset(spatial: int) -> str:
+    if spatial >= 64:
+        return "nature"
+    if spatial <= 12:
+        return "minatar"
+    return "small"
+
+
+class CNN(nn.Module):
+    """Convolutional trunk for image observations of any size.
+
+    `obs_shape` is (C, H, W) or (H, W, C); `channels_last=None` guesses the layout (the last axis
+    is channels when it is not larger than the first: (84, 84, 4) and (10, 10, 7) are channels-last,
+    (4, 84, 84) and (1, 28, 28) are channels-first). The flatten size is measured with a dummy
+    forward pass, so the same class serves Atari, MinAtar and MNIST. `scale` multiplies the input
+    (1/255 for uint8 frames).
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        convs: str | Sequence = "auto",
+        hidden: int | None = 512,
+        channels_last: bool | None = None,
+        batch_norm: bool = False,
+        scale: float = 1.0,
+        width: int | None = None,
+    ):
+        super().__init__()
+        if len(obs_shape) == 2:  # a single-channel image without a channel axis
+            obs_shape = (1, *obs_shape)
+            channels_last = False
+        if len(obs_shape) != 3:
+            raise ValueError(f"CNN needs a 3-D observation (C,H,W) or (H,W,C), got shape {tuple(obs_shape)}")
+        if channels_last is None:
+            channels_last = obs_shape[-1] <= obs_shape[0]
+        self.channels_last = channels_last
+        self.obs_shape = tuple(obs_shape)
+        chw = (obs_shape[2], obs_shape[0], obs_shape[1]) if channels_last else tuple(obs_shape)
+        self.scale = scale
+        if isinstance(convs, str):
+            convs = CNN_PRESETS[default_preset(min(chw[1:])) if convs == "auto" else convs]
+        layers: list[nn.Module] = []
+        channels = chw[0]
+        for spec in convs:
+            if spec == "pool":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            out, kernel, stride, padding = (list(spec) + [0])[:4]
+            if width is not None:  # scale every layer's channels so that the first has `width`
+                out = int(out * width / convs[0][0])
+            layers.append(init_layer(nn.Conv2d(channels, out, kernel, stride, padding, bias=not batch_norm), HIDDEN_GAIN))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU())
+            channels = out
+        layers.append(nn.Flatten())
+        self.convs = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *chw)).shape[1]
+        if flat == 0:
+            raise ValueError(f"the conv stack reduces a {chw} observation to nothing; use smaller kernels")
+        self.fc = nn.Sequential(init_layer(nn.Linear(flat, hidden), HIDDEN_GAIN), nn.ReLU()) if hidden else nn.Identity()
+        self.out_dim = hidden or flat
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if x.dim() == 3:
+            x = x.unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)
+        elif self.channels_last:
+            x = x.permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
+        if self.scale != 1.0:
+            x = x * self.scale
+        return self.fc(self.convs(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Heads
+class QHead(nn.Module):
+    """Q(s, ·): one output per action."""
+
+    def __init__(self, in_dim: int, n_actions: int):
+        super().__init__()
+        self.out = init_layer(nn.Linear(in_dim, n_actions), VALUE_GAIN)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(features)
+
+
+class DuelingQHead(nn.Module):
+    """Wang et al. 2016: Q = V + A - mean(A), which keeps V and A identifiable."""
+
+    def __init__(self, in_dim: int, n_actions: int):
+        super().__init__()
+        self.value = init_layer(nn.Linear(in_dim, 1), VALUE_GAIN)
+        self.advantage = init_layer(nn.Linear(in_dim, n_actions), VALUE_GAIN)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        a = self.advantage(features)
+        return self.value(features) + a - a.mean(dim=-1, keepdim=True)
+
+
+class CategoricalHead(nn.Module):
+    """Logits of a categorical policy; small init so the first policy is near uniform."""
+
+    def __init__(self, in_dim: int, n_actions: int):
+        super().__init__()
+        self.logits = init_layer(nn.Linear(in_dim, n_actions), POLICY_GAIN)
+
+    def forward(self, features: torch.Tensor) -> Categorical:
+        return Categorical(logits=self.logits(features))
+
+    def mode(self, features: torch.Tensor) -> torch.Tensor:
+        return self.logits(features).argmax(dim=-1)
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian policy with a state-independent, learned log standard deviation."""
+
+    def __init__(self, in_dim: int, action_dim: int, log_std_init: float = 0.0):
+        super().__init__()
+        self.mean = init_layer(nn.Linear(in_dim, action_dim), POLICY_GAIN)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+
+    def forward(self, features: torch.Tensor) -> Normal:
+        mean = self.mean(features)
+        return Normal(mean, self.log_std.exp().expand_as(mean))
+
+    def mode(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mean(features)
+
+
+class ValueHead(nn.Module):
+    """V(s) as a (B,) tensor."""
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        self.out = init_layer(nn.Linear(in_dim, 1), VALUE_GAIN)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(features).squeeze(-1)  # (B, 1) -> (B,)
+
+
+class ClassifierHead(nn.Module):
+    """Class logits, with optional dropout on the features."""
+
+    def __init__(self, in_dim: int, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.out = init_layer(nn.Linear(in_dim, n_classes), VALUE_GAIN)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(features))
+
+
+# ---------------------------------------------------------------------------------------------
+def make_trunk(obs_shape: Sequence[int], net: str, hidden: Sequence[int], activation: str = "relu",
+               uint8: bool = False) -> nn.Module:
+    """The trunk an agent config asks for: 'mlp' (hidden sizes) or 'cnn' (auto preset by image size)."""
+    if net == "mlp":
+        return MLP(int(math.prod(obs_shape)), hidden, activation)
+    if net == "cnn":
+        return CNN(obs_shape, hidden=hidden[-1] if hidden else 512, scale=1 / 255 if uint8 else 1.0)
+    raise ValueError(f"unknown net {net!r}")
