@@ -92,14 +92,14 @@ class _NotPlain(Exception):
 
 
 def encode(value: Any) -> Any:
+    if isinstance(value, np.generic):  # before the builtins: np.float64 is a float subclass
+        return {"__npscalar__": value.item(), "dtype": value.dtype.str}
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return value
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise _NotPlain(value)
         return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value).copy()), "dtype": value.dtype.str}
-    if isinstance(value, np.generic):
-        return {"__npscalar__": value.item(), "dtype": value.dtype.str}
     if isinstance(value, np.random.Generator):
         return {"__generator__": value.bit_generator.state}
     if isinstance(value, tuple):
@@ -360,6 +360,12 @@ class Run:
         self._stop_requested = True
 
     # -- clocks ---------------------------------------------------------------------------------
+    def start_clock(self) -> None:
+        """Start training time here, after setup (imports, networks, env creation), as SB3's
+        learn() is timed after its model is built."""
+        self._start = time.perf_counter()
+        self._eval_seconds = 0.0
+
     def wall(self) -> float:
         """Training wall-clock seconds so far, evaluation excluded (and across resumes)."""
         return self._wall_offset + time.perf_counter() - self._start - self._eval_seconds

@@ -73,7 +73,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     if ckpt.get("agent") != data["agent"]:
         raise UserError(f"{run_dir}/checkpoints/last.pt belongs to agent {ckpt.get('agent')!r}, not {data['agent']!r}")
-    episodes = episodes or config.final_eval_episodes
+    episodes = config.final_eval_episodes if episodes is None else episodes
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
     seed = data["seed"] + EVAL_SEED_OFFSET if seed is None else seed

@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Small networks on a busy 2-core machine: one thread is fastest and keeps runs deterministic.
+torch.set_num_threads(1)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# A tiny DQN budget for CLI/engine tests: seconds, not minutes.
+TINY_DQN = {"learning_starts": "200", "eval_every": "300", "eval_episodes": "2", "final_eval_episodes": "3",
+            "hidden": "16,16", "buffer_size": "2000", "train_freq": "4", "gradient_steps": "1",
+            "checkpoint_every": "400", "log_every": "100"}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished 600-step DQN run on CartPole-v1."""
+    from rlsuite import runs
+
+    out = tmp_path_factory.mktemp("tiny")
+    summary = runs.train("dqn", "CartPole-v1", seed=1, steps=600, overrides=dict(TINY_DQN), out=out, progress=False)
+    return Path(summary["run_dir"])

@@ -1,0 +1,94 @@
+"""DQN: target updates, space checks, determinism, exact resume, and a real learning test."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import TINY_DQN
+from rlsuite import runs
+from rlsuite.agents.dqn import DQNConfig, _update_target, next_values
+from rlsuite.engine import load_checkpoint
+from rlsuite.errors import UserError
+
+
+def _metrics_without_wall(run_dir):
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+
+
+def test_hard_and_polyak_target_updates():
+    q, target = nn.Linear(2, 2), nn.Linear(2, 2)
+    with torch.no_grad():
+        q.weight.fill_(1.0); q.bias.fill_(1.0)
+        target.weight.fill_(0.0); target.bias.fill_(0.0)
+    _update_target(q, target, tau=0.1)
+    assert torch.allclose(target.weight, torch.full((2, 2), 0.1))
+    _update_target(q, target, tau=0.5)
+    assert torch.allclose(target.bias, torch.full((2,), 0.55))  # 0.1 + 0.5 (1 - 0.1)
+    _update_target(q, target, tau=1.0)
+    assert torch.equal(target.weight, q.weight)
+
+
+def test_double_q_uses_online_argmax():
+    q, target = nn.Linear(1, 2, bias=False), nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        q.weight.copy_(torch.tensor([[1.0], [2.0]]))  # online prefers action 1
+        target.weight.copy_(torch.tensor([[5.0], [3.0]]))  # target prefers action 0
+    x = torch.ones(1, 1)
+    assert next_values(q, target, x, DQNConfig(double=False)).item() == 5.0
+    assert next_values(q, target, x, DQNConfig(double=True)).item() == 3.0
+
+
+def test_continuous_actions_are_refused_before_a_run_dir_exists(tmp_path):
+    with pytest.raises(UserError, match="DQN needs a discrete action space"):
+        runs.train("dqn", "Pendulum-v1", out=tmp_path, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("switches", [{}, {"double": "true", "dueling": "true", "n_step": "3", "prioritized": "true"}])
+def test_determinism_same_seed_same_metrics(tmp_path, switches):
+    overrides = {**TINY_DQN, **switches}
+    a = runs.train("dqn", "CartPole-v1", seed=3, steps=1200, overrides=overrides, out=tmp_path / "a", progress=False)
+    b = runs.train("dqn", "CartPole-v1", seed=3, steps=1200, overrides=overrides, out=tmp_path / "b", progress=False)
+    rows = _metrics_without_wall(a["run_dir"])
+    assert len(rows) > 10 and any(r["eval_mean"] for r in rows)
+    assert rows == _metrics_without_wall(b["run_dir"])
+    assert a["final_eval"]["returns"] == b["final_eval"]["returns"]
+    c = runs.train("dqn", "CartPole-v1", seed=4, steps=1200, overrides=overrides, out=tmp_path / "c", progress=False)
+    assert _metrics_without_wall(c["run_dir"]) != rows  # the seed matters
+
+
+@pytest.mark.parametrize("switches", [{}, {"n_step": "3", "prioritized": "true"}])
+def test_resume_matches_a_straight_run(tmp_path, switches):
+    overrides = {**TINY_DQN, **switches, "checkpoint_every": "100000"}
+    straight = runs.train("dqn", "CartPole-v1", seed=5, steps=1600, overrides=overrides, out=tmp_path, progress=False)
+    stopped = runs.train("dqn", "CartPole-v1", seed=5, steps=1600, overrides=overrides, out=tmp_path,
+                         progress=False, stop_at=800)
+    assert stopped["status"] == "interrupted"
+    run_dir = Path(stopped["run_dir"])
+    assert not (run_dir / "summary.json").exists()
+    resumed = runs.resume(run_dir, progress=False)
+    assert resumed["status"] == "complete"
+    assert _metrics_without_wall(run_dir) == _metrics_without_wall(straight["run_dir"])
+    assert resumed["final_eval"]["returns"] == straight["final_eval"]["returns"]
+    w1 = load_checkpoint(Path(straight["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
+    w2 = load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["q"]
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_resume_of_a_complete_run_is_refused(tiny_run):
+    with pytest.raises(UserError, match="already complete"):
+        runs.resume(tiny_run, progress=False)
+
+
+@pytest.mark.learning
+def test_dqn_solves_cartpole_with_its_card(tmp_path):
+    """The card's CartPole-v1 entry, seed 0, its own budget: final 20-episode mean >= 475."""
+    summary = runs.train("dqn", "CartPole-v1", seed=0, out=tmp_path, progress=False)
+    assert summary["steps"] == 50_000
+    assert summary["final_eval"]["mean"] >= 475, summary["final_eval"]
+    assert summary["solved"] and summary["stays_solved"]
