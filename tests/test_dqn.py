@@ -10,7 +10,7 @@ from torch import nn
 
 from conftest import TINY_DQN
 from rlsuite import runs
-from rlsuite.agents.dqn import DQNConfig, _update_target, next_values
+from rlsuite.agents.dqn import DQNConfig, _update_target, td_loss
 from rlsuite.engine import load_checkpoint
 from rlsuite.errors import UserError
 
@@ -39,8 +39,18 @@ def test_double_q_uses_online_argmax():
         q.weight.copy_(torch.tensor([[1.0], [2.0]]))  # online prefers action 1
         target.weight.copy_(torch.tensor([[5.0], [3.0]]))  # target prefers action 0
     x = torch.ones(1, 1)
-    assert next_values(q, target, x, DQNConfig(double=False)).item() == 5.0
-    assert next_values(q, target, x, DQNConfig(double=True)).item() == 3.0
+    batch = {"obs": x, "next_obs": x, "actions": torch.tensor([0]), "rewards": torch.tensor([0.5]),
+             "discounts": torch.tensor([0.9])}
+    with torch.no_grad():
+        target_next = target(x)
+    # y = r + discount * Q_target(s', a*);  q_sa = Q(s, 0) = 1;  td = q_sa - y
+    _, td, q_sa = td_loss(q, batch, target_next, DQNConfig(double=False))  # a* = 0 -> y = 0.5 + 0.9 * 5
+    assert q_sa.item() == 1.0 and td.item() == pytest.approx(1.0 - 5.0)
+    _, td, _ = td_loss(q, batch, target_next, DQNConfig(double=True))  # a* = 1 -> y = 0.5 + 0.9 * 3
+    assert td.item() == pytest.approx(1.0 - 3.2)
+    batch["discounts"] = torch.tensor([0.0])  # after a termination nothing is bootstrapped
+    loss, td, _ = td_loss(q, batch, target_next, DQNConfig(loss="mse"))
+    assert td.item() == pytest.approx(0.5) and loss.item() == pytest.approx(0.25)
 
 
 def test_continuous_actions_are_refused_before_a_run_dir_exists(tmp_path):

@@ -97,23 +97,20 @@ def load_policy(cfg: DQNConfig, envs_or_spaces, state: dict, device: torch.devic
     return greedy_policy(q, device)
 
 
-def td_loss(q, batch, next_v, cfg: DQNConfig, weights=None):
-    """TD loss on one minibatch; `next_v` (B,) is V(next_obs) from the frozen target net."""
-    y = batch["rewards"] + batch["discounts"] * next_v  # discount is 0 after a termination
+def td_loss(q, batch, target_next, cfg: DQNConfig, weights=None):
+    """TD loss on one minibatch. `target_next` (B, A) is Q_target(next_obs) from the frozen target net.
+
+    y = r + discount * Q_target(s', a*), where a* is chosen by the target net itself, or by the
+    online net with double Q (van Hasselt et al.: selection and evaluation decoupled).
+    """
+    with torch.no_grad():
+        chooser = q(batch["next_obs"]) if cfg.double else target_next
+        next_v = target_next.gather(1, chooser.argmax(dim=1, keepdim=True)).squeeze(1)
+        y = batch["rewards"] + batch["discounts"] * next_v  # discount is 0 after a termination
     q_sa = q(batch["obs"]).gather(1, batch["actions"].long().unsqueeze(1)).squeeze(1)  # (B, A) -> (B,)
-    td = q_sa - y
-    per_sample = F.smooth_l1_loss(q_sa, y, reduction="none") if cfg.loss == "huber" else td.pow(2)
+    per_sample = F.smooth_l1_loss(q_sa, y, reduction="none") if cfg.loss == "huber" else (q_sa - y).pow(2)
     loss = per_sample.mean() if weights is None else (weights * per_sample).mean()
-    return loss, td.detach(), q_sa.detach()
-
-
-@torch.no_grad()
-def next_values(q, target_q, next_obs, cfg: DQNConfig) -> torch.Tensor:
-    target_values = target_q(next_obs)
-    if cfg.double:  # the online net chooses, the target net evaluates
-        best = q(next_obs).argmax(dim=-1, keepdim=True)
-        return target_values.gather(-1, best).squeeze(-1)
-    return target_values.max(dim=-1).values
+    return loss, (q_sa - y).detach(), q_sa.detach()
 
 
 def train(cfg: DQNConfig, run: Run) -> dict:
@@ -187,30 +184,30 @@ def train(cfg: DQNConfig, run: Run) -> dict:
         if step >= cfg.learning_starts and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr(progress)
-            if cfg.prioritized:
-                for _ in range(cfg.gradient_steps):
-                    idx, weights = buffer.sample_prioritized(cfg.batch_size, cfg.per_beta(progress), rng)
-                    batch = buffer.gather(idx)
-                    next_v = next_values(q, target_q, batch["next_obs"], cfg)
-                    loss, td, q_sa = td_loss(q, batch, next_v, cfg,
-                                             torch.as_tensor(weights, dtype=torch.float32, device=device))
-                    _gradient_step(q, optimizer, loss, cfg.max_grad_norm)
-                    buffer.update_priorities(idx, td.cpu().numpy())
-                    loss_sum += loss.detach().cpu(); q_sum += q_sa.mean().cpu(); n_losses += 1
-            else:
-                # The target net is frozen during an update phase, so all minibatches are gathered
-                # at once, and without double-Q their targets come from one batched forward pass.
+            if not cfg.prioritized:
+                # The target net is frozen during an update phase, so all G minibatches are gathered
+                # at once and their target values come from one batched forward pass.
                 idx = buffer.sample_indices((cfg.gradient_steps, cfg.batch_size), rng)
                 batches = buffer.gather(idx)  # each field (G, B, ...)
-                all_next_v = None
-                if not cfg.double:  # (G, B, *obs) -> (G*B, *obs) -> (G, B)
-                    all_next_v = next_values(q, target_q, batches["next_obs"].flatten(0, 1), cfg).view(idx.shape)
-                for g in range(cfg.gradient_steps):
+                with torch.no_grad():  # (G, B, *obs) -> (G*B, *obs) -> (G, B, A)
+                    all_target_next = target_q(batches["next_obs"].flatten(0, 1)).view(*idx.shape, n_actions)
+            for g in range(cfg.gradient_steps):
+                if cfg.prioritized:  # priorities change after every step, so sample one batch at a time
+                    idx, weights = buffer.sample_prioritized(cfg.batch_size, cfg.per_beta(progress), rng)
+                    batch = buffer.gather(idx)
+                    with torch.no_grad():
+                        target_next = target_q(batch["next_obs"])
+                    loss, td, q_sa = td_loss(q, batch, target_next, cfg,
+                                             torch.as_tensor(weights, dtype=torch.float32, device=device))
+                else:
                     batch = {k: v[g] for k, v in batches.items()}
-                    next_v = all_next_v[g] if all_next_v is not None else next_values(q, target_q, batch["next_obs"], cfg)
-                    loss, td, q_sa = td_loss(q, batch, next_v, cfg)
-                    _gradient_step(q, optimizer, loss, cfg.max_grad_norm)
-                    loss_sum += loss.detach(); q_sum += q_sa.mean(); n_losses += 1
+                    loss, td, q_sa = td_loss(q, batch, all_target_next[g], cfg)
+                _gradient_step(q, optimizer, loss, cfg.max_grad_norm)
+                if cfg.prioritized:
+                    buffer.update_priorities(idx, td.cpu().numpy())
+                loss_sum += loss.detach().cpu()
+                q_sum += q_sa.mean().cpu()
+                n_losses += 1
             updates += cfg.gradient_steps
 
         # 5. target network (a hard copy of unchanged weights is skipped: it would change nothing)

@@ -1,0 +1,152 @@
+"""Stable-Baselines3 as the baseline, under rlsuite's protocol.
+
+SB3's DQN / A2C / PPO train with the hyperparameters recorded in the agent card's `baseline:`
+section (rl-baselines3-zoo's tuned values) and report through a callback that forwards episodes to
+the same `Run` our agents use: same run directory, metrics.csv columns, TensorBoard tags, evaluation
+function, seeds and summary.json. Only the learning algorithm differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlsuite.cards import CommonConfig, Schedule, _to_schedule, apply, load_agent_card, load_env_card
+from rlsuite.engine import Run, new_run_dir, resolve_device
+from rlsuite.envs import make_env, resolve_env_id
+from rlsuite.errors import UserError
+
+SB3_ALGORITHMS = {"dqn": "DQN", "a2c": "A2C", "ppo": "PPO"}
+_SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+_OURS = ("n_timesteps", "n_envs", "policy", "net_arch", "activation_fn", "normalize", "source", "notes")
+
+
+@dataclass
+class BaselineConfig(CommonConfig):
+    agent_name = "baseline"
+
+
+def baseline_hyperparameters(agent: str, env_id: str) -> tuple[dict, str]:
+    """(hyperparameters, source) from the card's baseline section; SB3 defaults where it has none."""
+    if agent not in SB3_ALGORITHMS:
+        raise UserError(f"SB3 has no counterpart for '{agent}'; baselines exist for {', '.join(SB3_ALGORITHMS)}")
+    section = load_agent_card(agent).get("baseline") or {}
+    if env_id in section:
+        return dict(section[env_id]), "rl-baselines3-zoo (recorded in the agent card)"
+    return {}, "SB3 defaults (the card records no zoo values for this env)"
+
+
+def dqn_overrides_from_sb3(hp: dict) -> dict:
+    """SB3 DQN hyperparameters expressed as rlsuite DQN --set overrides (vanilla DQN, as SB3's)."""
+    fraction = hp.get("exploration_fraction", 0.1)
+    start, end = hp.get("exploration_initial_eps", 1.0), hp.get("exploration_final_eps", 0.05)
+    out = {"lr": hp.get("learning_rate", 1e-4), "batch_size": hp.get("batch_size", 32),
+           "buffer_size": hp.get("buffer_size", 1_000_000), "learning_starts": hp.get("learning_starts", 100),
+           "gamma": hp.get("gamma", 0.99), "train_freq": hp.get("train_freq", 4),
+           "gradient_steps": hp.get("gradient_steps", 1), "tau": hp.get("tau", 1.0),
+           "target_update_interval": hp.get("target_update_interval", 10_000),
+           "epsilon": {"linear": [start, end, fraction]}, "max_grad_norm": hp.get("max_grad_norm", 10.0),
+           "hidden": hp.get("net_arch", [64, 64]), "double": False, "dueling": False, "n_step": 1,
+           "prioritized": False, "loss": "huber"}
+    if out["gradient_steps"] == -1:  # SB3: as many gradient steps as env steps collected
+        out["gradient_steps"] = out["train_freq"]
+    if "n_timesteps" in hp:
+        out["total_steps"] = int(hp["n_timesteps"])
+    return out
+
+
+def _sb3_schedule(value, key: str):
+    """Card data -> what SB3 takes: a constant, or f(progress_remaining) for {linear: [a, b]}."""
+    sched: Schedule = _to_schedule(value, key)
+    if sched.end is None:
+        return sched.start
+    return lambda progress_remaining: sched(1.0 - progress_remaining)
+
+
+def make_model(agent: str, env_id: str, hp: dict, seed: int, device, n_envs: int):
+    import torch
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.env_util import make_vec_env
+
+    card = load_env_card(env_id)
+    envs = make_vec_env(lambda: make_env(card), n_envs=n_envs, seed=seed)
+    if hp.get("normalize"):
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        envs = VecNormalize(envs, gamma=hp.get("gamma", 0.99))
+    kwargs = {k: v for k, v in hp.items() if k not in _OURS}
+    for key in _SCHEDULED:
+        if key in kwargs:
+            kwargs[key] = _sb3_schedule(kwargs[key], key)
+    policy_kwargs = dict(kwargs.pop("policy_kwargs", {}) or {})
+    if "net_arch" in hp:
+        policy_kwargs["net_arch"] = hp["net_arch"]
+    if "activation_fn" in hp:
+        policy_kwargs["activation_fn"] = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[hp["activation_fn"]]
+    cls = getattr(sb3, SB3_ALGORITHMS[agent])
+    try:
+        return cls(hp.get("policy", "MlpPolicy"), envs, seed=seed, device=device, verbose=0,
+                   policy_kwargs=policy_kwargs or None, **kwargs)
+    except TypeError as e:
+        raise UserError(f"the card's baseline hyperparameters do not fit SB3 {cls.__name__}: {e}") from None
+
+
+def sb3_policy(model):
+    """The deterministic SB3 policy as an `act(obs_batch) -> actions` for rlsuite's evaluate()."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    norm = model.get_env() if isinstance(model.get_env(), VecNormalize) else None
+
+    def act(obs):
+        if norm is not None:
+            obs = norm.normalize_obs(obs)
+        return model.predict(obs, deterministic=True)[0]
+
+    return act
+
+
+def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = None, out: str | Path = "results",
+                   device: str = "auto", progress: bool = True, name: str | None = None,
+                   stop_at: int | None = None) -> dict:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    resolve_env_id(env_id)
+    hp, source = baseline_hyperparameters(agent, env_id)
+    card = load_env_card(env_id)
+    config = apply(BaselineConfig(), card.eval_settings, f"env card {env_id}")
+    total = steps if steps is not None else hp.get("n_timesteps", card.budget or config.total_steps)
+    if total <= 0:
+        raise UserError(f"--steps must be a positive number of environment steps, got {total}")
+    config = dataclasses.replace(config, total_steps=int(total))
+    dev = resolve_device(device)
+    n_envs = int(hp.get("n_envs", 1))
+    model = make_model(agent, env_id, hp, seed, dev, n_envs)
+    run_dir = new_run_dir(Path(out), f"sb3-{agent}", env_id, seed, name)
+    extra = {"baseline": {"algorithm": f"stable_baselines3.{SB3_ALGORITHMS[agent]}", "hyperparameters": hp,
+                          "source": source}}
+
+    class ForwardToRun(BaseCallback):
+        """Hands SB3's finished episodes and step counter to the rlsuite Run."""
+
+        def __init__(self, run: Run, act):
+            super().__init__()
+            self.run, self.act = run, act
+
+        def _on_training_start(self) -> None:
+            self.run.start_clock()
+
+        def _on_step(self) -> bool:
+            step = self.num_timesteps
+            for info in self.locals.get("infos", []):
+                if "episode" in info:  # SB3's Monitor wrapper: raw episode return and length
+                    self.run.log_episode(step, float(info["episode"]["r"]), int(info["episode"]["l"]))
+            self.run.maybe_evaluate(step, self.act)
+            self.run.progress(step)
+            return not self.run.should_stop(step)
+
+    with Run(run_dir, agent, config, card, seed, dev, implementation="sb3", progress=progress,
+             stop_at=stop_at, extra=extra) as run:
+        act = sb3_policy(model)
+        model.learn(total_timesteps=config.total_steps, callback=ForwardToRun(run, act))
+        return run.finish(int(model.num_timesteps), act, {"policy": model.policy.state_dict()})
