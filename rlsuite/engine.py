@@ -16,6 +16,7 @@ Run directory (the unit every command exchanges):
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -255,8 +256,10 @@ class Run:
 
     def __init__(self, directory: Path, agent: str, config, env_card: EnvCard, seed: int,
                  device: torch.device, *, implementation: str = "rlsuite", resume: bool = False,
-                 stop_at: int | None = None, progress: bool = True, extra: dict | None = None):
+                 stop_at: int | None = None, progress: bool = True, extra: dict | None = None,
+                 columns: list[str] = METRIC_COLUMNS, total: int | None = None):
         self.dir = Path(directory)
+        self.columns = list(columns)
         self.agent, self.config, self.env_card, self.seed = agent, config, env_card, seed
         self.device = device
         self.implementation = implementation
@@ -269,8 +272,7 @@ class Run:
         self._last_return: float | None = None
         self._last_eval: float | None = None
         self.restored: dict | None = None
-        total = getattr(config, "total_steps", None)
-        self.total_steps = total
+        self.total_steps = total if total is not None else getattr(config, "total_steps", None)
         self.next_eval = getattr(config, "eval_every", None)
         self.next_checkpoint = getattr(config, "checkpoint_every", None)
 
@@ -285,15 +287,15 @@ class Run:
             # Rows written after the checkpoint belong to the lost future: drop them.
             rows = csv_rows(metrics)[: self._metrics_rows] if metrics.exists() else []
             with open(metrics, "w", newline="") as f:
-                writer = csv.DictWriter(f, METRIC_COLUMNS)
+                writer = csv.DictWriter(f, self.columns)
                 writer.writeheader()
                 writer.writerows(rows)
         else:
             with open(metrics, "w", newline="") as f:
-                csv.writer(f).writerow(METRIC_COLUMNS)
+                csv.writer(f).writerow(self.columns)
             self._write_config(extra or {})
         self._metrics_file = open(metrics, "a", newline="")
-        self._metrics = csv.writer(self._metrics_file)
+        self._metrics = csv.DictWriter(self._metrics_file, self.columns)
         from torch.utils.tensorboard import SummaryWriter
 
         start_step = self.restored["step"] if self.restored else 0
@@ -302,7 +304,7 @@ class Run:
         if not resume:
             table = "\n".join(f"|{k}|{v}|" for k, v in to_data(config).items())
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
-        self._status("running", start_step)
+        self.mark("running", start_step)
         seed_everything(seed)
         if self.restored:
             set_rng_state(self.restored["rng"])
@@ -321,7 +323,8 @@ class Run:
                 "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), **extra}
         (self.dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
-    def _status(self, status: str, step: int, **extra) -> None:
+    def mark(self, status: str, step: int, **extra) -> None:
+        """status.json: running | interrupted | failed | complete."""
         _atomic_write_text(self.dir / "status.json", json.dumps({"status": status, "step": step, **extra}, indent=1))
 
     # -- context manager: Ctrl-C asks for a clean stop; a second Ctrl-C aborts ------------------
@@ -349,7 +352,7 @@ class Run:
         if self._progress is not None:
             self._progress.stop()
         if exc_type is not None and not (self.dir / "summary.json").exists():
-            self._status("failed", -1, error=f"{exc_type.__name__}: {exc}")
+            self.mark("failed", -1, error=f"{exc_type.__name__}: {exc}")
         self._metrics_file.close()
         self.writer.close()
         return False
@@ -366,14 +369,29 @@ class Run:
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
 
+    @contextlib.contextmanager
+    def untimed(self):
+        """A block whose time is not training time (evaluation, measurement)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._eval_seconds += time.perf_counter() - t0
+
     def wall(self) -> float:
         """Training wall-clock seconds so far, evaluation excluded (and across resumes)."""
         return self._wall_offset + time.perf_counter() - self._start - self._eval_seconds
 
     # -- logging --------------------------------------------------------------------------------
-    def log_episode(self, step: int, episode_return: float, length: int) -> None:
-        self._metrics.writerow([step, f"{self.wall():.3f}", repr(episode_return), length, "", ""])
+    def log_row(self, step: int, wall: float | None = None, **values) -> None:
+        """One metrics.csv row; columns not given stay empty."""
+        wall = self.wall() if wall is None else wall
+        self._metrics.writerow({"step": step, "wall_s": f"{wall:.3f}",
+                                **{k: repr(v) if isinstance(v, float) else v for k, v in values.items()}})
         self._metrics_rows += 1
+
+    def log_episode(self, step: int, episode_return: float, length: int) -> None:
+        self.log_row(step, episode_return=float(episode_return), episode_length=length)
         self._last_return = episode_return
         self.writer.add_scalar("charts/episodic_return", episode_return, step)
         self.writer.add_scalar("charts/episodic_length", length, step)
@@ -399,12 +417,10 @@ class Run:
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, step: int, act: Callable, episodes: int) -> np.ndarray:
-        t0 = time.perf_counter()
-        returns = evaluate(act, self.env_card, episodes, self.seed + EVAL_SEED_OFFSET)
-        wall = self.wall()
-        self._eval_seconds += time.perf_counter() - t0
-        self._metrics.writerow([step, f"{wall:.3f}", "", "", repr(float(returns.mean())), repr(float(returns.std()))])
-        self._metrics_rows += 1
+        wall = self.wall()  # the training time at this point; the evaluation itself is excluded
+        with self.untimed():
+            returns = evaluate(act, self.env_card, episodes, self.seed + EVAL_SEED_OFFSET)
+        self.log_row(step, wall, eval_mean=float(returns.mean()), eval_std=float(returns.std()))
         self._last_eval = float(returns.mean())
         self.writer.add_scalar("eval/mean_return", returns.mean(), step)
         self.writer.add_scalar("eval/std_return", returns.std(), step)
@@ -416,6 +432,10 @@ class Run:
             while self.next_eval <= step:
                 self.next_eval += self.config.eval_every
             self.evaluate(step, act, self.config.eval_episodes)
+
+    def flush(self) -> None:
+        self._metrics_file.flush()
+        self.writer.flush()
 
     # -- checkpoints ----------------------------------------------------------------------------
     def checkpoint_due(self, step: int) -> bool:
@@ -447,7 +467,7 @@ class Run:
         """Checkpoint; then, if the budget was reached, the final evaluation and summary.json."""
         self.save_checkpoint(step, state)
         if self.total_steps is not None and step < self.total_steps:
-            self._status("interrupted", step)
+            self.mark("interrupted", step)
             return {"status": "interrupted", "step": step, "run_dir": str(self.dir)}
         wall = self.wall()
         final = self.evaluate(step, act, self.config.final_eval_episodes)
@@ -463,7 +483,7 @@ class Run:
             "hardware": hardware(), "versions": versions(), "run_dir": str(self.dir),
         }
         _atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=1))
-        self._status("complete", step)
+        self.mark("complete", step)
         return summary
 
 
