@@ -297,7 +297,7 @@ def agent_card_path(agent: str) -> Path:
 
 def load_agent_card(agent: str) -> dict:
     data = read_yaml(agent_card_path(agent)) or {}
-    unknown = set(data) - {"agent", "description", "default", "envs", "baseline"}
+    unknown = set(data) - {"agent", "description", "default", "envs", "baseline", "nets", "datasets"}
     if unknown:
         raise UserError(f"{agent_card_path(agent)}: unknown top-level key(s) {sorted(unknown)}")
     return data

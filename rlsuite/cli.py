@@ -92,7 +92,16 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
 def eval_(run_dir, episodes, seed, device, as_json):
     """Re-evaluate the saved agent of RUN_DIR with the deterministic policy."""
     from rlsuite import runs
+    from rlsuite.engine import read_run_config
 
+    if read_run_config(run_dir)["agent"] == "supervised":
+        from rlsuite.supervised import evaluate_supervised_run
+
+        result = evaluate_supervised_run(run_dir, device=device)
+        click.echo(json.dumps(result) if as_json else
+                   f"{result['net']} on {result['dataset']}: test accuracy {result['test_acc']:.2%} "
+                   f"on {result['test_images']:,} images")
+        return
     result = runs.evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)
     if as_json:
         click.echo(json.dumps(result))
@@ -109,6 +118,13 @@ def list_(agent):
     from rlsuite.agents import agent_names, get_agent
     from rlsuite.cards import agent_card_path, describe, load_agent_card
 
+    if agent == "supervised":
+        from rlsuite.supervised import SupervisedConfig
+
+        click.echo(f"supervised: MNIST-style classification on the shared nets\ncard: {agent_card_path(agent)}\n")
+        for name, default, help_ in describe(SupervisedConfig):
+            click.echo(f"{name:<24}{default:<28}{help_}")
+        return
     if agent:
         spec = get_agent(agent)
         card = load_agent_card(agent)
@@ -124,7 +140,48 @@ def list_(agent):
         card = load_agent_card(name)
         envs = ", ".join(card.get("envs") or {}) or "-"
         click.echo(f"{name:<12}{envs:<60}{spec.summary}")
+    click.echo(f"{'supervised':<12}{'mnist, fashion-mnist (agents/supervised.yaml: nets mlp, cnn)':<60}"
+               "classifiers built from the same trunk and head classes")
     click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--net", default="mlp", show_default=True, help="mlp (784-64-10) or cnn")
+@click.option("--epochs", type=int, default=None, help="maximum epochs (default: the card's)")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="folder with the four IDX files (else $RLSUITE_DATA_DIR/<dataset>, then the user cache)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--out", default="results", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
+@click.option("--no-download", is_flag=True, help="never download; fail if the files are missing")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@friendly
+def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_download, quiet):
+    """Train a classifier built from the shared networks on DATASET (mnist or fashion-mnist).
+
+    \b
+    Examples:
+      rlsuite supervised mnist --net mlp
+      rlsuite supervised mnist --net cnn --epochs 5 --data-dir ../shared/data/mnist
+      rlsuite supervised fashion-mnist --net cnn --data-dir /usr/share/datasets/fashion-mnist
+    """
+    from rlsuite.cards import parse_overrides
+    from rlsuite.supervised import run_supervised
+
+    progress = not quiet and sys.stderr.isatty()
+    result = run_supervised(dataset, net, epochs=epochs, seed=seed, data_dir=data_dir,
+                            overrides=parse_overrides(overrides), out=out, device=device, progress=progress,
+                            allow_download=not no_download)
+    if result.get("status") == "interrupted":
+        click.echo(f"stopped at step {result['step']:,}; checkpoint saved in {result['run_dir']}")
+        return
+    worst = min(result["per_class_acc"].items(), key=lambda kv: kv[1])
+    click.echo(f"test accuracy {result['test_acc']:.2%} ({result['net']}, {result['epochs']} epochs, "
+               f"best validation epoch {result['best_epoch']}, {result['wall_s']:.1f} s of training)")
+    click.echo(f"weakest class: {worst[0]} at {worst[1]:.2%}; confusion matrix: {result['run_dir']}/confusion.png")
+    click.echo(f"run directory: {result['run_dir']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

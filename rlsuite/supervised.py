@@ -501,3 +501,26 @@ def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, se
     with Run(run_dir, "supervised", cfg, None, seed, dev, progress=progress, columns=SUPERVISED_COLUMNS,
              total=cfg.epochs, extra=extra) as run:
         return train(cfg, data, run, dataset)
+
+
+def evaluate_supervised_run(run_dir, data_dir=None, device: str = "auto") -> dict:
+    """Re-evaluate a saved classifier on its dataset's test set."""
+    from rlsuite.engine import load_checkpoint, read_run_config
+
+    run_dir = Path(run_dir)
+    data = read_run_config(run_dir)
+    cfg = apply(SupervisedConfig(), data["config"], f"{run_dir}/config.yaml")
+    spec = get_dataset(data["dataset"])
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    saved = {k: Path(v) for k, v in (data.get("data_files") or {}).items()}
+    files = saved if saved and all(p.is_file() for p in saved.values()) and not data_dir else \
+        locate(spec, data_dir, allow_download=False)
+    dev = resolve_device(device)
+    ds = to_tensors(spec, load_arrays(spec, files), cfg.val_size, data["seed"], dev)
+    model = build_classifier(cfg, tuple(ds.x_test.shape[1:]), len(ds.classes)).to(dev)
+    try:
+        model.load_state_dict(ckpt["state"]["model"])
+    except (KeyError, RuntimeError) as e:
+        raise UserError(f"{run_dir}/checkpoints/last.pt does not match this run's network ({str(e).splitlines()[0][:100]})") from None
+    return {"run_dir": str(run_dir), "dataset": spec.name, "net": cfg.net, "test_acc": accuracy(model, ds.x_test, ds.y_test),
+            "test_images": len(ds.y_test)}
