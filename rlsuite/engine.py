@@ -306,8 +306,6 @@ class Run:
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
         self.mark("running", start_step)
         seed_everything(seed)
-        if self.restored:
-            set_rng_state(self.restored["rng"])
         torch.set_num_threads(getattr(config, "torch_threads", 1))
         self._progress = None
         self._progress_enabled = progress
@@ -364,8 +362,11 @@ class Run:
 
     # -- clocks ---------------------------------------------------------------------------------
     def start_clock(self) -> None:
-        """Start training time here, after setup (imports, networks, env creation), as SB3's
-        learn() is timed after its model is built."""
+        """Call right before the training loop. Training time starts here, after setup (imports,
+        networks, env creation), as SB3's learn() is timed after its model is built; and a resumed
+        run gets its RNG streams back here, after setup has drawn its own initial weights."""
+        if self.restored:
+            set_rng_state(self.restored["rng"])
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
 

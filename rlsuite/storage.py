@@ -198,3 +198,26 @@ class NStepAccumulator:
 
     def load_state_dict(self, state: dict) -> None:
         self.pending = [deque((o.numpy(), a.numpy(), r) for o, a, r in w) for w in state["pending"]]
+
+
+class RolloutBuffer:
+    """One on-policy rollout over N vector envs, time-major arrays (T, N, ...).
+
+    `truncated` marks time-limit ends (not terminations) and `truncated_values` holds V(true final
+    obs) there, so return/advantage code can bootstrap through a time limit and not through a death.
+    """
+
+    def __init__(self, n_steps: int, num_envs: int, obs_shape, action_shape, action_dtype):
+        T, N = n_steps, num_envs
+        self.obs = np.zeros((T, N, *obs_shape), np.float32)
+        self.actions = np.zeros((T, N, *action_shape), action_dtype)
+        self.logprobs = np.zeros((T, N), np.float32)
+        self.values = np.zeros((T, N), np.float32)
+        self.rewards = np.zeros((T, N), np.float32)
+        self.terminated = np.zeros((T, N), bool)
+        self.truncated = np.zeros((T, N), bool)
+        self.truncated_values = np.zeros((T, N), np.float32)
+
+    def flat(self, name: str) -> np.ndarray:
+        value = getattr(self, name)
+        return value.reshape(-1, *value.shape[2:])  # (T, N, ...) -> (T*N, ...)

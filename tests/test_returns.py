@@ -63,3 +63,47 @@ def test_one_step_accumulator_discounts():
     acc = NStepAccumulator(num_envs=2, n=1, gamma=0.9)
     *_, d = acc.push(np.zeros((2, 1)), np.zeros(2), np.ones(2), np.zeros((2, 1)), np.array([True, False]), np.array([False, True]))
     np.testing.assert_allclose(d, [0.0, 0.9])  # termination: no bootstrap; truncation: bootstrap
+
+
+# --- on-policy targets: T = 4, one env, termination at t=1, time-limit truncation at t=3 ----------
+from rlsuite.agents.pg import episodes_end_after  # noqa: E402
+from rlsuite.returns import gae, monte_carlo_returns  # noqa: E402
+
+
+def test_gae_hand_computed():
+    rewards = np.ones((4, 1))
+    values = np.full((4, 1), 0.5)
+    term = np.array([[0], [1], [0], [0]], bool)
+    trunc = np.array([[0], [0], [0], [1]], bool)
+    tv = np.array([[0.0], [0.0], [0.0], [2.0]])  # V(true final obs) at the time limit
+    adv, ret = gae(rewards, values, term, trunc, last_values=np.array([10.0]), gamma=0.9, lam=0.8, truncated_values=tv)
+    # t=3 truncated: 1 + .9*2 - .5 = 2.3 (the recursion stops; last_values unused)
+    # t=2: delta 1 + .9*.5 - .5 = .95; adv .95 + .9*.8*2.3 = 2.606
+    # t=1 terminated: 1 + 0 - .5 = .5
+    # t=0: .95 + .72*.5 = 1.31
+    np.testing.assert_allclose(adv[:, 0], [1.31, 0.5, 2.606, 2.3])
+    np.testing.assert_allclose(ret[:, 0], [1.81, 1.0, 3.106, 2.8])
+
+
+def test_gae_bootstraps_from_last_values_mid_episode():
+    adv, ret = gae(np.ones((1, 2)), np.zeros((1, 2)), np.zeros((1, 2), bool), np.zeros((1, 2), bool),
+                   last_values=np.array([10.0, 0.0]), gamma=0.5, lam=0.9)
+    np.testing.assert_allclose(adv[0], [6.0, 1.0])
+
+
+def test_monte_carlo_returns_hand_computed():
+    rewards = np.array([[1.0], [2.0], [3.0], [4.0]])
+    term = np.array([[0], [1], [0], [0]], bool)
+    trunc = np.array([[0], [0], [0], [1]], bool)
+    tv = np.array([[0.0], [0.0], [0.0], [8.0]])
+    g = monte_carlo_returns(rewards, term, trunc, np.array([100.0]), 0.5, tv)
+    # t=3: 4 + .5*8 = 8;  t=2: 3 + .5*8 = 7;  t=1 (terminal): 2;  t=0: 1 + .5*2 = 2
+    np.testing.assert_allclose(g[:, 0], [2.0, 2.0, 7.0, 8.0])
+    g = monte_carlo_returns(rewards, term, trunc, np.array([100.0]), 0.5)  # no critic: the time limit adds 0
+    np.testing.assert_allclose(g[:, 0], [2.0, 2.0, 5.0, 4.0])
+
+
+def test_complete_episode_mask():
+    term = np.array([[0, 0], [1, 0], [0, 0], [0, 1]], bool)
+    trunc = np.zeros_like(term)
+    np.testing.assert_array_equal(episodes_end_after(term, trunc), [[1, 1], [1, 1], [0, 1], [0, 1]])

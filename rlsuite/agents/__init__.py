@@ -19,11 +19,17 @@ class AgentSpec:
 
 
 def _registry() -> dict[str, AgentSpec]:
-    from rlsuite.agents import dqn
+    from rlsuite.agents import dqn, pg
 
     return {
         "dqn": AgentSpec("dqn", dqn.DQNConfig, dqn.train, dqn.load_policy, dqn.check_spaces,
                          "DQN with double, dueling, n-step and prioritized-replay switches"),
+        "reinforce": AgentSpec("reinforce", pg.ReinforceConfig, pg.train, pg.load_policy, pg.check_spaces,
+                               "REINFORCE: Monte-Carlo policy gradient, optional value baseline"),
+        "a2c": AgentSpec("a2c", pg.A2CConfig, pg.train, pg.load_policy, pg.check_spaces,
+                         "A2C: synchronous advantage actor-critic, n-step GAE"),
+        "ppo": AgentSpec("ppo", pg.PPOConfig, pg.train, pg.load_policy, pg.check_spaces,
+                         "PPO: clipped surrogate, GAE, minibatch epochs; discrete and continuous actions"),
     }
 
 

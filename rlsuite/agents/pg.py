@@ -1,0 +1,352 @@
+"""Policy-gradient family: REINFORCE (Williams 1992), A2C (Mnih et al. 2016), PPO (Schulman et al. 2017).
+
+All three share one loop and differ in two places only, visible side by side below:
+
+            targets (section 2)                              update (section 3)
+  REINFORCE Monte-Carlo reward-to-go, complete episodes       policy_gradient_update: one step
+  A2C       n-step GAE(λ) bootstrapped from the critic        policy_gradient_update: one step
+  PPO       GAE(λ)                                            ppo_update: epochs × minibatches of the
+                                                              clipped surrogate, optional KL stop
+
+Loop: 1. collect a rollout of n_steps per env -> 2. targets/advantages -> 3. update -> 4. log,
+evaluate, checkpoint. Actions are sampled from a categorical head (Discrete) or a Gaussian head with a
+state-independent log-std (Box); Box actions are clipped to the bounds at the env boundary while the
+log-probability is of the unclipped sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlsuite.cards import CommonConfig, Schedule, param
+from rlsuite.engine import Run, env_state, set_env_state
+from rlsuite.envs import episode_stats, make_vector_env
+from rlsuite.errors import UserError
+from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
+from rlsuite.normalization import ObsNormalizer, RewardScaler
+from rlsuite.returns import gae, monte_carlo_returns
+from rlsuite.storage import RolloutBuffer
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs: what the three share, then each agent's own defaults and extras.
+@dataclass
+class PGConfig(CommonConfig):
+    num_envs: int = param(8, "parallel environments")
+    n_steps: int = param(32, "steps per env per rollout")
+    gamma: float = param(0.99, "discount factor")
+    gae_lambda: float = param(0.95, "GAE λ (A2C, PPO)")
+    lr: Schedule = param(Schedule(3e-4), "learning rate (number or {linear: [start, end(, fraction)]})")
+    optimizer: str = param("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
+    optimizer_eps: float = param(1e-5, "optimizer epsilon")
+    ent_coef: float = param(0.0, "entropy bonus coefficient")
+    vf_coef: float = param(0.5, "value-loss coefficient")
+    max_grad_norm: float | None = param(0.5, "gradient-norm clip (none to disable)")
+    normalize_advantage: bool = param(True, "standardise advantages per (mini)batch")
+    hidden: tuple[int, ...] = param((64, 64), "hidden sizes of the actor and of the critic (separate MLPs)")
+    activation: str = param("tanh", "activation", choices=("relu", "tanh", "elu", "gelu"))
+    log_std_init: float = param(0.0, "initial log-std of the Gaussian policy (Box actions)")
+    normalize_obs: bool = param(False, "running mean/std observation normalisation (saved in checkpoints)")
+    normalize_reward: bool = param(False, "scale rewards by the running std of the discounted return")
+    log_every: int = param(1, "updates between loss logs")
+
+    def validate(self):
+        super().validate()
+        if self.n_steps <= 0:
+            raise UserError(f"n_steps must be positive, got {self.n_steps}")
+        if not 0 <= self.gae_lambda <= 1 or not 0 <= self.gamma <= 1:
+            raise UserError("gamma and gae_lambda must be in [0, 1]")
+
+
+@dataclass
+class ReinforceConfig(PGConfig):
+    agent_name = "reinforce"
+    baseline: bool = param(True, "learned value baseline (subtracted from the Monte-Carlo return)")
+
+
+@dataclass
+class A2CConfig(PGConfig):
+    agent_name = "a2c"
+
+
+@dataclass
+class PPOConfig(PGConfig):
+    agent_name = "ppo"
+    n_epochs: int = param(10, "passes over each rollout")
+    batch_size: int = param(64, "minibatch size")
+    clip_range: Schedule = param(Schedule(0.2), "policy ratio clip ε (number or schedule)")
+    clip_range_vf: float | None = param(None, "value clipping around the old values (none: off)")
+    target_kl: float | None = param(None, "stop the epochs once approx. KL exceeds 1.5 × this (none: off)")
+
+
+ALGORITHM = {ReinforceConfig: "reinforce", A2CConfig: "a2c", PPOConfig: "ppo"}
+
+
+# ---------------------------------------------------------------------------------------------
+def check_spaces(obs_space, action_space) -> None:
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise UserError(f"policy-gradient agents need Box observations, got {type(obs_space).__name__}; "
+                        "flatten them with a wrapper in the env card (e.g. FlattenObservation)")
+    if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise UserError(f"policy-gradient agents support Discrete or Box actions, got {type(action_space).__name__}")
+    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1:
+        raise UserError(f"Box actions must be a flat vector, got shape {action_space.shape}")
+
+
+def build_actor_critic(cfg: PGConfig, obs_space, action_space, critic: bool = True) -> nn.ModuleDict:
+    """actor: trunk + categorical or Gaussian head (returns a distribution); critic: trunk + value head."""
+    uint8 = obs_space.dtype == np.uint8
+    net = "cnn" if len(obs_space.shape) == 3 else "mlp"
+    trunk = make_trunk(obs_space.shape, net, cfg.hidden, cfg.activation, uint8)
+    if isinstance(action_space, gym.spaces.Discrete):
+        head = CategoricalHead(trunk.out_dim, int(action_space.n))
+    else:
+        head = GaussianHead(trunk.out_dim, action_space.shape[0], cfg.log_std_init)
+    parts = {"actor": nn.Sequential(trunk, head)}
+    if critic:
+        value_trunk = make_trunk(obs_space.shape, net, cfg.hidden, cfg.activation, uint8)
+        parts["critic"] = nn.Sequential(value_trunk, ValueHead(value_trunk.out_dim))
+    return nn.ModuleDict(parts)
+
+
+def log_prob_entropy(dist, actions: torch.Tensor):
+    """Per-sample log π(a|s) and entropy; a Gaussian's independent dimensions are summed."""
+    if isinstance(dist, torch.distributions.Normal):
+        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)
+    return dist.log_prob(actions), dist.entropy()
+
+
+def deterministic_policy(model: nn.ModuleDict, norm: ObsNormalizer, action_space, device):
+    """Evaluation policy (PROTOCOL.md): argmax of the logits, or the Gaussian mean clipped to the bounds."""
+    trunk, head = model["actor"][0], model["actor"][1]
+    box = isinstance(action_space, gym.spaces.Box)
+
+    @torch.inference_mode()
+    def act(obs: np.ndarray) -> np.ndarray:
+        action = head.mode(trunk(torch.as_tensor(norm(obs), device=device))).cpu().numpy()
+        return np.clip(action, action_space.low, action_space.high) if box else action
+
+    return act
+
+
+def load_policy(cfg: PGConfig, spaces, state: dict, device):
+    obs_space, action_space = spaces
+    model = build_actor_critic(cfg, obs_space, action_space, critic="critic" in state["model_keys"]).to(device)
+    model.load_state_dict(state["model"])
+    norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs)
+    norm.rms.load_state_dict(state["obs_norm"])
+    return deterministic_policy(model, norm, action_space, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses and updates. The value loss is SB3's (plain MSE, weighted by vf_coef).
+class NonFiniteLoss(UserError):
+    pass
+
+
+def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
+    """Clipped surrogate: -E[min(r A, clip(r, 1-ε, 1+ε) A)] with r = π/π_old."""
+    ratio = torch.exp(logp - old_logp)
+    return -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean()
+
+
+def _normalize(adv: torch.Tensor, enabled: bool) -> torch.Tensor:
+    return (adv - adv.mean()) / (adv.std() + 1e-8) if enabled and len(adv) > 1 else adv
+
+
+def _step(model, optimizer, loss, cfg, what: str) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(f"the {what} loss became {loss.item()} (NaN/Inf)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm, foreach=True)
+    optimizer.step()
+
+
+def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progress: float, rng) -> dict:
+    """REINFORCE and A2C: one gradient step of -log π(a|s) A + vf_coef (V - R)^2 - ent_coef H."""
+    logp, entropy = log_prob_entropy(model["actor"](batch["obs"]), batch["actions"])
+    adv = _normalize(batch["advantages"], cfg.normalize_advantage)
+    policy_loss = -(logp * adv).mean()
+    value_loss = torch.zeros(())
+    if "critic" in model:
+        value_loss = (model["critic"](batch["obs"]) - batch["returns"]).pow(2).mean()
+    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
+    _step(model, optimizer, loss, cfg, ALGORITHM[type(cfg)])
+    return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.mean().item()}
+
+
+def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, rng) -> dict:
+    """PPO: n_epochs passes of shuffled minibatches over the rollout, clipped surrogate objective."""
+    clip = cfg.clip_range(progress)
+    n = len(batch["advantages"])
+    stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip_fraction": []}
+    for _ in range(cfg.n_epochs):
+        kl_exceeded = False
+        for mb in np.array_split(rng.permutation(n), max(n // cfg.batch_size, 1)):
+            logp, entropy = log_prob_entropy(model["actor"](batch["obs"][mb]), batch["actions"][mb])
+            old_logp = batch["logprobs"][mb]
+            adv = _normalize(batch["advantages"][mb], cfg.normalize_advantage)
+            policy_loss = ppo_policy_loss(logp, old_logp, adv, clip)
+            values = model["critic"](batch["obs"][mb])
+            if cfg.clip_range_vf is not None:  # keep the new values near the old ones, as for the policy
+                old_v = batch["values"][mb]
+                values = old_v + torch.clamp(values - old_v, -cfg.clip_range_vf, cfg.clip_range_vf)
+            value_loss = (values - batch["returns"][mb]).pow(2).mean()
+            loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
+            with torch.no_grad():
+                log_ratio = logp - old_logp
+                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()  # Schulman's k3 estimator
+            if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                kl_exceeded = True
+                break
+            _step(model, optimizer, loss, cfg, "ppo")
+            stats["policy_loss"].append(policy_loss.item())
+            stats["value_loss"].append(value_loss.item())
+            stats["entropy"].append(entropy.mean().item())
+            stats["approx_kl"].append(approx_kl)
+            stats["clip_fraction"].append(((log_ratio.exp() - 1).abs() > clip).float().mean().item())
+        if kl_exceeded:
+            break
+    out = {k: float(np.mean(v)) for k, v in stats.items() if v}
+    out["clip_range"] = clip
+    return out
+
+
+UPDATES = {"reinforce": policy_gradient_update, "a2c": policy_gradient_update, "ppo": ppo_update}
+
+
+# ---------------------------------------------------------------------------------------------
+def episodes_end_after(terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """(T, N) mask: True where the step's episode ends within the rollout (its Monte-Carlo return is complete)."""
+    ends = terminated | truncated
+    return np.flip(np.logical_or.accumulate(np.flip(ends, 0), axis=0), 0)
+
+
+def train(cfg: PGConfig, run: Run) -> dict:
+    algo = ALGORITHM[type(cfg)]
+    device = run.device
+    envs = make_vector_env(run.env_card, cfg.num_envs)
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    check_spaces(obs_space, action_space)
+    box = isinstance(action_space, gym.spaces.Box)
+    use_critic = algo != "reinforce" or cfg.baseline
+    model = build_actor_critic(cfg, obs_space, action_space, critic=use_critic).to(device)
+    opt_cls = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
+    extra = {"alpha": 0.99} if cfg.optimizer == "rmsprop" else {}
+    optimizer = opt_cls(model.parameters(), lr=cfg.lr(0.0), eps=cfg.optimizer_eps, **extra)
+    norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs)
+    scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.normalize_reward)
+    rollout = RolloutBuffer(cfg.n_steps, cfg.num_envs, obs_space.shape, action_space.shape,
+                            np.float32 if box else np.int64)
+    rng = np.random.default_rng(run.seed)  # minibatch shuffling
+    act = deterministic_policy(model, norm, action_space, device)
+    update_fn = UPDATES[algo]
+
+    step, updates = 0, 0
+    obs, _ = envs.reset(seed=run.seed)
+    if run.restored:
+        s = run.restored["state"]
+        model.load_state_dict(s["model"])
+        optimizer.load_state_dict(s["optimizer"])
+        norm.rms.load_state_dict(s["obs_norm"])
+        scaler.load_state_dict(s["reward_scaler"])
+        rng.bit_generator.state = s["rng"]
+        step, updates = run.restored["step"], s["updates"]
+        if s.get("env") is not None:
+            set_env_state(envs, s["env"])
+            obs = s["obs"].numpy()
+        else:  # this env's state cannot be saved: continue from fresh episodes
+            obs, _ = envs.reset(seed=run.seed + step)
+
+    def snapshot() -> dict:
+        return {"model": model.state_dict(), "model_keys": list(model.keys()), "optimizer": optimizer.state_dict(),
+                "obs_norm": norm.rms.state_dict(), "reward_scaler": scaler.state_dict(),
+                "rng": rng.bit_generator.state, "updates": updates, "env": env_state(envs), "obs": torch.as_tensor(obs)}
+
+    def values_of(x: np.ndarray) -> np.ndarray:
+        if not use_critic:
+            return np.zeros(len(x), np.float32)
+        return model["critic"](torch.as_tensor(x, device=device)).cpu().numpy()
+
+    run.start_clock()
+    while step < cfg.total_steps:
+        progress = step / cfg.total_steps
+        # 1. collect n_steps per env with the current stochastic policy
+        with torch.no_grad():
+            for t in range(cfg.n_steps):
+                obs_n = norm(obs, update=True)
+                dist = model["actor"](torch.as_tensor(obs_n, device=device))
+                action = dist.sample()
+                logp, _ = log_prob_entropy(dist, action)
+                action = action.cpu().numpy()
+                env_action = np.clip(action, action_space.low, action_space.high) if box else action
+                next_obs, reward, terminated, truncated, info = envs.step(env_action)
+                step += cfg.num_envs
+                for _, episode_return, length in episode_stats(info):
+                    run.log_episode(step, episode_return, length)
+                # A time limit is not a terminal state: remember V(true final obs) to bootstrap from.
+                time_limit = truncated & ~terminated
+                truncated_values = np.zeros(cfg.num_envs, np.float32)
+                if use_critic and time_limit.any():
+                    idx = np.flatnonzero(time_limit)
+                    truncated_values[idx] = values_of(norm(np.stack([info["final_obs"][i] for i in idx])))
+                rollout.obs[t], rollout.actions[t], rollout.logprobs[t] = obs_n, action, logp.cpu().numpy()
+                rollout.values[t] = values_of(obs_n)
+                rollout.rewards[t] = scaler(reward, terminated | truncated)
+                rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
+                rollout.truncated_values[t] = truncated_values
+                obs = next_obs
+            last_values = values_of(norm(obs))
+
+        # 2. targets: Monte-Carlo returns (REINFORCE) or GAE (A2C, PPO)
+        if algo == "reinforce":
+            returns = monte_carlo_returns(rollout.rewards, rollout.terminated, rollout.truncated,
+                                          np.zeros(cfg.num_envs), cfg.gamma,
+                                          rollout.truncated_values if use_critic else None)
+            advantages = returns - rollout.values
+            keep = episodes_end_after(rollout.terminated, rollout.truncated).reshape(-1)  # complete episodes only
+        else:
+            advantages, returns = gae(rollout.rewards, rollout.values, rollout.terminated, rollout.truncated,
+                                      last_values, cfg.gamma, cfg.gae_lambda, rollout.truncated_values)
+            keep = np.ones(advantages.size, bool)
+        batch = {name: torch.as_tensor(value.reshape(-1, *value.shape[2:])[keep], device=device) for name, value in
+                 (("obs", rollout.obs), ("actions", rollout.actions), ("logprobs", rollout.logprobs),
+                  ("values", rollout.values), ("advantages", advantages.astype(np.float32)),
+                  ("returns", returns.astype(np.float32)))}  # (T, N, ...) -> (T*N, ...)
+
+        # 3. update
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr(progress)
+        stats = {}
+        if keep.any():
+            try:
+                stats = update_fn(model, optimizer, batch, cfg, progress, rng)
+            except NonFiniteLoss as e:
+                envs.close()
+                last = run.dir / "checkpoints" / "last.pt"
+                where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+                raise NonFiniteLoss(f"{e} at update {updates + 1} (step {step:,}); training stopped, {where}; "
+                                    "lower lr or enable normalize_obs / normalize_reward") from None
+            updates += 1
+
+        # 4. log, evaluate, checkpoint
+        if stats and updates % cfg.log_every == 0:
+            run.log_scalars(step, {f"losses/{k}": v for k, v in stats.items()} |
+                            {"charts/learning_rate": optimizer.param_groups[0]["lr"],
+                             "charts/SPS": step / max(run.wall(), 1e-9)})
+        run.maybe_evaluate(step, act)
+        run.progress(step)
+        if run.should_stop(step):
+            break
+        if run.checkpoint_due(step):
+            run.save_checkpoint(step, snapshot())
+
+    envs.close()
+    return run.finish(step, act, snapshot())

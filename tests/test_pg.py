@@ -1,0 +1,102 @@
+"""Policy-gradient agents: distributions, the PPO objective, error paths, determinism, resume, learning."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import toy_envs  # noqa: F401 - registers the toy ids
+from rlsuite import runs
+from rlsuite.agents.pg import log_prob_entropy, ppo_policy_loss
+from rlsuite.errors import UserError
+from rlsuite.nets import GaussianHead
+
+TINY_PG = {"num_envs": "4", "n_steps": "16", "eval_every": "256", "eval_episodes": "2", "final_eval_episodes": "3",
+           "hidden": "16,16", "checkpoint_every": "100000"}
+
+
+def _metrics_without_wall(run_dir):
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+
+
+def test_gaussian_log_prob_and_entropy_match_torch():
+    head = GaussianHead(5, 3, log_std_init=-0.3)
+    feats = torch.randn(7, 5)
+    dist = head(feats)
+    actions = torch.randn(7, 3)
+    logp, entropy = log_prob_entropy(dist, actions)
+    mean = head.mean(feats)
+    cov = torch.diag_embed(torch.exp(2 * head.log_std).expand(7, 3))
+    reference = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
+    assert torch.allclose(logp, reference.log_prob(actions), atol=1e-5)
+    assert torch.allclose(entropy, reference.entropy(), atol=1e-5)
+    # by hand for one dimension: log N(a; m, s) = -(a-m)^2/(2 s^2) - log s - log sqrt(2 pi)
+    s = torch.exp(head.log_std[0])
+    by_hand = -(actions[0, 0] - mean[0, 0]) ** 2 / (2 * s**2) - torch.log(s) - 0.5 * np.log(2 * np.pi)
+    assert torch.allclose(dist.log_prob(actions)[0, 0], by_hand, atol=1e-5)
+
+
+def test_ppo_clip_objective_hand_computed():
+    # ratios r = [1.5, 0.5, 1.1, 0.7], advantages A = [1, 1, -1, -1], eps = 0.2
+    ratios = torch.tensor([1.5, 0.5, 1.1, 0.7])
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    old = torch.zeros(4)
+    loss = ppo_policy_loss(torch.log(ratios), old, adv, 0.2)
+    # min(rA, clip(r)A): [min(1.5, 1.2)=1.2, min(.5, .8)=.5, min(-1.1, -1.1)=-1.1, min(-.7, -.8)=-.8]
+    assert loss.item() == pytest.approx(-(1.2 + 0.5 - 1.1 - 0.8) / 4)
+
+
+@pytest.mark.parametrize("env_id, fragment", [("toy_envs:MultiBinaryAct-v0", "support Discrete or Box actions, got MultiBinary"),
+                                              ("toy_envs:DictObs-v0", "need Box observations, got Dict")])
+def test_unsupported_spaces(tmp_path, env_id, fragment):
+    with pytest.raises(UserError, match=fragment):
+        runs.train("ppo", env_id, out=tmp_path, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_nan_loss_stops_with_a_message(tmp_path):
+    overrides = {**TINY_PG, "checkpoint_every": "64", "n_steps": "8"}
+    with pytest.raises(UserError, match=r"ppo loss became nan .* at update \d+ .*last good checkpoint is .*last.pt"):
+        runs.train("ppo", "toy_envs:NanReward-v0", steps=2000, overrides=overrides, out=tmp_path, progress=False)
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert not (run_dir / "summary.json").exists()
+    assert '"failed"' in (run_dir / "status.json").read_text()
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "a2c", "ppo"])
+def test_determinism_and_resume(tmp_path, agent):
+    kw = dict(seed=2, steps=1536, overrides=dict(TINY_PG), progress=False)
+    straight = runs.train(agent, "CartPole-v1", out=tmp_path / "a", **kw)
+    again = runs.train(agent, "CartPole-v1", out=tmp_path / "b", **kw)
+    rows = _metrics_without_wall(straight["run_dir"])
+    assert len(rows) > 5 and rows == _metrics_without_wall(again["run_dir"])
+    stopped = runs.train(agent, "CartPole-v1", out=tmp_path / "c", stop_at=768, **kw)
+    assert stopped["status"] == "interrupted"
+    resumed = runs.resume(stopped["run_dir"], progress=False)
+    assert _metrics_without_wall(resumed["run_dir"]) == rows
+    assert resumed["final_eval"]["returns"] == straight["final_eval"]["returns"]
+
+
+def test_continuous_actions_run_and_evaluate(tmp_path):
+    summary = runs.train("ppo", "Pendulum-v1", steps=1024, overrides={**TINY_PG, "n_steps": "64"}, out=tmp_path, progress=False)
+    assert summary["threshold"] == -200.0 and summary["final_eval"]["mean"] < 0
+    result = runs.evaluate_run(summary["run_dir"], episodes=3)
+    assert result["episodes"] == 3
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("agent, threshold", [("ppo", 475), ("a2c", 475), ("reinforce", 400)])
+def test_learns_cartpole_with_its_card(tmp_path, agent, threshold):
+    summary = runs.train(agent, "CartPole-v1", seed=0, out=tmp_path, progress=False)
+    assert summary["final_eval"]["mean"] >= threshold, summary["final_eval"]
+
+
+@pytest.mark.learning
+def test_ppo_improves_pendulum(tmp_path):
+    summary = runs.train("ppo", "Pendulum-v1", seed=0, out=tmp_path, progress=False)
+    first = next(r for r in _metrics_without_wall(summary["run_dir"]) if r["eval_mean"])
+    assert float(first["eval_mean"]) < -900  # an untrained policy: about -1200
+    assert summary["final_eval"]["mean"] > -400, summary["final_eval"]
