@@ -56,6 +56,33 @@ def dqn_overrides_from_sb3(hp: dict) -> dict:
     return out
 
 
+SB3_PG_DEFAULTS = {
+    "a2c": {"n_steps": 5, "learning_rate": 7e-4, "gae_lambda": 1.0, "ent_coef": 0.0, "vf_coef": 0.5,
+            "max_grad_norm": 0.5, "normalize_advantage": False, "gamma": 0.99},
+    "ppo": {"n_steps": 2048, "batch_size": 64, "n_epochs": 10, "learning_rate": 3e-4, "gae_lambda": 0.95,
+            "clip_range": 0.2, "ent_coef": 0.0, "vf_coef": 0.5, "max_grad_norm": 0.5, "normalize_advantage": True,
+            "gamma": 0.99},
+}
+
+
+def pg_overrides_from_sb3(agent: str, hp: dict) -> dict:
+    """SB3 A2C/PPO hyperparameters (defaults filled in) as rlsuite --set overrides."""
+    full = {**SB3_PG_DEFAULTS[agent], **hp}
+    out = {"num_envs": full.get("n_envs", 1), "n_steps": full["n_steps"], "gamma": full["gamma"],
+           "gae_lambda": full["gae_lambda"], "lr": full["learning_rate"], "ent_coef": full["ent_coef"],
+           "vf_coef": full["vf_coef"], "max_grad_norm": full["max_grad_norm"],
+           "normalize_advantage": full["normalize_advantage"], "hidden": full.get("net_arch", [64, 64]),
+           "normalize_obs": bool(full.get("normalize", False)), "normalize_reward": bool(full.get("normalize", False))}
+    if agent == "a2c":  # SB3's A2C uses RMSprop(alpha=0.99, eps=1e-5)
+        out.update(optimizer="rmsprop", optimizer_eps=1e-5)
+    else:
+        out.update(batch_size=full["batch_size"], n_epochs=full["n_epochs"], clip_range=full["clip_range"],
+                   optimizer="adam", optimizer_eps=1e-5)
+    if "n_timesteps" in hp:
+        out["total_steps"] = int(hp["n_timesteps"])
+    return out
+
+
 def _sb3_schedule(value, key: str):
     """Card data -> what SB3 takes: a constant, or f(progress_remaining) for {linear: [a, b]}."""
     sched: Schedule = _to_schedule(value, key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -143,6 +144,112 @@ def list_(agent):
     click.echo(f"{'supervised':<12}{'mnist, fashion-mnist (agents/supervised.yaml: nets mlp, cnn)':<60}"
                "classifiers built from the same trunk and head classes")
     click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
+
+
+@main.command()
+@click.argument("agent")
+@click.argument("env_id", metavar="ENV")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, default=None, help="environment steps (default: the zoo's n_timesteps)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", default="results", show_default=True)
+@click.option("--quiet", is_flag=True)
+@friendly
+def baseline(agent, env_id, seed, steps, device, out, quiet):
+    """Train Stable-Baselines3's AGENT (dqn, a2c, ppo) on ENV with the card's zoo hyperparameters,
+    logged and evaluated exactly like an rlsuite run."""
+    from rlsuite.baselines import train_baseline
+
+    result = train_baseline(agent, env_id, seed=seed, steps=steps, out=out, device=device,
+                            progress=not quiet and sys.stderr.isatty())
+    _print_result(result)
+
+
+@main.command()
+@click.argument("agent")
+@click.argument("env_id", metavar="ENV")
+@click.option("--seeds", type=int, default=5, show_default=True, help="seeds 0..N-1, the same for both")
+@click.option("--steps", type=int, default=None, help="environment steps for both (default: each card's budget)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override rlsuite's card")
+@click.option("--out", default="results", show_default=True)
+@click.option("--force", is_flag=True, help="retrain runs that already finished")
+@friendly
+def compare(agent, env_id, seeds, steps, overrides, out, force):
+    """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk."""
+    from rlsuite.baselines import baseline_hyperparameters
+    from rlsuite.compare import compare_report
+    from rlsuite.cards import parse_overrides
+
+    baseline_hyperparameters(agent, env_id)  # no SB3 counterpart: fail before any training
+    if seeds <= 0:
+        raise UserError(f"--seeds must be positive, got {seeds}")
+    if steps is not None and steps <= 0:
+        raise UserError(f"--steps must be a positive number of environment steps, got {steps}")
+    table, report = compare_report(agent, env_id, seeds, steps, parse_overrides(overrides), out, force,
+                                   echo=lambda line: click.echo(line, err=True))
+    click.echo("\n".join(table))
+    click.echo(f"report: {report}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="curves.png", show_default=True, help="image path (.png; an .svg is written beside it)")
+@click.option("--group", default=None, help="'env_id': one figure per environment when the runs mix envs")
+@click.option("--title", default=None)
+@friendly
+def plot(run_dirs, output, group, title):
+    """Reward curves (mean and 95% band across seeds) from run directories or folders of runs."""
+    from rlsuite.plots import expand_run_dirs, plot_curves, load_curve
+
+    dirs = expand_run_dirs(run_dirs)
+    out = Path(output)
+    if group == "env_id":
+        by_env: dict[str, list] = {}
+        for d in dirs:
+            by_env.setdefault(load_curve(d)["env_id"], []).append(d)
+        written = [p for env, members in by_env.items()
+                   for p in plot_curves(members, out.with_name(f"{out.stem}-{env}{out.suffix}"), title).paths]
+    elif group is None:
+        written = plot_curves(dirs, out, title).paths
+    else:
+        raise UserError(f"--group {group!r} is not supported; use --group env_id")
+    for p in written:
+        click.echo(f"wrote {p}")
+    parents = sorted({str(Path(d).parent) for d in dirs})
+    click.echo(f"the same runs in TensorBoard: tensorboard --logdir {parents[0] if len(parents) == 1 else ','.join(parents)}")
+
+
+@main.command()
+@click.argument("agent")
+@click.argument("env_id", metavar="ENV")
+@click.option("--seeds", type=int, default=5, show_default=True, help="seeds 0..N-1 for every grid point")
+@click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2",
+              help="grid axis (repeatable); list fields separate alternatives with '|': hidden=64,64|128,128")
+@click.option("--steps", type=int, default=None)
+@click.option("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
+@click.option("--backend", default="local", show_default=True, help="local (process pool) or ray")
+@click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
+@click.option("--out", default="results", show_default=True)
+@friendly
+def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
+    """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
+    import os
+
+    from rlsuite.sweep import sweep as run_sweep
+
+    def report(r):
+        if r["status"] == "failed":
+            click.echo(f"FAILED {r['name']}: {r['error']} (log: {r['log']})")
+        else:
+            click.echo(f"{r['status']:<11} {r['name']}: final {r['final']:.1f}" if r["final"] is not None
+                       else f"{r['status']:<11} {r['name']}")
+
+    results = run_sweep(agent, env_id, seeds, list(sets), workers or os.cpu_count() or 1, backend, address, steps,
+                        out, report)
+    failed = [r for r in results if r["status"] == "failed"]
+    click.echo(f"{len(results) - len(failed)} runs finished, {len(failed)} failed")
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

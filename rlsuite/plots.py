@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rlsuite.engine import csv_rows, read_run_config
 from rlsuite.errors import UserError
+
+
+def expand_run_dirs(paths) -> list[Path]:
+    """Run directories from the given paths: each is a run (has config.yaml) or a folder holding runs."""
+    out = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UserError(f"{p} does not exist")
+        if (p / "config.yaml").exists():
+            out.append(p)
+            continue
+        found = sorted(c.parent for c in p.glob("*/config.yaml")) or sorted(c.parent for c in p.glob("runs/*/config.yaml"))
+        if not found:
+            raise UserError(f"{p} is not a run directory and holds none (no config.yaml)")
+        out.extend(found)
+    return out
 
 
 def load_curve(run_dir: Path) -> dict:
@@ -46,7 +63,13 @@ def _band(matrix: np.ndarray):
     return mean, low, high
 
 
-def plot_curves(run_dirs, out: Path, title: str | None = None, label_by=("implementation", "agent")) -> list[Path]:
+@dataclass
+class Figure:
+    paths: list  # the PNG, then the SVG
+    labels: list  # one per curve drawn
+
+
+def plot_curves(run_dirs, out: Path, title: str | None = None, label_by=("implementation", "agent")) -> Figure:
     """Write OUT.png and OUT.svg: one curve per (implementation, agent) group, one env per figure."""
     import matplotlib
 
@@ -63,8 +86,10 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, label_by=("implem
     for c in curves:
         groups[tuple(c[k] for k in label_by)].append(c)
     fig, (ax_steps, ax_wall) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = []
     for key, members in sorted(groups.items()):
         label = " ".join(str(k) for k in key) + f" (n={len(members)})"
+        labels.append(label)
         grid = np.unique(np.concatenate([c["steps"] for c in members]))
         mean, low, high = _band(np.stack([np.interp(grid, c["steps"], c["mean"]) for c in members]))
         line, = ax_steps.plot(grid, mean, label=label)
@@ -89,4 +114,4 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, label_by=("implem
     for p in paths:
         fig.savefig(p, dpi=110)
     plt.close(fig)
-    return paths
+    return Figure(paths, labels)

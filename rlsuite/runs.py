@@ -89,3 +89,18 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     return {"run_dir": str(run_dir), "agent": data["agent"], "env_id": card.id, "step": ckpt["step"],
             "episodes": episodes, "seed": seed, "mean": float(np.mean(returns)), "std": float(np.std(returns)),
             "returns": returns.tolist()}
+
+
+def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False) -> dict:
+    """The summary of the finished run OUT/runs/NAME, or train it (train_fn(name=NAME)) when it is
+    missing, unfinished or `force` is set. Lets benchmarks and comparisons resume where they stopped."""
+    import json
+    import shutil
+
+    run_dir = Path(out) / "runs" / name
+    summary = run_dir / "summary.json"
+    if summary.exists() and not force:
+        return json.loads(summary.read_text())
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted, failed or forced run is redone from scratch
+    return train_fn(name=name)

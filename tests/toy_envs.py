@@ -35,3 +35,15 @@ class DictObsEnv(NanRewardEnv):
 gym.register("NanReward-v0", entry_point=NanRewardEnv)
 gym.register("MultiBinaryAct-v0", entry_point=MultiBinaryEnv)
 gym.register("DictObs-v0", entry_point=DictObsEnv)
+
+
+class OddSeedNanEnv(NanRewardEnv):
+    """Healthy for even seeds; NaN rewards after 40 steps for odd seeds (a run that crashes mid-sweep)."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.bad_after = 40 if seed % 2 else 10**9
+        return super().reset(seed=seed, options=options)
+
+
+gym.register("OddSeedNan-v0", entry_point=OddSeedNanEnv)

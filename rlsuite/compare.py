@@ -1,0 +1,65 @@
+"""Side-by-side runs: several variants (rlsuite, SB3, ...) of one agent on one env over the same seeds,
+alternating seed by seed in one process, each finished run reused unless forced."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from rlsuite import runs
+from rlsuite.baselines import train_baseline
+
+
+def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, Callable], force: bool = False,
+                 on_result: Callable | None = None) -> dict[str, list[dict]]:
+    """variants: label -> f(seed=..., out=..., progress=False, name=...) -> summary. Run directories are
+    OUT/runs/<label>-<env>-s<seed>; alternating order so machine drift hits every variant alike."""
+    results: dict[str, list[dict]] = {label: [] for label in variants}
+    for seed in seeds:
+        for label, fn in variants.items():
+            job = partial(fn, seed=seed, out=out, progress=False)
+            safe_env = env_id.replace("/", "-").replace(":", "-")
+            results[label].append(runs.reuse_or_train(out, f"{label}-{safe_env}-s{seed}", job, force))
+            if on_result:
+                on_result(label, seed, results[label][-1])
+    return results
+
+
+def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict[str, Callable]:
+    """The two variants `rlsuite compare` runs: rlsuite with its card, SB3 with the zoo's values."""
+    return {"rlsuite": partial(runs.train, agent, env_id, steps=steps, overrides=overrides),
+            "sb3": partial(train_baseline, agent, env_id, steps=steps)}
+
+
+def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,
+                   echo=print) -> tuple[list[str], Path]:
+    """Run (or reuse) rlsuite and SB3 on seeds 0..n-1, write report.md + plots; return the table and path."""
+    import hashlib
+    import json
+
+    from rlsuite.plots import plot_curves
+    from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
+
+    tag = ""
+    if steps is not None or overrides:  # different budgets or settings must not reuse each other's runs
+        tag = "-" + hashlib.sha1(json.dumps([steps, sorted(overrides.items())]).encode()).hexdigest()[:8]
+    root = Path(out) / "runs" / f"compare-{agent}-{env_id.replace('/', '-').replace(':', '-')}{tag}"
+    seeds = list(range(n_seeds))
+
+    def progress(label, seed, summary):
+        echo(f"{label} seed {seed}: final {summary['final_eval']['mean']:.1f}, {summary['steps_per_s']:,.0f} steps/s")
+
+    results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides), force, progress)
+    r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
+    table = aggregate_table(results, 500 if env_id == "CartPole-v1" else None)
+    table += [f"rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, median steps/s {r['steps_per_s']:.2f}×"]
+    plots = plot_curves([s["run_dir"] for v in results.values() for s in v], root / "curves",
+                        title=f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds").paths
+    command = f"rlsuite compare {agent} {env_id} --seeds {n_seeds}" + (f" --steps {steps}" if steps else "") + \
+        "".join(f" --set {k}={v}" for k, v in overrides.items())
+    lines = header(f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds) + table + [""]
+    lines += per_seed_table(results) + [f"![curves]({plots[0].name})", ""]
+    report = root / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return table, report

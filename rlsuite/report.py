@@ -1,0 +1,63 @@
+"""Markdown tables for benchmark reports and `compare`: PROTOCOL.md aggregates per implementation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rlsuite.engine import hardware, versions
+from rlsuite.stats import aggregate
+
+
+def fmt(x, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 1) -> list[str]:
+    return [
+        f"# {title}", "",
+        f"Regenerate: `{command}`  ",
+        f"Date: {dt.date.today().isoformat()} · Hardware: {hardware()} · torch threads: {threads} · device: {device}  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + f"  \nSeeds: {list(seeds)}", "",
+        "Evaluation per `../shared/PROTOCOL.md`: a separate env seeded `seed + 10000`, deterministic policy, "
+        "every `eval_every` steps (env card), final evaluation 20 episodes, raw returns. *solved*: some evaluation "
+        "mean ≥ threshold; *stays solved*: the final 20-episode evaluation ≥ threshold. Medians over seeds; "
+        "`*` marks medians that include unsolved runs counted at the full budget. Wall-clock excludes evaluation.", "",
+    ]
+
+
+def aggregate_table(results: dict[str, list[dict]], max_return: float | None = None) -> list[str]:
+    """One row per implementation: success, stays solved, IQM [95% CI], medians."""
+    head = "| implementation | solved | stays solved |" + (f" final = {max_return:g} |" if max_return else "")
+    head += " IQM final [95% CI] | median steps-to-solve | median wall-to-solve (s) | median steps/s |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, summaries in results.items():
+        agg = aggregate(summaries)
+        lo, hi = agg["final_ci"]
+        cells = [name, f"{agg['solved']}/{agg['n']}", f"{agg['stays_solved']}/{agg['n']}"]
+        if max_return:
+            cells.append(f"{sum(s['final_eval']['mean'] >= max_return for s in summaries)}/{agg['n']}")
+        mark = " *" if agg["unsolved_marked"] else ""
+        cells += [f"{agg['final_iqm']:.1f} [{lo:.1f}, {hi:.1f}]", fmt(agg["median_steps_to_solve"], 0) + mark,
+                  fmt(agg["median_wall_to_solve"]) + mark, fmt(agg["median_steps_per_s"], 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def per_seed_table(results: dict[str, list[dict]]) -> list[str]:
+    lines = ["| implementation | seed | final (20 ep.) | steps-to-solve | wall-to-solve (s) | steps/s | outcome |",
+             "|---|---|---|---|---|---|---|"]
+    for name, summaries in results.items():
+        for s in summaries:
+            outcome = "stays solved" if s["stays_solved"] else "solved, then collapsed" if s["solved"] else "not solved"
+            lines.append(f"| {name} | {s['seed']} | {s['final_eval']['mean']:.1f} | {fmt(s['steps_to_solve'], 0)} | "
+                         f"{fmt(s['wall_to_solve'])} | {s['steps_per_s']:,.0f} | {outcome} |")
+    return lines + [""]
+
+
+def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str) -> dict:
+    """Median ratios ours/theirs for wall-to-solve and steps/s, plus the per-seed steps/s pairs."""
+    a, b = aggregate(ours), aggregate(theirs)
+    return {"wall_to_solve": a["median_wall_to_solve"] / b["median_wall_to_solve"],
+            "steps_per_s": a["median_steps_per_s"] / b["median_steps_per_s"],
+            "pairs": [x["steps_per_s"] / y["steps_per_s"] for x, y in zip(ours, theirs)],
+            "labels": (label_ours, label_theirs), "ours": a, "theirs": b}

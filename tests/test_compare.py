@@ -1,0 +1,140 @@
+"""SB3 baseline through the same engine, compare, plot and sweep (local pool and Ray) with tiny budgets."""
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import toy_envs  # noqa: F401
+from conftest import TINY_DQN
+from rlsuite.baselines import train_baseline
+from rlsuite.cli import main
+from rlsuite.engine import METRIC_COLUMNS
+from rlsuite.plots import plot_curves
+
+TINY_EVAL = {"eval_every": "250", "eval_episodes": "2", "final_eval_episodes": "2"}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    out = result.output.strip()
+    assert "Traceback" not in out and len(out.splitlines()) == 1, out
+    for f in fragments:
+        assert f in out, out
+
+
+@pytest.fixture(scope="module")
+def sb3_run(tmp_path_factory):
+    return Path(train_baseline("ppo", "CartPole-v1", seed=0, steps=600, out=tmp_path_factory.mktemp("sb3"),
+                               progress=False)["run_dir"])
+
+
+def test_sb3_callback_writes_the_same_columns(sb3_run, tiny_run):
+    with open(sb3_run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == METRIC_COLUMNS
+    with open(tiny_run / "metrics.csv") as f:
+        assert list(csv.DictReader(f).fieldnames) == list(rows[0])
+    assert any(r["episode_return"] for r in rows) and any(r["eval_mean"] for r in rows)
+    import json
+
+    summary = json.loads((sb3_run / "summary.json").read_text())
+    assert summary["implementation"] == "sb3" and summary["final_eval"]["episodes"] == 20
+    import yaml
+
+    config = yaml.safe_load((sb3_run / "config.yaml").read_text())
+    assert config["baseline"]["hyperparameters"]["n_steps"] == 32  # the zoo's values from the card
+
+
+def test_baseline_cli_and_reinforce_has_none(tmp_path):
+    result = invoke("baseline", "dqn", "CartPole-v1", "--steps", 300, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    one_line_error(invoke("baseline", "reinforce", "CartPole-v1", "--out", tmp_path), "SB3 has no counterpart for 'reinforce'")
+    one_line_error(invoke("compare", "reinforce", "CartPole-v1", "--out", tmp_path), "SB3 has no counterpart")
+
+
+def test_plot_draws_one_curve_per_group(tmp_path, sb3_run, tiny_run):
+    fig = plot_curves([sb3_run, tiny_run], tmp_path / "c")
+    assert len(fig.labels) == 2 and all(p.stat().st_size > 5000 for p in fig.paths)
+    assert fig.paths[1].suffix == ".svg"
+    result = invoke("plot", sb3_run, tiny_run, "-o", tmp_path / "x.png")
+    assert result.exit_code == 0 and "tensorboard --logdir" in result.output
+    assert (tmp_path / "x.png").exists() and (tmp_path / "x.svg").exists()
+
+
+def test_plot_bad_inputs(tmp_path, tiny_run):
+    one_line_error(invoke("plot", tmp_path), "is not a run directory and holds none")
+    one_line_error(invoke("plot", tmp_path / "missing"), "does not exist")
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    (empty / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
+    one_line_error(invoke("plot", empty), "holds no metrics.csv")
+    (empty / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
+    one_line_error(invoke("plot", empty), "has no evaluation rows")
+
+
+def test_plot_refuses_mixed_envs_without_group(tmp_path, tiny_run):
+    from rlsuite import runs
+
+    other = runs.train("dqn", "Acrobot-v1", steps=400, overrides={**TINY_DQN, "eval_every": "200"}, out=tmp_path,
+                       progress=False)["run_dir"]
+    one_line_error(invoke("plot", tiny_run, other, "-o", tmp_path / "m.png"), "mix environments", "--group env_id")
+    result = invoke("plot", tiny_run, other, "-o", tmp_path / "m.png", "--group", "env_id")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m-CartPole-v1.png").exists() and (tmp_path / "m-Acrobot-v1.png").exists()
+
+
+def test_compare_tiny_and_reuse(tmp_path):
+    args = ("compare", "ppo", "CartPole-v1", "--seeds", 2, "--steps", 512, "--out", tmp_path,
+            *[a for k, v in TINY_EVAL.items() for a in ("--set", f"{k}={v}")])
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "| rlsuite |" in result.output and "| sb3 |" in result.output and "rlsuite / SB3" in result.output
+    report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
+    text = report.read_text()
+    assert "IQM final [95% CI]" in text and (report.parent / "curves.png").exists()
+    started = time.time()
+    again = invoke(*args)  # finished runs are reused, not retrained
+    assert again.exit_code == 0 and time.time() - started < 15
+
+
+def test_sweep_local_pool_with_a_crashing_run(tmp_path):
+    result = invoke("sweep", "ppo", "toy_envs:OddSeedNan-v0", "--seeds", 2, "--steps", 256, "--workers", 2,
+                    "--set", "n_steps=16", "--set", "lr=1e-3,3e-4", "--set", "num_envs=1",
+                    "--set", "eval_every=128", "--out", tmp_path)
+    assert result.exit_code == 1
+    assert "2 runs finished, 2 failed" in result.output
+    assert "FAILED" in result.output and "error.log" in result.output
+    root = tmp_path / "runs" / "sweep-ppo-toy_envs-OddSeedNan-v0" / "runs"
+    names = sorted(p.name for p in root.iterdir())
+    assert len(names) == 4 and all(n.endswith(("-s0", "-s1")) for n in names)
+    assert all((root / n / "summary.json").exists() for n in names if n.endswith("-s0"))
+    assert all("NonFiniteLoss" in (root / n / "error.log").read_text() for n in names if n.endswith("-s1"))
+
+
+def test_sweep_bad_inputs(tmp_path):
+    one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lrr=1,2", "--out", tmp_path), "unknown hyperparameter 'lrr'")
+    one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lr=1e-3,abc", "--out", tmp_path), "lr='abc'")
+    started = time.time()
+    one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "--out", tmp_path),
+                   "does not answer")
+    assert time.time() - started < 10
+
+
+@pytest.mark.ray
+def test_sweep_on_a_local_ray(tmp_path):
+    if os.environ.get("CI") != "true":  # CI installs the [ray] extra, so there this test always runs
+        pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    result = invoke("sweep", "dqn", "CartPole-v1", "--seeds", 2, "--steps", 300, "--workers", 2, "--backend", "ray",
+                    *[a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")], "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "2 runs finished, 0 failed" in result.output
+    root = tmp_path / "runs" / "sweep-dqn-CartPole-v1" / "runs"
+    assert sorted(p.name.rsplit("-", 1)[-1] for p in root.iterdir()) == ["s0", "s1"]

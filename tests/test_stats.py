@@ -1,0 +1,51 @@
+"""Aggregates: IQM and bootstrap interval against independent computations; solve extraction."""
+
+import numpy as np
+import pytest
+
+from rlsuite.stats import aggregate, bootstrap_ci, iqm, solve_stats
+
+
+def test_iqm_matches_a_hand_computation():
+    x = [1, 2, 3, 4, 5, 6, 7, 100]  # the middle 50%: 3, 4, 5, 6
+    assert iqm(x) == pytest.approx(4.5)
+    assert iqm([10, 20, 30, 40]) == pytest.approx(25.0)
+
+
+def test_bootstrap_interval_matches_an_independent_resampling():
+    rng = np.random.default_rng(1)
+    x = rng.normal(100, 15, size=12)
+    low, high = bootstrap_ci(x)
+    # independent percentile bootstrap of the IQM, written out with numpy only
+    idx = np.random.default_rng(2).integers(0, len(x), size=(20_000, len(x)))
+    samples = np.sort(x[idx], axis=1)[:, 3:9].mean(axis=1)  # n=12: drop 3 each side
+    ref_low, ref_high = np.percentile(samples, [2.5, 97.5])
+    assert low == pytest.approx(ref_low, abs=1.5) and high == pytest.approx(ref_high, abs=1.5)
+    assert low < iqm(x) < high
+    assert bootstrap_ci([500.0] * 5) == (500.0, 500.0)
+
+
+def _rows(pairs):
+    return [{"step": s, "wall_s": s / 100, "eval_mean": m} for s, m in pairs]
+
+
+def test_steps_to_solve_and_stays_solved():
+    solved = solve_stats(_rows([(1000, 20.0), (2000, 480.0), (3000, 500.0)]), 500.0, 475.0)
+    assert solved == {"threshold": 475.0, "steps_to_solve": 2000, "wall_to_solve": 20.0, "solved": True, "stays_solved": True}
+    collapsed = solve_stats(_rows([(1000, 480.0), (2000, 30.0)]), 25.0, 475.0)
+    assert collapsed["solved"] and not collapsed["stays_solved"] and collapsed["steps_to_solve"] == 1000
+    never = solve_stats(_rows([(1000, 10.0)]), 10.0, 475.0)
+    assert not never["solved"] and never["steps_to_solve"] is None
+    negative = solve_stats(_rows([(1000, -150.0), (2000, -99.0)]), -90.0, -100.0)  # Acrobot-style thresholds
+    assert negative["steps_to_solve"] == 2000 and negative["stays_solved"]
+
+
+def test_aggregate_counts_unsolved_at_the_budget():
+    def summary(seed, final, solved, steps_to_solve):
+        return {"seed": seed, "final_eval": {"mean": final}, "steps": 10_000, "wall_s": 50.0, "steps_per_s": 200.0,
+                "solved": solved, "stays_solved": solved and final >= 475, "steps_to_solve": steps_to_solve,
+                "wall_to_solve": steps_to_solve / 200 if steps_to_solve else None}
+    agg = aggregate([summary(0, 500, True, 2000), summary(1, 20, True, 4000), summary(2, 30, False, None)])
+    assert agg["solved"] == 2 and agg["stays_solved"] == 1 and agg["collapsed"] == 1 and agg["unsolved_marked"] == 1
+    assert agg["median_steps_to_solve"] == 4000  # [2000, 4000, 10000 (unsolved counts as the budget)]
+    assert agg["median_wall_to_solve"] == 20.0  # [10, 20, 50]
