@@ -17,13 +17,12 @@ import datetime as dt
 import json
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from rlsuite import compare, runs
-from rlsuite.baselines import baseline_hyperparameters, dqn_overrides_from_sb3, train_baseline
+from rlsuite import compare
+from rlsuite.baselines import baseline_hyperparameters, dqn_overrides_from_sb3
 from rlsuite.plots import plot_curves
 from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
 from rlsuite.stats import aggregate
@@ -50,15 +49,15 @@ def main() -> None:
     runs_root = out / "runs" / "bench-dqn"  # finished runs are reused unless --force
     seeds = list(range(args.seeds))
     envs = args.envs.split(",")
-    started = time.time()
+    started, trained = time.time(), 0.0
     report = header("DQN: rlsuite vs Stable-Baselines3", f"python {' '.join(['benchmarks/dqn.py'] + sys.argv[1:])}", seeds)
     for env_id in envs:
         side_by_side = env_id == "CartPole-v1"
-        variants = {"rlsuite": partial(runs.train, "dqn", env_id)}
+        variants = {"rlsuite": compare.ours("dqn", env_id)}
         if side_by_side:
             zoo, _ = baseline_hyperparameters("dqn", env_id)
-            variants["sb3"] = partial(train_baseline, "dqn", env_id)
-            variants["rlsuite@zoo"] = partial(runs.train, "dqn", env_id, overrides=dqn_overrides_from_sb3(zoo))
+            variants = compare.ours_and_sb3("dqn", env_id)
+            variants["rlsuite@zoo"] = compare.ours("dqn", env_id, overrides=dqn_overrides_from_sb3(zoo))
         results = compare.side_by_side(env_id, seeds, runs_root, variants, args.force, on_result=log)
         threshold = results["rlsuite"][0]["threshold"]
         report += [f"## {env_id} (threshold {threshold:g}, budget {results['rlsuite'][0]['steps']:,} steps)", ""]
@@ -79,14 +78,17 @@ def main() -> None:
         else:
             report += [f"Published reference: {ZOO_FIGURES.get(env_id, '—')}.", ""]
         report += per_seed_table(results)
-        all_dirs = [s["run_dir"] for v in results.values() for s in v]
-        paths = plot_curves(all_dirs, out / f"dqn_{env_id}", title=f"DQN on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
+        trained += sum(s["wall_s"] for v in results.values() for s in v)
+        labels = {s["run_dir"]: f"{name} dqn" for name, v in results.items() for s in v}
+        paths = plot_curves(list(labels), out / f"dqn_{env_id}", labels=labels,
+                            title=f"DQN on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
         report += [f"![DQN on {env_id}]({paths[0].name})", ""]
         raw = {name: [{k: s[k] for k in ("seed", "steps", "wall_s", "steps_per_s", "steps_to_solve", "wall_to_solve",
                                          "solved", "stays_solved")} | {"final": s["final_eval"]["mean"]} for s in v]
                for name, v in results.items()}
         (out / f"dqn_{env_id}.json").write_text(json.dumps(raw, indent=1))
-    report.append(f"Total benchmark time: {(time.time() - started) / 60:.1f} min.")
+    report.append(f"Training time of the runs in this report: {trained / 60:.1f} min (evaluation excluded); "
+                  f"this invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
     (out / "dqn.md").write_text("\n".join(report) + "\n")
     print(f"wrote {out / 'dqn.md'}")
 

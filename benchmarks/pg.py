@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from rlsuite import compare, runs
-from rlsuite.baselines import baseline_hyperparameters, pg_overrides_from_sb3, train_baseline
+from rlsuite import compare
+from rlsuite.baselines import baseline_hyperparameters, pg_overrides_from_sb3
 from rlsuite.plots import plot_curves
 from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
 
@@ -38,8 +37,9 @@ def section(title, agent, env_id, results, out, notes) -> list[str]:
     lines = [f"## {title} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
     lines += aggregate_table(results, 500 if env_id == "CartPole-v1" else None) + notes
     lines += per_seed_table(results)
-    dirs = [s["run_dir"] for v in results.values() for s in v]
-    paths = plot_curves(dirs, out / f"{agent}_{env_id}", title=f"{title}: mean and 95% band over seeds").paths
+    labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
+    paths = plot_curves(list(labels), out / f"{agent}_{env_id}", labels=labels,
+                        title=f"{title}: mean and 95% band over seeds").paths
     return lines + [f"![{title}]({paths[0].name})", ""]
 
 
@@ -70,7 +70,7 @@ def main() -> None:
             f"- steps/s rlsuite / SB3 = **{r['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in r['pairs'])})", ""])
         zoo, _ = baseline_hyperparameters("a2c", env_id)
         variants = compare.ours_and_sb3("a2c", env_id)
-        variants["rlsuite@zoo"] = partial(runs.train, "a2c", env_id, overrides=pg_overrides_from_sb3("a2c", zoo))
+        variants["rlsuite@zoo"] = compare.ours("a2c", env_id, overrides=pg_overrides_from_sb3("a2c", zoo))
         a2c = compare.side_by_side(env_id, seeds, root, variants, args.force, log)
         speed = ratio_lines(a2c["rlsuite@zoo"], a2c["sb3"], "rlsuite@zoo", "sb3")
         wall = ratio_lines(a2c["rlsuite"], a2c["sb3"], "rlsuite", "sb3")
@@ -81,7 +81,7 @@ def main() -> None:
             f"- median wall-to-solve rlsuite / SB3 = **{wall['wall_to_solve']:.2f}×**",
             f"- steps/s rlsuite@zoo / SB3 = **{speed['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in speed['pairs'])})", ""])
     if "reinforce" in sections:
-        res = compare.side_by_side("CartPole-v1", seeds, root, {"rlsuite": partial(runs.train, "reinforce", "CartPole-v1")},
+        res = compare.side_by_side("CartPole-v1", seeds, root, {"rlsuite": compare.ours("reinforce", "CartPole-v1")},
                                    args.force, log)
         report += section("REINFORCE on CartPole-v1", "reinforce", "CartPole-v1", res, out, [
             "SB3 has no REINFORCE, so there is no baseline row: this is rlsuite's own curve. "
@@ -93,7 +93,7 @@ def main() -> None:
         report += section("PPO on LunarLander-v3", "ppo", env_id, ll, out, [
             f"Target: final ≥ 200 in at least 4/5 seeds within 1M steps. rlsuite: **{finals['rlsuite']}/{len(seeds)}**, "
             f"SB3 (same run): {finals['sb3']}/{len(seeds)}. Zoo PPO on v2: 242 ± 32 at 1M, first ≥ 200 at 430k.", ""])
-    report.append(f"Total benchmark time: {(time.time() - started) / 60:.1f} min.")
+    report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
     name = "pg.md" if sections != ["lunarlander"] else "pg_lunarlander.md"
     (out / name).write_text("\n".join(report) + "\n")
     print(f"wrote {out / name}")

@@ -91,6 +91,12 @@ def _sb3_schedule(value, key: str):
     return lambda progress_remaining: sched(1.0 - progress_remaining)
 
 
+def baseline_fingerprint(agent: str, env_id: str, steps: int | None = None) -> dict:
+    hp, source = baseline_hyperparameters(agent, env_id)
+    return {"agent": f"sb3-{agent}", "env_id": env_id, "steps": steps, "hyperparameters": hp,
+            "env_card": dataclasses.asdict(load_env_card(env_id))}
+
+
 def make_model(agent: str, env_id: str, hp: dict, seed: int, device, n_envs: int):
     import torch
     import stable_baselines3 as sb3

@@ -8,28 +8,35 @@ from pathlib import Path
 from typing import Callable
 
 from rlsuite import runs
-from rlsuite.baselines import train_baseline
+from rlsuite.baselines import baseline_fingerprint, train_baseline
 
 
-def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, Callable], force: bool = False,
+def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, dict]], force: bool = False,
                  on_result: Callable | None = None) -> dict[str, list[dict]]:
-    """variants: label -> f(seed=..., out=..., progress=False, name=...) -> summary. Run directories are
-    OUT/runs/<label>-<env>-s<seed>; alternating order so machine drift hits every variant alike."""
+    """variants: label -> (f(seed=..., out=..., progress=False, name=...) -> summary, fingerprint). Run
+    directories are OUT/runs/<label>-<env>-s<seed>, reused while their fingerprint matches; alternating
+    order so machine drift hits every variant alike."""
     results: dict[str, list[dict]] = {label: [] for label in variants}
     for seed in seeds:
-        for label, fn in variants.items():
+        for label, (fn, stamp) in variants.items():
             job = partial(fn, seed=seed, out=out, progress=False)
             safe_env = env_id.replace("/", "-").replace(":", "-")
-            results[label].append(runs.reuse_or_train(out, f"{label}-{safe_env}-s{seed}", job, force))
+            results[label].append(runs.reuse_or_train(out, f"{label}-{safe_env}-s{seed}", job, force, stamp))
             if on_result:
                 on_result(label, seed, results[label][-1])
     return results
 
 
-def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict[str, Callable]:
+def ours(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> tuple[Callable, dict]:
+    """rlsuite's `agent` with its card (plus overrides), and the fingerprint of that experiment."""
+    return (partial(runs.train, agent, env_id, steps=steps, overrides=overrides),
+            runs.fingerprint(agent, env_id, steps, overrides))
+
+
+def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:
     """The two variants `rlsuite compare` runs: rlsuite with its card, SB3 with the zoo's values."""
-    return {"rlsuite": partial(runs.train, agent, env_id, steps=steps, overrides=overrides),
-            "sb3": partial(train_baseline, agent, env_id, steps=steps)}
+    return {"rlsuite": ours(agent, env_id, steps, overrides),
+            "sb3": (partial(train_baseline, agent, env_id, steps=steps), baseline_fingerprint(agent, env_id, steps))}
 
 
 def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,
@@ -54,7 +61,8 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
     table = aggregate_table(results, 500 if env_id == "CartPole-v1" else None)
     table += [f"rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, median steps/s {r['steps_per_s']:.2f}×"]
-    plots = plot_curves([s["run_dir"] for v in results.values() for s in v], root / "curves",
+    labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
+    plots = plot_curves(list(labels), root / "curves", labels=labels,
                         title=f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds").paths
     command = f"rlsuite compare {agent} {env_id} --seeds {n_seeds}" + (f" --steps {steps}" if steps else "") + \
         "".join(f" --set {k}={v}" for k, v in overrides.items())

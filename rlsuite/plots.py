@@ -69,26 +69,29 @@ class Figure:
     labels: list  # one per curve drawn
 
 
-def plot_curves(run_dirs, out: Path, title: str | None = None, label_by=("implementation", "agent")) -> Figure:
-    """Write OUT.png and OUT.svg: one curve per (implementation, agent) group, one env per figure."""
+def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | None = None) -> Figure:
+    """Write OUT.png and OUT.svg: one curve per (implementation, agent) group — or per label when
+    `labels` maps each run directory to one (e.g. 'rlsuite@zoo') — one env per figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curves = [load_curve(d) for d in run_dirs]
+    for c, d in zip(curves, run_dirs):
+        c["label"] = labels[str(d)] if labels else f"{c['implementation']} {c['agent']}"
     if not curves:
         raise UserError("no run directories to plot")
     envs = sorted({c["env_id"] for c in curves})
     if len(envs) > 1:
         raise UserError(f"these runs mix environments ({', '.join(envs)}); plot one env at a time or use --group env_id")
-    groups: dict[tuple, list] = defaultdict(list)
+    groups: dict[str, list] = defaultdict(list)
     for c in curves:
-        groups[tuple(c[k] for k in label_by)].append(c)
+        groups[c["label"]].append(c)
     fig, (ax_steps, ax_wall) = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = []
     for key, members in sorted(groups.items()):
-        label = " ".join(str(k) for k in key) + f" (n={len(members)})"
+        label = f"{key} (n={len(members)})"
         labels.append(label)
         grid = np.unique(np.concatenate([c["steps"] for c in members]))
         mean, low, high = _band(np.stack([np.interp(grid, c["steps"], c["mean"]) for c in members]))

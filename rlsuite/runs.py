@@ -91,16 +91,30 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
             "returns": returns.tolist()}
 
 
-def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False) -> dict:
+def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None) -> dict:
     """The summary of the finished run OUT/runs/NAME, or train it (train_fn(name=NAME)) when it is
-    missing, unfinished or `force` is set. Lets benchmarks and comparisons resume where they stopped."""
+    missing, unfinished, made with different settings (`fingerprint`), or `force` is set. Lets
+    benchmarks, comparisons and sweeps continue where they stopped without reusing stale runs."""
     import json
     import shutil
 
     run_dir = Path(out) / "runs" / name
-    summary = run_dir / "summary.json"
-    if summary.exists() and not force:
+    summary, stamp = run_dir / "summary.json", run_dir / "fingerprint.json"
+    fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
+    same = fingerprint is None or (stamp.exists() and json.loads(stamp.read_text()) == fingerprint)
+    if summary.exists() and same and not force:
         return json.loads(summary.read_text())
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # an interrupted, failed or forced run is redone from scratch
-    return train_fn(name=name)
+        shutil.rmtree(run_dir)  # an interrupted, failed, stale or forced run is redone from scratch
+    result = train_fn(name=name)
+    if fingerprint is not None and run_dir.exists():
+        stamp.write_text(json.dumps(fingerprint, indent=1))
+    return result
+
+
+def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:
+    """What makes two rlsuite runs the same experiment: agent, env, resolved config."""
+    from rlsuite.cards import to_data
+
+    _, config, card = prepare(agent, env_id, steps, overrides)
+    return {"agent": agent, "env_id": env_id, "config": to_data(config), "env_card": dataclasses.asdict(card)}

@@ -27,7 +27,7 @@ from rlsuite.cards import CommonConfig, Schedule, param
 from rlsuite.engine import Run, env_state, set_env_state
 from rlsuite.envs import episode_stats, make_vector_env
 from rlsuite.errors import UserError
-from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
+from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, clip_grad_norm, make_adam, make_trunk
 from rlsuite.normalization import ObsNormalizer, RewardScaler
 from rlsuite.returns import gae, monte_carlo_returns
 from rlsuite.storage import RolloutBuffer
@@ -165,7 +165,7 @@ def _step(model, optimizer, loss, cfg, what: str) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.max_grad_norm is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm, foreach=True)
+        clip_grad_norm(optimizer.param_groups[0]["params"], cfg.max_grad_norm)
     optimizer.step()
 
 
@@ -186,36 +186,44 @@ def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, r
     """PPO: n_epochs passes of shuffled minibatches over the rollout, clipped surrogate objective."""
     clip = cfg.clip_range(progress)
     n = len(batch["advantages"])
-    stats = {"policy_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clip_fraction": []}
-    for _ in range(cfg.n_epochs):
+    n_minibatches = max(n // cfg.batch_size, 1)
+    stats = []
+    for epoch in range(cfg.n_epochs):
         kl_exceeded = False
-        for mb in np.array_split(rng.permutation(n), max(n // cfg.batch_size, 1)):
-            logp, entropy = log_prob_entropy(model["actor"](batch["obs"][mb]), batch["actions"][mb])
-            old_logp = batch["logprobs"][mb]
-            adv = _normalize(batch["advantages"][mb], cfg.normalize_advantage)
-            policy_loss = ppo_policy_loss(logp, old_logp, adv, clip)
-            values = model["critic"](batch["obs"][mb])
+        # One minibatch per epoch is the whole rollout: its order cannot change the gradient, so no shuffle.
+        order = [None] if n_minibatches == 1 else [torch.as_tensor(mb) for mb in
+                                                   np.array_split(rng.permutation(n), n_minibatches)]
+        for mb in order:
+            b = batch if mb is None else {k: v[mb] for k, v in batch.items()}
+            logp, entropy = log_prob_entropy(model["actor"](b["obs"]), b["actions"])
+            adv = _normalize(b["advantages"], cfg.normalize_advantage)
+            policy_loss = ppo_policy_loss(logp, b["logprobs"], adv, clip)
+            values = model["critic"](b["obs"])
             if cfg.clip_range_vf is not None:  # keep the new values near the old ones, as for the policy
-                old_v = batch["values"][mb]
-                values = old_v + torch.clamp(values - old_v, -cfg.clip_range_vf, cfg.clip_range_vf)
-            value_loss = (values - batch["returns"][mb]).pow(2).mean()
-            loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
-            with torch.no_grad():
-                log_ratio = logp - old_logp
-                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean().item()  # Schulman's k3 estimator
-            if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
-                kl_exceeded = True
-                break
+                values = b["values"] + torch.clamp(values - b["values"], -cfg.clip_range_vf, cfg.clip_range_vf)
+            value_loss = (values - b["returns"]).pow(2).mean()
+            loss = policy_loss + cfg.vf_coef * value_loss
+            if cfg.ent_coef:
+                loss = loss - cfg.ent_coef * entropy.mean()
+            last_epoch = epoch == cfg.n_epochs - 1
+            if cfg.target_kl is not None or last_epoch:  # diagnostics cost dispatches: only when needed
+                with torch.no_grad():
+                    log_ratio = logp - b["logprobs"]
+                    approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # Schulman's k3 estimator
+                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
+                    kl_exceeded = True
+                    break
             _step(model, optimizer, loss, cfg, "ppo")
-            stats["policy_loss"].append(policy_loss.item())
-            stats["value_loss"].append(value_loss.item())
-            stats["entropy"].append(entropy.mean().item())
-            stats["approx_kl"].append(approx_kl)
-            stats["clip_fraction"].append(((log_ratio.exp() - 1).abs() > clip).float().mean().item())
+            if last_epoch:
+                clipped = ((log_ratio.exp() - 1).abs() > clip).float().mean()
+                stats.append(torch.stack([policy_loss.detach(), value_loss.detach(), entropy.mean().detach(),
+                                          approx_kl, clipped]))
         if kl_exceeded:
             break
-    out = {k: float(np.mean(v)) for k, v in stats.items() if v}
+    names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+    out = dict(zip(names, torch.stack(stats).mean(0).tolist())) if stats else {}
     out["clip_range"] = clip
+    out["epochs"] = epoch + 1
     return out
 
 
@@ -238,9 +246,10 @@ def train(cfg: PGConfig, run: Run) -> dict:
     box = isinstance(action_space, gym.spaces.Box)
     use_critic = algo != "reinforce" or cfg.baseline
     model = build_actor_critic(cfg, obs_space, action_space, critic=use_critic).to(device)
-    opt_cls = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
-    extra = {"alpha": 0.99} if cfg.optimizer == "rmsprop" else {}
-    optimizer = opt_cls(model.parameters(), lr=cfg.lr(0.0), eps=cfg.optimizer_eps, **extra)
+    if cfg.optimizer == "rmsprop":  # SB3's A2C default: RMSprop(alpha=0.99)
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr(0.0), eps=cfg.optimizer_eps, alpha=0.99)
+    else:
+        optimizer = make_adam(model.parameters(), cfg.lr(0.0), cfg.optimizer_eps)
     norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs)
     scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.normalize_reward)
     rollout = RolloutBuffer(cfg.n_steps, cfg.num_envs, obs_space.shape, action_space.shape,
@@ -279,6 +288,7 @@ def train(cfg: PGConfig, run: Run) -> dict:
     while step < cfg.total_steps:
         progress = step / cfg.total_steps
         # 1. collect n_steps per env with the current stochastic policy
+        final_obs = []  # (t, env, true final observation) at time limits
         with torch.no_grad():
             for t in range(cfg.n_steps):
                 obs_n = norm(obs, update=True)
@@ -291,18 +301,19 @@ def train(cfg: PGConfig, run: Run) -> dict:
                 step += cfg.num_envs
                 for _, episode_return, length in episode_stats(info):
                     run.log_episode(step, episode_return, length)
-                # A time limit is not a terminal state: remember V(true final obs) to bootstrap from.
+                # A time limit is not a terminal state: keep the true final obs to bootstrap from.
                 time_limit = truncated & ~terminated
-                truncated_values = np.zeros(cfg.num_envs, np.float32)
-                if use_critic and time_limit.any():
-                    idx = np.flatnonzero(time_limit)
-                    truncated_values[idx] = values_of(norm(np.stack([info["final_obs"][i] for i in idx])))
+                final_obs += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(time_limit)]
                 rollout.obs[t], rollout.actions[t], rollout.logprobs[t] = obs_n, action, logp.cpu().numpy()
-                rollout.values[t] = values_of(obs_n)
                 rollout.rewards[t] = scaler(reward, terminated | truncated)
                 rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
-                rollout.truncated_values[t] = truncated_values
                 obs = next_obs
+            # The critic is fixed during collection, so all its values come from one batched pass.
+            rollout.values[:] = values_of(rollout.flat("obs")).reshape(cfg.n_steps, cfg.num_envs)
+            rollout.truncated_values[:] = 0.0
+            if final_obs and use_critic:
+                t_idx, env_idx, finals = zip(*final_obs)
+                rollout.truncated_values[list(t_idx), list(env_idx)] = values_of(norm(np.stack(finals)))
             last_values = values_of(norm(obs))
 
         # 2. targets: Monte-Carlo returns (REINFORCE) or GAE (A2C, PPO)
