@@ -253,6 +253,35 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
 
 
 @main.command()
+@click.option("--sections", default="dqn,pg,mnist", show_default=True,
+              help="benchmark scripts to run (benchmarks/<name>.py); pg_lunarlander runs PPO on LunarLander")
+@click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 5 for RL)")
+@click.option("--out", default="results", show_default=True)
+@friendly
+def bench(sections, seeds, out):
+    """Regenerate the committed report in results/ (an hour or more on 2 cores; never part of CI).
+
+    Runs the scripts in benchmarks/ one after the other (finished runs are reused), then writes
+    results/README.md, the index of the reports."""
+    import subprocess
+
+    from rlsuite.report import write_index
+
+    scripts = Path(__file__).resolve().parents[1] / "benchmarks"
+    if not scripts.is_dir():
+        raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
+    for name in sections.split(","):
+        args = {"pg_lunarlander": ["pg.py", "--sections", "lunarlander"]}.get(name, [f"{name}.py"])
+        if not (scripts / args[0]).exists():
+            raise UserError(f"unknown benchmark section '{name}'; choose from dqn, pg, pg_lunarlander, mnist")
+        cmd = [sys.executable, str(scripts / args[0]), *args[1:], "--out", out] + (["--seeds", str(seeds)] if seeds else [])
+        click.echo(f"$ {' '.join(cmd[1:])}")
+        if subprocess.run(cmd).returncode != 0:
+            raise UserError(f"benchmark section '{name}' failed; its output is above")
+    click.echo(f"wrote {write_index(Path(out))}")
+
+
+@main.command()
 @click.argument("dataset")
 @click.option("--net", default="mlp", show_default=True, help="mlp (784-64-10) or cnn")
 @click.option("--epochs", type=int, default=None, help="maximum epochs (default: the card's)")

@@ -188,6 +188,11 @@ def env_state(envs) -> dict | None:
         return None
 
 
+def env_snapshot(envs, obs) -> dict:
+    """What an agent's checkpoint needs to continue its envs exactly: their state and the current obs."""
+    return {"env": env_state(envs), "obs": torch.as_tensor(obs)}
+
+
 def set_env_state(envs, state: dict) -> None:
     outer = _chain(envs)
     subs = [_chain(e) for e in outer[-1].envs]
@@ -359,6 +364,16 @@ class Run:
         if self._stop_requested:
             raise KeyboardInterrupt
         self._stop_requested = True
+
+    def restore_envs(self, envs) -> np.ndarray:
+        """On resume: put the envs back as checkpointed and return the obs to continue from; when
+        their state was not saveable (Box2D, emulators), start fresh episodes instead."""
+        state, step = self.restored["state"], self.restored["step"]
+        if state.get("env") is not None:
+            set_env_state(envs, state["env"])
+            return state["obs"].numpy()
+        obs, _ = envs.reset(seed=self.seed + step)
+        return obs
 
     # -- clocks ---------------------------------------------------------------------------------
     def start_clock(self) -> None:

@@ -16,6 +16,16 @@ TINY_DQN = {"learning_starts": "200", "eval_every": "300", "eval_episodes": "2",
             "checkpoint_every": "400", "log_every": "100"}
 
 
+def assert_one_line_error(result, *fragments):
+    """A CLI result that failed the way bad input must: non-zero exit, one line, no traceback."""
+    assert result.exit_code != 0
+    out = result.output.strip()
+    assert "Traceback" not in out
+    assert len(out.splitlines()) == 1, out
+    for fragment in fragments:
+        assert fragment in out, out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A finished 600-step DQN run on CartPole-v1."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import TINY_DQN
+from conftest import TINY_DQN, assert_one_line_error
 from rlsuite.cli import main
 
 TINY_SETS = [arg for k, v in TINY_DQN.items() for arg in ("--set", f"{k}={v}")]
@@ -16,13 +16,6 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    out = result.output.strip()
-    assert "Traceback" not in out
-    assert len(out.splitlines()) == 1, out
-    for fragment in fragments:
-        assert fragment in out, out
 
 
 def test_train_then_eval_then_list(tmp_path):
@@ -125,3 +118,16 @@ def test_resume_bad_inputs(tmp_path, tiny_run):
     assert_one_line_error(invoke("train", "--resume", tmp_path), "is not a run directory")
     assert_one_line_error(invoke("train", "--resume", tiny_run), "already complete")
     assert_one_line_error(invoke("train", "dqn", "CartPole-v1", "--resume", tiny_run), "drop AGENT")
+
+
+def test_bench_rejects_unknown_sections(tmp_path):
+    assert_one_line_error(invoke("bench", "--sections", "nope", "--out", tmp_path), "unknown benchmark section 'nope'")
+
+
+def test_list_supervised_and_pg_agents():
+    result = invoke("list")
+    assert all(name in result.output for name in ("dqn", "ppo", "a2c", "reinforce", "supervised"))
+    result = invoke("list", "supervised")
+    assert result.exit_code == 0 and "augment_shift" in result.output
+    result = invoke("list", "ppo")
+    assert result.exit_code == 0 and "clip_range" in result.output and "Pendulum-v1" in result.output

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import toy_envs  # noqa: F401
-from conftest import TINY_DQN
+from conftest import TINY_DQN, assert_one_line_error
 from rlsuite.baselines import train_baseline
 from rlsuite.cli import main
 from rlsuite.engine import METRIC_COLUMNS
@@ -22,12 +22,6 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    out = result.output.strip()
-    assert "Traceback" not in out and len(out.splitlines()) == 1, out
-    for f in fragments:
-        assert f in out, out
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +50,8 @@ def test_sb3_callback_writes_the_same_columns(sb3_run, tiny_run):
 def test_baseline_cli_and_reinforce_has_none(tmp_path):
     result = invoke("baseline", "dqn", "CartPole-v1", "--steps", 300, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    one_line_error(invoke("baseline", "reinforce", "CartPole-v1", "--out", tmp_path), "SB3 has no counterpart for 'reinforce'")
-    one_line_error(invoke("compare", "reinforce", "CartPole-v1", "--out", tmp_path), "SB3 has no counterpart")
+    assert_one_line_error(invoke("baseline", "reinforce", "CartPole-v1", "--out", tmp_path), "SB3 has no counterpart for 'reinforce'")
+    assert_one_line_error(invoke("compare", "reinforce", "CartPole-v1", "--out", tmp_path), "SB3 has no counterpart")
 
 
 def test_plot_draws_one_curve_per_group(tmp_path, sb3_run, tiny_run):
@@ -70,14 +64,14 @@ def test_plot_draws_one_curve_per_group(tmp_path, sb3_run, tiny_run):
 
 
 def test_plot_bad_inputs(tmp_path, tiny_run):
-    one_line_error(invoke("plot", tmp_path), "is not a run directory and holds none")
-    one_line_error(invoke("plot", tmp_path / "missing"), "does not exist")
+    assert_one_line_error(invoke("plot", tmp_path), "is not a run directory and holds none")
+    assert_one_line_error(invoke("plot", tmp_path / "missing"), "does not exist")
     empty = tmp_path / "empty-run"
     empty.mkdir()
     (empty / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
-    one_line_error(invoke("plot", empty), "holds no metrics.csv")
+    assert_one_line_error(invoke("plot", empty), "holds no metrics.csv")
     (empty / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
-    one_line_error(invoke("plot", empty), "has no evaluation rows")
+    assert_one_line_error(invoke("plot", empty), "has no evaluation rows")
 
 
 def test_plot_refuses_mixed_envs_without_group(tmp_path, tiny_run):
@@ -85,7 +79,7 @@ def test_plot_refuses_mixed_envs_without_group(tmp_path, tiny_run):
 
     other = runs.train("dqn", "Acrobot-v1", steps=400, overrides={**TINY_DQN, "eval_every": "200"}, out=tmp_path,
                        progress=False)["run_dir"]
-    one_line_error(invoke("plot", tiny_run, other, "-o", tmp_path / "m.png"), "mix environments", "--group env_id")
+    assert_one_line_error(invoke("plot", tiny_run, other, "-o", tmp_path / "m.png"), "mix environments", "--group env_id")
     result = invoke("plot", tiny_run, other, "-o", tmp_path / "m.png", "--group", "env_id")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m-CartPole-v1.png").exists() and (tmp_path / "m-Acrobot-v1.png").exists()
@@ -120,10 +114,10 @@ def test_sweep_local_pool_with_a_crashing_run(tmp_path):
 
 
 def test_sweep_bad_inputs(tmp_path):
-    one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lrr=1,2", "--out", tmp_path), "unknown hyperparameter 'lrr'")
-    one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lr=1e-3,abc", "--out", tmp_path), "lr='abc'")
+    assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lrr=1,2", "--out", tmp_path), "unknown hyperparameter 'lrr'")
+    assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lr=1e-3,abc", "--out", tmp_path), "lr='abc'")
     started = time.time()
-    one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "--out", tmp_path),
+    assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "--out", tmp_path),
                    "does not answer")
     assert time.time() - started < 10
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import SHARED
+from conftest import SHARED, assert_one_line_error
 from rlsuite import nets
 from rlsuite.agents.dqn import DQNConfig, build_q_network
 from rlsuite.cli import main
@@ -36,12 +36,6 @@ def synthetic(directory, n_train=1200, n_test=300, seed=0, gz=True):
     return directory
 
 
-def one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    out = result.output.strip()
-    assert "Traceback" not in out and len(out.splitlines()) == 1, out
-    for f in fragments:
-        assert f in out, out
 
 
 @pytest.mark.parametrize("name", ["a.idx.gz", "a.idx"])
@@ -171,15 +165,15 @@ def test_cli_bad_inputs(tmp_path):
     d = synthetic(tmp_path / "data", n_train=40, n_test=10)
     runner = CliRunner()
     base = ["supervised", "fashion-mnist", "--data-dir", str(d), "--out", str(tmp_path), "--no-download"]
-    one_line_error(runner.invoke(main, base + ["--epochs", "0"]), "--epochs must be positive")
-    one_line_error(runner.invoke(main, base + ["--net", "resnet"]), "unknown net 'resnet'", "--net mlp")
-    one_line_error(runner.invoke(main, ["supervised", "cifar10"]), "unknown dataset 'cifar10'")
-    one_line_error(runner.invoke(main, base + ["--set", "lr=fast"]), "lr='fast'")
+    assert_one_line_error(runner.invoke(main, base + ["--epochs", "0"]), "--epochs must be positive")
+    assert_one_line_error(runner.invoke(main, base + ["--net", "resnet"]), "unknown net 'resnet'", "--net mlp")
+    assert_one_line_error(runner.invoke(main, ["supervised", "cifar10"]), "unknown dataset 'cifar10'")
+    assert_one_line_error(runner.invoke(main, base + ["--set", "lr=fast"]), "lr='fast'")
     (d / "train-labels-idx1-ubyte.gz").write_bytes(b"\x00\x00\x07\x01garbage")
-    one_line_error(runner.invoke(main, base), "train-labels-idx1-ubyte.gz has a wrong magic number")
+    assert_one_line_error(runner.invoke(main, base), "train-labels-idx1-ubyte.gz has a wrong magic number")
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(runner.invoke(main, ["supervised", "fashion-mnist", "--data-dir", str(empty), "--no-download"]),
+    assert_one_line_error(runner.invoke(main, ["supervised", "fashion-mnist", "--data-dir", str(empty), "--no-download"]),
                    "fashion-mnist files not found")
     assert not (tmp_path / "runs").exists()
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlsuite.cards import CommonConfig, Schedule, param
-from rlsuite.engine import Run, env_state, set_env_state
+from rlsuite.engine import Run, env_snapshot
 from rlsuite.envs import episode_stats, make_vector_env, require_box_obs, require_discrete, true_next_obs
 from rlsuite.errors import UserError
 from rlsuite.nets import DuelingQHead, QHead, clip_grad_norm, make_adam, make_trunk
@@ -142,16 +142,11 @@ def train(cfg: DQNConfig, run: Run) -> dict:
             nstep.load_state_dict(s["nstep"])
         rng.bit_generator.state = s["rng"]
         step, updates = run.restored["step"], s["updates"]
-        if s.get("env") is not None:
-            set_env_state(envs, s["env"])
-            obs = s["obs"].numpy()
-        else:  # this env's state cannot be saved: continue from fresh episodes
-            obs, _ = envs.reset(seed=run.seed + step)
+        obs = run.restore_envs(envs)
 
     def snapshot() -> dict:
         state = {"q": q.state_dict(), "target_q": target_q.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": rng.bit_generator.state, "updates": updates, "env": env_state(envs),
-                 "obs": torch.as_tensor(obs)}
+                 "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
         if cfg.save_buffer:
             state.update(buffer=buffer.state_dict(), nstep=nstep.state_dict())
         return state

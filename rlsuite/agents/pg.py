@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rlsuite.cards import CommonConfig, Schedule, param
-from rlsuite.engine import Run, env_state, set_env_state
+from rlsuite.engine import Run, env_snapshot
 from rlsuite.envs import episode_stats, make_vector_env
 from rlsuite.errors import UserError
 from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, clip_grad_norm, make_adam, make_trunk
@@ -268,16 +268,12 @@ def train(cfg: PGConfig, run: Run) -> dict:
         scaler.load_state_dict(s["reward_scaler"])
         rng.bit_generator.state = s["rng"]
         step, updates = run.restored["step"], s["updates"]
-        if s.get("env") is not None:
-            set_env_state(envs, s["env"])
-            obs = s["obs"].numpy()
-        else:  # this env's state cannot be saved: continue from fresh episodes
-            obs, _ = envs.reset(seed=run.seed + step)
+        obs = run.restore_envs(envs)
 
     def snapshot() -> dict:
         return {"model": model.state_dict(), "model_keys": list(model.keys()), "optimizer": optimizer.state_dict(),
                 "obs_norm": norm.rms.state_dict(), "reward_scaler": scaler.state_dict(),
-                "rng": rng.bit_generator.state, "updates": updates, "env": env_state(envs), "obs": torch.as_tensor(obs)}
+                "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
 
     def values_of(x: np.ndarray) -> np.ndarray:
         if not use_critic:
