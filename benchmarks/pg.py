@@ -9,7 +9,7 @@ Sections:
                A2C: rlsuite (card) vs SB3 (zoo) vs rlsuite@zoo (SB3's exact hyperparameters, for speed).
   reinforce    REINFORCE on CartPole-v1: SB3 has no REINFORCE, so its own curve only.
   lunarlander  PPO on LunarLander-v3, rlsuite vs SB3, 1M steps.
-Finished runs under results/runs/bench-pg are reused; --force retrains them.
+Finished runs under results/runs/bench-pg/<agent> are reused while their settings match; --force retrains them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
                     f"python {' '.join(['benchmarks/pg.py'] + sys.argv[1:])}", seeds)
     if "cartpole" in sections:
         env_id = "CartPole-v1"
-        ppo = compare.side_by_side(env_id, seeds, root, compare.ours_and_sb3("ppo", env_id), args.force, log)
+        ppo = compare.side_by_side(env_id, seeds, root / "ppo", compare.ours_and_sb3("ppo", env_id), args.force, log)
         r = ratio_lines(ppo["rlsuite"], ppo["sb3"], "rlsuite", "sb3")
         report += section("PPO on CartPole-v1", "ppo", env_id, ppo, out, [
             "Targets (issue: policy-gradient family): 5/5 stay solved; median wall-to-solve ≤ 0.5× SB3's; "
@@ -73,7 +73,7 @@ def main() -> None:
         zoo, _ = baseline_hyperparameters("a2c", env_id)
         variants = compare.ours_and_sb3("a2c", env_id)
         variants["rlsuite@zoo"] = compare.ours("a2c", env_id, overrides=pg_overrides_from_sb3("a2c", zoo))
-        a2c = compare.side_by_side(env_id, seeds, root, variants, args.force, log)
+        a2c = compare.side_by_side(env_id, seeds, root / "a2c", variants, args.force, log)
         speed = ratio_lines(a2c["rlsuite@zoo"], a2c["sb3"], "rlsuite@zoo", "sb3")
         wall = ratio_lines(a2c["rlsuite"], a2c["sb3"], "rlsuite", "sb3")
         report += section("A2C on CartPole-v1", "a2c", env_id, a2c, out, [
@@ -83,7 +83,7 @@ def main() -> None:
             f"- median wall-to-solve rlsuite / SB3 = **{wall['wall_to_solve']:.2f}×**",
             f"- steps/s rlsuite@zoo / SB3 = **{speed['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in speed['pairs'])})", ""])
     if "reinforce" in sections:
-        res = compare.side_by_side("CartPole-v1", seeds, root, {"rlsuite": compare.ours("reinforce", "CartPole-v1")},
+        res = compare.side_by_side("CartPole-v1", seeds, root / "reinforce", {"rlsuite": compare.ours("reinforce", "CartPole-v1")},
                                    args.force, log)
         report += section("REINFORCE on CartPole-v1", "reinforce", "CartPole-v1", res, out, [
             "SB3 has no REINFORCE, so there is no baseline row: this is rlsuite's own curve. "
@@ -91,8 +91,8 @@ def main() -> None:
     if "lunarlander" in sections:
         env_id = "LunarLander-v3"
         k = len(seeds) if args.baseline_seeds is None else args.baseline_seeds
-        ll = compare.side_by_side(env_id, seeds[:k], root, compare.ours_and_sb3("ppo", env_id), args.force, log)
-        rest = compare.side_by_side(env_id, seeds[k:], root, {"rlsuite": compare.ours("ppo", env_id)}, args.force, log)
+        ll = compare.side_by_side(env_id, seeds[:k], root / "ppo", compare.ours_and_sb3("ppo", env_id), args.force, log)
+        rest = compare.side_by_side(env_id, seeds[k:], root / "ppo", {"rlsuite": compare.ours("ppo", env_id)}, args.force, log)
         ll["rlsuite"] += rest["rlsuite"]
         finals = {name: sum(s["final_eval"]["mean"] >= 200 for s in v) for name, v in ll.items()}
         counts = {name: len(v) for name, v in ll.items()}

@@ -14,8 +14,8 @@ from rlsuite.baselines import baseline_fingerprint, train_baseline
 def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, dict]], force: bool = False,
                  on_result: Callable | None = None) -> dict[str, list[dict]]:
     """variants: label -> (f(seed=..., out=..., progress=False, name=...) -> summary, fingerprint). Run
-    directories are OUT/runs/<label>-<env>-s<seed>, reused while their fingerprint matches; alternating
-    order so machine drift hits every variant alike."""
+    directories are OUT/runs/<label>-<env>-s<seed> (so give each agent its own OUT), reused while their
+    fingerprint matches; alternating order so machine drift hits every variant alike."""
     results: dict[str, list[dict]] = {label: [] for label in variants}
     for seed in seeds:
         for label, (fn, stamp) in variants.items():

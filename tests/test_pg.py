@@ -66,6 +66,11 @@ def test_nan_loss_stops_with_a_message(tmp_path):
     assert '"failed"' in (run_dir / "status.json").read_text()
 
 
+def test_nan_observations_stop_with_a_message(tmp_path):
+    with pytest.raises(UserError, match="NaN/Inf action probabilities"):
+        runs.train("a2c", "toy_envs:NanObs-v0", steps=2000, overrides=dict(TINY_PG), out=tmp_path, progress=False)
+
+
 @pytest.mark.parametrize("agent", ["reinforce", "a2c", "ppo"])
 def test_determinism_and_resume(tmp_path, agent):
     kw = dict(seed=2, steps=1536, overrides=dict(TINY_PG), progress=False)

@@ -47,3 +47,14 @@ class OddSeedNanEnv(NanRewardEnv):
 
 
 gym.register("OddSeedNan-v0", entry_point=OddSeedNanEnv)
+
+
+class NanObsEnv(NanRewardEnv):
+    """Observations turn NaN after 30 steps (a broken sensor, say)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return (obs * np.nan if self.t > 30 else obs), 1.0, terminated, truncated, info
+
+
+gym.register("NanObs-v0", entry_point=NanObsEnv)

@@ -285,32 +285,39 @@ def train(cfg: PGConfig, run: Run) -> dict:
         progress = step / cfg.total_steps
         # 1. collect n_steps per env with the current stochastic policy
         final_obs = []  # (t, env, true final observation) at time limits
-        with torch.no_grad():
-            for t in range(cfg.n_steps):
-                obs_n = norm(obs, update=True)
-                dist = model["actor"](torch.as_tensor(obs_n, device=device))
-                action = dist.sample()
-                logp, _ = log_prob_entropy(dist, action)
-                action = action.cpu().numpy()
-                env_action = np.clip(action, action_space.low, action_space.high) if box else action
-                next_obs, reward, terminated, truncated, info = envs.step(env_action)
-                step += cfg.num_envs
-                for _, episode_return, length in episode_stats(info):
-                    run.log_episode(step, episode_return, length)
-                # A time limit is not a terminal state: keep the true final obs to bootstrap from.
-                time_limit = truncated & ~terminated
-                final_obs += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(time_limit)]
-                rollout.obs[t], rollout.actions[t], rollout.logprobs[t] = obs_n, action, logp.cpu().numpy()
-                rollout.rewards[t] = scaler(reward, terminated | truncated)
-                rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
-                obs = next_obs
-            # The critic is fixed during collection, so all its values come from one batched pass.
-            rollout.values[:] = values_of(rollout.flat("obs")).reshape(cfg.n_steps, cfg.num_envs)
-            rollout.truncated_values[:] = 0.0
-            if final_obs and use_critic:
-                t_idx, env_idx, finals = zip(*final_obs)
-                rollout.truncated_values[list(t_idx), list(env_idx)] = values_of(norm(np.stack(finals)))
-            last_values = values_of(norm(obs))
+        try:
+            with torch.no_grad():
+                for t in range(cfg.n_steps):
+                    obs_n = norm(obs, update=True)
+                    dist = model["actor"](torch.as_tensor(obs_n, device=device))
+                    action = dist.sample()
+                    logp, _ = log_prob_entropy(dist, action)
+                    action = action.cpu().numpy()
+                    env_action = np.clip(action, action_space.low, action_space.high) if box else action
+                    next_obs, reward, terminated, truncated, info = envs.step(env_action)
+                    step += cfg.num_envs
+                    for _, episode_return, length in episode_stats(info):
+                        run.log_episode(step, episode_return, length)
+                    # A time limit is not a terminal state: keep the true final obs to bootstrap from.
+                    time_limit = truncated & ~terminated
+                    final_obs += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(time_limit)]
+                    rollout.obs[t], rollout.actions[t], rollout.logprobs[t] = obs_n, action, logp.cpu().numpy()
+                    rollout.rewards[t] = scaler(reward, terminated | truncated)
+                    rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
+                    obs = next_obs
+                # The critic is fixed during collection, so all its values come from one batched pass.
+                rollout.values[:] = values_of(rollout.flat("obs")).reshape(cfg.n_steps, cfg.num_envs)
+                rollout.truncated_values[:] = 0.0
+                if final_obs and use_critic:
+                    t_idx, env_idx, finals = zip(*final_obs)
+                    rollout.truncated_values[list(t_idx), list(env_idx)] = values_of(norm(np.stack(finals)))
+                last_values = values_of(norm(obs))
+        except RuntimeError as e:  # sampling from NaN/Inf logits: the weights are already broken
+            if "nan" not in str(e).lower() and "inf" not in str(e).lower():
+                raise
+            envs.close()
+            raise NonFiniteLoss(f"the policy produced NaN/Inf action probabilities at step {step:,} "
+                                f"({str(e).splitlines()[0]}); lower lr or enable normalize_obs") from None
 
         # 2. targets: Monte-Carlo returns (REINFORCE) or GAE (A2C, PPO)
         if algo == "reinforce":
