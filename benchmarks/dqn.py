@@ -1,13 +1,13 @@
 """Regenerate results/dqn.md: rlsuite DQN vs Stable-Baselines3 DQN (PROTOCOL.md).
 
-    python benchmarks/dqn.py                 # 5 seeds, CartPole-v1 side by side + Acrobot/MountainCar
+    python benchmarks/dqn.py                 # 5 seeds, CartPole-v1 side by side + Acrobot/MountainCar/LunarLander
     python benchmarks/dqn.py --seeds 2 --envs CartPole-v1   # a quicker look
 
 CartPole-v1, per seed and alternating in this one process (same threads, same device):
   rlsuite   rlsuite DQN with its tuned card (agents/dqn.yaml)
   sb3       SB3 DQN with rl-baselines3-zoo's hyperparameters (recorded in the card's baseline section)
   rlsuite@zoo  rlsuite DQN run with SB3's zoo hyperparameters (vanilla DQN): the speed comparison
-Acrobot-v1 and MountainCar-v0: rlsuite's card, against the zoo's published figures.
+Acrobot-v1, MountainCar-v0 and LunarLander-v3: rlsuite's card, against the zoo's published figures.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from rlsuite.stats import aggregate
 ZOO_FIGURES = {
     "Acrobot-v1": "zoo DQN: -76.6 ± 11.8 at 100k steps, first ≥ -100 at 20k (ANCHORS.md); CleanRL DQN -91.5 ± 7.2 at 500k",
     "MountainCar-v0": "ANCHORS.md lists no zoo DQN figure for MountainCar-v0; the zoo's budget is 120k steps",
+    "LunarLander-v3": "zoo DQN on LunarLander-v2: 154 ± 79 at 100k steps (ANCHORS.md)",
 }
 
 
@@ -40,7 +41,7 @@ def log(label: str, seed: int, summary: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--envs", default="CartPole-v1,Acrobot-v1,MountainCar-v0")
+    parser.add_argument("--envs", default="CartPole-v1,Acrobot-v1,MountainCar-v0,LunarLander-v3")
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true", help="retrain runs that already finished")
     args = parser.parse_args()

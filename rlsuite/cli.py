@@ -135,14 +135,13 @@ def list_(agent):
         for name, default, help_ in describe(spec.config_cls):
             click.echo(f"{name:<24}{default:<28}{help_}")
         return
-    click.echo(f"{'agent':<12}{'tuned envs (agents/<agent>.yaml)':<60}description")
     for name in agent_names():
         spec = get_agent(name)
         card = load_agent_card(name)
-        envs = ", ".join(card.get("envs") or {}) or "-"
-        click.echo(f"{name:<12}{envs:<60}{spec.summary}")
-    click.echo(f"{'supervised':<12}{'mnist, fashion-mnist (agents/supervised.yaml: nets mlp, cnn)':<60}"
-               "classifiers built from the same trunk and head classes")
+        click.echo(f"{name:<11}{spec.summary}\n{'':<11}card entries: {', '.join(card.get('envs') or {}) or '-'}"
+                   f"  (agents/{name}.yaml)")
+    click.echo(f"{'supervised':<11}classifiers built from the same trunk and head classes\n{'':<11}"
+               "datasets: mnist, fashion-mnist; nets: mlp, cnn  (agents/supervised.yaml)")
     click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
 
 
