@@ -474,6 +474,18 @@ class Run:
         os.replace(tmp, path)  # readers see the old or the new checkpoint, never half of one
         return path
 
+    def after_iteration(self, step: int, act: Callable, snapshot: Callable[[], dict]) -> bool:
+        """The services at the end of an agent's loop iteration: periodic evaluation, progress, a
+        checkpoint when one is due. Returns True when the agent must stop (Ctrl-C or stop_at); it
+        then calls finish(), which checkpoints."""
+        self.maybe_evaluate(step, act)
+        self.progress(step)
+        if self.should_stop(step):
+            return True
+        if self.checkpoint_due(step):
+            self.save_checkpoint(step, snapshot())
+        return False
+
     # -- stopping -------------------------------------------------------------------------------
     def should_stop(self, step: int) -> bool:
         """True after Ctrl-C (or at `stop_at`): the agent then checkpoints and calls finish()."""

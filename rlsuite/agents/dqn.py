@@ -220,12 +220,8 @@ def train(cfg: DQNConfig, run: Run) -> dict:
                 scalars.update({"losses/td_loss": (loss_sum / n_losses).item(), "losses/q_values": (q_sum / n_losses).item()})
                 loss_sum, q_sum, n_losses = torch.zeros(()), torch.zeros(()), 0
             run.log_scalars(step, scalars)
-        run.maybe_evaluate(step, act_greedy)
-        run.progress(step)
-        if run.should_stop(step):
+        if run.after_iteration(step, act_greedy, snapshot):
             break
-        if run.checkpoint_due(step):
-            run.save_checkpoint(step, snapshot())
 
     envs.close()
     return run.finish(step, act_greedy, snapshot())

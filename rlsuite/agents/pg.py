@@ -355,12 +355,8 @@ def train(cfg: PGConfig, run: Run) -> dict:
             run.log_scalars(step, {f"losses/{k}": v for k, v in stats.items()} |
                             {"charts/learning_rate": optimizer.param_groups[0]["lr"],
                              "charts/SPS": step / max(run.wall(), 1e-9)})
-        run.maybe_evaluate(step, act)
-        run.progress(step)
-        if run.should_stop(step):
+        if run.after_iteration(step, act, snapshot):
             break
-        if run.checkpoint_due(step):
-            run.save_checkpoint(step, snapshot())
 
     envs.close()
     return run.finish(step, act, snapshot())
