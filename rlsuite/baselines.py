@@ -148,7 +148,7 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
     hp, source = baseline_hyperparameters(agent, env_id)
     card = load_env_card(env_id)
     config = apply(BaselineConfig(), card.eval_settings, f"env card {env_id}")
-    total = steps if steps is not None else hp.get("n_timesteps", card.budget or config.total_steps)
+    total = steps if steps is not None else hp.get("n_timesteps", card.budget_for(agent) or config.total_steps)
     if total <= 0:
         raise UserError(f"--steps must be a positive number of environment steps, got {total}")
     config = dataclasses.replace(config, total_steps=int(total))
@@ -183,3 +183,17 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
         act = sb3_policy(model)
         model.learn(total_timesteps=config.total_steps, callback=ForwardToRun(run, act))
         return run.finish(int(model.num_timesteps), act, {"policy": model.policy.state_dict()})
+
+
+def differences_from_zoo(agent: str, env_id: str) -> dict:
+    """{field: (rlsuite card, zoo)} where rlsuite's resolved card differs from SB3's zoo values expressed as
+    rlsuite settings (the budget aside): empty means the two run the same hyperparameters."""
+    from rlsuite.cards import to_data
+    from rlsuite.runs import prepare
+
+    zoo, _ = baseline_hyperparameters(agent, env_id)
+    as_ours = dqn_overrides_from_sb3(zoo) if agent == "dqn" else pg_overrides_from_sb3(agent, zoo)
+    as_ours.pop("total_steps", None)
+    card = to_data(prepare(agent, env_id)[1])
+    same_as_zoo = to_data(prepare(agent, env_id, overrides=as_ours)[1])
+    return {k: (card[k], same_as_zoo[k]) for k in card if k != "total_steps" and card[k] != same_as_zoo[k]}

@@ -260,10 +260,16 @@ class EnvCard:
     eval_every: int | None = None
     eval_episodes: int | None = None
     final_eval_episodes: int | None = None
-    budget: int | None = None  # benchmark budget in env steps
+    budget: int | dict | None = None  # benchmark budget in env steps: one number, or {agent: steps}
     vectorization: str = "sync"  # sync | async | native (the env's own vector entry point)
     make_kwargs: dict = field(default_factory=dict)
     notes: str = ""
+
+    def budget_for(self, agent: str) -> int | None:
+        """The benchmark budget `rlsuite bench` gives AGENT here (ours and SB3 alike), or None."""
+        if isinstance(self.budget, dict):
+            return self.budget.get(agent)
+        return self.budget
 
     @property
     def eval_settings(self) -> dict:

@@ -190,14 +190,30 @@ def compare(agent, env_id, seeds, steps, overrides, out, force):
     click.echo(f"report: {report}")
 
 
+def tensorboard_command(dirs) -> str:
+    """One command that opens exactly these runs: their common folder, or one named entry per run."""
+    parents = sorted({str(Path(d).parent) for d in dirs})
+    if len(parents) == 1:
+        return f"tensorboard --logdir {parents[0]}"
+    return "tensorboard --logdir_spec " + ",".join(f"{Path(d).name}:{d}" for d in dirs)
+
+
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", default="curves.png", show_default=True, help="image path (.png; an .svg is written beside it)")
 @click.option("--group", default=None, help="'env_id': one figure per environment when the runs mix envs")
 @click.option("--title", default=None)
+@click.option("--stat", type=click.Choice(["mean", "iqm"]), default="mean", show_default=True,
+              help="the curve across seeds: mean or interquartile mean, each with a 95% bootstrap band")
 @friendly
-def plot(run_dirs, output, group, title):
-    """Reward curves (mean and 95% band across seeds) from run directories or folders of runs."""
+def plot(run_dirs, output, group, title, stat):
+    """Reward curves (mean and 95% band across seeds) from run directories or folders of runs.
+
+    \b
+    Examples:
+      rlsuite plot results/runs/compare-dqn-CartPole-v1 -o curves.png
+      rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png
+    """
     from rlsuite.plots import expand_run_dirs, plot_curves, load_curve
 
     dirs = expand_run_dirs(run_dirs)
@@ -207,15 +223,14 @@ def plot(run_dirs, output, group, title):
         for d in dirs:
             by_env.setdefault(load_curve(d)["env_id"], []).append(d)
         written = [p for env, members in by_env.items()
-                   for p in plot_curves(members, out.with_name(f"{out.stem}-{env}{out.suffix}"), title).paths]
+                   for p in plot_curves(members, out.with_name(f"{out.stem}-{env}{out.suffix}"), title, stat=stat).paths]
     elif group is None:
-        written = plot_curves(dirs, out, title).paths
+        written = plot_curves(dirs, out, title, stat=stat).paths
     else:
         raise UserError(f"--group {group!r} is not supported; use --group env_id")
     for p in written:
         click.echo(f"wrote {p}")
-    parents = sorted({str(Path(d).parent) for d in dirs})
-    click.echo(f"the same runs in TensorBoard: tensorboard --logdir {parents[0] if len(parents) == 1 else ','.join(parents)}")
+    click.echo(f"the same runs in TensorBoard: {tensorboard_command(dirs)}")
 
 
 @main.command()
@@ -252,32 +267,39 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
 
 
 @main.command()
-@click.option("--sections", default="dqn,pg,mnist", show_default=True,
-              help="benchmark scripts to run (benchmarks/<name>.py); pg_lunarlander runs PPO on LunarLander")
+@click.option("--sections", default="dqn,pg,mnist,matrix", show_default=True,
+              help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 5 for RL)")
 @click.option("--out", default="results", show_default=True)
 @friendly
 def bench(sections, seeds, out):
-    """Regenerate the committed report in results/ (an hour or more on 2 cores; never part of CI).
+    """Regenerate the committed report in results/ (hours on 2 cores; never part of CI).
 
-    Runs the scripts in benchmarks/ one after the other (finished runs are reused), then writes
-    results/README.md, the index of the reports."""
+    \b
+    dqn     results/dqn.md: DQN targets (CartPole side by side, rlsuite@zoo speed runs, MountainCar)
+    pg      results/pg.md: REINFORCE / A2C / PPO targets (CartPole, PPO LunarLander)
+    mnist   results/mnist.md: the supervised module
+    matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
+            REINFORCE curves (5 seeds, the env cards' budgets), with an index of the other reports
+    Finished runs under OUT/runs are reused while their settings match, so a rerun only trains what is missing.
+    """
     import subprocess
-
-    from rlsuite.report import write_index
 
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():
         raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
-    for name in sections.split(","):
-        args = {"pg_lunarlander": ["pg.py", "--sections", "lunarlander"]}.get(name, [f"{name}.py"])
-        if not (scripts / args[0]).exists():
-            raise UserError(f"unknown benchmark section '{name}'; choose from dqn, pg, pg_lunarlander, mnist")
-        cmd = [sys.executable, str(scripts / args[0]), *args[1:], "--out", out] + (["--seeds", str(seeds)] if seeds else [])
-        click.echo(f"$ {' '.join(cmd[1:])}")
+    extra = {"pg": ["--sections", "cartpole,reinforce,lunarlander"]}
+    names = [n.strip() for n in sections.split(",") if n.strip()]
+    for name in names:
+        if name not in ("dqn", "pg", "mnist", "matrix") or not (scripts / f"{name}.py").exists():
+            raise UserError(f"unknown benchmark section '{name}'; choose from dqn, pg, mnist, matrix")
+    for name in names:
+        cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
+        cmd += ["--seeds", str(seeds)] if seeds else []
+        click.echo(f"$ python {' '.join(cmd[1:])}")
         if subprocess.run(cmd).returncode != 0:
             raise UserError(f"benchmark section '{name}' failed; its output is above")
-    click.echo(f"wrote {write_index(Path(out))}")
+    click.echo(f"report: {Path(out) / 'README.md'}")
 
 
 @main.command()

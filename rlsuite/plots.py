@@ -49,18 +49,82 @@ def load_curve(run_dir: Path) -> dict:
     }
 
 
-def _band(matrix: np.ndarray):
-    """Mean over seeds (axis 0) and a 95% percentile-bootstrap band per x (scipy, vectorised)."""
-    mean = matrix.mean(axis=0)
+def _iqm(x, axis=0):
+    from scipy.stats import trim_mean
+
+    return trim_mean(x, 0.25, axis=axis)
+
+
+STATISTICS = {"mean": np.mean, "iqm": _iqm}
+
+
+def _band(matrix: np.ndarray, stat: str = "mean"):
+    """STAT (mean or IQM) over seeds (axis 0) and a 95% percentile-bootstrap band per x (scipy, vectorised)."""
+    statistic = STATISTICS[stat]
+    mean = statistic(matrix, axis=0)
     if matrix.shape[0] < 2:
         return mean, mean, mean
     from scipy.stats import bootstrap
 
-    res = bootstrap((matrix,), np.mean, axis=0, confidence_level=0.95, method="percentile",
+    res = bootstrap((matrix,), statistic, axis=0, confidence_level=0.95, method="percentile",
                     n_resamples=2000, random_state=np.random.default_rng(0))
     low = np.where(np.isnan(res.confidence_interval.low), mean, res.confidence_interval.low)
     high = np.where(np.isnan(res.confidence_interval.high), mean, res.confidence_interval.high)
     return mean, low, high
+
+
+def _draw(ax, members: list[dict], x: str, stat: str, label: str, color=None):
+    """One group's curve (STAT across its seeds) and 95% band against x ('steps' or 'wall'); its colour."""
+    if x == "steps":  # every evaluation step any seed has
+        grid = np.unique(np.concatenate([c["steps"] for c in members]))
+    else:  # seeds evaluate at different wall-clock times: a common grid
+        grid = np.linspace(0, max(c["wall"].max() for c in members), 200)
+    centre, low, high = _band(np.stack([np.interp(grid, c[x], c["mean"]) for c in members]), stat)
+    line, = ax.plot(grid, centre, label=label, color=color)
+    ax.fill_between(grid, low, high, alpha=0.25, color=line.get_color())
+    return line.get_color()
+
+
+def plot_grid(cells: dict, out: Path, title: str, stat: str = "mean") -> list[Path]:
+    """An overview: one panel per (row, column) key of CELLS, each {label: [run dirs]} drawn against
+    environment steps with its threshold. Writes OUT.png and OUT.svg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(dict.fromkeys(r for r, _ in cells))
+    cols = list(dict.fromkeys(c for _, c in cells))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)), squeeze=False)
+    colors = {}
+    for (row, col), groups in cells.items():
+        ax = axes[rows.index(row)][cols.index(col)]
+        threshold = None
+        for label, dirs in groups.items():
+            members = [load_curve(d) for d in dirs]
+            colors[label] = _draw(ax, members, "steps", stat, f"{label} (n={len(members)})", colors.get(label))
+            threshold = next((c["threshold"] for c in members if c["threshold"] is not None), threshold)
+        if threshold is not None:
+            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1)
+        ax.set_title(f"{row} on {col}", fontsize=10)
+        ax.set_xlabel("environment steps", fontsize=8)
+        ax.set_ylabel("evaluation return", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for r, row in enumerate(rows):  # panels the grid has no runs for stay empty
+        for c, col in enumerate(cols):
+            if (row, col) not in cells:
+                axes[r][c].axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return paths
 
 
 @dataclass
@@ -69,9 +133,13 @@ class Figure:
     labels: list  # one per curve drawn
 
 
-def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | None = None) -> Figure:
+def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | None = None,
+                stat: str = "mean") -> Figure:
     """Write OUT.png and OUT.svg: one curve per (implementation, agent) group — or per label when
-    `labels` maps each run directory to one (e.g. 'rlsuite@zoo') — one env per figure."""
+    `labels` maps each run directory to one (e.g. 'rlsuite@zoo') — one env per figure. STAT across
+    seeds: 'mean' or 'iqm' (interquartile mean), each with its 95% bootstrap band."""
+    if stat not in STATISTICS:
+        raise UserError(f"unknown statistic {stat!r}; use mean or iqm")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,14 +161,8 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | No
     for key, members in sorted(groups.items()):
         label = f"{key} (n={len(members)})"
         labels.append(label)
-        grid = np.unique(np.concatenate([c["steps"] for c in members]))
-        mean, low, high = _band(np.stack([np.interp(grid, c["steps"], c["mean"]) for c in members]))
-        line, = ax_steps.plot(grid, mean, label=label)
-        ax_steps.fill_between(grid, low, high, alpha=0.25, color=line.get_color())
-        wall_grid = np.linspace(0, max(c["wall"].max() for c in members), 200)
-        mean, low, high = _band(np.stack([np.interp(wall_grid, c["wall"], c["mean"]) for c in members]))
-        ax_wall.plot(wall_grid, mean, label=label, color=line.get_color())
-        ax_wall.fill_between(wall_grid, low, high, alpha=0.25, color=line.get_color())
+        color = _draw(ax_steps, members, "steps", stat, label)
+        _draw(ax_wall, members, "wall", stat, label, color)
     threshold = next((c["threshold"] for c in curves if c["threshold"] is not None), None)
     for ax, xlabel in ((ax_steps, "environment steps"), (ax_wall, "training wall-clock (s, evaluation excluded)")):
         if threshold is not None:
@@ -109,7 +171,8 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | No
         ax.set_ylabel("evaluation return (mean of episodes)")
         ax.grid(alpha=0.3)
     ax_steps.legend(fontsize=8, loc="best")
-    fig.suptitle(title or f"{envs[0]}: evaluation return, mean and 95% bootstrap band across seeds")
+    what = "mean" if stat == "mean" else "IQM"
+    fig.suptitle(title or f"{envs[0]}: evaluation return, {what} and 95% bootstrap band across seeds")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

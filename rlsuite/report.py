@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from rlsuite.engine import hardware, versions
 from rlsuite.stats import aggregate
@@ -63,23 +64,15 @@ def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_the
             "labels": (label_ours, label_theirs), "ours": a, "theirs": b}
 
 
-def write_index(results: Path) -> Path:
-    """results/README.md: one entry per report with its regenerate command and its target lines."""
-    from pathlib import Path
-
-    results = Path(results)
-    lines = ["# rlsuite benchmark report", "",
-             f"Index regenerated {dt.date.today().isoformat()} on {hardware()}. Each report states its own "
-             "command, date, versions and seeds; `rlsuite bench` regenerates all of them "
-             "(`python benchmarks/<name>.py` one of them). Figures are measured, never typed in.", ""]
-    for report in sorted(results.glob("*.md")):
+def index_lines(results: Path) -> list[str]:
+    """One entry per report in RESULTS (but README.md): its title, regenerate command and target lines."""
+    lines = []
+    for report in sorted(Path(results).glob("*.md")):
         if report.name == "README.md":
             continue
         text = report.read_text().splitlines()
         title = text[0].lstrip("# ") if text else report.stem
-        lines += [f"## [{title}]({report.name})", ""]
+        lines += [f"### [{title}]({report.name})", ""]
         lines += [line for line in text if line.startswith("Regenerate:")][:1]
         lines += [line for line in text if line.startswith(("- ", "**", "Target"))][:12] + [""]
-    path = results / "README.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return lines

@@ -101,7 +101,7 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
     run_dir = Path(out) / "runs" / name
     summary, stamp = run_dir / "summary.json", run_dir / "fingerprint.json"
     fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
-    same = fingerprint is None or (stamp.exists() and json.loads(stamp.read_text()) == fingerprint)
+    same = fingerprint is None or (stamp.exists() and _experiment(json.loads(stamp.read_text())) == _experiment(fingerprint))
     if summary.exists() and same and not force:
         return json.loads(summary.read_text())
     if run_dir.exists():
@@ -110,6 +110,17 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
     if fingerprint is not None and run_dir.exists():
         stamp.write_text(json.dumps(fingerprint, indent=1))
     return result
+
+
+def _experiment(stamp: dict) -> dict:
+    """The part of a fingerprint that changes what a run computes: an env card's prose and benchmark
+    budget do not (the steps actually trained are in the config), so editing them reuses the runs."""
+    stamp = dict(stamp)
+    if isinstance(stamp.get("env_card"), dict):
+        stamp["env_card"] = {k: v for k, v in stamp["env_card"].items() if k not in ("notes", "budget")}
+    if stamp.get("steps") is None and isinstance(stamp.get("hyperparameters"), dict):
+        stamp["steps"] = stamp["hyperparameters"].get("n_timesteps")  # an SB3 run at the zoo's own budget
+    return stamp
 
 
 def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:

@@ -1,6 +1,7 @@
 """SB3 baseline through the same engine, compare, plot and sweep (local pool and Ray) with tiny budgets."""
 
 import csv
+import json
 import os
 import time
 from pathlib import Path
@@ -132,3 +133,66 @@ def test_sweep_on_a_local_ray(tmp_path):
     assert "2 runs finished, 0 failed" in result.output
     root = tmp_path / "runs" / "sweep-dqn-CartPole-v1" / "runs"
     assert sorted(p.name.rsplit("-", 1)[-1] for p in root.iterdir()) == ["s0", "s1"]
+
+
+def test_env_card_budget_per_agent():
+    from rlsuite.cards import EnvCard, load_env_card
+
+    assert EnvCard(id="X", budget=1000).budget_for("ppo") == 1000
+    card = EnvCard(id="X", budget={"dqn": 50_000, "ppo": 100_000})
+    assert card.budget_for("dqn") == 50_000 and card.budget_for("ppo") == 100_000 and card.budget_for("a2c") is None
+    for env_id in ("CartPole-v1", "Acrobot-v1", "LunarLander-v3"):  # what `rlsuite bench` needs
+        assert all(load_env_card(env_id).budget_for(a) for a in ("dqn", "a2c", "ppo", "reinforce"))
+
+
+def test_reuse_ignores_card_prose_and_budget_but_not_settings(tmp_path):
+    from rlsuite import runs
+
+    calls = []
+
+    def job(name):
+        calls.append(name)
+        d = tmp_path / "runs" / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "summary.json").write_text(json.dumps({"n": len(calls)}))
+        return {"n": len(calls)}
+
+    stamp = {"agent": "ppo", "config": {"lr": 1e-3}, "env_card": {"id": "E", "notes": "a", "budget": 10}}
+    assert runs.reuse_or_train(tmp_path, "r", job, fingerprint=stamp) == {"n": 1}
+    edited = {**stamp, "env_card": {"id": "E", "notes": "reworded", "budget": {"ppo": 10}}}
+    assert runs.reuse_or_train(tmp_path, "r", job, fingerprint=edited) == {"n": 1}  # reused
+    changed = {**stamp, "config": {"lr": 3e-4}}
+    assert runs.reuse_or_train(tmp_path, "r", job, fingerprint=changed) == {"n": 2}  # retrained
+    # an SB3 run made at the zoo's own budget (steps None) is the same experiment as one asked for that budget
+    sb3 = {"agent": "sb3-ppo", "steps": None, "hyperparameters": {"n_timesteps": 500}}
+    assert runs.reuse_or_train(tmp_path, "s", job, fingerprint=sb3) == {"n": 3}
+    assert runs.reuse_or_train(tmp_path, "s", job, fingerprint={**sb3, "steps": 500}) == {"n": 3}
+    assert runs.reuse_or_train(tmp_path, "s", job, fingerprint={**sb3, "steps": 400}) == {"n": 4}
+
+
+def test_plot_iqm_band_and_tensorboard_command(tmp_path, sb3_run, tiny_run):
+    import numpy as np
+
+    from rlsuite.cli import tensorboard_command
+    from rlsuite.plots import _band
+
+    seeds_by_x = np.array([[0.0, 1.0], [10.0, 2.0], [20.0, 3.0], [1000.0, 4.0]])  # 4 seeds, 2 x values
+    iqm, low, high = _band(seeds_by_x, "iqm")
+    assert iqm.tolist() == [15.0, 2.5]  # the middle two of each column: (10+20)/2, (2+3)/2
+    assert _band(seeds_by_x, "mean")[0].tolist() == [257.5, 2.5]
+    assert (low <= iqm).all() and (iqm <= high).all()
+    result = invoke("plot", sb3_run, tiny_run, "-o", tmp_path / "i.png", "--stat", "iqm")
+    assert result.exit_code == 0, result.output
+    # runs in different folders: one named entry per run, a command TensorBoard accepts as is
+    assert f"--logdir_spec {sb3_run.name}:{sb3_run},{tiny_run.name}:{tiny_run}" in result.output
+    assert tensorboard_command([tmp_path / "a", tmp_path / "b"]) == f"tensorboard --logdir {tmp_path}"
+    assert invoke("plot", tiny_run, "--stat", "median").exit_code == 2  # click rejects it, naming the choices
+
+
+def test_plot_grid_overview(tmp_path, sb3_run, tiny_run):
+    from rlsuite.plots import plot_grid
+
+    paths = plot_grid({("PPO", "CartPole-v1"): {"sb3": [sb3_run]}, ("DQN", "CartPole-v1"): {"rlsuite": [tiny_run]}},
+                      tmp_path / "overview", "two cells")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 5000 for p in paths)
+    assert paths[1].read_text().count("PPO on CartPole-v1") == 1  # one titled panel per cell

@@ -1,0 +1,195 @@
+"""Regenerate results/README.md: rlsuite vs Stable-Baselines3, DQN / A2C / PPO on CartPole-v1, Acrobot-v1
+and LunarLander-v3, plus REINFORCE's own curves (PROTOCOL.md). `rlsuite bench` runs this last.
+
+    python benchmarks/matrix.py                          # the whole matrix, 5 seeds (hours on 2 cores)
+    python benchmarks/matrix.py --cells ppo:Acrobot-v1   # one cell; the report still covers every cell
+    python benchmarks/matrix.py --cells a2c:LunarLander-v3 --no-report   # train only
+
+Each cell trains rlsuite (its agent card) and SB3 (the zoo's values from the card's baseline section)
+for the env card's budget for that agent, the same for both, alternating seed by seed in one process
+(1 torch thread, CPU). Runs live under results/runs/bench-dqn and results/runs/bench-pg/<agent>, shared
+with benchmarks/dqn.py and benchmarks/pg.py, and are reused while their settings match (--force redoes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rlsuite import compare
+from rlsuite.baselines import SB3_ALGORITHMS, baseline_hyperparameters, differences_from_zoo
+from rlsuite.cards import load_env_card
+from rlsuite.plots import plot_curves, plot_grid
+from rlsuite.report import aggregate_table, header, index_lines, per_seed_table, ratio_lines
+from rlsuite.stats import aggregate
+
+AGENTS = ("dqn", "a2c", "ppo", "reinforce")
+ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
+
+
+def runs_root(out: Path, agent: str) -> Path:
+    return out / "runs" / ("bench-dqn" if agent == "dqn" else f"bench-pg/{agent}")
+
+
+def budget(agent: str, env_id: str) -> int:
+    steps = load_env_card(env_id).budget_for(agent)
+    if steps is None:
+        sys.exit(f"envs/{env_id}.yaml has no benchmark budget for {agent}; add it under `budget:`")
+    return int(steps)
+
+
+def run_cell(agent: str, env_id: str, seeds, out: Path, force: bool) -> dict[str, list[dict]]:
+    steps = budget(agent, env_id)
+    variants = (compare.ours_and_sb3(agent, env_id, steps) if agent in SB3_ALGORITHMS
+                else {"rlsuite": compare.ours(agent, env_id, steps)})
+
+    def log(label, seed, s):
+        print(f"{agent} {env_id} {label} seed {seed}: final {s['final_eval']['mean']:.1f}, "
+              f"{s['steps_per_s']:,.0f} steps/s, {s['wall_s'] / 60:.1f} min", flush=True)
+
+    return compare.side_by_side(env_id, seeds, runs_root(out, agent), variants, force, log)
+
+
+def zoo_budget_note(agent: str, env_id: str, steps: int) -> str:
+    if agent not in SB3_ALGORITHMS:
+        return "SB3 has no REINFORCE: rlsuite's own curve, no baseline row."
+    zoo, _ = baseline_hyperparameters(agent, env_id)
+    if zoo.get("n_timesteps") and int(zoo["n_timesteps"]) != steps:
+        return (f"The zoo trains this one for {int(zoo['n_timesteps']):,} steps; both implementations get the env "
+                f"card's {steps:,} here.")
+    return ""
+
+
+def hyperparameters_cell(agent: str, env_id: str) -> str:
+    """'same' when rlsuite's card runs the zoo's values (the steps/s ratio is then a like-for-like speed
+    comparison), else the fields that differ."""
+    if agent not in SB3_ALGORITHMS:
+        return "—"
+    diff = differences_from_zoo(agent, env_id)
+    return "same" if not diff else "card: " + ", ".join(sorted(diff))
+
+
+def provenance_note(results: dict) -> str:
+    """Say so when a seed's rlsuite and SB3 runs were not trained close together in time (reused from
+    different invocations): their steps/s ratio then spans machine drift."""
+    if "sb3" not in results:
+        return ""
+    gaps = [abs(Path(a["run_dir"], "summary.json").stat().st_mtime - Path(b["run_dir"], "summary.json").stat().st_mtime)
+            for a, b in zip(results["rlsuite"], results["sb3"])]
+    if max(gaps) < 3600:
+        return ""
+    return (f"rlsuite's and SB3's runs here finished up to {max(gaps) / 3600:.1f} h apart (reused from different "
+            "invocations on this machine), not alternating in one: read the steps/s ratio with that in mind.")
+
+
+def title_of(agent: str) -> str:
+    return "REINFORCE" if agent == "reinforce" else agent.upper()
+
+
+def summary_row(agent: str, env_id: str, results: dict) -> str:
+    ours = aggregate(results["rlsuite"])
+    cells = [title_of(agent), env_id, f"{results['rlsuite'][0]['steps']:,}",
+             f"{ours['stays_solved']}/{ours['n']}", f"{ours['final_iqm']:.1f}"]
+    if "sb3" in results:
+        r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
+        theirs = r["theirs"]
+        both_solved = ours["solved"] and theirs["solved"]
+        cells += [f"{theirs['stays_solved']}/{theirs['n']}", f"{theirs['final_iqm']:.1f}",
+                  f"{r['wall_to_solve']:.2f}×" if both_solved else "— (not solved)", f"{r['steps_per_s']:.2f}×"]
+    else:
+        cells += ["no SB3 REINFORCE", "—", "—", "—"]
+    cells.append(hyperparameters_cell(agent, env_id))
+    return "| " + " | ".join(cells) + " |"
+
+
+def cell_section(agent: str, env_id: str, results: dict, out: Path, n_seeds: int) -> list[str]:
+    first = results["rlsuite"][0]
+    title = f"{title_of(agent)} on {env_id}"
+    lines = [f"### {title} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
+    for note in (zoo_budget_note(agent, env_id, first["steps"]), provenance_note(results)):
+        lines += [note, ""] if note else []
+    diff = differences_from_zoo(agent, env_id) if agent in SB3_ALGORITHMS else {}
+    if diff:
+        lines += ["rlsuite's card differs from the zoo's values in: " + "; ".join(
+            f"{k} {ours} (zoo {zoo})" for k, (ours, zoo) in sorted(diff.items())) + ".", ""]
+    lines += aggregate_table(results, 500 if env_id == "CartPole-v1" else None)
+    lines += ["<details><summary>per seed</summary>", ""] + per_seed_table(results) + ["</details>", ""]
+    labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
+    figure = plot_curves(list(labels), out / "figures" / f"{agent}_{env_id}", labels=labels,
+                         title=f"{title}: mean and 95% band over {n_seeds} seeds")
+    return lines + [f"![{title}](figures/{figure.paths[0].name})", ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--cells", default=None, help="agent:env,... to train (default: all)")
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--force", action="store_true", help="retrain the selected cells' finished runs")
+    parser.add_argument("--no-report", action="store_true", help="train only; do not rewrite results/README.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    seeds = list(range(args.seeds))
+    every = [(a, e) for a in AGENTS for e in ENVS]
+    chosen = every
+    if args.cells:
+        chosen = [tuple(c.split(":", 1)) for c in args.cells.split(",")]
+        unknown = [c for c in chosen if c not in every]
+        if unknown:
+            sys.exit(f"unknown cell {':'.join(unknown[0])}; cells are agent:env with agent in {AGENTS}, env in {ENVS}")
+    started = time.time()
+    results = {}
+    for agent, env_id in every:  # unselected cells are only read back (trained if missing) when reporting
+        if (agent, env_id) in chosen:
+            results[agent, env_id] = run_cell(agent, env_id, seeds, out, args.force)
+    if args.no_report:
+        return
+    for agent, env_id in every:
+        if (agent, env_id) not in results:
+            results[agent, env_id] = run_cell(agent, env_id, seeds, out, False)
+    command = "python " + " ".join(["benchmarks/matrix.py"] + sys.argv[1:])
+    report = header("rlsuite vs Stable-Baselines3", f"rlsuite bench` (this page: `{command}", seeds)
+    report += [
+        "Every cell: rlsuite with its agent card vs SB3 with rl-baselines3-zoo's values (recorded in the same "
+        "card), the same seeds, the env card's budget for that agent for both, run alternating seed by seed in one "
+        "process. *stays solved* = final 20-episode evaluation ≥ the env's threshold; IQM of the final "
+        "evaluations; ratios are rlsuite / SB3 medians (wall-to-solve: lower is better; steps/s: higher is better; "
+        "wall-to-solve only where both solved). *hyperparameters vs zoo*: `same` when rlsuite's card runs the "
+        "zoo's values, so the steps/s ratio compares the implementations like for like; otherwise the fields in "
+        "which the card differs. Training can run as two such processes at once on the 2 cores (one torch thread "
+        "each); both implementations of a cell share whatever load there is.", "",
+        "| agent | env | budget | rlsuite stays solved | rlsuite IQM final | SB3 stays solved | SB3 IQM final "
+        "| wall-to-solve ratio | steps/s ratio | hyperparameters vs zoo |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    report += [summary_row(a, e, results[a, e]) for a, e in every] + [""]
+    grid = {(title_of(a), e): {name: [s["run_dir"] for s in v] for name, v in results[a, e].items()} for a, e in every}
+    overview = plot_grid(grid, out / "figures" / "overview",
+                         f"rlsuite vs SB3: evaluation return, mean and 95% band over {len(seeds)} seeds")
+    report += [f"![rlsuite vs SB3, every cell](figures/{overview[0].name})", ""]
+    trained = sum(s["wall_s"] for cell in results.values() for v in cell.values() for s in v)
+    report += [f"Training time of the {sum(len(v) for c in results.values() for v in c.values())} runs behind this "
+               f"page: {trained / 3600:.1f} h (evaluation excluded); this invocation took "
+               f"{(time.time() - started) / 60:.1f} min (finished runs are reused).", ""]
+    for env_id in ENVS:
+        report += [f"## {env_id}", ""]
+        for agent in AGENTS:
+            report += cell_section(agent, env_id, results[agent, env_id], out, len(seeds))
+    raw = {f"{a}:{e}": {name: [{k: s[k] for k in ("seed", "steps", "wall_s", "steps_per_s", "steps_to_solve",
+                                                    "wall_to_solve", "solved", "stays_solved")}
+                               | {"final": s["final_eval"]["mean"]} for s in v] for name, v in cell.items()}
+           for (a, e), cell in results.items()}
+    (out / "figures" / "matrix.json").write_text(json.dumps(raw, indent=1))
+    report += ["## Other reports", ""] + index_lines(out)
+    (out / "README.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {out / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
