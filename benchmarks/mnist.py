@@ -20,8 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from functools import partial
+
+from rlsuite.cards import to_data
 from rlsuite.engine import hardware, versions
-from rlsuite.supervised import run_supervised
+from rlsuite.runs import reuse_or_train
+from rlsuite.supervised import resolve_config, run_supervised
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -34,9 +38,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="results")
     parser.add_argument("--accuracy-epochs", type=int, default=15)
+    parser.add_argument("--force", action="store_true", help="retrain runs that already finished")
     args = parser.parse_args()
     out = Path(args.out)
-    runs_root = out / "runs" / f"bench-mnist-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    runs_root = out / "runs" / "bench-mnist"  # finished runs are reused while their settings match
     seeds = list(range(args.seeds))
     started = time.time()
     common = dict(out=runs_root, progress=False, allow_download=False, device=args.device)
@@ -55,8 +60,12 @@ def main() -> None:
             print(f"skip {name}: {data_dir} missing", flush=True)
             continue
         results[name] = []
+        stamp = {"dataset": dataset, "net": net, "device": args.device,
+                 "config": to_data(resolve_config(net, dataset, dict(overrides)))}
+        slug = name.split(" (")[0].lower().replace(" ", "-")
         for seed in seeds:
-            s = run_supervised(dataset, net, seed=seed, data_dir=data_dir, overrides=dict(overrides), **common)
+            job = partial(run_supervised, dataset, net, seed=seed, data_dir=data_dir, overrides=dict(overrides), **common)
+            s = reuse_or_train(runs_root, f"{slug}-s{seed}", job, args.force, stamp)
             results[name].append(s)
             print(name, seed, f"{s['test_acc']:.4f}", f"{s['wall_s']:.1f}s", s.get("wall_to_99"), flush=True)
 

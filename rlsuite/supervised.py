@@ -484,7 +484,7 @@ def _rows(run: Run) -> list[dict]:
 
 def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, seed: int = 0,
                    data_dir=None, overrides: dict | None = None, out="results", device: str = "auto",
-                   progress: bool = True, allow_download: bool = True) -> dict:
+                   progress: bool = True, allow_download: bool = True, name: str | None = None) -> dict:
     """`rlsuite supervised DATASET`: resolve the card, find (or fetch) the data, train, summarise."""
     spec = get_dataset(dataset)
     cfg = resolve_config(net, dataset, overrides)
@@ -496,7 +496,7 @@ def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, se
     files = locate(spec, data_dir, allow_download, progress)
     arrays = load_arrays(spec, files)
     data = to_tensors(spec, arrays, cfg.val_size, seed, dev)
-    run_dir = new_run_dir(Path(out), f"supervised-{net}", dataset, seed)
+    run_dir = new_run_dir(Path(out), f"supervised-{net}", dataset, seed, name)
     extra = {"dataset": dataset, "data_files": {k: str(v) for k, v in files.items()}}
     with Run(run_dir, "supervised", cfg, None, seed, dev, progress=progress, columns=SUPERVISED_COLUMNS,
              total=cfg.epochs, extra=extra) as run:
