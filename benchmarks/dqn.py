@@ -24,7 +24,7 @@ import torch
 from rlsuite import compare
 from rlsuite.baselines import baseline_hyperparameters, dqn_overrides_from_sb3
 from rlsuite.plots import plot_curves
-from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
+from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines, verdict
 from rlsuite.stats import aggregate
 
 ZOO_FIGURES = {
@@ -72,9 +72,11 @@ def main() -> None:
                 f"- rlsuite stays solved in **{ours['stays_solved']}/{ours['n']}** seeds (target 5/5); "
                 f"SB3 zoo: {wall['theirs']['stays_solved']}/{ours['n']}; rlsuite with SB3's hyperparameters: "
                 f"{speed['ours']['stays_solved']}/{ours['n']}.",
-                f"- median wall-to-solve, rlsuite / SB3 = **{wall['wall_to_solve']:.2f}×** (target ≤ 0.25×).",
+                f"- median wall-to-solve, rlsuite / SB3 = **{wall['wall_to_solve']:.2f}×** (target ≤ 0.25×: "
+                f"{verdict(wall['wall_to_solve'], 0.25, False)}).",
                 f"- steps/s with SB3's own hyperparameters, rlsuite / SB3 = **{speed['steps_per_s']:.2f}×** median "
-                f"(per-seed pairs: {', '.join(f'{p:.2f}' for p in speed['pairs'])}; target ≥ 3×).", "",
+                f"(per-seed pairs: {', '.join(f'{p:.2f}' for p in speed['pairs'])}; target ≥ 3×: "
+                f"{verdict(speed['steps_per_s'], 3.0, True)}).", "",
             ]
         else:
             report += [f"Published reference: {ZOO_FIGURES.get(env_id, '—')}.", ""]

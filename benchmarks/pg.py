@@ -24,7 +24,7 @@ import torch
 from rlsuite import compare
 from rlsuite.baselines import baseline_hyperparameters, pg_overrides_from_sb3
 from rlsuite.plots import plot_curves
-from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
+from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines, verdict
 
 
 def log(label: str, seed: int, summary: dict) -> None:
@@ -68,8 +68,10 @@ def main() -> None:
             "Targets (issue: policy-gradient family): 5/5 stay solved; median wall-to-solve ≤ 0.5× SB3's; "
             "steps/s ≥ 2× SB3's with identical hyperparameters (the card's CartPole entry is the zoo's).", "",
             f"- stays solved: rlsuite **{r['ours']['stays_solved']}/{r['ours']['n']}**, SB3 {r['theirs']['stays_solved']}/{r['theirs']['n']}",
-            f"- median wall-to-solve rlsuite / SB3 = **{r['wall_to_solve']:.2f}×**",
-            f"- steps/s rlsuite / SB3 = **{r['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in r['pairs'])})", ""])
+            f"- median wall-to-solve rlsuite / SB3 = **{r['wall_to_solve']:.2f}×** (target ≤ 0.5×: "
+            f"{verdict(r['wall_to_solve'], 0.5, False)})",
+            f"- steps/s rlsuite / SB3 = **{r['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in r['pairs'])}; "
+            f"target ≥ 2×: {verdict(r['steps_per_s'], 2.0, True)})", ""])
         zoo, _ = baseline_hyperparameters("a2c", env_id)
         variants = compare.ours_and_sb3("a2c", env_id)
         variants["rlsuite@zoo"] = compare.ours("a2c", env_id, overrides=pg_overrides_from_sb3("a2c", zoo))
@@ -81,7 +83,8 @@ def main() -> None:
             f"- stays solved: rlsuite **{wall['ours']['stays_solved']}/{wall['ours']['n']}**, "
             f"SB3 {wall['theirs']['stays_solved']}/{wall['theirs']['n']}, rlsuite@zoo {speed['ours']['stays_solved']}/{speed['ours']['n']}",
             f"- median wall-to-solve rlsuite / SB3 = **{wall['wall_to_solve']:.2f}×**",
-            f"- steps/s rlsuite@zoo / SB3 = **{speed['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in speed['pairs'])})", ""])
+            f"- steps/s rlsuite@zoo / SB3 = **{speed['steps_per_s']:.2f}×** (per seed: {', '.join(f'{p:.2f}' for p in speed['pairs'])}; "
+            f"target ≥ 2×: {verdict(speed['steps_per_s'], 2.0, True)})", ""])
     if "reinforce" in sections:
         res = compare.side_by_side("CartPole-v1", seeds, root / "reinforce", {"rlsuite": compare.ours("reinforce", "CartPole-v1")},
                                    args.force, log)

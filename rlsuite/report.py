@@ -55,6 +55,14 @@ def per_seed_table(results: dict[str, list[dict]]) -> list[str]:
     return lines + [""]
 
 
+def verdict(value: float, target: float, higher_is_better: bool) -> str:
+    """'met' or 'missed by F×': how far a measured ratio is from its target, in the target's direction."""
+    met = value >= target if higher_is_better else value <= target
+    if met:
+        return "**met**"
+    return f"**missed** by {(target / value if higher_is_better else value / target):.2f}×"
+
+
 def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str) -> dict:
     """Median ratios ours/theirs for wall-to-solve and steps/s, plus the per-seed steps/s pairs."""
     a, b = aggregate(ours), aggregate(theirs)

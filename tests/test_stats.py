@@ -49,3 +49,11 @@ def test_aggregate_counts_unsolved_at_the_budget():
     assert agg["solved"] == 2 and agg["stays_solved"] == 1 and agg["collapsed"] == 1 and agg["unsolved_marked"] == 1
     assert agg["median_steps_to_solve"] == 4000  # [2000, 4000, 10000 (unsolved counts as the budget)]
     assert agg["median_wall_to_solve"] == 20.0  # [10, 20, 50]
+
+
+def test_target_verdict_says_by_how_much():
+    from rlsuite.report import verdict
+
+    assert verdict(0.34, 0.25, higher_is_better=False) == "**missed** by 1.36×"  # 0.34 / 0.25
+    assert verdict(1.30, 3.0, higher_is_better=True) == "**missed** by 2.31×"  # 3 / 1.30
+    assert verdict(0.20, 0.25, higher_is_better=False) == verdict(3.5, 3.0, higher_is_better=True) == "**met**"
