@@ -59,9 +59,9 @@ def zoo_budget_note(agent: str, env_id: str, steps: int) -> str:
     if agent not in SB3_ALGORITHMS:
         return "SB3 has no REINFORCE: rlsuite's own curve, no baseline row."
     zoo, _ = baseline_hyperparameters(agent, env_id)
-    if zoo.get("n_timesteps") and int(zoo["n_timesteps"]) != steps:
+    if zoo.get("n_timesteps") and int(zoo["n_timesteps"]) != budget(agent, env_id):
         return (f"The zoo trains this one for {int(zoo['n_timesteps']):,} steps; both implementations get the env "
-                f"card's {steps:,} here.")
+                f"card's {budget(agent, env_id):,} here.")
     return ""
 
 
@@ -75,16 +75,20 @@ def hyperparameters_cell(agent: str, env_id: str) -> str:
 
 
 def provenance_note(results: dict) -> str:
-    """Say so when a seed's rlsuite and SB3 runs were not trained close together in time (reused from
+    """Say so when a seed's rlsuite and SB3 runs were not trained one after the other (reused from
     different invocations): their steps/s ratio then spans machine drift."""
     if "sb3" not in results:
         return ""
-    gaps = [abs(Path(a["run_dir"], "summary.json").stat().st_mtime - Path(b["run_dir"], "summary.json").stat().st_mtime)
-            for a, b in zip(results["rlsuite"], results["sb3"])]
-    if max(gaps) < 3600:
+    apart = []
+    for a, b in zip(results["rlsuite"], results["sb3"]):
+        gap = abs(Path(a["run_dir"], "summary.json").stat().st_mtime - Path(b["run_dir"], "summary.json").stat().st_mtime)
+        # alternating runs finish one run (plus its evaluations) apart
+        apart.append(gap > 3 * max(a["wall_s"], b["wall_s"]) + 600)
+    if not any(apart):
         return ""
-    return (f"rlsuite's and SB3's runs here finished up to {max(gaps) / 3600:.1f} h apart (reused from different "
-            "invocations on this machine), not alternating in one: read the steps/s ratio with that in mind.")
+    return (f"For {sum(apart)} of {len(apart)} seeds, rlsuite's and SB3's runs were trained in different invocations "
+            "on this machine (finished runs reused), not one right after the other: read the steps/s ratio with "
+            "that in mind.")
 
 
 def title_of(agent: str) -> str:
@@ -93,7 +97,7 @@ def title_of(agent: str) -> str:
 
 def summary_row(agent: str, env_id: str, results: dict) -> str:
     ours = aggregate(results["rlsuite"])
-    cells = [title_of(agent), env_id, f"{results['rlsuite'][0]['steps']:,}",
+    cells = [title_of(agent), env_id, f"{budget(agent, env_id):,}",
              f"{ours['stays_solved']}/{ours['n']}", f"{ours['final_iqm']:.1f}"]
     if "sb3" in results:
         r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
@@ -110,7 +114,9 @@ def summary_row(agent: str, env_id: str, results: dict) -> str:
 def cell_section(agent: str, env_id: str, results: dict, out: Path, n_seeds: int) -> list[str]:
     first = results["rlsuite"][0]
     title = f"{title_of(agent)} on {env_id}"
-    lines = [f"### {title} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
+    steps = budget(agent, env_id)
+    trained = "" if first["steps"] == steps else f"; whole rollouts make it {first['steps']:,}"
+    lines = [f"### {title} (threshold {first['threshold']:g}, budget {steps:,} steps{trained})", ""]
     for note in (zoo_budget_note(agent, env_id, first["steps"]), provenance_note(results)):
         lines += [note, ""] if note else []
     diff = differences_from_zoo(agent, env_id) if agent in SB3_ALGORITHMS else {}
@@ -154,7 +160,8 @@ def main() -> None:
         if (agent, env_id) not in results:
             results[agent, env_id] = run_cell(agent, env_id, seeds, out, False)
     command = "python " + " ".join(["benchmarks/matrix.py"] + sys.argv[1:])
-    report = header("rlsuite vs Stable-Baselines3", f"rlsuite bench` (this page: `{command}", seeds)
+    report = header("rlsuite vs Stable-Baselines3", "rlsuite bench", seeds)
+    report[3:3] = [f"This page alone, from the same runs: `{command}`  "]
     report += [
         "Every cell: rlsuite with its agent card vs SB3 with rl-baselines3-zoo's values (recorded in the same "
         "card), the same seeds, the env card's budget for that agent for both, run alternating seed by seed in one "
