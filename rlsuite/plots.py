@@ -85,6 +85,20 @@ def _draw(ax, members: list[dict], x: str, stat: str, label: str, color=None):
     return line.get_color()
 
 
+def _save(fig, out: Path, dpi: int) -> list[Path]:
+    """OUT.png and OUT.svg, folders made as needed; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=dpi)
+    plt.close(fig)
+    return paths
+
+
 def plot_grid(cells: dict, out: Path, title: str, stat: str = "mean") -> list[Path]:
     """An overview: one panel per (row, column) key of CELLS, each {label: [run dirs]} drawn against
     environment steps with its threshold. Writes OUT.png and OUT.svg."""
@@ -117,14 +131,7 @@ def plot_grid(cells: dict, out: Path, title: str, stat: str = "mean") -> list[Pa
             if (row, col) not in cells:
                 axes[r][c].axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return paths
+    return _save(fig, out, dpi=100)
 
 
 @dataclass
@@ -173,11 +180,4 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | No
     ax_steps.legend(fontsize=8, loc="best")
     what = "mean" if stat == "mean" else "IQM"
     fig.suptitle(title or f"{envs[0]}: evaluation return, {what} and 95% bootstrap band across seeds")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return Figure(paths, labels)
+    return Figure(_save(fig, out, dpi=110), labels)
