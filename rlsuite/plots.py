@@ -86,15 +86,18 @@ def _draw(ax, members: list[dict], x: str, stat: str, label: str, color=None):
 
 
 def _save(fig, out: Path, dpi: int) -> list[Path]:
-    """OUT.png and OUT.svg, folders made as needed; the figure is closed."""
+    """OUT.png and OUT.svg, folders made as needed; the figure is closed. Same curves, same bytes (no
+    date, fixed SVG ids), so regenerating a committed report only changes what changed."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=dpi)
+    with matplotlib.rc_context({"svg.hashsalt": "rlsuite"}):
+        for p in paths:
+            fig.savefig(p, dpi=dpi, metadata={"Date": None} if p.suffix == ".svg" else None)
     plt.close(fig)
     return paths
 

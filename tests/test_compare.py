@@ -196,3 +196,7 @@ def test_plot_grid_overview(tmp_path, sb3_run, tiny_run):
                       tmp_path / "overview", "two cells")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 5000 for p in paths)
     assert paths[1].read_text().count("PPO on CartPole-v1") == 1  # one titled panel per cell
+    first = [p.read_bytes() for p in paths]
+    plot_grid({("PPO", "CartPole-v1"): {"sb3": [sb3_run]}, ("DQN", "CartPole-v1"): {"rlsuite": [tiny_run]}},
+              tmp_path / "overview", "two cells")
+    assert [p.read_bytes() for p in paths] == first  # regenerating a committed figure changes no bytes
