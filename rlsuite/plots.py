@@ -85,6 +85,18 @@ def _draw(ax, members: list[dict], x: str, stat: str, label: str, color=None):
     return line.get_color()
 
 
+def _clip_early_crashes(ax, threshold) -> bool:
+    """A few early evaluations far below everything else (LunarLander's first crashes at -3000) squash
+    the panel: start the y axis near the bulk of the curves instead. True when it did."""
+    values = np.concatenate([line.get_ydata() for line in ax.get_lines() if len(line.get_ydata()) > 2])
+    low, top = np.percentile(values, 5), max(values.max(), threshold if threshold is not None else -np.inf)
+    span = max(top - low, 1e-9)
+    if values.min() >= low - 2 * span:
+        return False
+    ax.set_ylim(bottom=low - 0.25 * span)
+    return True
+
+
 def _save(fig, out: Path, dpi: int) -> list[Path]:
     """OUT.png and OUT.svg, folders made as needed; the figure is closed. Same curves, same bytes (no
     date, fixed SVG ids), so regenerating a committed report only changes what changed."""
@@ -123,7 +135,8 @@ def plot_grid(cells: dict, out: Path, title: str, stat: str = "mean") -> list[Pa
             threshold = next((c["threshold"] for c in members if c["threshold"] is not None), threshold)
         if threshold is not None:
             ax.axhline(threshold, color="gray", linestyle="--", linewidth=1)
-        ax.set_title(f"{row} on {col}", fontsize=10)
+        clipped = _clip_early_crashes(ax, threshold)
+        ax.set_title(f"{row} on {col}" + (" (y axis clipped)" if clipped else ""), fontsize=10)
         ax.set_xlabel("environment steps", fontsize=8)
         ax.set_ylabel("evaluation return", fontsize=8)
         ax.tick_params(labelsize=7)
