@@ -88,7 +88,10 @@ def _draw(ax, members: list[dict], x: str, stat: str, label: str, color=None):
 def _clip_early_crashes(ax, threshold) -> bool:
     """A few early evaluations far below everything else (LunarLander's first crashes at -3000) squash
     the panel: start the y axis near the bulk of the curves instead. True when it did."""
-    values = np.concatenate([line.get_ydata() for line in ax.get_lines() if len(line.get_ydata()) > 2])
+    curves = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines() if line.get_linestyle() != "--"]
+    if not curves:
+        return False
+    values = np.concatenate(curves)  # the curves, not the dashed threshold line
     low, top = np.percentile(values, 5), max(values.max(), threshold if threshold is not None else -np.inf)
     span = max(top - low, 1e-9)
     if values.min() >= low - 2 * span:

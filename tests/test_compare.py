@@ -200,3 +200,20 @@ def test_plot_grid_overview(tmp_path, sb3_run, tiny_run):
     plot_grid({("PPO", "CartPole-v1"): {"sb3": [sb3_run]}, ("DQN", "CartPole-v1"): {"rlsuite": [tiny_run]}},
               tmp_path / "overview", "two cells")
     assert [p.read_bytes() for p in paths] == first  # regenerating a committed figure changes no bytes
+
+
+def test_overview_clips_only_far_early_crashes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlsuite.plots import _clip_early_crashes
+
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot(range(40), [-3000.0] + [float(v) for v in range(0, 195, 5)])  # one crash far below a 0..190 climb
+    a.axhline(200, linestyle="--")
+    b.plot(range(40), [float(v) for v in range(100, 500, 10)])  # an ordinary learning curve
+    assert _clip_early_crashes(a, 200) and a.get_ylim()[0] > -3000
+    assert not _clip_early_crashes(b, 475)
+    plt.close(fig)
