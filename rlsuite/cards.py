@@ -294,6 +294,10 @@ def load_env_card(env_id: str) -> EnvCard:
     if data.get("id", env_id) != env_id:
         raise UserError(f"{path}: id {data['id']!r} does not match the file name ({env_id})")
     data["id"] = env_id
+    budget = data.get("budget")
+    steps = list(budget.values()) if isinstance(budget, dict) else [] if budget is None else [budget]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in steps):
+        raise UserError(f"{path}: budget must be a positive number of steps or {{agent: steps}}, got {budget!r}")
     return EnvCard(**data)
 
 

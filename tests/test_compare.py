@@ -217,3 +217,17 @@ def test_overview_clips_only_far_early_crashes():
     assert _clip_early_crashes(a, 200) and a.get_ylim()[0] > -3000
     assert not _clip_early_crashes(b, 475)
     plt.close(fig)
+
+
+def test_env_card_rejects_a_bad_budget(tmp_path, monkeypatch):
+    from rlsuite import cards
+    from rlsuite.errors import UserError
+
+    (tmp_path / "envs").mkdir()
+    monkeypatch.setattr(cards, "cards_root", lambda: tmp_path)
+    for bad in ("budget: lots", "budget: {ppo: -5}", "budget: {ppo: 1e5x}"):
+        (tmp_path / "envs" / "CartPole-v1.yaml").write_text(f"id: CartPole-v1\n{bad}\n")
+        with pytest.raises(UserError, match="budget must be a positive number of steps"):
+            cards.load_env_card("CartPole-v1")
+    (tmp_path / "envs" / "CartPole-v1.yaml").write_text("id: CartPole-v1\nbudget: {ppo: 100000}\n")
+    assert cards.load_env_card("CartPole-v1").budget_for("ppo") == 100_000
