@@ -65,12 +65,16 @@ def zoo_budget_note(agent: str, env_id: str, steps: int) -> str:
     return ""
 
 
-def hyperparameters_cell(agent: str, env_id: str) -> str:
+def zoo_differences(agent: str, env_id: str) -> dict | None:
+    """Fields where rlsuite's card differs from the zoo's values ({} = same), None without SB3 counterpart."""
+    return differences_from_zoo(agent, env_id) if agent in SB3_ALGORITHMS else None
+
+
+def hyperparameters_cell(diff: dict | None) -> str:
     """'same' when rlsuite's card runs the zoo's values (the steps/s ratio is then a like-for-like speed
     comparison), else the fields that differ."""
-    if agent not in SB3_ALGORITHMS:
+    if diff is None:
         return "—"
-    diff = differences_from_zoo(agent, env_id)
     return "same" if not diff else "card: " + ", ".join(sorted(diff))
 
 
@@ -95,7 +99,7 @@ def title_of(agent: str) -> str:
     return "REINFORCE" if agent == "reinforce" else agent.upper()
 
 
-def summary_row(agent: str, env_id: str, results: dict) -> str:
+def summary_row(agent: str, env_id: str, results: dict, diff: dict | None) -> str:
     ours = aggregate(results["rlsuite"])
     cells = [title_of(agent), env_id, f"{budget(agent, env_id):,}",
              f"{ours['stays_solved']}/{ours['n']}", f"{ours['final_iqm']:.1f}"]
@@ -107,11 +111,11 @@ def summary_row(agent: str, env_id: str, results: dict) -> str:
                   f"{r['wall_to_solve']:.2f}×" if both_solved else "— (not solved)", f"{r['steps_per_s']:.2f}×"]
     else:
         cells += ["no SB3 REINFORCE", "—", "—", "—"]
-    cells.append(hyperparameters_cell(agent, env_id))
+    cells.append(hyperparameters_cell(diff))
     return "| " + " | ".join(cells) + " |"
 
 
-def cell_section(agent: str, env_id: str, results: dict, out: Path, n_seeds: int) -> list[str]:
+def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out: Path, n_seeds: int) -> list[str]:
     first = results["rlsuite"][0]
     title = f"{title_of(agent)} on {env_id}"
     steps = budget(agent, env_id)
@@ -119,7 +123,6 @@ def cell_section(agent: str, env_id: str, results: dict, out: Path, n_seeds: int
     lines = [f"### {title} (threshold {first['threshold']:g}, budget {steps:,} steps{trained})", ""]
     for note in (zoo_budget_note(agent, env_id, first["steps"]), provenance_note(results)):
         lines += [note, ""] if note else []
-    diff = differences_from_zoo(agent, env_id) if agent in SB3_ALGORITHMS else {}
     if diff:
         lines += ["rlsuite's card differs from the zoo's values in: " + "; ".join(
             f"{k} {ours} (zoo {zoo})" for k, (ours, zoo) in sorted(diff.items())) + ".", ""]
@@ -175,7 +178,8 @@ def main() -> None:
         "| wall-to-solve ratio | steps/s ratio | hyperparameters vs zoo |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    report += [summary_row(a, e, results[a, e]) for a, e in every] + [""]
+    diffs = {cell: zoo_differences(*cell) for cell in every}  # resolving cards builds envs: once per cell
+    report += [summary_row(a, e, results[a, e], diffs[a, e]) for a, e in every] + [""]
     grid = {(title_of(a), e): {name: [s["run_dir"] for s in v] for name, v in results[a, e].items()} for a, e in every}
     overview = plot_grid(grid, out / "figures" / "overview",
                          f"rlsuite vs SB3: evaluation return, mean and 95% band over {len(seeds)} seeds")
@@ -187,7 +191,7 @@ def main() -> None:
     for env_id in ENVS:
         report += [f"## {env_id}", ""]
         for agent in AGENTS:
-            report += cell_section(agent, env_id, results[agent, env_id], out, len(seeds))
+            report += cell_section(agent, env_id, results[agent, env_id], diffs[agent, env_id], out, len(seeds))
     raw = {f"{a}:{e}": {name: [{k: s[k] for k in ("seed", "steps", "wall_s", "steps_per_s", "steps_to_solve",
                                                     "wall_to_solve", "solved", "stays_solved")}
                                | {"final": s["final_eval"]["mean"]} for s in v] for name, v in cell.items()}
