@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from rlsuite import compare
+from rlsuite.cards import load_env_card
 from rlsuite.baselines import baseline_hyperparameters, dqn_overrides_from_sb3
 from rlsuite.plots import plot_curves
 from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines, verdict
@@ -62,7 +63,7 @@ def main() -> None:
         results = compare.side_by_side(env_id, seeds, runs_root, variants, args.force, on_result=log)
         threshold = results["rlsuite"][0]["threshold"]
         report += [f"## {env_id} (threshold {threshold:g}, budget {results['rlsuite'][0]['steps']:,} steps)", ""]
-        report += aggregate_table(results, 500 if env_id == "CartPole-v1" else None)
+        report += aggregate_table(results, load_env_card(env_id).max_return)
         if side_by_side:
             speed = ratio_lines(results["rlsuite@zoo"], results["sb3"], "rlsuite@zoo", "sb3")
             wall = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")

@@ -126,7 +126,7 @@ def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out:
     if diff:
         lines += ["rlsuite's card differs from the zoo's values in: " + "; ".join(
             f"{k} {ours} (zoo {zoo})" for k, (ours, zoo) in sorted(diff.items())) + ".", ""]
-    lines += aggregate_table(results, 500 if env_id == "CartPole-v1" else None)
+    lines += aggregate_table(results, load_env_card(env_id).max_return)
     lines += ["<details><summary>per seed</summary>", ""] + per_seed_table(results) + ["</details>", ""]
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     figure = plot_curves(list(labels), out / "figures" / f"{agent}_{env_id}", labels=labels,

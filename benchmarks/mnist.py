@@ -23,7 +23,7 @@ from pathlib import Path
 from functools import partial
 
 from rlsuite.cards import to_data
-from rlsuite.engine import hardware, versions
+from rlsuite.rundir import hardware, versions
 from rlsuite.runs import reuse_or_train
 from rlsuite.supervised import resolve_config, run_supervised
 

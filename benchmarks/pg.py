@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from rlsuite import compare
+from rlsuite.cards import load_env_card
 from rlsuite.baselines import baseline_hyperparameters, pg_overrides_from_sb3
 from rlsuite.plots import plot_curves
 from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines, verdict
@@ -35,7 +36,7 @@ def log(label: str, seed: int, summary: dict) -> None:
 def section(title, agent, env_id, results, out, notes) -> list[str]:
     first = next(iter(results.values()))[0]
     lines = [f"## {title} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
-    lines += aggregate_table(results, 500 if env_id == "CartPole-v1" else None) + notes
+    lines += aggregate_table(results, load_env_card(env_id).max_return) + notes
     lines += per_seed_table(results)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     paths = plot_curves(list(labels), out / f"{agent}_{env_id}", labels=labels,

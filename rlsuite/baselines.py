@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlsuite.cards import CommonConfig, Schedule, _to_schedule, apply, load_agent_card, load_env_card
-from rlsuite.engine import Run, new_run_dir, resolve_device
+from rlsuite.engine import Run, resolve_device
+from rlsuite.rundir import new_run_dir
 from rlsuite.envs import make_env, resolve_env_id
 from rlsuite.errors import UserError
 
@@ -141,7 +142,7 @@ def sb3_policy(model):
 
 def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = None, out: str | Path = "results",
                    device: str = "auto", progress: bool = True, name: str | None = None,
-                   stop_at: int | None = None) -> dict:
+                   stop_at: int | None = None, lock=None) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
     resolve_env_id(env_id)
@@ -155,7 +156,7 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
     dev = resolve_device(device)
     n_envs = int(hp.get("n_envs", 1))
     model = make_model(agent, env_id, hp, seed, dev, n_envs)
-    run_dir = new_run_dir(Path(out), f"sb3-{agent}", env_id, seed, name)
+    run_dir = new_run_dir(Path(out), f"sb3-{agent}", env_id, seed, name, exist_ok=lock is not None)
     extra = {"baseline": {"algorithm": f"stable_baselines3.{SB3_ALGORITHMS[agent]}", "hyperparameters": hp,
                           "source": source}}
 
@@ -179,10 +180,47 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
             return not self.run.should_stop(step)
 
     with Run(run_dir, agent, config, card, seed, dev, implementation="sb3", progress=progress,
-             stop_at=stop_at, extra=extra) as run:
+             stop_at=stop_at, extra=extra, lock=lock) as run:
         act = sb3_policy(model)
         model.learn(total_timesteps=config.total_steps, callback=ForwardToRun(run, act))
-        return run.finish(int(model.num_timesteps), act, {"policy": model.policy.state_dict()})
+        return run.finish(int(model.num_timesteps), act, sb3_state(model))
+
+
+def sb3_state(model) -> dict:
+    """What re-evaluating an SB3 run needs, as plain tensors (loadable with weights_only=True): the
+    policy's weights and, under VecNormalize, the observation statistics the policy was trained on."""
+    import torch
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    state = {"policy": model.policy.state_dict()}
+    env = model.get_env()
+    if isinstance(env, VecNormalize) and env.norm_obs:
+        rms = env.obs_rms
+        state["obs_norm"] = {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var),
+                             "count": float(rms.count), "clip": float(env.clip_obs), "epsilon": float(env.epsilon)}
+    return state
+
+
+def load_sb3_policy(data: dict, card, state: dict, device):
+    """The deterministic policy of an SB3 baseline run directory, rebuilt from its config.yaml (the zoo
+    hyperparameters it ran with) and its checkpoint (weights + normalisation statistics)."""
+    import numpy as np
+
+    hp = dict((data.get("baseline") or {}).get("hyperparameters") or {})
+    hp.pop("normalize", None)  # the saved statistics replace a fresh VecNormalize
+    model = make_model(data["agent"], card.id, hp, data["seed"], device, 1)
+    model.policy.load_state_dict(state["policy"])
+    norm = state.get("obs_norm")
+    if norm is not None:
+        mean, var = norm["mean"].numpy(), norm["var"].numpy()
+        scale = np.sqrt(var + norm["epsilon"])
+
+    def act(obs):
+        if norm is not None:
+            obs = np.clip((obs - mean) / scale, -norm["clip"], norm["clip"]).astype(np.float32)
+        return model.predict(obs, deterministic=True)[0]
+
+    return act
 
 
 def differences_from_zoo(agent: str, env_id: str) -> dict:

@@ -119,7 +119,12 @@ def _to_schedule(value: Any, key: str) -> Schedule:
             return Schedule(*nums)
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         if isinstance(value, str) and value.strip().startswith("{"):
-            return _to_schedule(yaml.safe_load(value), key)
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise UserError(f"{key}={value!r} is not valid YAML ({str(e).splitlines()[0]}); "
+                                f"write e.g. '{key}={{linear: [0.001, 0]}}'") from None
+            return _to_schedule(parsed, key)
         return Schedule(_to_float(value, key))
     raise UserError(
         f"{key}={value!r} is not a number or a schedule; give e.g. {key}=0.001 or "
@@ -217,6 +222,17 @@ def to_data(config) -> dict:
     return out
 
 
+def resolved_values(agent: str, config_cls, env_id: str | None, rl: bool = True) -> dict:
+    """Field -> the value a run uses: the card's default entry, and with `env_id` the whole resolution
+    (env card settings and the card's entry for that env)."""
+    if env_id is not None and rl:
+        config, _ = resolve(agent, config_cls, env_id)
+    else:
+        config = apply(config_cls(), load_agent_card(agent).get("default") or {}, f"{agent_card_path(agent)} [default]")
+    out = to_data(config)
+    return {k: (v if not isinstance(v, list) else tuple(v)) if not isinstance(v, dict) else v for k, v in out.items()}
+
+
 def describe(cls) -> list[tuple[str, str, str]]:
     """(name, default, help) for every field of a config class."""
     rows = []
@@ -230,6 +246,26 @@ def describe(cls) -> list[tuple[str, str, str]]:
 
 # ---------------------------------------------------------------------------------------------
 # Fields every agent shares: the budget, vectorisation, evaluation and bookkeeping.
+MAX_STEPS = 10**10  # a budget beyond this is a typo: it would train for years on one machine
+
+
+def require(config, names, ok, what: str) -> None:
+    """One-line error for the first field among `names` whose value fails `ok` ('must be WHAT')."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, Schedule):  # a schedule may anneal to 0 (e.g. lr {linear: [1e-3, 0]})
+            good = ok(value.start) and (value.end is None or value.end == 0 or ok(value.end))
+        else:
+            good = ok(value)
+        if not good:
+            shown = value.to_data() if isinstance(value, Schedule) else list(value) if isinstance(value, tuple) else value
+            raise UserError(f"{name} must be {what}, got {shown}")
+
+
+def positive(v) -> bool:
+    return v is not None and v > 0
+
+
 @dataclass
 class CommonConfig:
     total_steps: int = param(100_000, "environment steps to train for (summed over vector envs)")
@@ -237,15 +273,24 @@ class CommonConfig:
     eval_every: int = param(10_000, "environment steps between evaluations")
     eval_episodes: int = param(10, "episodes per periodic evaluation (deterministic policy)")
     final_eval_episodes: int = param(20, "episodes in the final evaluation")
-    checkpoint_every: int = param(25_000, "environment steps between checkpoints (also at the end)")
+    checkpoint_every: int | None = param(None, "environment steps between checkpoints (none: by time only)")
+    checkpoint_minutes: float = param(2.0, "wall-clock minutes between checkpoints; also at the end and on a stop")
     save_buffer: bool = param(True, "include the replay buffer in checkpoints (exact resume)")
     torch_threads: int = param(1, "torch intra-op threads (1 is fastest for small nets on CPU)")
 
     def validate(self):
-        for name in ("total_steps", "num_envs", "eval_every", "eval_episodes", "final_eval_episodes",
-                     "checkpoint_every", "torch_threads"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        require(self, ("num_envs", "eval_every", "eval_episodes", "final_eval_episodes", "torch_threads"),
+                positive, "positive")
+        require(self, ("total_steps",), lambda v: 0 < v <= MAX_STEPS, f"in [1, {MAX_STEPS:.0e}] environment steps")
+        require(self, ("num_envs",), lambda v: v <= 4096, "at most 4096")
+        require(self, ("eval_episodes", "final_eval_episodes"), lambda v: v <= 10_000, "at most 10000")
+        require(self, ("checkpoint_every",), lambda v: v is None or v > 0, "positive (or none)")
+        require(self, ("checkpoint_minutes",), positive, "positive")
+
+
+def require_hidden(config) -> None:
+    require(config, ("hidden",), lambda h: len(h) > 0 and all(0 < n <= 65_536 for n in h),
+            "a non-empty list of layer sizes in [1, 65536] (e.g. 64,64)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,6 +301,7 @@ class EnvCard:
     id: str
     threshold: float | None = None  # None -> gymnasium's reward_threshold
     threshold_source: str = "gymnasium reward_threshold"
+    max_return: float | None = None  # the best possible return, where there is one (CartPole-v1: 500)
     wrappers: list = field(default_factory=list)  # [{name: WrapperName, kwargs: {...}, train_only: bool}]
     eval_every: int | None = None
     eval_episodes: int | None = None
@@ -286,6 +332,8 @@ def load_env_card(env_id: str) -> EnvCard:
     if not path.exists():
         return EnvCard(id=env_id)
     data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: an env card is a mapping of fields, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(EnvCard)}
     unknown = set(data) - names
     if unknown:
@@ -294,11 +342,37 @@ def load_env_card(env_id: str) -> EnvCard:
     if data.get("id", env_id) != env_id:
         raise UserError(f"{path}: id {data['id']!r} does not match the file name ({env_id})")
     data["id"] = env_id
-    budget = data.get("budget")
+    return check_env_card(EnvCard(**data), str(path))
+
+
+def check_env_card(card: EnvCard, source: str) -> EnvCard:
+    """Types and ranges of every env-card field; `source` names the file in the one-line error."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v):
+        return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+    budget = card.budget
     steps = list(budget.values()) if isinstance(budget, dict) else [] if budget is None else [budget]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in steps):
-        raise UserError(f"{path}: budget must be a positive number of steps or {{agent: steps}}, got {budget!r}")
-    return EnvCard(**data)
+    if not all(is_int(n) and 0 < n <= MAX_STEPS for n in steps):
+        raise UserError(f"{source}: budget must be a positive number of steps or {{agent: steps}}, got {budget!r}")
+    for name in ("threshold", "max_return"):
+        if getattr(card, name) is not None and not is_num(getattr(card, name)):
+            raise UserError(f"{source}: {name} must be a number (or null), got {getattr(card, name)!r}")
+    for name in ("eval_every", "eval_episodes", "final_eval_episodes"):
+        v = getattr(card, name)
+        if v is not None and not (is_int(v) and v > 0):
+            raise UserError(f"{source}: {name} must be a positive integer (or null), got {v!r}")
+    if card.vectorization not in ("sync", "async", "native"):
+        raise UserError(f"{source}: vectorization must be sync, async or native, got {card.vectorization!r}")
+    if not isinstance(card.wrappers, list):
+        raise UserError(f"{source}: wrappers must be a list, got {card.wrappers!r}")
+    if not isinstance(card.make_kwargs, dict):
+        raise UserError(f"{source}: make_kwargs must be a mapping, got {card.make_kwargs!r}")
+    if not isinstance(card.id, str) or not card.id:
+        raise UserError(f"{source}: id must be an env id string, got {card.id!r}")
+    return card
 
 
 def agent_card_path(agent: str) -> Path:
@@ -307,6 +381,8 @@ def agent_card_path(agent: str) -> Path:
 
 def load_agent_card(agent: str) -> dict:
     data = read_yaml(agent_card_path(agent)) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{agent_card_path(agent)}: an agent card is a mapping, got {type(data).__name__}")
     unknown = set(data) - {"agent", "description", "default", "envs", "baseline", "nets", "datasets"}
     if unknown:
         raise UserError(f"{agent_card_path(agent)}: unknown top-level key(s) {sorted(unknown)}")

@@ -13,14 +13,20 @@ from rlsuite.errors import UserError
 
 
 def friendly(fn):
-    """Bad input ends in one line on stderr and exit code 1, never a traceback."""
+    """Bad input and failed runs end in one line on stderr and exit code 1, never a traceback; an
+    abort by a second Ctrl-C exits 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(str(e).replace("\n", " ")) from None
+        except KeyboardInterrupt:
+            click.echo("aborted; the run keeps its last checkpoint (resume with rlsuite train --resume RUN_DIR)", err=True)
+            sys.exit(130)
+        except MemoryError:
+            raise click.ClickException("out of memory; lower buffer_size, num_envs or batch_size") from None
 
     return wrapper
 
@@ -32,9 +38,13 @@ def main():
 
 
 def _print_result(result: dict) -> None:
+    """The end of a run in three lines; a run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM)."""
     if result.get("status") == "interrupted":
-        click.echo(f"stopped at step {result['step']:,}; checkpoint saved.\n"
+        why = f" by {result['signal']}" if result.get("signal") else ""
+        click.echo(f"stopped{why} at step {result['step']:,}; checkpoint saved.\n"
                    f"resume with: rlsuite train --resume {result['run_dir']}")
+        if result.get("exit_code"):
+            sys.exit(result["exit_code"])
         return
     final = result["final_eval"]
     solved = ""
@@ -55,8 +65,9 @@ def _print_result(result: dict) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--out", default="results", show_default=True, help="runs go to OUT/runs/<run>")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
-@click.option("--resume", "resume_dir", type=click.Path(), default=None, help="continue a stopped run directory")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--resume", "resume_dir", type=click.Path(), default=None,
+              help="continue a stopped run directory (with --steps N: train it on to N steps in total)")
+@click.option("--quiet", is_flag=True, help="no progress output")
 @friendly
 def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet):
     """Train AGENT on ENV (any Gymnasium id, or package.module:EnvId) with its tuned card.
@@ -70,11 +81,12 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
     from rlsuite import runs
     from rlsuite.cards import parse_overrides
 
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # a bar on a terminal, plain periodic lines in logs
     if resume_dir:
-        if agent or env_id or overrides or steps:
-            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV, --steps and --set")
-        result = runs.resume(resume_dir, progress=progress, device=None if device == "auto" else device)
+        if agent or env_id or overrides:
+            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV and --set "
+                            "(--steps N extends its budget)")
+        result = runs.resume(resume_dir, progress=progress, device=None if device == "auto" else device, steps=steps)
     else:
         if not agent or not env_id:
             raise UserError("give an agent and an environment, e.g. `rlsuite train dqn CartPole-v1` (see `rlsuite list`)")
@@ -92,56 +104,46 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
 @friendly
 def eval_(run_dir, episodes, seed, device, as_json):
     """Re-evaluate the saved agent of RUN_DIR with the deterministic policy."""
-    from rlsuite import runs
-    from rlsuite.engine import read_run_config
+    from rlsuite.agents import get_agent
+    from rlsuite.rundir import read_run_config
 
-    if read_run_config(run_dir)["agent"] == "supervised":
-        from rlsuite.supervised import evaluate_supervised_run
-
-        result = evaluate_supervised_run(run_dir, device=device)
-        click.echo(json.dumps(result) if as_json else
-                   f"{result['net']} on {result['dataset']}: test accuracy {result['test_acc']:.2%} "
-                   f"on {result['test_images']:,} images")
-        return
-    result = runs.evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)
-    if as_json:
-        click.echo(json.dumps(result))
-        return
-    click.echo(f"{result['agent']} on {result['env_id']} at step {result['step']:,}: "
-               f"{result['mean']:.1f} ± {result['std']:.1f} over {result['episodes']} episodes (seed {result['seed']})")
+    spec = get_agent(read_run_config(run_dir)["agent"])
+    result = spec.evaluate(run_dir, episodes=episodes, seed=seed, device=device)
+    click.echo(json.dumps(result) if as_json else spec.describe(result))
 
 
 @main.command("list")
 @click.argument("agent", required=False)
+@click.option("--env", "env_id", default=None, help="with AGENT: the values a run on ENV uses (its card entry applied)")
 @friendly
-def list_(agent):
-    """The agents, their cards and the envs each card covers; with AGENT, its hyperparameters."""
+def list_(agent, env_id):
+    """The agents, their cards and the envs each card covers; with AGENT, every hyperparameter with the
+    value a run actually uses: the card's default entry, or with --env the entry for that env."""
     from rlsuite.agents import agent_names, get_agent
-    from rlsuite.cards import agent_card_path, describe, load_agent_card
+    from rlsuite.cards import agent_card_path, describe, load_agent_card, resolved_values
 
-    if agent == "supervised":
-        from rlsuite.supervised import SupervisedConfig
-
-        click.echo(f"supervised: MNIST-style classification on the shared nets\ncard: {agent_card_path(agent)}\n")
-        for name, default, help_ in describe(SupervisedConfig):
-            click.echo(f"{name:<24}{default:<28}{help_}")
-        return
     if agent:
         spec = get_agent(agent)
         card = load_agent_card(agent)
         click.echo(f"{agent}: {spec.summary}\ncard: {agent_card_path(agent)}")
-        click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}\n")
-        click.echo(f"{'hyperparameter':<24}{'default':<28}meaning")
+        if spec.kind == "rl":
+            click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}")
+        used = resolved_values(agent, spec.config_cls, env_id, rl=spec.kind == "rl")
+        where = f"on {env_id}" if env_id else "card default"
+        click.echo(f"\n{'hyperparameter':<22}{where:<24}{'dataclass default':<22}meaning")
         for name, default, help_ in describe(spec.config_cls):
-            click.echo(f"{name:<24}{default:<28}{help_}")
+            value = str(used[name])
+            mark = "" if value == default else " *"
+            click.echo(f"{name:<22}{value + mark:<24}{default:<22}{help_}")
+        click.echo("\n* = set by the card" + (" or the env card" if env_id else ""))
         return
-    for name in agent_names():
+    if env_id:
+        raise UserError("--env goes with an agent: rlsuite list AGENT --env ENV")
+    for name in agent_names(kind=None):
         spec = get_agent(name)
         card = load_agent_card(name)
-        click.echo(f"{name:<11}{spec.summary}\n{'':<11}card entries: {', '.join(card.get('envs') or {}) or '-'}"
-                   f"  (agents/{name}.yaml)")
-    click.echo(f"{'supervised':<11}classifiers built from the same trunk and head classes\n{'':<11}"
-               "datasets: mnist, fashion-mnist; nets: mlp, cnn  (agents/supervised.yaml)")
+        entries = ", ".join(card.get("envs") or {}) or "-"
+        click.echo(f"{name:<11}{spec.summary}\n{'':<11}card entries: {entries}  (agents/{name}.yaml)")
     click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
 
 
@@ -159,8 +161,7 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
     logged and evaluated exactly like an rlsuite run."""
     from rlsuite.baselines import train_baseline
 
-    result = train_baseline(agent, env_id, seed=seed, steps=steps, out=out, device=device,
-                            progress=not quiet and sys.stderr.isatty())
+    result = train_baseline(agent, env_id, seed=seed, steps=steps, out=out, device=device, progress=not quiet)
     _print_result(result)
 
 
@@ -252,7 +253,9 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
     from rlsuite.sweep import sweep as run_sweep
 
     def report(r):
-        if r["status"] == "failed":
+        if r["status"] == "busy":
+            click.echo(f"BUSY {r['name']}: {r['error']}")
+        elif r["status"] == "failed":
             click.echo(f"FAILED {r['name']}: {r['error']} (log: {r['log']})")
         else:
             click.echo(f"{r['status']:<11} {r['name']}: final {r['final']:.1f}" if r["final"] is not None
@@ -260,8 +263,15 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
 
     results = run_sweep(agent, env_id, seeds, list(sets), workers or os.cpu_count() or 1, backend, address, steps,
                         out, report)
+    from rlsuite.sweep import expand_grid, summary_table
+
+    table = summary_table(results, expand_grid(agent, list(sets)), agent, env_id)
+    if table:
+        click.echo("\n" + "\n".join(table))
     failed = [r for r in results if r["status"] == "failed"]
-    click.echo(f"{len(results) - len(failed)} runs finished, {len(failed)} failed")
+    busy = [r for r in results if r["status"] == "busy"]
+    click.echo(f"{len(results) - len(failed) - len(busy)} runs finished, {len(failed)} failed"
+               + (f", {len(busy)} left to the process already training them" if busy else ""))
     if failed:
         sys.exit(1)
 
@@ -327,12 +337,14 @@ def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_
     from rlsuite.cards import parse_overrides
     from rlsuite.supervised import run_supervised
 
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet
     result = run_supervised(dataset, net, epochs=epochs, seed=seed, data_dir=data_dir,
                             overrides=parse_overrides(overrides), out=out, device=device, progress=progress,
                             allow_download=not no_download)
     if result.get("status") == "interrupted":
         click.echo(f"stopped at step {result['step']:,}; checkpoint saved in {result['run_dir']}")
+        if result.get("exit_code"):
+            sys.exit(result["exit_code"])
         return
     worst = min(result["per_class_acc"].items(), key=lambda kv: kv[1])
     click.echo(f"test accuracy {result['test_acc']:.2%} ({result['net']}, {result['epochs']} epochs, "

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from rlsuite import runs
+from rlsuite.cards import load_env_card
 from rlsuite.baselines import baseline_fingerprint, train_baseline
 
 
@@ -59,7 +60,7 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
 
     results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides), force, progress)
     r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
-    table = aggregate_table(results, 500 if env_id == "CartPole-v1" else None)
+    table = aggregate_table(results, load_env_card(env_id).max_return)
     table += [f"rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, median steps/s {r['steps_per_s']:.2f}×"]
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     plots = plot_curves(list(labels), root / "curves", labels=labels,

@@ -69,17 +69,47 @@ def threshold(card: EnvCard) -> float | None:
     return None if spec_value is None else float(spec_value)
 
 
+def wrapper_class(name: str) -> type:
+    """A gymnasium.wrappers class by name, or any class as 'package.module:Class'."""
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except ImportError as e:
+            raise UserError(f"env card wrapper '{name}': cannot import {module} ({e})") from None
+        except AttributeError:
+            raise UserError(f"env card wrapper '{name}': {module} has no {attr}") from None
+    else:
+        cls = getattr(gym.wrappers, name, None)
+        if cls is None:
+            raise UserError(f"env card wrapper '{name}' is not a gymnasium.wrappers class"
+                            f"{close_matches(name, dir(gym.wrappers))}; write 'package.module:Class' for your own")
+    if not isinstance(cls, type) or not issubclass(cls, gym.Wrapper):
+        raise UserError(f"env card wrapper '{name}' is not a gymnasium.Wrapper class")
+    return cls
+
+
 def _apply_wrappers(env: gym.Env, wrappers: list, training: bool) -> gym.Env:
     for spec in wrappers:
         if isinstance(spec, str):
             spec = {"name": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise UserError(f"env card wrapper {spec!r} must be a name or {{name: ..., kwargs: {{...}}, train_only: bool}}")
+        unknown = set(spec) - {"name", "kwargs", "train_only"}
+        if unknown:
+            raise UserError(f"env card wrapper {spec['name']}: unknown key(s) {sorted(unknown)}; use name, kwargs, train_only")
         if spec.get("train_only") and not training:
             continue  # e.g. reward clipping: evaluation reports raw environment returns
-        name = spec["name"]
-        cls = getattr(gym.wrappers, name, None)
-        if cls is None or not isinstance(cls, type):
-            raise UserError(f"env card wrapper '{name}' is not a gymnasium.wrappers class{close_matches(name, dir(gym.wrappers))}")
-        env = cls(env, **(spec.get("kwargs") or {}))
+        cls = wrapper_class(spec["name"])
+        kwargs = spec.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise UserError(f"env card wrapper {spec['name']}: kwargs must be a mapping, got {kwargs!r}")
+        try:
+            env = cls(env, **kwargs)
+        except TypeError as e:  # a wrong keyword or a missing argument
+            raise UserError(f"env card wrapper {spec['name']}{kwargs}: {e}") from None
+        except (ValueError, AssertionError, gym.error.Error) as e:
+            raise UserError(f"env card wrapper {spec['name']}{kwargs} refused this env: {e}") from None
     return env
 
 
@@ -89,7 +119,12 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
     kwargs: dict[str, Any] = dict(card.make_kwargs)
     if render_mode:
         kwargs["render_mode"] = render_mode
-    env = gym.make(env_id, **kwargs)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except TypeError as e:  # make_kwargs the env does not take
+        raise UserError(f"env card make_kwargs {card.make_kwargs} do not fit {env_id}: {e}") from None
+    if not isinstance(card.wrappers, list):
+        raise UserError(f"the env card's wrappers must be a list, got {card.wrappers!r}")
     return _apply_wrappers(env, card.wrappers, training)
 
 
@@ -127,6 +162,25 @@ def require_box_obs(space: gym.Space, agent: str) -> tuple[int, ...]:
             "flatten them with a wrapper in the env card (e.g. FlattenObservation)"
         )
     return tuple(space.shape)
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM this process can still get (MemAvailable), or None where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(needed: int, what: str, fix: str) -> None:
+    """Fail before training when an allocation cannot fit in the RAM available now (not hours later)."""
+    available = available_memory()
+    if available is not None and needed > 0.9 * available:
+        raise UserError(f"{what} needs {needed / 2**30:.1f} GiB but {available / 2**30:.1f} GiB of RAM is available; {fix}")
 
 
 def episode_stats(info: dict) -> list[tuple[int, float, int]]:

@@ -223,21 +223,3 @@ def make_trunk(obs_shape: Sequence[int], net: str, hidden: Sequence[int], activa
     if net == "cnn":
         return CNN(obs_shape, hidden=hidden[-1] if hidden else 512, scale=1 / 255 if uint8 else 1.0)
     raise ValueError(f"unknown net {net!r}")
-
-
-def make_adam(params, lr: float, eps: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch build has one (about 3x faster steps on CPU)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, eps=eps)
-
-
-def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
-    """Scale gradients so their global L2 norm is at most `max_norm` (torch's clip_grad_norm_, minus the
-    per-call grouping and checks that cost more than the arithmetic for small networks)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
-    return total

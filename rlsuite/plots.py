@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlsuite.engine import csv_rows, read_run_config
+from rlsuite.rundir import csv_rows, read_run_config
 from rlsuite.errors import UserError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from rlsuite.engine import hardware, versions
+from rlsuite.rundir import hardware, versions
 from rlsuite.stats import aggregate
 
 

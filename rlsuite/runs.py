@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from rlsuite.agents import get_agent
-from rlsuite.cards import EnvCard, apply, resolve
-from rlsuite.engine import EVAL_SEED_OFFSET, Run, load_checkpoint, new_run_dir, read_run_config, resolve_device
+from rlsuite.cards import EnvCard, apply, check_env_card, resolve
+from rlsuite.checkpoint import load_checkpoint
+from rlsuite.engine import EVAL_SEED_OFFSET, Run, resolve_device
+from rlsuite.rundir import RunLock, new_run_dir, read_run_config, read_status, write_run_config
 from rlsuite.envs import make_env, resolve_env_id
 from rlsuite.errors import UserError
 from rlsuite.evaluation import evaluate
@@ -18,16 +20,16 @@ from rlsuite.evaluation import evaluate
 
 def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None):
     """(AgentSpec, config, env card) with every check that can fail before training starts."""
-    spec = get_agent(agent)
+    spec = get_agent(agent, kind="rl")
     resolve_env_id(env_id)
+    if steps is not None:
+        check_steps(steps)
     config, card = resolve(agent, spec.config_cls, env_id, overrides)
     if steps is not None:
-        if steps <= 0:
-            raise UserError(f"--steps must be a positive number of environment steps, got {steps}")
         config = dataclasses.replace(config, total_steps=steps)
     env = make_env(card)
     try:
-        spec.check_spaces(env.observation_space, env.action_space)
+        spec.check_spaces(env.observation_space, env.action_space, config)
     finally:
         env.close()
     return spec, config, card
@@ -35,81 +37,200 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
 
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
           out: str | Path = "results", device: str = "auto", progress: bool = True,
-          stop_at: int | None = None, name: str | None = None) -> dict:
+          stop_at: int | None = None, name: str | None = None, lock: RunLock | None = None) -> dict:
+    """Train AGENT on ENV_ID with its card (+ overrides); returns the summary (or the interrupted result)."""
+    check_seed(seed)
     spec, config, card = prepare(agent, env_id, steps, overrides)
     dev = resolve_device(device)
-    run_dir = new_run_dir(Path(out), agent, env_id, seed, name)
-    with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at) as run:
+    run_dir = new_run_dir(Path(out), agent, env_id, seed, name, exist_ok=lock is not None)
+    with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock) as run:
         return spec.train(config, run)
+
+
+def check_seed(seed, what: str = "--seed") -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserError(f"{what} must be an integer in [0, 2^32), got {seed!r}")
+    return seed
 
 
 def load_run(run_dir: str | Path):
-    """(AgentSpec, config, env card, config.yaml data) for an existing run directory."""
-    data = read_run_config(Path(run_dir))
+    """(AgentSpec, config, env card, config.yaml data) for an existing run directory, every part checked."""
+    run_dir = Path(run_dir)
+    data = read_run_config(run_dir)
     spec = get_agent(data["agent"])
-    config = apply(spec.config_cls(), data["config"], f"{run_dir}/config.yaml")
-    card = EnvCard(**data["env_card"]) if data.get("env_card") else None
+    config = apply(spec.config_cls(), data["config"], f"{run_dir}/config.yaml [config]")
+    card = env_card_from_data(data.get("env_card"), f"{run_dir}/config.yaml")
     return spec, config, card, data
 
 
-def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None) -> dict:
+def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
+    import dataclasses as dc
+
+    if data is None:
+        return None
+    names = {f.name for f in dc.fields(EnvCard)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"{source}: unknown env-card key '{unknown[0]}' (valid: {', '.join(sorted(names))})")
+    if "id" not in data:
+        raise UserError(f"{source}: the env card has no 'id'")
+    return check_env_card(EnvCard(**data), source)
+
+
+def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None,
+           steps: int | None = None, lock: RunLock | None = None) -> dict:
+    """Continue a stopped run from its last checkpoint. With `steps` larger than the run's budget, a
+    stopped or finished run trains on to the new total (its schedules stretch over the new budget)."""
     run_dir = Path(run_dir)
     spec, config, card, data = load_run(run_dir)
-    if (run_dir / "summary.json").exists():
-        raise UserError(f"{run_dir} is already complete (summary.json exists); start a new run instead")
     if data.get("implementation", "rlsuite") != "rlsuite":
         raise UserError(f"{run_dir} was made by {data['implementation']}; only rlsuite runs can be resumed")
-    dev = resolve_device(device or data.get("device", "auto"))
-    with Run(run_dir, data["agent"], config, card, data["seed"], dev, resume=True, progress=progress,
-             stop_at=stop_at) as run:
-        return spec.train(config, run)
+    if data["agent"] == "supervised":
+        raise UserError(f"{run_dir} is a supervised run; train a new one with `rlsuite supervised`")
+    lock = lock if lock is not None and lock.held else RunLock(run_dir).acquire()
+    try:
+        complete = (run_dir / "summary.json").exists()
+        if steps is not None:
+            if steps <= config.total_steps and complete:
+                raise UserError(f"{run_dir} is complete at {config.total_steps:,} steps; to train on, give a larger "
+                                f"total: --steps N with N > {config.total_steps:,}")
+            check_steps(steps)
+            ckpt_step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+            if steps <= ckpt_step:
+                raise UserError(f"--steps {steps:,} is not beyond the checkpoint's step {ckpt_step:,}; give a larger total")
+            config = dataclasses.replace(config, total_steps=steps)
+            data["config"]["total_steps"] = steps
+            data.setdefault("extended", []).append(steps)
+            write_run_config(run_dir, data)
+            if complete:  # the run goes on: its summary described the old budget
+                (run_dir / "summary.json").unlink()
+                complete = False
+        if complete:
+            raise UserError(f"{run_dir} is already complete (summary.json exists); start a new run, or train it "
+                            "further with --resume RUN --steps N")
+        dev = resolve_device(device or data.get("device", "auto"))
+        if dev.type == "cuda" and data.get("device", "cpu").startswith("cpu") and device is None:
+            dev = resolve_device("auto")
+        with Run(run_dir, data["agent"], config, card, data["seed"], dev, resume=True, progress=progress,
+                 stop_at=stop_at, lock=lock) as run:
+            return spec.train(config, run)
+    finally:
+        lock.release()
+
+
+MAX_STEPS = 10**10  # a budget beyond this is a typo (it would train for years on one machine)
+
+
+def check_steps(steps, what: str = "--steps") -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 < steps <= MAX_STEPS:
+        raise UserError(f"{what} must be a number of environment steps in [1, {MAX_STEPS:.0e}], got {steps!r}")
+    return steps
 
 
 def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | None = None,
                  device: str = "auto") -> dict:
-    """Re-evaluate the saved agent of a run with the protocol's deterministic policy."""
+    """Re-evaluate the saved agent of a run (rlsuite's or an SB3 baseline's) with the protocol's
+    deterministic policy."""
+    run_dir = Path(run_dir)
+    policy = load_policy(run_dir, device)
+    if episodes is not None and (isinstance(episodes, bool) or not 0 < episodes <= 10_000):
+        raise UserError(f"--episodes must be in [1, 10000], got {episodes}")
+    episodes = policy.config.final_eval_episodes if episodes is None else episodes
+    seed = policy.seed + EVAL_SEED_OFFSET if seed is None else check_seed(seed)
+    returns = evaluate(policy.act, policy.env_card, episodes, seed)
+    return {"run_dir": str(run_dir), "agent": policy.agent, "implementation": policy.implementation,
+            "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes, "seed": seed,
+            "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns.tolist()}
+
+
+@dataclasses.dataclass
+class Policy:
+    """A run's saved agent as a callable: `policy(obs_batch) -> actions` (deterministic, as evaluated).
+    `predict(obs)` takes one observation or a batch, as SB3's does."""
+
+    act: object
+    agent: str
+    implementation: str
+    env_card: EnvCard
+    config: object
+    seed: int
+    step: int
+    run_dir: Path
+    obs_shape: tuple
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.act(np.asarray(obs))
+
+    def predict(self, obs) -> np.ndarray:
+        obs = np.asarray(obs)
+        if obs.shape == tuple(self.obs_shape):  # one observation: add and remove the batch axis
+            return self.act(obs[None])[0]
+        return self.act(obs)
+
+
+def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
+    """The deterministic policy of any RL run directory, the loader chosen by the run's implementation."""
     run_dir = Path(run_dir)
     spec, config, card, data = load_run(run_dir)
+    if card is None:
+        raise UserError(f"{run_dir} has no environment (a supervised run); use `rlsuite eval` for its accuracy")
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    if ckpt.get("agent") != data["agent"]:
-        raise UserError(f"{run_dir}/checkpoints/last.pt belongs to agent {ckpt.get('agent')!r}, not {data['agent']!r}")
-    episodes = config.final_eval_episodes if episodes is None else episodes
-    if episodes <= 0:
-        raise UserError(f"--episodes must be positive, got {episodes}")
-    seed = data["seed"] + EVAL_SEED_OFFSET if seed is None else seed
+    implementation = data.get("implementation", "rlsuite")
+    made_by = (ckpt.get("agent"), ckpt.get("implementation", "rlsuite"))
+    if made_by != (data["agent"], implementation):
+        raise UserError(f"{run_dir}/checkpoints/last.pt holds a {made_by[1]} {made_by[0]} checkpoint, but config.yaml "
+                        f"describes a {implementation} {data['agent']} run; the directory was mixed up")
     dev = resolve_device(device)
     env = make_env(card, training=False)
     spaces = (env.observation_space, env.action_space)
     env.close()
     try:
-        act = spec.load_policy(config, spaces, ckpt["state"], dev)
-    except (KeyError, RuntimeError) as e:
-        raise UserError(f"{run_dir}/checkpoints/last.pt does not match this run's network ({str(e).splitlines()[0][:100]})") from None
-    returns = evaluate(act, card, episodes, seed)
-    return {"run_dir": str(run_dir), "agent": data["agent"], "env_id": card.id, "step": ckpt["step"],
-            "episodes": episodes, "seed": seed, "mean": float(np.mean(returns)), "std": float(np.std(returns)),
-            "returns": returns.tolist()}
+        if implementation == "sb3":
+            from rlsuite.baselines import load_sb3_policy
+
+            act = load_sb3_policy(data, card, ckpt["state"], dev)
+        else:
+            act = spec.load_policy(config, spaces, ckpt["state"], dev)
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise UserError(f"{run_dir}/checkpoints/last.pt does not match the network config.yaml describes "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
+    return Policy(act, data["agent"], implementation, card, config, data["seed"], ckpt["step"], run_dir,
+                  tuple(spaces[0].shape))
 
 
 def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None) -> dict:
-    """The summary of the finished run OUT/runs/NAME, or train it (train_fn(name=NAME)) when it is
-    missing, unfinished, made with different settings (`fingerprint`), or `force` is set. Lets
-    benchmarks, comparisons and sweeps continue where they stopped without reusing stale runs."""
+    """The summary of the finished run OUT/runs/NAME; else resume it when it was interrupted (or its
+    process killed) with the same settings; else train it afresh (train_fn(name=NAME, lock=...)).
+    Lets benchmarks, comparisons and sweeps continue where they stopped without reusing stale runs.
+    The run's lock is taken first: a run another live process is training raises RunBusy and is left
+    alone (two sweeps on one --out never delete each other's runs)."""
     import json
     import shutil
 
     run_dir = Path(out) / "runs" / name
-    summary, stamp = run_dir / "summary.json", run_dir / "fingerprint.json"
-    fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
-    same = fingerprint is None or (stamp.exists() and _experiment(json.loads(stamp.read_text())) == _experiment(fingerprint))
-    if summary.exists() and same and not force:
-        return json.loads(summary.read_text())
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # an interrupted, failed, stale or forced run is redone from scratch
-    result = train_fn(name=name)
-    if fingerprint is not None and run_dir.exists():
-        stamp.write_text(json.dumps(fingerprint, indent=1))
-    return result
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir) as lock:
+        summary, stamp = run_dir / "summary.json", run_dir / "fingerprint.json"
+        fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
+        try:
+            old = json.loads(stamp.read_text()) if stamp.exists() else None
+        except ValueError:
+            old = None
+        same = fingerprint is None or (old is not None and _experiment(old) == _experiment(fingerprint))
+        if summary.exists() and same and not force:
+            return json.loads(summary.read_text())
+        resumable = (same and not force and fingerprint is not None and (run_dir / "checkpoints" / "last.pt").exists()
+                     and read_status(run_dir)["status"] in ("interrupted", "running")
+                     and (run_dir / "config.yaml").exists()
+                     and read_run_config(run_dir).get("implementation", "rlsuite") == "rlsuite")
+        if resumable:
+            return resume(run_dir, progress=False, lock=lock)
+        for child in run_dir.iterdir():  # a failed, stale or forced run is redone from scratch
+            if child.name != "lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if fingerprint is not None:
+            stamp.write_text(json.dumps(fingerprint, indent=1))
+        return train_fn(name=name, lock=lock)
 
 
 def _experiment(stamp: dict) -> dict:

@@ -1,24 +1,15 @@
 """Supervised learning on the shared networks: MNIST and Fashion-MNIST classification.
 
 The models are the agents' own classes (an MLP or CNN trunk + a classifier head): there is no
-second model zoo. Data: an IDX reader that validates what it reads, a lookup order
-(--data-dir, $RLSUITE_DATA_DIR/<dataset>, the user cache), and a download into the cache with
-checksum verification when the files are missing. Training runs through the same engine as the
-agents (run directory, metrics.csv, TensorBoard, checkpoint, summary.json).
+second model zoo. The data comes from rlsuite.datasets (IDX files, lookup, download, checksums).
+Training runs through the same engine as the agents (run directory, metrics.csv, TensorBoard,
+checkpoint, summary.json), and the agent registry knows it as `supervised`.
 """
 
 from __future__ import annotations
 
 import copy
-import gzip
-import hashlib
 import math
-import os
-import struct
-import time
-import urllib.error
-import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,185 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlsuite.cards import CommonConfig, agent_card_path, apply, load_agent_card, param
-from rlsuite.engine import Run, new_run_dir, resolve_device
+from rlsuite.cards import agent_card_path, apply, load_agent_card, param
+from rlsuite.checkpoint import load_checkpoint
+from rlsuite.engine import Run, resolve_device
+from rlsuite.rundir import atomic_write_text, csv_rows, new_run_dir, read_run_config
+from rlsuite.datasets import DatasetSpec, get_dataset, load_arrays, locate
 from rlsuite.errors import UserError, close_matches
 from rlsuite.nets import CNN, CNN_PRESETS, MLP, ClassifierHead
-
-# ---------------------------------------------------------------------------------------------
-# IDX files (LeCun's format): magic 0x0000, a dtype code, the number of dimensions, big-endian
-# uint32 sizes, then the data in C order.
-IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-IDX_CODES = {v: k for k, v in IDX_DTYPES.items()}
-
-
-def idx_bytes(path: Path) -> bytes:
-    """The file's IDX payload, gunzipped if it is gzipped (detected by content, not by name)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except OSError as e:
-        raise UserError(f"cannot read {path} ({e.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise UserError(f"{path} is a truncated or corrupt gzip file ({e}); download it again") from None
-    return raw
-
-
-def parse_idx(data: bytes, name: str) -> np.ndarray:
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in IDX_DTYPES or data[3] == 0:
-        raise UserError(f"{name} has a wrong magic number ({data[:4].hex() or 'empty file'}); it is not an IDX file")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise UserError(f"{name} is truncated inside its header")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = IDX_DTYPES[data[2]]
-    expected = math.prod(dims) * dtype.itemsize
-    if len(data) - header != expected:
-        raise UserError(f"{name} holds {len(data) - header} bytes of data but its header {dims} needs {expected} "
-                        "(truncated or corrupt); download it again")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def read_idx(path: Path) -> np.ndarray:
-    return parse_idx(idx_bytes(path), str(path))
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write `array` as an IDX file (gzipped when the name ends in .gz, unless told otherwise)."""
-    path = Path(path)
-    array = np.asarray(array)
-    dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
-    code = IDX_CODES[np.dtype(dtype)]
-    data = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(dtype).tobytes()
-    if compress if compress is not None else path.suffix == ".gz":
-        data = gzip.compress(data)
-    path.write_bytes(data)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    files: dict  # role -> file name (gzipped); a raw file of the same name without .gz is accepted too
-    md5: dict  # role -> MD5 of the uncompressed file ({} when no published checksums are known)
-    mirrors: tuple
-    classes: tuple
-
-
-_MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-                "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
-DATASETS = {
-    "mnist": DatasetSpec(
-        "mnist", _MNIST_FILES,
-        {"train_images": "6bbc9ace898e44ae57da46a324031adb", "train_labels": "a25bea736e30d166cdddb491f175f624",
-         "test_images": "2646ac647ad5339dbf082846283269ea", "test_labels": "27ae3e4e09519cfbb04c329615203637"},
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
-        tuple(str(i) for i in range(10))),
-    "fashion-mnist": DatasetSpec(
-        "fashion-mnist", _MNIST_FILES, {},
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
-}
-DATA_ENV_VAR = "RLSUITE_DATA_DIR"
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset '{name}'{close_matches(name, DATASETS)}; available: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def cache_dir(spec: DatasetSpec) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "rlsuite" / spec.name
-
-
-def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None) -> list[Path]:
-    """Where the files are looked for, in order: --data-dir, $RLSUITE_DATA_DIR/<dataset>, the cache."""
-    dirs = []
-    if data_dir:
-        dirs.append(Path(data_dir))
-    if os.environ.get(DATA_ENV_VAR):
-        dirs.append(Path(os.environ[DATA_ENV_VAR]) / spec.name)
-    dirs.append(cache_dir(spec))
-    return dirs
-
-
-def _find(directory: Path, filename: str) -> Path | None:
-    for candidate in (directory / filename, directory / filename.removesuffix(".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def download(spec: DatasetSpec, dest: Path, mirrors=None, progress: bool = True) -> None:
-    """Fetch the missing files into `dest`, verifying checksums; the first mirror that works wins."""
-    dest.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for role, filename in spec.files.items():
-        if _find(dest, filename):
-            continue
-        for mirror in mirrors or spec.mirrors:
-            tmp = dest / (filename + ".part")
-            try:
-                with urllib.request.urlopen(mirror + filename, timeout=20) as response, open(tmp, "wb") as f:
-                    total = int(response.headers.get("Content-Length") or 0)
-                    _copy_with_progress(response, f, total, f"{spec.name} {filename}", progress)
-                payload = idx_bytes(tmp)
-                if role in spec.md5 and hashlib.md5(payload).hexdigest() != spec.md5[role]:
-                    raise UserError(f"checksum mismatch for {filename} from {mirror}")
-                os.replace(tmp, dest / filename)
-                break
-            except (urllib.error.URLError, OSError, UserError, ValueError) as e:
-                tmp.unlink(missing_ok=True)
-                errors.append(f"{mirror}{filename}: {getattr(e, 'reason', e)}")
-        else:
-            raise UserError(f"download failed ({errors[-1]})")
-
-
-def _copy_with_progress(src, dst, total: int, label: str, progress: bool) -> None:
-    if not progress:
-        dst.write(src.read())
-        return
-    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), transient=True) as bar:
-        task = bar.add_task(label, total=total or None)
-        while chunk := src.read(1 << 16):
-            dst.write(chunk)
-            bar.advance(task, len(chunk))
-
-
-def locate(spec: DatasetSpec, data_dir=None, allow_download: bool = True, progress: bool = True) -> dict[str, Path]:
-    """role -> file path, downloading into the cache when no candidate directory has all four files."""
-    dirs = candidate_dirs(spec, data_dir)
-    for directory in dirs:
-        found = {role: _find(directory, name) for role, name in spec.files.items()}
-        if all(found.values()):
-            return found
-        if data_dir and directory == Path(data_dir) and any(found.values()):
-            missing = [spec.files[r] for r, p in found.items() if p is None]
-            raise UserError(f"{directory} lacks {', '.join(missing)}; put all four {spec.name} files there")
-    if allow_download:
-        try:
-            download(spec, cache_dir(spec), progress=progress)
-            return {role: _find(cache_dir(spec), name) for role, name in spec.files.items()}
-        except UserError as e:
-            reason = str(e)
-    else:
-        reason = "downloads disabled"
-    raise UserError(
-        f"{spec.name} files not found in {', '.join(map(str, dirs))} and {reason}; put "
-        f"{', '.join(spec.files.values())} into one of them, or pass --data-dir DIR")
-
 
 @dataclass
 class Dataset:
@@ -216,26 +35,6 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: tuple
-
-
-def load_arrays(spec: DatasetSpec, files: dict[str, Path]) -> dict[str, np.ndarray]:
-    arrays = {}
-    for role, path in files.items():
-        data = idx_bytes(path)
-        if role in spec.md5 and hashlib.md5(data).hexdigest() != spec.md5[role]:
-            raise UserError(f"{path} fails its {spec.name} checksum (corrupt or a different file); download it again")
-        arrays[role] = parse_idx(data, str(path))
-    for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1:
-            raise UserError(f"{files[f'{split}_images']} / {files[f'{split}_labels']}: expected images (N, H, W) and labels (N,), "
-                            f"got {images.shape} and {labels.shape}")
-        if len(images) != len(labels):
-            raise UserError(f"{files[f'{split}_images']} has {len(images)} images but {files[f'{split}_labels']} "
-                            f"has {len(labels)} labels; the files do not belong together")
-        if labels.size and labels.max() >= len(spec.classes):
-            raise UserError(f"{files[f'{split}_labels']} has label {labels.max()} but {spec.name} has {len(spec.classes)} classes")
-    return arrays
 
 
 def to_tensors(spec: DatasetSpec, arrays: dict, val_size: int, seed: int, device) -> Dataset:
@@ -261,7 +60,9 @@ def to_tensors(spec: DatasetSpec, arrays: dict, val_size: int, seed: int, device
 
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class SupervisedConfig(CommonConfig):
+class SupervisedConfig:
+    """A classifier's training recipe (no RL fields: no env, budget in steps, or replay)."""
+
     agent_name = "supervised"
     net: str = param("mlp", "mlp (MLP trunk) or cnn (CNN trunk), each + the classifier head", choices=("mlp", "cnn"))
     epochs: int = param(10, "maximum passes over the training set")
@@ -286,10 +87,19 @@ class SupervisedConfig(CommonConfig):
     torch_threads: int = param(2, "torch intra-op threads (batched convolutions use both cores)")
 
     def validate(self):
-        if self.epochs <= 0:
-            raise UserError(f"--epochs must be positive, got {self.epochs}")
-        if self.batch_size <= 0 or self.lr <= 0 or self.torch_threads <= 0:
-            raise UserError("batch_size, lr and torch_threads must be positive")
+        for name in ("epochs", "batch_size", "width", "torch_threads"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        if any(h <= 0 for h in self.hidden) or not self.hidden:
+            raise UserError(f"hidden sizes must be positive integers, got {list(self.hidden)}")
+        if self.lr <= 0:
+            raise UserError(f"lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "momentum", "label_smoothing", "dropout"):
+            if not 0 <= getattr(self, name) < 1 + (name == "weight_decay") * 1e9:
+                raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("cnn_hidden", "augment_shift", "patience", "val_size", "eval_every"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 SUPERVISED_COLUMNS = ["step", "wall_s", "epoch", "train_loss", "train_acc", "val_acc", "test_acc"]
@@ -454,8 +264,9 @@ def finish(cfg, data, run: Run, dataset, model, optimizer, step, epoch, wall, be
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}
     run.save_checkpoint(step, state)
     if run.should_stop(step):
-        run.mark("interrupted", step)
-        return {"status": "interrupted", "step": step, "run_dir": str(run.dir)}
+        run.mark("interrupted", step, signal=run.stop_signal)
+        return {"status": "interrupted", "step": step, "run_dir": str(run.dir), "signal": run.stop_signal,
+                "exit_code": {"SIGINT": 130, "SIGTERM": 143}.get(run.stop_signal, 0)}
     pred = predict(model, data.x_test)
     matrix = confusion(pred, data.y_test, len(data.classes))
     per_class = (matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)).tolist()
@@ -470,14 +281,12 @@ def finish(cfg, data, run: Run, dataset, model, optimizer, step, epoch, wall, be
                "per_class_acc": dict(zip(data.classes, per_class)), "confusion": matrix.tolist(),
                "wall_to_99": first_99, "parameters": sum(p.numel() for p in model.parameters()),
                "device": str(run.device), "run_dir": str(run.dir)}
-    (run.dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_text(run.dir / "summary.json", json.dumps(summary, indent=1))
     run.mark("complete", step)
     return summary
 
 
 def _rows(run: Run) -> list[dict]:
-    from rlsuite.engine import csv_rows
-
     run.flush()
     return csv_rows(run.dir / "metrics.csv")
 
@@ -505,8 +314,6 @@ def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, se
 
 def evaluate_supervised_run(run_dir, data_dir=None, device: str = "auto") -> dict:
     """Re-evaluate a saved classifier on its dataset's test set."""
-    from rlsuite.engine import load_checkpoint, read_run_config
-
     run_dir = Path(run_dir)
     data = read_run_config(run_dir)
     cfg = apply(SupervisedConfig(), data["config"], f"{run_dir}/config.yaml")

@@ -1,17 +1,23 @@
-"""Multi-seed runs and hyperparameter grids: seeds × `--set` alternatives -> runs, executed on a local
-process pool (default) or as Ray tasks on a cluster. Both backends write the same layout:
-OUT/runs/sweep-<agent>-<env>/runs/<agent>-<env>-<key=value...>-s<seed>. Finished runs are skipped on a
-re-run; a run that crashes is reported with its log and the others go on."""
+"""Multi-seed runs and hyperparameter grids: seeds × `--set` alternatives -> runs, executed locally (one
+subprocess per run, `workers` at a time) or as Ray tasks on a cluster. Both backends write the same
+layout: OUT/runs/sweep-<agent>-<env>/runs/<agent>-<env>-<key=value...>-s<seed>. On a re-run finished
+runs are reused and interrupted ones resumed; a run that crashes or is killed is reported with its log
+and the others go on; a run another live process is training (a second sweep on the same --out) is
+left to it. The sweep ends with the across-seed table of `compare`, one row per grid point."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import traceback
 import typing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 
 from rlsuite.errors import UserError
@@ -21,18 +27,28 @@ def expand_grid(agent: str, items: list[str]) -> list[dict]:
     """['lr=1e-3,3e-3', 'hidden=64,64|128,128'] -> the cross product of the alternatives.
 
     Alternatives are separated by ',' — except for list fields such as `hidden`, whose values contain
-    commas themselves: there '|' separates the alternatives."""
+    commas themselves: there '|' separates the alternatives. A key given twice is an error (the second
+    would silently replace the first): put all its values in one --set."""
     from rlsuite.agents import get_agent
-    from rlsuite.cards import coerce, parse_overrides
+    from rlsuite.cards import coerce
 
-    config_cls = get_agent(agent).config_cls
+    config_cls = get_agent(agent, kind="rl").config_cls
     hints = typing.get_type_hints(config_cls)
-    axes = []
-    for key, text in parse_overrides(items).items():
+    axes, seen = [], set()
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r} is not key=value; write e.g. --set lr=1e-3,3e-4")
+        if key in seen:
+            raise UserError(f"--set {key} is given twice; list every value in one --set, e.g. --set {key}=A,B")
+        seen.add(key)
         if key not in hints:
             coerce(config_cls, key, None)  # raises: unknown key, naming the close matches
         is_list = typing.get_origin(hints[key]) is tuple
-        values = [v for v in text.split("|" if is_list else ",") if v != ""]
+        values = [v.strip() for v in text.split("|" if is_list else ",") if v.strip() != ""]
+        if not values:
+            raise UserError(f"--set {key}= has no values; give e.g. --set {key}=A,B")
         for v in values:
             coerce(config_cls, key, v)  # a bad value fails now, not in the middle of the sweep
         axes.append([(key, v) for v in values])
@@ -46,24 +62,51 @@ def _run_name(agent: str, env_id: str, overrides: dict, seed: int) -> str:
 
 
 def run_job(job: dict) -> dict:
-    """Executed in a worker (process or Ray task): one run, reused when already finished."""
+    """One run (in a subprocess or a Ray task): reused when finished, resumed when interrupted."""
     import torch
 
     from rlsuite import runs
+    from rlsuite.rundir import RunBusy
 
     torch.set_num_threads(1)
     root, name = Path(job["root"]), job["name"]
     try:
         summary = runs.reuse_or_train(root, name, partial(runs.train, job["agent"], job["env_id"], seed=job["seed"],
                                                           steps=job["steps"], overrides=job["overrides"], out=root,
-                                                          progress=False))
+                                                          progress=False),
+                                      fingerprint=runs.fingerprint(job["agent"], job["env_id"], job["steps"],
+                                                                   job["overrides"]))
         return {"name": name, "status": summary.get("status", "complete"), "final": summary.get("final_eval", {}).get("mean"),
                 "run_dir": summary["run_dir"]}
+    except RunBusy as e:
+        return {"name": name, "status": "busy", "error": str(e), "final": None}
     except BaseException as e:  # noqa: BLE001 - a failing run is reported; the sweep goes on
         log = root / "runs" / name / "error.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(traceback.format_exc())
         return {"name": name, "status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0], "log": str(log)}
+
+
+def _run_in_subprocess(job: dict) -> dict:
+    """run_job in a fresh Python process: a crash or a kill -9 there costs this run only."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # what spawn would pass on
+    proc = subprocess.run([sys.executable, "-m", "rlsuite.sweep", "--job"], input=json.dumps(job), text=True,
+                          capture_output=True, env=env)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    log = Path(job["root"]) / "runs" / job["name"] / "error.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode < 0:
+        why = f"killed by {signal.Signals(-proc.returncode).name}"
+    else:
+        why = f"exited with code {proc.returncode}"
+    return {"name": job["name"], "status": "failed", "error": f"the run's process was {why}" if proc.returncode < 0
+            else f"the run's process {why}", "log": str(log)}
 
 
 def _check_ray_address(address: str, timeout: float = 3.0) -> None:
@@ -101,8 +144,12 @@ def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> lis
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                pending.pop(ref)
-                results.append(ray.get(ref))
+                job = pending.pop(ref)
+                try:
+                    results.append(ray.get(ref))
+                except Exception as e:  # noqa: BLE001 - a worker that died (e.g. kill -9) fails its run only
+                    results.append({"name": job["name"], "status": "failed", "log": "(Ray worker log)",
+                                    "error": f"the Ray task died: {type(e).__name__}: {str(e).splitlines()[0][:120]}"})
                 report(results[-1])
         return results
     finally:
@@ -113,8 +160,8 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
           address: str | None = None, steps: int | None = None, out="results", report=print) -> list[dict]:
     from rlsuite.runs import prepare
 
-    if seeds <= 0 or workers <= 0:
-        raise UserError("--seeds and --workers must be positive")
+    if not 0 < seeds <= 10_000 or not 0 < workers <= 1024:
+        raise UserError(f"--seeds must be in [1, 10000] and --workers in [1, 1024], got {seeds} and {workers}")
     grid = expand_grid(agent, sets)
     for overrides in grid:  # every combination must make a valid config before anything starts
         prepare(agent, env_id, steps, overrides)
@@ -126,8 +173,35 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
     if backend != "local":
         raise UserError(f"unknown backend {backend!r}; use local or ray")
     results = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
             results.append(future.result())
             report(results[-1])
     return results
+
+
+def summary_table(results: list[dict], grid: list[dict], agent: str, env_id: str) -> list[str]:
+    """The across-seed table of `compare` (success, IQM with CI, medians), one row per grid point."""
+    from rlsuite.cards import load_env_card
+    from rlsuite.report import aggregate_table
+
+    by_point: dict[str, list[dict]] = {}
+    for overrides in grid:
+        label = " ".join(f"{k}={v}" for k, v in overrides.items()) or "card"
+        prefix = _run_name(agent, env_id, overrides, 0).removesuffix("-s0") + "-s"
+        for r in results:
+            if r["status"] == "complete" and r["name"].startswith(prefix) and r["name"][len(prefix):].isdigit():
+                path = Path(r["run_dir"]) / "summary.json"
+                if path.exists():
+                    by_point.setdefault(label, []).append(json.loads(path.read_text()))
+    return aggregate_table(by_point, load_env_card(env_id).max_return) if by_point else []
+
+
+def _worker_main() -> None:
+    """`python -m rlsuite.sweep --job`: one job as JSON on stdin, its result as the last stdout line."""
+    job = json.loads(sys.stdin.read())
+    print(json.dumps(run_job(job)), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--job"]:
+    _worker_main()

@@ -65,8 +65,8 @@ def test_resume_from_the_cli(tmp_path):
         (("train", "dqn", "CartPole-v1", "--set", "noequals"), ["not key=value"]),
         (("train", "dqn", "CartPole-v1", "--set", "tau=2"), ["tau must be in (0, 1]"]),
         (("train", "dqn", "Pendulum-v1"), ["DQN needs a discrete action space", "Box"]),
-        (("train", "dqn", "CartPole-v1", "--steps", "0"), ["--steps must be a positive"]),
-        (("train", "dqn", "CartPole-v1", "--steps", "-5"), ["--steps must be a positive"]),
+        (("train", "dqn", "CartPole-v1", "--steps", "0"), ["--steps must be a number of environment steps"]),
+        (("train", "dqn", "CartPole-v1", "--steps", "-5"), ["--steps must be a number of environment steps"]),
         (("train", "dqn", "CartPole-v1", "--device", "tpu"), ["unknown device 'tpu'"]),
         (("train",), ["give an agent and an environment"]),
         (("list", "ppo2"), ["unknown agent 'ppo2'"]),
@@ -110,8 +110,8 @@ def test_eval_bad_inputs(tmp_path, tiny_run):
     torch.save({"format": "something-else"}, broken / "checkpoints" / "last.pt")
     assert_one_line_error(invoke("eval", broken), "not an rlsuite checkpoint")
     (broken / "config.yaml").write_text("agent: [unclosed")
-    assert_one_line_error(invoke("eval", broken), "config.yaml is corrupt")
-    assert_one_line_error(invoke("eval", tiny_run, "--episodes", 0), "--episodes must be positive")
+    assert_one_line_error(invoke("eval", broken), "config.yaml is not valid YAML")
+    assert_one_line_error(invoke("eval", tiny_run, "--episodes", 0), "--episodes must be in [1, 10000]")
 
 
 def test_resume_bad_inputs(tmp_path, tiny_run):

@@ -13,7 +13,7 @@ import toy_envs  # noqa: F401
 from conftest import TINY_DQN, assert_one_line_error
 from rlsuite.baselines import train_baseline
 from rlsuite.cli import main
-from rlsuite.engine import METRIC_COLUMNS
+from rlsuite.rundir import METRIC_COLUMNS
 from rlsuite.plots import plot_curves
 
 TINY_EVAL = {"eval_every": "250", "eval_episodes": "2", "final_eval_episodes": "2"}
@@ -111,7 +111,7 @@ def test_sweep_local_pool_with_a_crashing_run(tmp_path):
     names = sorted(p.name for p in root.iterdir())
     assert len(names) == 4 and all(n.endswith(("-s0", "-s1")) for n in names)
     assert all((root / n / "summary.json").exists() for n in names if n.endswith("-s0"))
-    assert all("NonFiniteLoss" in (root / n / "error.log").read_text() for n in names if n.endswith("-s1"))
+    assert all("Diverged" in (root / n / "error.log").read_text() for n in names if n.endswith("-s1"))
 
 
 def test_sweep_bad_inputs(tmp_path):
@@ -150,7 +150,7 @@ def test_reuse_ignores_card_prose_and_budget_but_not_settings(tmp_path):
 
     calls = []
 
-    def job(name):
+    def job(name, lock=None):
         calls.append(name)
         d = tmp_path / "runs" / name
         d.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ from torch import nn
 
 from conftest import TINY_DQN
 from rlsuite import runs
-from rlsuite.agents.dqn import DQNConfig, _update_target, td_loss
-from rlsuite.engine import load_checkpoint
+from rlsuite.agents.dqn import DQNConfig, td_loss
+from rlsuite.optim import update_target as _update_target
+from rlsuite.checkpoint import load_checkpoint
 from rlsuite.errors import UserError
 
 

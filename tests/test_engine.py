@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from rlsuite.cards import load_env_card
-from rlsuite.engine import decode, encode, env_state, load_checkpoint, set_env_state
+from rlsuite.checkpoint import decode, encode, env_state, load_checkpoint, set_env_state
 from rlsuite.envs import make_vector_env
 from rlsuite.errors import UserError
 

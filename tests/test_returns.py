@@ -66,7 +66,6 @@ def test_one_step_accumulator_discounts():
 
 
 # --- on-policy targets: T = 4, one env, termination at t=1, time-limit truncation at t=3 ----------
-from rlsuite.agents.pg import episodes_end_after  # noqa: E402
 from rlsuite.returns import gae, monte_carlo_returns  # noqa: E402
 
 
@@ -101,9 +100,3 @@ def test_monte_carlo_returns_hand_computed():
     np.testing.assert_allclose(g[:, 0], [2.0, 2.0, 7.0, 8.0])
     g = monte_carlo_returns(rewards, term, trunc, np.array([100.0]), 0.5)  # no critic: the time limit adds 0
     np.testing.assert_allclose(g[:, 0], [2.0, 2.0, 5.0, 4.0])
-
-
-def test_complete_episode_mask():
-    term = np.array([[0, 0], [1, 0], [0, 0], [0, 1]], bool)
-    trunc = np.zeros_like(term)
-    np.testing.assert_array_equal(episodes_end_after(term, trunc), [[1, 1], [1, 1], [0, 1], [0, 1]])

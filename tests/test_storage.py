@@ -66,3 +66,46 @@ def test_replay_buffer_wraps_and_round_trips():
     other.load_state_dict(buf.state_dict())
     np.testing.assert_array_equal(other.obs, buf.obs)
     assert (other.pos, other.size) == (buf.pos, buf.size)
+
+
+def test_episode_carry_uses_every_step_once_with_its_full_return():
+    """One episode of 7 steps spans three rollouts of 3 steps (env 0); env 1 has a 2-step episode ended by a
+    time limit (bootstrapped from V = 10) and then one that terminates. Rewards are the step numbers."""
+    from rlsuite.storage import EpisodeCarry
+
+    gamma = 0.5
+    carry = EpisodeCarry(2, (1,), (), np.int64)
+    rewards = np.array([[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 6], [7, 7], [8, 8], [9, 9]], np.float32)
+    term = np.zeros((9, 2), bool)
+    trunc = np.zeros((9, 2), bool)
+    tv = np.zeros((9, 2), np.float32)
+    term[6, 0] = True                     # env 0: steps 0..6 form one episode
+    trunc[1, 1], tv[1, 1] = True, 10.0    # env 1: steps 0..1 cut by a time limit
+    term[3, 1] = True                     # env 1: steps 2..3 terminate
+    obs = np.stack([np.arange(9), 100 + np.arange(9)], 1)[..., None].astype(np.float32)  # (T, N, 1): ids
+    actions = np.zeros((9, 2), np.int64)
+    seen = []
+    got = {}
+    for k in range(3):
+        part = slice(3 * k, 3 * k + 3)
+        out = carry.add(obs[part], actions[part], rewards[part], term[part], trunc[part], tv[part], gamma)
+        for o, g in zip(out.get("obs", np.zeros((0, 1)))[:, 0], out.get("returns", [])):
+            seen.append(int(o))
+            got[int(o)] = float(g)
+    # env 0: every one of its 7 steps arrives once, in the third rollout, with the full return
+    assert [s for s in seen if s < 100] == [0, 1, 2, 3, 4, 5, 6]
+    expected = {}
+    g = 0.0
+    for t in reversed(range(7)):
+        g = rewards[t, 0] + gamma * g
+        expected[t] = g
+    assert {t: got[t] for t in range(7)} == pytest.approx(expected)
+    # env 1: the truncated episode bootstraps from 10, the terminated one does not; steps 4..8 still wait
+    assert got[100] == pytest.approx(1 + 0.5 * (2 + 0.5 * 10))
+    assert got[101] == pytest.approx(2 + 0.5 * 10)
+    assert got[102] == pytest.approx(3 + 0.5 * 4) and got[103] == pytest.approx(4)
+    assert sorted(s for s in seen if s >= 100) == [100, 101, 102, 103]
+    assert carry.pending() == 2 + 5  # env 0: steps 7, 8; env 1: steps 4..8 (their episodes go on)
+    restored = EpisodeCarry(2, (1,), (), np.int64)
+    restored.load_state_dict(carry.state_dict())
+    assert restored.pending() == 7 and restored.obs[1][:, 0].tolist() == [104, 105, 106, 107, 108]

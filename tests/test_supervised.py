@@ -16,8 +16,8 @@ from rlsuite import nets
 from rlsuite.agents.dqn import DQNConfig, build_q_network
 from rlsuite.cli import main
 from rlsuite.errors import UserError
-from rlsuite.supervised import (DATASETS, DatasetSpec, SupervisedConfig, build_classifier, download, load_arrays,
-                                locate, random_shift, read_idx, run_supervised, write_idx)
+from rlsuite.datasets import DATASETS, DatasetSpec, download, load_arrays, locate, read_idx, write_idx
+from rlsuite.supervised import SupervisedConfig, build_classifier, random_shift, run_supervised
 
 FILES = DATASETS["mnist"].files
 

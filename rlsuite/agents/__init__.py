@@ -1,4 +1,7 @@
-"""Agent registry: name -> config class, train function, policy loader."""
+"""Agent registry: name -> config class, train function, policy loader, evaluation.
+
+Every kind of run directory goes through it, the supervised classifiers included, so commands that
+take a run directory (eval, list, resume) never special-case one kind."""
 
 from __future__ import annotations
 
@@ -12,33 +15,69 @@ from rlsuite.errors import UserError, close_matches
 class AgentSpec:
     name: str
     config_cls: type
-    train: Callable  # train(config, run) -> summary dict
-    load_policy: Callable  # load_policy(config, (obs_space, action_space), state, device) -> act
-    check_spaces: Callable  # check_spaces(obs_space, action_space) raises UserError if unsupported
+    train: Callable | None  # train(config, run) -> summary dict (None: trained by its own command)
+    load_policy: Callable | None  # load_policy(config, (obs_space, action_space), state, device) -> act
+    check_spaces: Callable | None  # check_spaces(obs_space, action_space, config) raises UserError if unsupported
     summary: str
+    evaluate: Callable  # evaluate(run_dir, episodes=, seed=, device=) -> result dict
+    describe: Callable  # describe(result) -> the one line `rlsuite eval` prints
+    kind: str = "rl"  # rl | supervised
+
+
+def _rl_eval(run_dir, episodes=None, seed=None, device="auto") -> dict:
+    from rlsuite.runs import evaluate_run
+
+    return evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)
+
+
+def _rl_line(r: dict) -> str:
+    who = "" if r.get("implementation", "rlsuite") == "rlsuite" else f"{r['implementation']} "
+    return (f"{who}{r['agent']} on {r['env_id']} at step {r['step']:,}: {r['mean']:.1f} ± {r['std']:.1f} "
+            f"over {r['episodes']} episodes (seed {r['seed']})")
+
+
+def _supervised_eval(run_dir, episodes=None, seed=None, device="auto") -> dict:
+    from rlsuite.supervised import evaluate_supervised_run
+
+    if episodes is not None or seed is not None:
+        raise UserError("--episodes and --seed apply to RL runs; a supervised run is evaluated on its test set")
+    return evaluate_supervised_run(run_dir, device=device)
+
+
+def _supervised_line(r: dict) -> str:
+    return f"{r['net']} on {r['dataset']}: test accuracy {r['test_acc']:.2%} on {r['test_images']:,} images"
 
 
 def _registry() -> dict[str, AgentSpec]:
     from rlsuite.agents import dqn, pg
+    from rlsuite.supervised import SupervisedConfig
+
+    def rl(name, config_cls, module, summary):
+        return AgentSpec(name, config_cls, module.train, module.load_policy, module.check_spaces, summary,
+                         _rl_eval, _rl_line)
 
     return {
-        "dqn": AgentSpec("dqn", dqn.DQNConfig, dqn.train, dqn.load_policy, dqn.check_spaces,
-                         "DQN with double, dueling, n-step and prioritized-replay switches"),
-        "reinforce": AgentSpec("reinforce", pg.ReinforceConfig, pg.train, pg.load_policy, pg.check_spaces,
-                               "REINFORCE: Monte-Carlo policy gradient, optional value baseline"),
-        "a2c": AgentSpec("a2c", pg.A2CConfig, pg.train, pg.load_policy, pg.check_spaces,
-                         "A2C: synchronous advantage actor-critic, n-step GAE"),
-        "ppo": AgentSpec("ppo", pg.PPOConfig, pg.train, pg.load_policy, pg.check_spaces,
-                         "PPO: clipped surrogate, GAE, minibatch epochs; discrete and continuous actions"),
+        "dqn": rl("dqn", dqn.DQNConfig, dqn, "DQN with double, dueling, n-step and prioritized-replay switches"),
+        "reinforce": rl("reinforce", pg.ReinforceConfig, pg, "REINFORCE: Monte-Carlo policy gradient, optional value baseline"),
+        "a2c": rl("a2c", pg.A2CConfig, pg, "A2C: synchronous advantage actor-critic, n-step GAE"),
+        "ppo": rl("ppo", pg.PPOConfig, pg,
+                  "PPO: clipped surrogate, GAE, minibatch epochs; discrete and continuous actions"),
+        "supervised": AgentSpec("supervised", SupervisedConfig, None, None, None,
+                                "classifiers built from the same trunk and head classes (mnist, fashion-mnist; "
+                                "nets mlp, cnn) — trained with `rlsuite supervised`",
+                                _supervised_eval, _supervised_line, kind="supervised"),
     }
 
 
-def agent_names() -> list[str]:
-    return list(_registry())
+def agent_names(kind: str | None = "rl") -> list[str]:
+    return [name for name, spec in _registry().items() if kind is None or spec.kind == kind]
 
 
-def get_agent(name: str) -> AgentSpec:
+def get_agent(name: str, kind: str | None = None) -> AgentSpec:
     registry = _registry()
     if name not in registry:
         raise UserError(f"unknown agent '{name}'{close_matches(name, registry)}; available: {', '.join(registry)}")
-    return registry[name]
+    spec = registry[name]
+    if kind is not None and spec.kind != kind:
+        raise UserError(f"'{name}' is not an RL agent; train it with `rlsuite {name}` (see --help)")
+    return spec

@@ -7,7 +7,7 @@
   tau          1 = hard target copies every `target_update_interval` env steps; < 1 = Polyak averaging
 
 Loop (one iteration = one step of every env in the vector env):
-  act ε-greedily -> step the envs -> store (n-step) transitions -> every `train_freq` env steps do
+  act ε-greedily (uniformly at random before learning_starts) -> step the envs -> store (n-step) transitions -> every `train_freq` env steps do
   `gradient_steps` TD updates -> update the target net -> log, evaluate, checkpoint.
 """
 
@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlsuite.cards import CommonConfig, Schedule, param
-from rlsuite.engine import Run, env_snapshot
-from rlsuite.envs import episode_stats, make_vector_env, require_box_obs, require_discrete, true_next_obs
+from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
+from rlsuite.checkpoint import env_snapshot
+from rlsuite.engine import Run
+from rlsuite.envs import check_memory, episode_stats, make_vector_env, require_box_obs, require_discrete, true_next_obs
 from rlsuite.errors import UserError
-from rlsuite.nets import DuelingQHead, QHead, clip_grad_norm, make_adam, make_trunk
+from rlsuite.nets import DuelingQHead, QHead, make_trunk
+from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
 from rlsuite.storage import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
 
 
@@ -36,7 +38,7 @@ class DQNConfig(CommonConfig):
     adam_eps: float = param(1e-8, "Adam epsilon")
     batch_size: int = param(64, "transitions per gradient step")
     buffer_size: int = param(100_000, "replay capacity in transitions")
-    learning_starts: int = param(1_000, "env steps of random-policy data before the first update")
+    learning_starts: int = param(1_000, "env steps of uniformly random actions (as SB3) before the first update")
     gamma: float = param(0.99, "discount factor")
     train_freq: int = param(1, "env steps between update phases")
     gradient_steps: int = param(1, "gradient steps per update phase")
@@ -59,18 +61,34 @@ class DQNConfig(CommonConfig):
 
     def validate(self):
         super().validate()
-        for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_update_interval", "n_step"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 < self.tau <= 1:
-            raise UserError(f"tau must be in (0, 1], got {self.tau}")
-        if not 0 <= self.gamma <= 1:
-            raise UserError(f"gamma must be in [0, 1], got {self.gamma}")
+        require(self, ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_update_interval", "n_step",
+                       "log_every"), positive, "positive")
+        require(self, ("lr",), lambda v: v >= 0, "a learning rate >= 0 (a positive start)")
+        require(self, ("lr",), lambda v: v <= 10, "at most 10 (a learning rate)")
+        require(self, ("adam_eps", "per_eps"), positive, "positive")
+        require(self, ("tau",), lambda v: 0 < v <= 1, "in (0, 1]")
+        require(self, ("gamma", "per_alpha"), lambda v: 0 <= v <= 1, "in [0, 1]")
+        require(self, ("epsilon", "per_beta"), lambda v: 0 <= v <= 1, "in [0, 1] (a probability or exponent)")
+        require(self, ("learning_starts",), lambda v: v >= 0, ">= 0")
+        require(self, ("max_grad_norm",), lambda v: v is None or v > 0, "positive (or none)")
+        require(self, ("buffer_size",), lambda v: v <= 10**9, "at most 1e9 transitions")
+        require_hidden(self)
+        if self.lr.start <= 0:
+            raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
 
 
-def check_spaces(obs_space, action_space) -> None:
+def replay_bytes(cfg: DQNConfig, obs_space) -> int:
+    """Memory the replay buffer allocates: obs and next_obs, action (int64), reward, discount (float32)."""
+    obs = int(np.prod(obs_space.shape)) * np.dtype(obs_space.dtype).itemsize
+    return cfg.buffer_size * (2 * obs + 8 + 4 + 4)
+
+
+def check_spaces(obs_space, action_space, cfg: DQNConfig | None = None) -> None:
     require_discrete(action_space, "dqn")
     require_box_obs(obs_space, "dqn")
+    if cfg is not None:
+        check_memory(replay_bytes(cfg, obs_space), f"a replay buffer of {cfg.buffer_size:,} transitions",
+                     "lower buffer_size")
 
 
 def build_q_network(cfg: DQNConfig, obs_space, n_actions: int) -> nn.Module:
@@ -129,6 +147,7 @@ def train(cfg: DQNConfig, run: Run) -> dict:
     nstep = NStepAccumulator(cfg.num_envs, cfg.n_step, cfg.gamma)
     rng = np.random.default_rng(run.seed)  # exploration and replay sampling
     act_greedy = greedy_policy(q, device)
+    guard = DivergenceGuard()
 
     step, updates, synced_at = 0, 0, -1
     obs, _ = envs.reset(seed=run.seed)
@@ -156,8 +175,9 @@ def train(cfg: DQNConfig, run: Run) -> dict:
     next_log = (step // cfg.log_every + 1) * cfg.log_every
     while step < cfg.total_steps:
         progress = step / cfg.total_steps
-        # 1. act ε-greedily (the random draws happen every step, so the stream does not depend on ε)
-        epsilon = cfg.epsilon(progress)
+        # 1. act ε-greedily (the random draws happen every step, so the stream does not depend on ε);
+        #    before learning_starts the buffer is filled by the uniform random policy, as in SB3
+        epsilon = cfg.epsilon(progress) if step >= cfg.learning_starts else 1.0
         explore = rng.random(cfg.num_envs) < epsilon
         actions = rng.integers(n_actions, size=cfg.num_envs)
         if not explore.all():
@@ -177,8 +197,7 @@ def train(cfg: DQNConfig, run: Run) -> dict:
 
         # 4. learn
         if step >= cfg.learning_starts and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr(progress)
+            set_lr(optimizer, cfg.lr(progress))
             if not cfg.prioritized:
                 # The target net is frozen during an update phase, so all G minibatches are gathered
                 # at once and their target values come from one batched forward pass.
@@ -197,18 +216,19 @@ def train(cfg: DQNConfig, run: Run) -> dict:
                 else:
                     batch = {k: v[g] for k, v in batches.items()}
                     loss, td, q_sa = td_loss(q, batch, all_target_next[g], cfg)
-                _gradient_step(q, optimizer, loss, cfg.max_grad_norm)
+                gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
                 if cfg.prioritized:
                     buffer.update_priorities(idx, td.cpu().numpy())
                 loss_sum += loss.detach().cpu()
                 q_sum += q_sa.mean().cpu()
                 n_losses += 1
             updates += cfg.gradient_steps
+            guard.check("dqn", updates, step, run.last_good())  # before a bad update can reach a checkpoint
 
         # 5. target network (a hard copy of unchanged weights is skipped: it would change nothing)
         if step // cfg.target_update_interval != (step - cfg.num_envs) // cfg.target_update_interval:
             if cfg.tau < 1.0 or synced_at != updates:
-                _update_target(q, target_q, cfg.tau)
+                update_target(q, target_q, cfg.tau)
                 synced_at = updates
 
         # 6. log, evaluate, checkpoint
@@ -225,20 +245,3 @@ def train(cfg: DQNConfig, run: Run) -> dict:
 
     envs.close()
     return run.finish(step, act_greedy, snapshot())
-
-
-def _gradient_step(net: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None):
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if max_norm is not None:
-        clip_grad_norm(optimizer.param_groups[0]["params"], max_norm)
-    optimizer.step()
-
-
-@torch.no_grad()
-def _update_target(q: nn.Module, target_q: nn.Module, tau: float) -> None:
-    if tau == 1.0:
-        target_q.load_state_dict(q.state_dict())
-    else:
-        for p, tp in zip(q.parameters(), target_q.parameters()):
-            tp.lerp_(p, tau)

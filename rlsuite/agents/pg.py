@@ -3,7 +3,8 @@
 All three share one loop and differ in two places only, visible side by side below:
 
             targets (section 2)                              update (section 3)
-  REINFORCE Monte-Carlo reward-to-go, complete episodes       policy_gradient_update: one step
+  REINFORCE Monte-Carlo reward-to-go of whole episodes        policy_gradient_update: one step
+            (a rollout's unfinished episodes are carried)
   A2C       n-step GAE(λ) bootstrapped from the critic        policy_gradient_update: one step
   PPO       GAE(λ)                                            ppo_update: epochs × minibatches of the
                                                               clipped surrogate, optional KL stop
@@ -23,14 +24,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlsuite.cards import CommonConfig, Schedule, param
-from rlsuite.engine import Run, env_snapshot
+from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
+from rlsuite.checkpoint import env_snapshot
+from rlsuite.engine import Run
 from rlsuite.envs import episode_stats, make_vector_env
 from rlsuite.errors import UserError
-from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, clip_grad_norm, make_adam, make_trunk
+from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
+from rlsuite.optim import Diverged, DivergenceGuard, gradient_step, make_adam, set_lr
 from rlsuite.normalization import ObsNormalizer, RewardScaler
-from rlsuite.returns import gae, monte_carlo_returns
-from rlsuite.storage import RolloutBuffer
+from rlsuite.returns import gae
+from rlsuite.storage import EpisodeCarry, RolloutBuffer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,10 +60,16 @@ class PGConfig(CommonConfig):
 
     def validate(self):
         super().validate()
-        if self.n_steps <= 0:
-            raise UserError(f"n_steps must be positive, got {self.n_steps}")
-        if not 0 <= self.gae_lambda <= 1 or not 0 <= self.gamma <= 1:
-            raise UserError("gamma and gae_lambda must be in [0, 1]")
+        require(self, ("n_steps", "optimizer_eps", "log_every"), positive, "positive")
+        require(self, ("n_steps",), lambda v: v * self.num_envs <= 10**8, "such that num_envs × n_steps ≤ 1e8")
+        require(self, ("lr",), lambda v: 0 <= v <= 10, "a learning rate in [0, 10] (a positive start)")
+        require(self, ("gamma", "gae_lambda"), lambda v: 0 <= v <= 1, "in [0, 1]")
+        require(self, ("ent_coef", "vf_coef"), lambda v: v >= 0, ">= 0")
+        require(self, ("max_grad_norm",), lambda v: v is None or v > 0, "positive (or none)")
+        require(self, ("log_std_init",), lambda v: -20 <= v <= 5, "in [-20, 5]")
+        require_hidden(self)
+        if self.lr.start <= 0:
+            raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
 
 
 @dataclass
@@ -83,12 +92,18 @@ class PPOConfig(PGConfig):
     clip_range_vf: float | None = param(None, "value clipping around the old values (none: off)")
     target_kl: float | None = param(None, "stop the epochs once approx. KL exceeds 1.5 × this (none: off)")
 
+    def validate(self):
+        super().validate()
+        require(self, ("n_epochs", "batch_size", "clip_range"), positive, "positive")
+        require(self, ("n_epochs",), lambda v: v <= 1000, "at most 1000")
+        require(self, ("clip_range_vf", "target_kl"), lambda v: v is None or v > 0, "positive (or none)")
+
 
 ALGORITHM = {ReinforceConfig: "reinforce", A2CConfig: "a2c", PPOConfig: "ppo"}
 
 
 # ---------------------------------------------------------------------------------------------
-def check_spaces(obs_space, action_space) -> None:
+def check_spaces(obs_space, action_space, cfg: PGConfig | None = None) -> None:
     if not isinstance(obs_space, gym.spaces.Box):
         raise UserError(f"policy-gradient agents need Box observations, got {type(obs_space).__name__}; "
                         "flatten them with a wrapper in the env card (e.g. FlattenObservation)")
@@ -145,10 +160,6 @@ def load_policy(cfg: PGConfig, spaces, state: dict, device):
 
 # ---------------------------------------------------------------------------------------------
 # Losses and updates. The value loss is SB3's (plain MSE, weighted by vf_coef).
-class NonFiniteLoss(UserError):
-    pass
-
-
 def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
     """Clipped surrogate: -E[min(r A, clip(r, 1-ε, 1+ε) A)] with r = π/π_old."""
     ratio = torch.exp(logp - old_logp)
@@ -159,17 +170,7 @@ def _normalize(adv: torch.Tensor, enabled: bool) -> torch.Tensor:
     return (adv - adv.mean()) / (adv.std() + 1e-8) if enabled and len(adv) > 1 else adv
 
 
-def _step(model, optimizer, loss, cfg, what: str) -> None:
-    if not torch.isfinite(loss):
-        raise NonFiniteLoss(f"the {what} loss became {loss.item()} (NaN/Inf)")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.max_grad_norm is not None:
-        clip_grad_norm(optimizer.param_groups[0]["params"], cfg.max_grad_norm)
-    optimizer.step()
-
-
-def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progress: float, rng) -> dict:
+def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progress: float, rng, guard) -> dict:
     """REINFORCE and A2C: one gradient step of -log π(a|s) A + vf_coef (V - R)^2 - ent_coef H."""
     logp, entropy = log_prob_entropy(model["actor"](batch["obs"]), batch["actions"])
     adv = _normalize(batch["advantages"], cfg.normalize_advantage)
@@ -178,18 +179,20 @@ def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progres
     if "critic" in model:
         value_loss = (model["critic"](batch["obs"]) - batch["returns"]).pow(2).mean()
     loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
-    _step(model, optimizer, loss, cfg, ALGORITHM[type(cfg)])
+    gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
     return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.mean().item()}
 
 
-def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, rng) -> dict:
-    """PPO: n_epochs passes of shuffled minibatches over the rollout, clipped surrogate objective."""
+def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, rng, guard) -> dict:
+    """PPO: n_epochs passes of shuffled minibatches over the rollout, clipped surrogate objective.
+    The logged losses and diagnostics are means over every minibatch of every epoch, the one that
+    tripped the target-KL stop included (its step is not taken)."""
     clip = cfg.clip_range(progress)
     n = len(batch["advantages"])
     n_minibatches = max(n // cfg.batch_size, 1)
     stats = []
+    kl_stop = False
     for epoch in range(cfg.n_epochs):
-        kl_exceeded = False
         # One minibatch per epoch is the whole rollout: its order cannot change the gradient, so no shuffle.
         order = [None] if n_minibatches == 1 else [torch.as_tensor(mb) for mb in
                                                    np.array_split(rng.permutation(n), n_minibatches)]
@@ -205,25 +208,23 @@ def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, r
             loss = policy_loss + cfg.vf_coef * value_loss
             if cfg.ent_coef:
                 loss = loss - cfg.ent_coef * entropy.mean()
-            last_epoch = epoch == cfg.n_epochs - 1
-            if cfg.target_kl is not None or last_epoch:  # diagnostics cost dispatches: only when needed
-                with torch.no_grad():
-                    log_ratio = logp - b["logprobs"]
-                    approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # Schulman's k3 estimator
-                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
-                    kl_exceeded = True
-                    break
-            _step(model, optimizer, loss, cfg, "ppo")
-            if last_epoch:
+            with torch.no_grad():
+                log_ratio = logp - b["logprobs"]
+                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # Schulman's k3 estimator
                 clipped = ((log_ratio.exp() - 1).abs() > clip).float().mean()
-                stats.append(torch.stack([policy_loss.detach(), value_loss.detach(), entropy.mean().detach(),
-                                          approx_kl, clipped]))
-        if kl_exceeded:
+            stats.append(torch.stack([policy_loss.detach(), value_loss.detach(), entropy.mean().detach(),
+                                      approx_kl, clipped]))
+            if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
+                kl_stop = True  # the policy moved too far from the one that collected the rollout
+                break
+            gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
+        if kl_stop:
             break
     names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-    out = dict(zip(names, torch.stack(stats).mean(0).tolist())) if stats else {}
+    out = dict(zip(names, torch.stack(stats).mean(0).tolist()))
     out["clip_range"] = clip
     out["epochs"] = epoch + 1
+    out["kl_stop"] = float(kl_stop)
     return out
 
 
@@ -231,12 +232,6 @@ UPDATES = {"reinforce": policy_gradient_update, "a2c": policy_gradient_update, "
 
 
 # ---------------------------------------------------------------------------------------------
-def episodes_end_after(terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
-    """(T, N) mask: True where the step's episode ends within the rollout (its Monte-Carlo return is complete)."""
-    ends = terminated | truncated
-    return np.flip(np.logical_or.accumulate(np.flip(ends, 0), axis=0), 0)
-
-
 def train(cfg: PGConfig, run: Run) -> dict:
     algo = ALGORITHM[type(cfg)]
     device = run.device
@@ -254,9 +249,11 @@ def train(cfg: PGConfig, run: Run) -> dict:
     scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.normalize_reward)
     rollout = RolloutBuffer(cfg.n_steps, cfg.num_envs, obs_space.shape, action_space.shape,
                             np.float32 if box else np.int64)
+    episodes = EpisodeCarry(cfg.num_envs, obs_space.shape, action_space.shape, rollout.actions.dtype)
     rng = np.random.default_rng(run.seed)  # minibatch shuffling
     act = deterministic_policy(model, norm, action_space, device)
     update_fn = UPDATES[algo]
+    guard = DivergenceGuard()
 
     step, updates = 0, 0
     obs, _ = envs.reset(seed=run.seed)
@@ -266,6 +263,8 @@ def train(cfg: PGConfig, run: Run) -> dict:
         optimizer.load_state_dict(s["optimizer"])
         norm.rms.load_state_dict(s["obs_norm"])
         scaler.load_state_dict(s["reward_scaler"])
+        if "episodes" in s:
+            episodes.load_state_dict(s["episodes"])
         rng.bit_generator.state = s["rng"]
         step, updates = run.restored["step"], s["updates"]
         obs = run.restore_envs(envs)
@@ -273,7 +272,8 @@ def train(cfg: PGConfig, run: Run) -> dict:
     def snapshot() -> dict:
         return {"model": model.state_dict(), "model_keys": list(model.keys()), "optimizer": optimizer.state_dict(),
                 "obs_norm": norm.rms.state_dict(), "reward_scaler": scaler.state_dict(),
-                "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
+                "rng": rng.bit_generator.state, "updates": updates, "episodes": episodes.state_dict(),
+                **env_snapshot(envs, obs)}
 
     def values_of(x: np.ndarray) -> np.ndarray:
         if not use_critic:
@@ -306,7 +306,8 @@ def train(cfg: PGConfig, run: Run) -> dict:
                     rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
                     obs = next_obs
                 # The critic is fixed during collection, so all its values come from one batched pass.
-                rollout.values[:] = values_of(rollout.flat("obs")).reshape(cfg.n_steps, cfg.num_envs)
+                if algo != "reinforce":  # REINFORCE rates a step when its episode ends, possibly later
+                    rollout.values[:] = values_of(rollout.flat("obs")).reshape(cfg.n_steps, cfg.num_envs)
                 rollout.truncated_values[:] = 0.0
                 if final_obs and use_critic:
                     t_idx, env_idx, finals = zip(*final_obs)
@@ -316,39 +317,37 @@ def train(cfg: PGConfig, run: Run) -> dict:
             if "nan" not in str(e).lower() and "inf" not in str(e).lower():
                 raise
             envs.close()
-            raise NonFiniteLoss(f"the policy produced NaN/Inf action probabilities at step {step:,} "
-                                f"({str(e).splitlines()[0]}); lower lr or enable normalize_obs") from None
+            raise Diverged(f"{algo} diverged: the policy produced NaN/Inf action probabilities at step {step:,} "
+                           f"({str(e).splitlines()[0][:80]}); training stopped, {run.last_good()}; lower lr or "
+                           "enable normalize_obs") from None
 
-        # 2. targets: Monte-Carlo returns (REINFORCE) or GAE (A2C, PPO)
+        # 2. targets: Monte-Carlo returns of the episodes that ended (REINFORCE) or GAE (A2C, PPO)
         if algo == "reinforce":
-            returns = monte_carlo_returns(rollout.rewards, rollout.terminated, rollout.truncated,
-                                          np.zeros(cfg.num_envs), cfg.gamma,
-                                          rollout.truncated_values if use_critic else None)
-            advantages = returns - rollout.values
-            keep = episodes_end_after(rollout.terminated, rollout.truncated).reshape(-1)  # complete episodes only
+            done = episodes.add(rollout.obs, rollout.actions, rollout.rewards, rollout.terminated,
+                                rollout.truncated, rollout.truncated_values, cfg.gamma)
+            if done:
+                with torch.no_grad():  # the baseline of the current critic, subtracted from each return
+                    done["advantages"] = done["returns"] - values_of(done["obs"])
+            batch = {name: torch.as_tensor(value, device=device) for name, value in done.items()}
         else:
             advantages, returns = gae(rollout.rewards, rollout.values, rollout.terminated, rollout.truncated,
                                       last_values, cfg.gamma, cfg.gae_lambda, rollout.truncated_values)
-            keep = np.ones(advantages.size, bool)
-        batch = {name: torch.as_tensor(value.reshape(-1, *value.shape[2:])[keep], device=device) for name, value in
-                 (("obs", rollout.obs), ("actions", rollout.actions), ("logprobs", rollout.logprobs),
-                  ("values", rollout.values), ("advantages", advantages.astype(np.float32)),
-                  ("returns", returns.astype(np.float32)))}  # (T, N, ...) -> (T*N, ...)
+            batch = {name: torch.as_tensor(value.reshape(-1, *value.shape[2:]), device=device) for name, value in
+                     (("obs", rollout.obs), ("actions", rollout.actions), ("logprobs", rollout.logprobs),
+                      ("values", rollout.values), ("advantages", advantages.astype(np.float32)),
+                      ("returns", returns.astype(np.float32)))}  # (T, N, ...) -> (T*N, ...)
 
         # 3. update
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr(progress)
+        set_lr(optimizer, cfg.lr(progress))
         stats = {}
-        if keep.any():
-            try:
-                stats = update_fn(model, optimizer, batch, cfg, progress, rng)
-            except NonFiniteLoss as e:
-                envs.close()
-                last = run.dir / "checkpoints" / "last.pt"
-                where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-                raise NonFiniteLoss(f"{e} at update {updates + 1} (step {step:,}); training stopped, {where}; "
-                                    "lower lr or enable normalize_obs / normalize_reward") from None
+        if batch:  # REINFORCE waits until some episode has ended
+            stats = update_fn(model, optimizer, batch, cfg, progress, rng, guard)
             updates += 1
+            try:
+                guard.check(algo, updates, step, run.last_good())  # before a bad update can reach a checkpoint
+            except Diverged:
+                envs.close()
+                raise
 
         # 4. log, evaluate, checkpoint
         if stats and updates % cfg.log_every == 0:

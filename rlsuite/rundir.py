@@ -1,0 +1,258 @@
+"""Reading and writing run directories without torch, so that plots, reports and sweeps stay light.
+
+A run directory is the unit every command exchanges:
+  config.yaml     resolved hyperparameters, env card, seed, implementation, versions, command
+  metrics.csv     step, wall_s, episode_return, episode_length, eval_mean, eval_std (append-only)
+  events.*        TensorBoard scalars (charts/, losses/, eval/) and the hyperparameters
+  checkpoints/    last.pt (the codec is in rlsuite.checkpoint)
+  status.json     running | interrupted | failed | complete (+ step, and the error of a failed run)
+  summary.json    written only when the run completes
+  lock            who is writing the run now (pid, host); held with flock while a process trains it
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import errno
+import json
+import os
+import secrets
+import platform
+import socket
+import sys
+from pathlib import Path
+
+import yaml
+
+from rlsuite.errors import UserError
+
+METRIC_COLUMNS = ["step", "wall_s", "episode_return", "episode_length", "eval_mean", "eval_std"]
+STATUSES = ("running", "interrupted", "failed", "complete")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename: readers see the old or the new file, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def disk_error(e: OSError, what: str, fix: str = "") -> UserError:
+    """One line for an OSError while writing: which file, why, what to do."""
+    reason = e.strerror or type(e).__name__
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = fix or "free some space"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = fix or "make it writable"
+    return UserError(f"cannot write {what} ({reason}){'; ' + fix if fix else ''}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions and hardware, for config.yaml, summary.json and every results file
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name, dist in (("rlsuite", "rlsuite"), ("torch", "torch"), ("gymnasium", "gymnasium"), ("numpy", "numpy"),
+                       ("stable_baselines3", "stable-baselines3")):
+        try:
+            out[name] = version(dist)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    if "torch" in sys.modules:  # the exact build (e.g. 2.13.0+cpu) when torch is loaded anyway
+        out["torch"] = str(sys.modules["torch"].__version__)
+    return out
+
+
+def hardware() -> str:
+    """'CPU model, N cores, GPU name' (the GPU only where torch is already loaded and sees one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    torch = sys.modules.get("torch")
+    gpu = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}"
+
+
+# ---------------------------------------------------------------------------------------------
+# config.yaml
+def read_run_config(run_dir: Path) -> dict:
+    """config.yaml of a run directory, checked enough that every command can rely on its keys."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a run directory (no such directory)")
+    if not path.exists():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not valid YAML ({first}); fix it or retrain") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror})") from None
+    if not isinstance(data, dict) or "agent" not in data or not isinstance(data.get("config"), dict):
+        raise UserError(f"{path} is not an rlsuite run config (it needs 'agent' and a 'config' mapping)")
+    seed = data.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise UserError(f"{path}: 'seed' must be an integer in [0, 2^32), got {seed!r}")
+    if data.get("env_card") is not None and not isinstance(data["env_card"], dict):
+        raise UserError(f"{path}: 'env_card' must be a mapping")
+    return data
+
+
+def write_run_config(run_dir: Path, data: dict) -> None:
+    atomic_write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# status.json
+def write_status(run_dir: Path, status: str, step: int, **extra) -> None:
+    atomic_write_text(Path(run_dir) / "status.json", json.dumps({"status": status, "step": step, **extra}, indent=1))
+
+
+def read_status(run_dir: Path) -> dict:
+    """{'status': ..., 'step': ...}; 'unknown' when the file is missing or unreadable."""
+    try:
+        data = json.loads((Path(run_dir) / "status.json").read_text())
+        return data if isinstance(data, dict) and data.get("status") in STATUSES else {"status": "unknown"}
+    except (OSError, ValueError):
+        return {"status": "unknown"}
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.csv
+def csv_rows(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """The rows of a metrics.csv; a file that is not one (or lacks a `required` column) is a UserError."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"cannot read {path} as CSV ({e}); it is not an rlsuite metrics file") from None
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(repr(c) for c in missing)} column; it is not an rlsuite metrics.csv")
+    return rows
+
+
+def truncate_metrics(path: Path, keep: int, columns: list[str]) -> int:
+    """Keep the first `keep` data rows of metrics.csv (the rows a checkpoint vouches for); rows written
+    after the checkpoint belong to a future the resume replays. The file is rewritten to a temporary
+    copy and renamed over the old one, so a kill at any moment leaves either file, never half of one.
+    Returns the number of rows the file had."""
+    path = Path(path)
+    rows = csv_rows(path) if path.exists() else []
+    if len(rows) == keep:
+        return len(rows)
+    if len(rows) < keep:
+        raise UserError(f"{path} has {len(rows)} rows but the checkpoint was written after {keep}: rows were lost "
+                        "outside rlsuite; restore the file or start a new run")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows[:keep])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating run directories and keeping one writer per directory
+def safe_name(text: str) -> str:
+    return text.replace("/", "-").replace(":", "-")
+
+
+def new_run_dir(out_root: Path, agent: str, env_id: str, seed: int, name: str | None = None,
+                exist_ok: bool = False) -> Path:
+    """OUT/runs/<agent>-<env>-s<seed>-<time>-<random> (unique), or OUT/runs/NAME."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = name or f"{agent}-{safe_name(env_id)}-s{seed}-{stamp}-{secrets.token_hex(2)}"
+    path = Path(out_root) / "runs" / base
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(exist_ok=exist_ok)
+    except FileExistsError:
+        raise UserError(f"run directory {path} already exists; pick another name or use --resume") from None
+    except (OSError, UnicodeEncodeError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise UserError(f"cannot create a run directory under {out_root!s:.200} ({reason}); choose a writable --out") from None
+    return path
+
+
+class RunBusy(UserError):
+    """Another live process is writing this run directory."""
+
+
+class RunLock:
+    """One writer per run directory: an exclusive flock on RUN/lock, with the holder's pid and host in
+    the file for the message a second writer gets. The kernel drops a flock when its process dies,
+    however it dies, so a lock left by kill -9 is stale by construction and the next writer takes it."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "lock"
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.holder()
+            who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}" if holder else "another process"
+            since = f" since {holder['since']}" if holder.get("since") else ""
+            raise RunBusy(f"{self.path.parent} is in use by {who}{since}; wait for it to finish, or stop it "
+                          f"(kill {holder.get('pid', 'PID')}; it checkpoints) and resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": dt.datetime.now().isoformat(timespec="seconds")}).encode())
+        self._fd = fd
+        return self
+
+    def holder(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text() or "{}")
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire() if not self.held else self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
