@@ -1,0 +1,67 @@
+"""Regenerate results/reinforce.md: REINFORCE on CartPole-v1, Acrobot-v1 and LunarLander-v3 (PROTOCOL.md).
+
+    python benchmarks/reinforce.py                      # 5 seeds per env, the env cards' REINFORCE budgets
+    python benchmarks/reinforce.py --envs CartPole-v1 --seeds 10
+
+SB3 has no REINFORCE, so there is no baseline row: these are rlsuite's own curves. Every step of every
+episode reaches the update exactly once, with its full Monte-Carlo return (episodes that outlive a
+rollout are carried into the next one). Runs live under OUT/runs/bench-reinforce and are reused while
+their settings match, resumed when interrupted (--force redoes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rlsuite import compare
+from rlsuite.cards import load_env_card
+from rlsuite.plots import plot_curves
+from rlsuite.report import aggregate_table, header, per_seed_table
+
+ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
+TARGETS = {"CartPole-v1": "final evaluation ≥ 400 in every seed, ≥ 475 (stays solved) in most"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--envs", default=",".join(ENVS))
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    root = out / "runs" / "bench-reinforce"
+    seeds = list(range(args.seeds))
+    started = time.time()
+    report = header("REINFORCE (no SB3 counterpart)", f"python {' '.join(['benchmarks/reinforce.py'] + sys.argv[1:])}",
+                    seeds)
+    for env_id in args.envs.split(","):
+        budget = load_env_card(env_id).budget_for("reinforce")
+
+        def log(label, seed, s):
+            print(env_id, seed, round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True)
+
+        res = compare.side_by_side(env_id, seeds, root, {"rlsuite": compare.ours("reinforce", env_id, steps=budget)},
+                                   args.force, log)
+        first = res["rlsuite"][0]
+        report += [f"## REINFORCE on {env_id} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
+        if env_id in TARGETS:
+            report += [f"Target: {TARGETS[env_id]}.", ""]
+        report += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
+        labels = {s["run_dir"]: "rlsuite reinforce" for s in res["rlsuite"]}
+        paths = plot_curves(list(labels), out / f"reinforce_{env_id}", labels=labels,
+                            title=f"REINFORCE on {env_id}: mean and 95% band over seeds").paths
+        report += [f"![REINFORCE on {env_id}]({paths[0].name})", ""]
+    report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
+    (out / "reinforce.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {out / 'reinforce.md'}")
+
+
+if __name__ == "__main__":
+    main()
