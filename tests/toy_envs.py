@@ -58,3 +58,43 @@ class NanObsEnv(NanRewardEnv):
 
 
 gym.register("NanObs-v0", entry_point=NanObsEnv)
+
+
+class ConstantRewardEnv(gym.Env):
+    """Reward 1 every step, never terminates; the same observation always. Registered under a TimeLimit of
+    20 steps: an agent that bootstraps at the time limit learns V = 1/(1-γ); one that treats the limit as
+    a terminal state learns the mean truncated return instead (6.05 for γ = 0.9)."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.array([1.0, 0.0], np.float32), {}
+
+    def step(self, action):
+        return np.array([1.0, 0.0], np.float32), 1.0, False, False, {}
+
+
+class CountdownEnv(gym.Env):
+    """Reward 1 every step, terminates after 5 steps; the observation is the step number (one-hot), so
+    V(first obs) = 1 + γ + ... + γ^4 (4.0951 for γ = 0.9)."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (6,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def _obs(self):
+        return np.eye(6, dtype=np.float32)[self.t]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 1.0, self.t >= 5, False, {}
+
+
+gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
+gym.register("Countdown-v0", entry_point=CountdownEnv)
