@@ -215,9 +215,13 @@ def plot(run_dirs, output, group, title, stat):
       rlsuite plot results/runs/compare-dqn-CartPole-v1 -o curves.png
       rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png
     """
-    from rlsuite.plots import expand_run_dirs, plot_curves, load_curve
+    from rlsuite.plots import expand_run_dirs, load_curve, plot_curves, usable_runs
 
-    dirs = expand_run_dirs(run_dirs)
+    dirs, skipped = usable_runs(expand_run_dirs(run_dirs))
+    for warning in skipped:
+        click.echo(f"warning: {warning}", err=True)
+    if not dirs:
+        raise UserError("none of these runs can be plotted (see the warnings above)")
     out = Path(output)
     if group == "env_id":
         by_env: dict[str, list] = {}

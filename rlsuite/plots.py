@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlsuite.rundir import csv_rows, read_run_config
+from rlsuite.rundir import csv_rows, read_run_config, read_status
 from rlsuite.errors import UserError
 
 
@@ -30,22 +30,43 @@ def expand_run_dirs(paths) -> list[Path]:
     return out
 
 
+def usable_runs(run_dirs: list[Path]) -> tuple[list[Path], list[str]]:
+    """(runs that can be plotted, one warning per run skipped): a failed run, or one with no evaluation
+    yet, is left out instead of refusing the whole folder."""
+    keep, warnings = [], []
+    for d in run_dirs:
+        status = read_status(d)
+        if status["status"] == "failed":
+            warnings.append(f"skipping {d}: the run failed ({status.get('error', 'see status.json')})")
+            continue
+        try:
+            load_curve(d)
+        except UserError as e:
+            warnings.append(f"skipping {d}: {e}")
+            continue
+        keep.append(d)
+    return keep, warnings
+
+
 def load_curve(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     metrics = run_dir / "metrics.csv"
     if not metrics.exists():
         raise UserError(f"{run_dir} holds no metrics.csv; it is not a finished or running rlsuite run")
-    rows = [r for r in csv_rows(metrics) if r.get("eval_mean")]
+    rows = [r for r in csv_rows(metrics, required=("step", "wall_s", "eval_mean")) if r.get("eval_mean")]
     if not rows:
         raise UserError(f"{run_dir}/metrics.csv has no evaluation rows yet; train longer than eval_every")
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    try:
+        steps, wall, mean = (np.array([float(r[k]) for r in rows]) for k in ("step", "wall_s", "eval_mean"))
+    except (TypeError, ValueError):
+        raise UserError(f"{metrics} has a value that is not a number in step, wall_s or eval_mean; it is corrupt") from None
     return {
         "implementation": config.get("implementation", "rlsuite"), "agent": config["agent"],
-        "env_id": config["env_id"], "seed": config["seed"], "threshold": summary.get("threshold"),
-        "steps": np.array([float(r["step"]) for r in rows]), "wall": np.array([float(r["wall_s"]) for r in rows]),
-        "mean": np.array([float(r["eval_mean"]) for r in rows]),
+        "env_id": config.get("env_id"), "seed": config["seed"], "threshold": summary.get("threshold"),
+        "steps": steps, "wall": wall, "mean": mean,
     }
 
 
@@ -108,12 +129,17 @@ def _save(fig, out: Path, dpi: int) -> list[Path]:
 
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    with matplotlib.rc_context({"svg.hashsalt": "rlsuite"}):
-        for p in paths:
-            fig.savefig(p, dpi=dpi, metadata={"Date": None} if p.suffix == ".svg" else None)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with matplotlib.rc_context({"svg.hashsalt": "rlsuite"}):
+            for p in paths:
+                fig.savefig(p, dpi=dpi, metadata={"Date": None} if p.suffix == ".svg" else None)
+    except (OSError, UnicodeEncodeError) as e:
+        raise UserError(f"cannot write {out.with_suffix('.png')} ({getattr(e, 'strerror', None) or e}); "
+                        "choose a writable -o path") from None
+    finally:
+        plt.close(fig)
     return paths
 
 

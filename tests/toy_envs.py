@@ -98,3 +98,19 @@ class CountdownEnv(gym.Env):
 
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
 gym.register("Countdown-v0", entry_point=CountdownEnv)
+
+
+class KillOddSeedEnv(NanRewardEnv):
+    """For odd seeds the process kills itself with SIGKILL at reset (a worker lost to the OOM killer, say)."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and seed % 2:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.bad_after = 10**9
+        return super().reset(seed=seed, options=options)
+
+
+gym.register("KillOddSeed-v0", entry_point=KillOddSeedEnv)

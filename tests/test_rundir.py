@@ -1,0 +1,177 @@
+"""Run-directory integrity: one writer per run (lock, stale-lock takeover), signals end runs cleanly with
+the right exit code, metrics.csv is never rewritten in place, checkpoints come by the minute, a full
+disk ends in one line with the last good checkpoint intact, TensorBoard keeps the checkpoint step."""
+
+import csv
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_DQN
+from rlsuite import runs
+from rlsuite.checkpoint import load_checkpoint
+from rlsuite.errors import UserError
+from rlsuite.rundir import RunBusy, RunLock, truncate_metrics
+
+SLOW_DQN = {**TINY_DQN, "checkpoint_every": "200", "eval_every": "100000"}
+
+
+def _cli(*args, **kw):
+    """`rlsuite ...` in a real process (signals, exit codes), output not a terminal."""
+    return subprocess.Popen([sys.executable, "-m", "rlsuite.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for(predicate, timeout=60.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_second_writer_is_refused_naming_the_holder(tmp_path, tiny_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    with RunLock(run):
+        with pytest.raises(RunBusy, match=rf"is in use by pid {os.getpid()} on .*; wait for it"):
+            runs.resume(run, steps=2000, progress=False)
+    # released: the same resume now goes through
+    assert runs.resume(run, steps=700, progress=False)["steps"] >= 700
+
+
+def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from rlsuite.rundir import RunLock; "
+                               f"RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RunBusy, match=f"pid {holder.pid}"):
+        RunLock(tmp_path).acquire()
+    holder.kill()  # SIGKILL: no cleanup runs; the kernel drops the flock
+    holder.wait()
+    lock = RunLock(tmp_path).acquire()
+    assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
+    lock.release()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_checkpoint_mark_interrupted_and_exit_non_zero(tmp_path, sig, code):
+    sets = [a for k, v in SLOW_DQN.items() for a in ("--set", f"{k}={v}")]
+    proc = _cli("train", "dqn", "CartPole-v1", "--steps", 10**7, "--out", tmp_path, *sets)
+    runs_dir = tmp_path / "runs"
+    _wait_for(lambda: runs_dir.exists() and any((d / "checkpoints" / "last.pt").exists() for d in runs_dir.iterdir()))
+    run_dir = next(runs_dir.iterdir())
+    # while it trains, a resume is refused in one line naming the process
+    second = _cli("train", "--resume", run_dir)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 1 and f"in use by pid {proc.pid}" in err and "Traceback" not in err
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"stopped by {sig.name}" in out and "rlsuite train --resume" in out and "Traceback" not in err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["signal"] == sig.name
+    step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert step == status["step"] > 0
+    assert not (run_dir / "summary.json").exists()
+    resumed = runs.resume(run_dir, steps=step + 400, progress=False)
+    assert resumed["status"] == "complete" and resumed["steps"] >= step + 400
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rlsuite import engine
+    from rlsuite.cli import main
+
+    monkeypatch.setattr(engine, "PROGRESS_LINE_SECONDS", 0.0)
+    sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
+    result = CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--steps", "600", "--out", str(tmp_path), *sets])
+    assert result.exit_code == 0, result.output
+    assert "[dqn CartPole-v1] step " in result.output and "/600 (" in result.output
+
+
+def test_metrics_are_truncated_by_rename_never_in_place(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.csv"
+    cols = ["step", "wall_s"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows([[i, i] for i in range(10)])
+    original = path.read_bytes()
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # a kill in the middle of the rewrite
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        truncate_metrics(path, 7, cols)
+    assert path.read_bytes() == original  # the old file is whole
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]  # no temporary left behind
+    monkeypatch.undo()
+    assert truncate_metrics(path, 7, cols) == 10
+    assert len(list(csv.DictReader(open(path)))) == 7
+    with pytest.raises(UserError, match="has 7 rows but the checkpoint was written after 9"):
+        truncate_metrics(path, 9, cols)
+
+
+def test_default_checkpoints_come_by_the_minute(tmp_path):
+    from rlsuite.agents.dqn import DQNConfig
+
+    cfg = DQNConfig()
+    assert cfg.checkpoint_every is None and 0 < cfg.checkpoint_minutes <= 5  # loss bounded in minutes, any budget
+    summary = runs.train("dqn", "CartPole-v1", steps=600, overrides={**TINY_DQN, "checkpoint_every": "none",
+                                                                     "checkpoint_minutes": "0.0001"},
+                         out=tmp_path, progress=False, stop_at=400)
+    # with a 6 ms cadence every iteration checkpoints: the last one before the stop is at the stop step
+    assert summary["status"] == "interrupted"
+    assert load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "last.pt")["step"] == 400
+
+
+def test_full_disk_ends_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import torch
+
+    from rlsuite import checkpoint
+
+    real_save, calls = torch.save, []
+
+    def save(obj, f):
+        calls.append(f)
+        if len(calls) > 1:
+            Path(f).write_bytes(b"partial")  # the disk fills up in the middle of the second write
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    with pytest.raises(UserError, match=r"cannot write checkpoint .*last\.pt \(No space left on device\); the last "
+                                        r"good checkpoint .*last\.pt is intact; free space"):
+        runs.train("dqn", "CartPole-v1", steps=2000, overrides=dict(SLOW_DQN), out=tmp_path, progress=False)
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.pt"]  # no partial file
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
+    monkeypatch.undo()  # space is back: the run resumes from its last good checkpoint and completes
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 200
+    assert runs.resume(run_dir, progress=False)["status"] == "complete"
+
+
+def test_tensorboard_keeps_the_checkpoint_step_after_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = {**TINY_DQN, "eval_every": "200", "checkpoint_every": "400"}
+    stopped = runs.train("dqn", "CartPole-v1", steps=1200, overrides=overrides, out=tmp_path, progress=False, stop_at=400)
+    runs.resume(stopped["run_dir"], progress=False)
+    events = EventAccumulator(stopped["run_dir"])
+    events.Reload()
+    steps = [e.step for e in events.Scalars("eval/mean_return")]
+    # each periodic evaluation once (none lost at the checkpoint step 400, none doubled), then the final one
+    assert steps == [200, 400, 600, 800, 1000, 1200, 1200], steps
