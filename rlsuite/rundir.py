@@ -185,6 +185,11 @@ def safe_name(text: str) -> str:
 def new_run_dir(out_root: Path, agent: str, env_id: str, seed: int, name: str | None = None,
                 exist_ok: bool = False) -> Path:
     """OUT/runs/<agent>-<env>-s<seed>-<time>-<random> (unique), or OUT/runs/NAME."""
+    try:
+        str(out_root).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"--out {str(out_root).encode('utf-8', 'replace').decode()!r} is not valid UTF-8; "
+                        "choose a UTF-8 path (config.yaml and reports record it)") from None
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = name or f"{agent}-{safe_name(env_id)}-s{seed}-{stamp}-{secrets.token_hex(2)}"
     path = Path(out_root) / "runs" / base

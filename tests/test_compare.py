@@ -231,3 +231,34 @@ def test_env_card_rejects_a_bad_budget(tmp_path, monkeypatch):
             cards.load_env_card("CartPole-v1")
     (tmp_path / "envs" / "CartPole-v1.yaml").write_text("id: CartPole-v1\nbudget: {ppo: 100000}\n")
     assert cards.load_env_card("CartPole-v1").budget_for("ppo") == 100_000
+
+
+def test_a_killed_sweep_worker_costs_only_its_own_run(tmp_path):
+    result = invoke("sweep", "ppo", "toy_envs:KillOddSeed-v0", "--seeds", 2, "--steps", 256, "--workers", 2,
+                    "--set", "n_steps=16", "--set", "num_envs=1", "--set", "eval_every=128", "--out", tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "killed by SIGKILL" in result.output and "1 runs finished, 1 failed" in result.output
+    assert "| n_steps=16 num_envs=1 eval_every=128 | " in result.output  # the across-seed table of compare
+
+
+def test_two_sweeps_on_one_out_never_delete_each_others_live_runs(tmp_path):
+    from rlsuite.rundir import RunLock
+    from rlsuite.sweep import _run_name
+
+    name = _run_name("dqn", "CartPole-v1", dict(TINY_DQN), 0)
+    live = tmp_path / "runs" / "sweep-dqn-CartPole-v1" / "runs" / name
+    (live / "checkpoints").mkdir(parents=True)
+    (live / "marker").write_text("another sweep is training this run")
+    sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
+    with RunLock(live):  # the first sweep's worker holds it
+        result = invoke("sweep", "dqn", "CartPole-v1", "--seeds", 2, "--steps", 400, "--workers", 1, *sets,
+                        "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"BUSY {name}" in result.output and "left to the process already training them" in result.output
+    assert (live / "marker").exists()  # untouched
+    assert (live.parent / (name[:-1] + "1") / "summary.json").exists()
+
+
+def test_sweep_rejects_a_repeated_key(tmp_path):
+    assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lr=1e-3", "--set", "lr=2e-3",
+                                 "--out", tmp_path), "--set lr is given twice")

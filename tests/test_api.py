@@ -1,0 +1,62 @@
+"""The Python API, and every command taking every kind of run directory (rlsuite's, SB3's, supervised)."""
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import rlsuite
+from conftest import TINY_DQN, assert_one_line_error
+from rlsuite.cli import main
+
+TINY_EVAL = {"eval_every": "256", "eval_episodes": "2", "final_eval_episodes": "3"}
+
+
+def test_train_load_predict_from_python(tmp_path):
+    result = rlsuite.train("dqn", "CartPole-v1", steps=600, overrides=dict(TINY_DQN), out=tmp_path)
+    policy = rlsuite.load(result["run_dir"])
+    obs, _ = gym.make("CartPole-v1").reset(seed=3)
+    one = policy.predict(obs)
+    batch = policy.predict(np.stack([obs, obs]))
+    assert np.ndim(one) == 0 and batch.shape == (2,) and batch[0] == one
+    again = rlsuite.evaluate(result["run_dir"])
+    assert again["returns"] == result["final_eval"]["returns"]  # the same protocol, the same episodes
+
+
+@pytest.mark.parametrize("agent, env_id", [("ppo", "CartPole-v1"), ("ppo", "Acrobot-v1")])  # Acrobot: VecNormalize
+def test_eval_takes_an_sb3_baseline_run(tmp_path, agent, env_id):
+    from rlsuite.baselines import train_baseline
+
+    summary = train_baseline(agent, env_id, steps=512, out=tmp_path, progress=False)
+    result = CliRunner().invoke(main, ["eval", summary["run_dir"], "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["implementation"] == "sb3"
+    # the same weights and normalisation statistics as the run's own final evaluation: the same returns
+    assert data["returns"] == summary["final_eval"]["returns"]
+
+
+def test_resume_extends_a_finished_run(tmp_path):
+    first = rlsuite.train("dqn", "CartPole-v1", steps=600, overrides=dict(TINY_DQN), out=tmp_path)
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(main, ["train", "--resume", first["run_dir"]]), "already complete", "--steps N")
+    assert_one_line_error(runner.invoke(main, ["train", "--resume", first["run_dir"], "--steps", "500"]),
+                          "give a larger total")
+    result = runner.invoke(main, ["train", "--resume", first["run_dir"], "--steps", "1200"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((Path(first["run_dir"]) / "summary.json").read_text())
+    assert summary["steps"] == 1200
+
+
+def test_list_shows_what_a_run_uses(tmp_path):
+    out = CliRunner().invoke(main, ["list", "dqn"]).output
+    row = next(line for line in out.splitlines() if line.startswith("hidden"))
+    assert "(128, 128) *" in row and "(64, 64)" in row  # the card default entry, marked, beside the dataclass's
+    out = CliRunner().invoke(main, ["list", "dqn", "--env", "CartPole-v1"]).output
+    row = next(line for line in out.splitlines() if line.startswith("train_freq"))
+    assert row.split()[1] == "256"
+    assert "supervised" in CliRunner().invoke(main, ["list"]).output
+    assert CliRunner().invoke(main, ["list", "supervised"]).exit_code == 0

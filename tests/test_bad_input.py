@@ -1,0 +1,151 @@
+"""Bad input, tried the way a user would: every case ends in one line naming the problem, a non-zero
+exit, no traceback, and no run directory left behind."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import assert_one_line_error
+from rlsuite.cli import main
+
+TRAIN = [
+    (["--set", "lr={linear: [1e-3"], "not valid YAML"),
+    (["--set", "hidden=-64,64"], "hidden must be a non-empty list of layer sizes"),
+    (["--set", "hidden=0"], "hidden must be"),
+    (["--set", "hidden="], "hidden must be"),
+    (["--set", "lr=-1"], "lr must be"),
+    (["--set", "lr=0"], "lr must start above 0"),
+    (["--set", "lr=1e30"], "lr must be at most 10"),
+    (["--set", "lr=nan"], "must be finite"),
+    (["--set", "gamma=1.5"], "gamma must be in [0, 1]"),
+    (["--set", "batch_size=0"], "batch_size must be positive"),
+    (["--set", "buffer_size=1e11"], "buffer_size must be at most 1e9"),
+    (["--set", "buffer_size=900000000"], "GiB of RAM is available"),
+    (["--set", "epsilon={linear: [1.5, 0]}"], "epsilon must be in [0, 1]"),
+    (["--set", "tau=0"], "tau must be in (0, 1]"),
+    (["--set", "max_grad_norm=-1"], "max_grad_norm must be positive"),
+    (["--set", "num_envs=0"], "num_envs must be positive"),
+    (["--set", "eval_episodes=0"], "eval_episodes must be positive"),
+    (["--set", "checkpoint_minutes=0"], "checkpoint_minutes must be positive"),
+    (["--set", "learning_starts=-5"], "learning_starts must be >= 0"),
+    (["--set", "double=maybe"], "is not a boolean"),
+    (["--set", "loss=l1"], "is not one of huber, mse"),
+    (["--set", "nosuchfield=1"], "unknown hyperparameter"),
+    (["--set", "=1"], "is not key=value"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2^32)"),
+    (["--seed", str(2**70)], "--seed must be an integer in [0, 2^32)"),
+    (["--steps", str(10**30)], "--steps must be a number of environment steps in [1, 1e+10]"),
+    (["--steps", "-5"], "--steps must be"),
+]
+
+
+@pytest.mark.parametrize("extra, fragment", TRAIN)
+def test_bad_train_input(tmp_path, extra, fragment):
+    result = CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--out", str(tmp_path), *extra])
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("agent, extra, fragment", [
+    ("ppo", ["--set", "n_epochs=0"], "n_epochs must be positive"),
+    ("ppo", ["--set", "batch_size=0"], "batch_size must be positive"),
+    ("ppo", ["--set", "clip_range=0"], "clip_range must be positive"),
+    ("ppo", ["--set", "target_kl=-0.01"], "target_kl must be positive"),
+    ("a2c", ["--set", "n_steps=0"], "n_steps must be positive"),
+    ("a2c", ["--set", "ent_coef=-1"], "ent_coef must be >= 0"),
+    ("reinforce", ["--set", "gae_lambda=2"], "gae_lambda must be in [0, 1]"),
+    ("supervised", [], "is not an RL agent"),
+])
+def test_bad_pg_input(tmp_path, agent, extra, fragment):
+    result = CliRunner().invoke(main, ["train", agent, "CartPole-v1", "--out", str(tmp_path), *extra])
+    assert_one_line_error(result, fragment)
+
+
+def test_non_utf8_out(tmp_path):
+    bad = str(tmp_path / "out-\udcff")  # a byte that is not UTF-8, as the shell hands it over
+    result = CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--steps", "100", "--out", bad])
+    assert_one_line_error(result, "not valid UTF-8")
+
+
+def _hand_edited(tmp_path, tiny_run, edit) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "lock").unlink(missing_ok=True)
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    edit(data)
+    (run / "config.yaml").write_text(yaml.safe_dump(data))
+    return run
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: d["env_card"].update(colour="red"), "unknown env-card key 'colour'"),
+    (lambda d: d.pop("seed"), "'seed' must be an integer"),
+    (lambda d: d.update(seed="zero"), "'seed' must be an integer"),
+    (lambda d: d["config"].update(lr="fast"), "lr='fast' is not a number"),
+    (lambda d: d["config"].update(hidden=[0]), "hidden must be"),
+    (lambda d: d.update(agent="ppo"), "unknown hyperparameter 'adam_eps' for PPOConfig"),
+    (lambda d: d.update(agent="sac"), "unknown agent 'sac'"),
+    (lambda d: d.update(config=[1, 2]), "not an rlsuite run config"),
+    (lambda d: d["env_card"].update(wrappers="TimeLimit"), "wrappers must be a list"),
+])
+def test_hand_edited_config_yaml(tmp_path, tiny_run, edit, fragment):
+    run = _hand_edited(tmp_path, tiny_run, edit)
+    for args in (["eval", str(run)], ["train", "--resume", str(run), "--steps", "5000"]):
+        assert_one_line_error(CliRunner().invoke(main, args), fragment)
+
+
+def test_eval_and_plot_bad_inputs(tmp_path, tiny_run):
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(main, ["eval", str(tiny_run), "--seed", "-5"]), "--seed must be an integer")
+    assert_one_line_error(runner.invoke(main, ["eval", str(tiny_run), "--episodes", "0"]), "--episodes must be in")
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_run, bad)
+    (bad / "metrics.csv").write_text("time,value\n1,2\n")
+    only_bad = runner.invoke(main, ["plot", str(bad), "-o", str(tmp_path / "x.png")])
+    assert only_bad.exit_code == 1 and "Traceback" not in only_bad.output
+    assert only_bad.output.strip().splitlines()[-1] == "Error: none of these runs can be plotted (see the warnings above)"
+    assert_one_line_error(runner.invoke(main, ["plot", str(tiny_run), "-o", "/proc/nope/x.png"]), "cannot write")
+    both = runner.invoke(main, ["plot", str(tiny_run), str(bad), "-o", str(tmp_path / "y.png")])
+    assert both.exit_code == 0 and "warning: skipping" in both.output and "has no 'step'" in both.output
+
+
+def test_env_card_wrapper_errors(tmp_path, monkeypatch):
+    from rlsuite import cards
+    from rlsuite.cards import EnvCard
+    from rlsuite.envs import make_env
+    from rlsuite.errors import UserError
+
+    with pytest.raises(UserError, match="TimeLimit.*unexpected keyword argument 'max_steps'"):
+        make_env(EnvCard("CartPole-v1", wrappers=[{"name": "TimeLimit", "kwargs": {"max_steps": 5}}]))
+    with pytest.raises(UserError, match="not a gymnasium.wrappers class"):
+        make_env(EnvCard("CartPole-v1", wrappers=["NoSuchWrapper"]))
+    with pytest.raises(UserError, match="cannot import nosuchpkg"):
+        make_env(EnvCard("CartPole-v1", wrappers=["nosuchpkg.mod:Wrap"]))
+    # package.module:Class works as well as a gymnasium name
+    env = make_env(EnvCard("CartPole-v1", wrappers=[{"name": "gymnasium.wrappers:TimeLimit", "kwargs": {"max_episode_steps": 3}}]))
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)][-1] is True
+    monkeypatch.setattr(cards, "cards_root", lambda: tmp_path)
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "CartPole-v1.yaml").write_text("id: CartPole-v1\neval_every: [1\n")
+    with pytest.raises(UserError, match="CartPole-v1.yaml is not valid YAML"):
+        cards.load_env_card("CartPole-v1")
+    (tmp_path / "envs" / "CartPole-v1.yaml").write_text("id: CartPole-v1\neval_every: -3\n")
+    with pytest.raises(UserError, match="eval_every must be a positive integer"):
+        cards.load_env_card("CartPole-v1")
+
+
+def test_a_run_dir_holding_another_agents_checkpoint(tmp_path, tiny_run):
+    import rlsuite
+
+    ppo = rlsuite.train("ppo", "CartPole-v1", steps=256, overrides={"n_steps": "32", "eval_every": "128",
+                                                                   "eval_episodes": "1", "final_eval_episodes": "1"},
+                        out=tmp_path)
+    run = Path(ppo["run_dir"])
+    shutil.copy(tiny_run / "checkpoints" / "last.pt", run / "checkpoints" / "last.pt")  # DQN's, copied by hand
+    (run / "summary.json").unlink()
+    for args in (["eval", str(run)], ["train", "--resume", str(run), "--steps", "5000"]):
+        assert_one_line_error(CliRunner().invoke(main, args), "holds a rlsuite dqn checkpoint", "describes a rlsuite ppo run")
