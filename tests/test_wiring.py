@@ -1,0 +1,147 @@
+"""Wiring checked against references: normalisation against numpy, PPO's value clipping and target-KL
+stop, evaluate()'s masking of finished episodes, the card resolution order, learning_starts' random
+policy, PPO's logged losses over every epoch."""
+
+import numpy as np
+import pytest
+import torch
+
+import rlsuite
+from rlsuite.normalization import ObsNormalizer, RewardScaler, RunningMeanStd
+
+
+def test_running_mean_std_matches_numpy_over_batches():
+    rng = np.random.default_rng(0)
+    data = rng.normal(3.0, 2.0, size=(1000, 4))
+    rms = RunningMeanStd((4,), eps=0.0)
+    for chunk in np.array_split(data, 17):
+        rms.update(chunk)
+    np.testing.assert_allclose(rms.mean, data.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-10)
+    assert rms.count == 1000
+
+
+def test_obs_normalizer_freezes_and_restores():
+    rng = np.random.default_rng(1)
+    norm = ObsNormalizer((3,), enabled=True)
+    batch = rng.normal(5.0, 3.0, size=(64, 3))
+    out = norm(batch, update=True)
+    ref = np.clip((batch - norm.rms.mean) / np.sqrt(norm.rms.var + 1e-8), -10, 10)
+    np.testing.assert_allclose(out, ref.astype(np.float32), rtol=1e-6)
+    frozen = norm.rms.state_dict()
+    norm(rng.normal(size=(64, 3)))  # update=False (evaluation): the statistics stay
+    assert norm.rms.state_dict() == frozen
+    other = ObsNormalizer((3,), enabled=True)
+    other.rms.load_state_dict(frozen)
+    np.testing.assert_array_equal(other(batch), norm(batch))
+
+
+def test_reward_scaler_divides_by_the_return_std():
+    scaler = RewardScaler(num_envs=2, gamma=0.5, enabled=True)
+    returns, seen = np.zeros(2), []
+    for r in ([1.0, 2.0], [1.0, 2.0], [1.0, 2.0]):
+        returns = returns * 0.5 + np.array(r)
+        seen.append(returns.copy())
+        out = scaler(np.array(r), np.array([False, False]))
+    ref = np.concatenate(seen)
+    var = ref.var()  # eps 1e-4 prior count: close to numpy's
+    np.testing.assert_allclose(out, np.array([1.0, 2.0]) / np.sqrt(scaler.rms.var + 1e-8))
+    assert scaler.rms.var == pytest.approx(var, rel=1e-3)
+
+
+def test_ppo_value_clipping_and_target_kl():
+    from rlsuite.agents.pg import PPOConfig, build_actor_critic, ppo_update
+    import gymnasium as gym
+
+    torch.manual_seed(0)
+    obs_space, act_space = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2)
+    cfg = PPOConfig(hidden=(8,), n_epochs=5, batch_size=8, clip_range_vf=0.1, target_kl=None, lr=rlsuite.cards.Schedule(0.0))
+    model = build_actor_critic(cfg, obs_space, act_space)
+    n = 16
+    obs = torch.randn(n, 3)
+    with torch.no_grad():
+        dist = model["actor"](obs)
+        actions = dist.sample()
+        logp = dist.log_prob(actions)
+        values = model["critic"](obs)
+    batch = {"obs": obs, "actions": actions, "logprobs": logp, "values": values,
+             "advantages": torch.randn(n), "returns": values + 5.0}  # returns far beyond the clip
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: every epoch sees the same network
+    stats = ppo_update(model, opt, batch, cfg, 0.0, np.random.default_rng(0), None)
+    # clipped values can move 0.1 at most: the loss is (5 - 0)^2 (the clip is around the old values,
+    # which the unchanged network reproduces), whatever the raw values would be
+    assert stats["value_loss"] == pytest.approx(25.0, rel=1e-5)
+    assert stats["epochs"] == 5 and stats["kl_stop"] == 0.0
+    # target-KL: a policy already far from the one that collected the rollout stops in the first epoch,
+    # and its diagnostics are still logged
+    batch["logprobs"] = logp - 2.0
+    cfg.target_kl = 0.01
+    stats = ppo_update(model, opt, batch, cfg, 0.0, np.random.default_rng(0), None)
+    assert stats["epochs"] == 1 and stats["kl_stop"] == 1.0 and stats["approx_kl"] > 0.015
+
+
+def test_evaluate_masks_rewards_after_an_episode_ends():
+    from rlsuite.cards import EnvCard
+    from rlsuite.evaluation import evaluate
+
+    # CartPole pushed always left ends within ~10 steps; each of the 4 episodes is counted once, rewards
+    # after its end (the sub-env restarts) are masked: every return equals that episode's length
+    returns = evaluate(lambda obs: np.zeros(len(obs), np.int64), EnvCard("CartPole-v1"), 4, seed=0)
+    import gymnasium as gym
+
+    lengths = []
+    for i in range(4):
+        env = gym.make("CartPole-v1")
+        env.reset(seed=i)
+        t, done = 0, False
+        while not done:
+            _, _, term, trunc, _ = env.step(0)
+            t, done = t + 1, term or trunc
+        lengths.append(t)
+    np.testing.assert_array_equal(returns, lengths)
+
+
+def test_card_resolution_order(tmp_path, monkeypatch):
+    from rlsuite import cards
+    from rlsuite.agents.dqn import DQNConfig
+
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "agents" / "dqn.yaml").write_text(
+        "agent: dqn\ndefault: {batch_size: 11, eval_every: 111, gamma: 0.5, hidden: [7]}\n"
+        "envs:\n  CartPole-v1: {gamma: 0.6, eval_every: 333}\n")
+    (tmp_path / "envs" / "CartPole-v1.yaml").write_text("id: CartPole-v1\neval_every: 222\neval_episodes: 3\n")
+    monkeypatch.setattr(cards, "cards_root", lambda: tmp_path)
+    cfg, _ = cards.resolve("dqn", DQNConfig, "CartPole-v1", {"gamma": "0.7"})
+    assert cfg.lr.start == DQNConfig().lr.start  # dataclass default
+    assert cfg.batch_size == 11 and cfg.hidden == (7,)  # card default
+    assert cfg.eval_episodes == 3  # env card
+    assert cfg.eval_every == 333  # the card's env entry beats the env card and the default
+    assert cfg.gamma == 0.7  # --set beats everything
+    other, _ = cards.resolve("dqn", DQNConfig, "Acrobot-v1")
+    assert other.gamma == 0.5 and other.eval_every == 111
+
+
+def test_learning_starts_acts_uniformly_at_random(tmp_path, monkeypatch):
+    """Before learning_starts the greedy network is never asked (SB3: uniform random actions)."""
+    from rlsuite.agents import dqn
+
+    calls = []
+    real = dqn.greedy_policy
+
+    def spy(q, device):
+        act = real(q, device)
+
+        def wrapped(obs):
+            calls.append(len(obs))
+            return act(obs)
+
+        return wrapped
+
+    monkeypatch.setattr(dqn, "greedy_policy", spy)
+    rlsuite.train("dqn", "CartPole-v1", steps=300, overrides={"learning_starts": "300", "eval_every": "100000",
+                                                              "final_eval_episodes": "2", "epsilon": "0.0"},
+                  out=tmp_path)
+    # ε = 0 would act greedily at every training step (batches of 1 obs, one env); only the final
+    # evaluation asks the network (batches of 2, its two episodes)
+    assert calls and 1 not in calls
