@@ -1,7 +1,9 @@
 """Supervised module: IDX reading and its corruptions, data lookup and download, shared classes,
 learning on synthetic data, and (when ../shared has it) one epoch of full MNIST."""
 
+import dataclasses
 import gzip
+from pathlib import Path
 import http.server
 import threading
 from functools import partial
@@ -20,6 +22,7 @@ from rlsuite.datasets import DATASETS, DatasetSpec, download, load_arrays, locat
 from rlsuite.supervised import SupervisedConfig, build_classifier, random_shift, run_supervised
 
 FILES = DATASETS["mnist"].files
+REAL_FASHION = DATASETS["fashion-mnist"]
 
 
 def synthetic(directory, n_train=1200, n_test=300, seed=0, gz=True):
@@ -71,12 +74,26 @@ def test_idx_corruptions(tmp_path):
 def test_count_mismatch_and_checksums(tmp_path):
     d = synthetic(tmp_path / "d", n_train=50, n_test=20)
     write_idx(d / "t10k-labels-idx1-ubyte.gz", np.zeros(19, np.uint8))
-    spec = DATASETS["fashion-mnist"]  # no checksums: the structural checks alone
+    spec = dataclasses.replace(DATASETS["fashion-mnist"], md5={})  # no checksums: the structural checks alone
     with pytest.raises(UserError, match="20 images but .* 19 labels"):
         load_arrays(spec, locate(spec, d, allow_download=False))
-    spec = DATASETS["mnist"]  # MNIST's published checksums reject look-alike files
-    with pytest.raises(UserError, match="fails its mnist checksum"):
-        load_arrays(spec, locate(spec, d, allow_download=False))
+    for name, spec in (("mnist", DATASETS["mnist"]), ("fashion-mnist", REAL_FASHION)):  # both reject look-alikes
+        with pytest.raises(UserError, match=f"fails its {name} checksum"):
+            load_arrays(spec, locate(spec, d, allow_download=False))
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+def test_real_fashion_mnist_passes_its_checksums():
+    spec = REAL_FASHION
+    arrays = load_arrays(spec, locate(spec, "/usr/share/datasets/fashion-mnist", allow_download=False))
+    assert arrays["train_images"].shape == (60000, 28, 28) and len(arrays["test_labels"]) == 10000
+
+
+@pytest.fixture(autouse=True)
+def synthetic_fashion(monkeypatch):
+    """The synthetic look-alike files below stand in for Fashion-MNIST: drop its checksums for them."""
+    monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(DATASETS["fashion-mnist"], md5={}))
 
 
 def test_lookup_order_and_offline_message(tmp_path, monkeypatch):
