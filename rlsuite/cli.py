@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def friendly(fn):
 @click.version_option(package_name="rlsuite")
 def main():
     """rlsuite: readable RL agents, measured against Stable-Baselines3."""
+    # Until a run installs its own handler (checkpoint, then exit 143), SIGTERM during startup exits 143
+    # quietly instead of leaving a traceback.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(143)
 
 
 def _print_result(result: dict) -> None:

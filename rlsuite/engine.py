@@ -17,6 +17,7 @@ import json
 import random
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _quiet_writer_errors(fallback):
+    def hook(args):
+        if issubclass(args.exc_type, OSError) and "tensorboard" in type(args.thread).__module__:
+            return
+        fallback(args)
+
+    return hook
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +178,10 @@ class Run:
 
     # -- context manager: Ctrl-C or SIGTERM asks for a clean stop; a second one aborts ---------------
     def __enter__(self):
+        # TensorBoard writes from a thread; when the disk fills up it prints a traceback there and re-raises
+        # the error in this thread on the next write, where the run ends in one line. Keep the first quiet.
+        self._old_excepthook = threading.excepthook
+        threading.excepthook = _quiet_writer_errors(self._old_excepthook)
         self._old_handlers = {}
         for signum in STOP_SIGNALS:
             try:
@@ -186,6 +200,7 @@ class Run:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        threading.excepthook = self._old_excepthook
         for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
         if self._progress is not None:

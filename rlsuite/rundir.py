@@ -117,7 +117,16 @@ def write_run_config(run_dir: Path, data: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # status.json
 def write_status(run_dir: Path, status: str, step: int, **extra) -> None:
-    atomic_write_text(Path(run_dir) / "status.json", json.dumps({"status": status, "step": step, **extra}, indent=1))
+    path = Path(run_dir) / "status.json"
+    text = json.dumps({"status": status, "step": step, **extra}, indent=1)
+    try:
+        atomic_write_text(path, text)
+    except OSError:
+        # A full disk has no room for the temporary copy; the old file's own block usually still takes
+        # a few hundred bytes, and a status is worth more than the atomicity of this one write.
+        with open(path, "r+", encoding="utf-8") as f:
+            f.write(text)
+            f.truncate()
 
 
 def read_status(run_dir: Path) -> dict:

@@ -98,8 +98,16 @@ def test_resume_of_a_complete_run_is_refused(tiny_run):
 
 @pytest.mark.learning
 def test_dqn_solves_cartpole_with_its_card(tmp_path):
-    """The card's CartPole-v1 entry, seed 0, its own budget: final 20-episode mean >= 475."""
-    summary = runs.train("dqn", "CartPole-v1", seed=0, out=tmp_path, progress=False)
-    assert summary["steps"] == 50_000
-    assert summary["final_eval"]["mean"] >= 475, summary["final_eval"]
-    assert summary["solved"] and summary["stays_solved"]
+    """The card's CartPole-v1 entry, its own budget, seeds 0-2: at least 2 of 3 stay solved (final
+    20-episode mean >= 475). A quorum, not one seed: another CPU's float kernels send the same seed
+    down another trajectory, and the card stays solved in about 8 of 10 seeds (agents/dqn.yaml), so a
+    single seed would fail on some machine about one time in five; 2 of 3 fails about one time in ten
+    for a card that good, and every time for a card that stays solved in half its seeds or fewer."""
+    finals = []
+    for seed in range(3):
+        summary = runs.train("dqn", "CartPole-v1", seed=seed, out=tmp_path, progress=False)
+        assert summary["steps"] == 50_000
+        finals.append(summary["final_eval"]["mean"])
+        if sum(f >= 475 for f in finals) >= 2:
+            return
+    pytest.fail(f"fewer than 2 of 3 seeds stayed solved: finals {finals}")
