@@ -2,8 +2,8 @@
 
 import csv
 import json
+import importlib.util
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -70,9 +70,16 @@ def test_plot_bad_inputs(tmp_path, tiny_run):
     empty = tmp_path / "empty-run"
     empty.mkdir()
     (empty / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
-    assert_one_line_error(invoke("plot", empty), "holds no metrics.csv")
+
+    def skipped_then_refused(result, fragment):  # a warning naming why, then the one-line error
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and "Traceback" not in result.output and len(lines) == 2, lines
+        assert lines[0].startswith("warning: skipping") and fragment in lines[0]
+        assert lines[1] == "Error: none of these runs can be plotted (see the warnings above)"
+
+    skipped_then_refused(invoke("plot", empty), "holds no metrics.csv")
     (empty / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
-    assert_one_line_error(invoke("plot", empty), "has no evaluation rows")
+    skipped_then_refused(invoke("plot", empty), "has no evaluation rows")
 
 
 def test_plot_refuses_mixed_envs_without_group(tmp_path, tiny_run):
@@ -95,9 +102,11 @@ def test_compare_tiny_and_reuse(tmp_path):
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     text = report.read_text()
     assert "IQM final [95% CI]" in text and (report.parent / "curves.png").exists()
-    started = time.time()
-    again = invoke(*args)  # finished runs are reused, not retrained
-    assert again.exit_code == 0 and time.time() - started < 15
+    summaries = sorted(report.parent.glob("runs/*/summary.json"))
+    before = [(p, p.stat().st_mtime_ns, p.read_text()) for p in summaries]
+    again = invoke(*args)  # finished runs are reused, not retrained: no summary is rewritten
+    assert again.exit_code == 0 and len(before) == 4
+    assert [(p, p.stat().st_mtime_ns, p.read_text()) for p in summaries] == before
 
 
 def test_sweep_local_pool_with_a_crashing_run(tmp_path):
@@ -117,16 +126,14 @@ def test_sweep_local_pool_with_a_crashing_run(tmp_path):
 def test_sweep_bad_inputs(tmp_path):
     assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lrr=1,2", "--out", tmp_path), "unknown hyperparameter 'lrr'")
     assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lr=1e-3,abc", "--out", tmp_path), "lr='abc'")
-    started = time.time()
     assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "--out", tmp_path),
                    "does not answer")
-    assert time.time() - started < 10
 
 
 @pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None and os.environ.get("CI") != "true",
+                    reason="needs the [ray] extra (CI installs it, so there this test always runs)")
 def test_sweep_on_a_local_ray(tmp_path):
-    if os.environ.get("CI") != "true":  # CI installs the [ray] extra, so there this test always runs
-        pytest.importorskip("ray", reason="the [ray] extra is not installed")
     result = invoke("sweep", "dqn", "CartPole-v1", "--seeds", 2, "--steps", 300, "--workers", 2, "--backend", "ray",
                     *[a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")], "--out", tmp_path)
     assert result.exit_code == 0, result.output

@@ -78,9 +78,9 @@ def test_determinism_and_resume(tmp_path, agent):
 
 def test_continuous_actions_run_and_evaluate(tmp_path):
     summary = runs.train("ppo", "Pendulum-v1", steps=1024, overrides={**TINY_PG, "n_steps": "64"}, out=tmp_path, progress=False)
-    assert summary["threshold"] == -200.0 and summary["final_eval"]["mean"] < 0
-    result = runs.evaluate_run(summary["run_dir"], episodes=3)
-    assert result["episodes"] == 3
+    assert summary["threshold"] == -200.0  # the env card's, since the registry has none
+    result = runs.evaluate_run(summary["run_dir"], episodes=summary["final_eval"]["episodes"])
+    assert result["returns"] == summary["final_eval"]["returns"]  # the saved Gaussian mean, clipped, replays exactly
 
 
 @pytest.mark.learning
