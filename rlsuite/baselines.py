@@ -145,9 +145,18 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
                    stop_at: int | None = None, lock=None) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from rlsuite.agents import get_agent
+    from rlsuite.runs import check_seed
+
+    check_seed(seed)
     resolve_env_id(env_id)
     hp, source = baseline_hyperparameters(agent, env_id)
     card = load_env_card(env_id)
+    probe = make_env(card)
+    try:  # the same space checks as rlsuite's agent: SB3 would fail with an assertion deep inside
+        get_agent(agent).check_spaces(probe.observation_space, probe.action_space)
+    finally:
+        probe.close()
     config = apply(BaselineConfig(), card.eval_settings, f"env card {env_id}")
     total = steps if steps is not None else hp.get("n_timesteps", card.budget_for(agent) or config.total_steps)
     if total <= 0:

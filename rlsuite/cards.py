@@ -75,8 +75,8 @@ def _to_float(value: Any, key: str) -> float:
         raise UserError(f"{key}={value!r} is not a number; give e.g. {key}=0.001")
     try:
         out = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{key}={value!r} is not a number; give e.g. {key}=0.001") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{key}={str(value)[:40]!r} is not a number (or not a finite one); give e.g. {key}=0.001") from None
     if not math.isfinite(out):
         raise UserError(f"{key}={value!r} must be finite")
     return out
@@ -87,10 +87,14 @@ def _to_int(value: Any, key: str) -> int:
         raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}=64")
     if isinstance(value, str):
         value = value.replace("_", "")
+    if isinstance(value, int):
+        return value
     try:
         f = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}=64") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{key}={str(value)[:40]!r} is not an integer; give e.g. {key}=64") from None
+    if not math.isfinite(f):
+        raise UserError(f"{key}={value!r} is not a finite integer; give e.g. {key}=64")
     if not f.is_integer():
         raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}={int(f)}")
     return int(f)
@@ -225,7 +229,12 @@ def to_data(config) -> dict:
 def resolved_values(agent: str, config_cls, env_id: str | None, rl: bool = True) -> dict:
     """Field -> the value a run uses: the card's default entry, and with `env_id` the whole resolution
     (env card settings and the card's entry for that env)."""
-    if env_id is not None and rl:
+    if env_id is not None and not rl:
+        raise UserError(f"--env applies to RL agents; {agent} has no environment")
+    if env_id is not None:
+        from rlsuite.envs import resolve_env_id
+
+        resolve_env_id(env_id)
         config, _ = resolve(agent, config_cls, env_id)
     else:
         config = apply(config_cls(), load_agent_card(agent).get("default") or {}, f"{agent_card_path(agent)} [default]")
@@ -283,6 +292,7 @@ class CommonConfig:
                 positive, "positive")
         require(self, ("total_steps",), lambda v: 0 < v <= MAX_STEPS, f"in [1, {MAX_STEPS:.0e}] environment steps")
         require(self, ("num_envs",), lambda v: v <= 4096, "at most 4096")
+        require(self, ("torch_threads",), lambda v: v <= 256, "at most 256")
         require(self, ("eval_episodes", "final_eval_episodes"), lambda v: v <= 10_000, "at most 10000")
         require(self, ("checkpoint_every",), lambda v: v is None or v > 0, "positive (or none)")
         require(self, ("checkpoint_minutes",), positive, "positive")

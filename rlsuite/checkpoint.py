@@ -156,6 +156,17 @@ def load_checkpoint(path: Path) -> dict:
     return data
 
 
+def restore_weights(net, state: dict, run=None) -> None:
+    """load_state_dict with a one-line error when the checkpoint's network is not the one config.yaml
+    describes (a hand-edited config, a checkpoint copied from another run)."""
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        where = f"{run.dir}/checkpoints/last.pt" if run is not None else "the checkpoint"
+        raise UserError(f"{where} does not match the network config.yaml describes "
+                        f"({str(e).splitlines()[0][:100] if str(e) else type(e).__name__}); was config.yaml edited?") from None
+
+
 class NonFiniteCheckpoint(UserError):
     """A checkpoint would hold NaN/Inf weights: it is refused, the last good one stays."""
 

@@ -45,6 +45,13 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(143)
 
 
+def _check_out(ctx, param, value):
+    """--out must name a folder (an empty string would silently mean the current directory)."""
+    if value is not None and not str(value).strip():
+        raise click.ClickException("--out is empty; give a folder, e.g. --out results")
+    return value
+
+
 def _print_result(result: dict) -> None:
     """The end of a run in three lines; a run stopped by a signal exits 130 (SIGINT) or 143 (SIGTERM)."""
     if result.get("status") == "interrupted":
@@ -71,7 +78,7 @@ def _print_result(result: dict) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for python, numpy, torch and the envs")
 @click.option("--steps", type=int, default=None, help="environment steps (default: the card's total_steps)")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
-@click.option("--out", default="results", show_default=True, help="runs go to OUT/runs/<run>")
+@click.option("--out", default="results", show_default=True, callback=_check_out, help="runs go to OUT/runs/<run>")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="continue a stopped run directory (with --steps N: train it on to N steps in total)")
@@ -91,6 +98,10 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
 
     progress = not quiet  # a bar on a terminal, plain periodic lines in logs
     if resume_dir:
+        given = [f"--{name}" for name in ("seed", "out")
+                 if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise UserError(f"--resume continues a run in its own directory with its own seed; drop {' and '.join(given)}")
         if agent or env_id or overrides:
             raise UserError("--resume continues a run with its saved config; drop AGENT, ENV and --set "
                             "(--steps N extends its budget)")
@@ -133,10 +144,10 @@ def list_(agent, env_id):
     if agent:
         spec = get_agent(agent)
         card = load_agent_card(agent)
+        used = resolved_values(agent, spec.config_cls, env_id, rl=spec.kind == "rl")
         click.echo(f"{agent}: {spec.summary}\ncard: {agent_card_path(agent)}")
         if spec.kind == "rl":
             click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}")
-        used = resolved_values(agent, spec.config_cls, env_id, rl=spec.kind == "rl")
         where = f"on {env_id}" if env_id else "card default"
         click.echo(f"\n{'hyperparameter':<22}{where:<24}{'dataclass default':<22}meaning")
         for name, default, help_ in describe(spec.config_cls):
@@ -161,7 +172,7 @@ def list_(agent, env_id):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--steps", type=int, default=None, help="environment steps (default: the zoo's n_timesteps)")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", default="results", show_default=True)
+@click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--quiet", is_flag=True)
 @friendly
 def baseline(agent, env_id, seed, steps, device, out, quiet):
@@ -179,7 +190,7 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("--seeds", type=int, default=5, show_default=True, help="seeds 0..N-1, the same for both")
 @click.option("--steps", type=int, default=None, help="environment steps for both (default: each card's budget)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override rlsuite's card")
-@click.option("--out", default="results", show_default=True)
+@click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--force", is_flag=True, help="retrain runs that already finished")
 @friendly
 def compare(agent, env_id, seeds, steps, overrides, out, force):
@@ -189,8 +200,8 @@ def compare(agent, env_id, seeds, steps, overrides, out, force):
     from rlsuite.cards import parse_overrides
 
     baseline_hyperparameters(agent, env_id)  # no SB3 counterpart: fail before any training
-    if seeds <= 0:
-        raise UserError(f"--seeds must be positive, got {seeds}")
+    if not 0 < seeds <= 10_000:
+        raise UserError(f"--seeds must be in [1, 10000], got {seeds}")
     if steps is not None and steps <= 0:
         raise UserError(f"--steps must be a positive number of environment steps, got {steps}")
     table, report = compare_report(agent, env_id, seeds, steps, parse_overrides(overrides), out, force,
@@ -224,7 +235,10 @@ def plot(run_dirs, output, group, title, stat):
       rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png
     """
     from rlsuite.plots import expand_run_dirs, load_curve, plot_curves, usable_runs
+    from rlsuite.rundir import safe_name
 
+    if not output.strip() or Path(output).is_dir() or not Path(output).name:
+        raise UserError(f"-o {output!r} must be an image path, e.g. -o curves.png")
     dirs, skipped = usable_runs(expand_run_dirs(run_dirs))
     for warning in skipped:
         click.echo(f"warning: {warning}", err=True)
@@ -234,9 +248,9 @@ def plot(run_dirs, output, group, title, stat):
     if group == "env_id":
         by_env: dict[str, list] = {}
         for d in dirs:
-            by_env.setdefault(load_curve(d)["env_id"], []).append(d)
+            by_env.setdefault(str(load_curve(d)["env_id"]), []).append(d)
         written = [p for env, members in by_env.items()
-                   for p in plot_curves(members, out.with_name(f"{out.stem}-{env}{out.suffix}"), title, stat=stat).paths]
+                   for p in plot_curves(members, out.with_name(f"{out.stem}-{safe_name(env)}{out.suffix}"), title, stat=stat).paths]
     elif group is None:
         written = plot_curves(dirs, out, title, stat=stat).paths
     else:
@@ -256,7 +270,7 @@ def plot(run_dirs, output, group, title, stat):
 @click.option("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
 @click.option("--backend", default="local", show_default=True, help="local (process pool) or ray")
 @click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
-@click.option("--out", default="results", show_default=True)
+@click.option("--out", default="results", show_default=True, callback=_check_out)
 @friendly
 def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
     """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
@@ -273,8 +287,10 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
             click.echo(f"{r['status']:<11} {r['name']}: final {r['final']:.1f}" if r["final"] is not None
                        else f"{r['status']:<11} {r['name']}")
 
-    results = run_sweep(agent, env_id, seeds, list(sets), workers or os.cpu_count() or 1, backend, address, steps,
-                        out, report)
+    if backend == "local" and address:
+        raise UserError("--address is for --backend ray; drop it, or add --backend ray")
+    results = run_sweep(agent, env_id, seeds, list(sets), os.cpu_count() or 1 if workers is None else workers, backend,
+                        address, steps, out, report)
     from rlsuite.sweep import expand_grid, summary_table
 
     table = summary_table(results, expand_grid(agent, list(sets)), agent, env_id)
@@ -292,7 +308,7 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
 @click.option("--sections", default="dqn,pg,mnist,matrix", show_default=True,
               help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 5 for RL)")
-@click.option("--out", default="results", show_default=True)
+@click.option("--out", default="results", show_default=True, callback=_check_out)
 @friendly
 def bench(sections, seeds, out):
     """Regenerate the committed report in results/ (hours on 2 cores; never part of CI).
@@ -332,7 +348,7 @@ def bench(sections, seeds, out):
               help="folder with the four IDX files (else $RLSUITE_DATA_DIR/<dataset>, then the user cache)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
-@click.option("--out", default="results", show_default=True)
+@click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
 @click.option("--no-download", is_flag=True, help="never download; fail if the files are missing")
 @click.option("--quiet", is_flag=True, help="no progress bar")

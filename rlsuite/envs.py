@@ -36,8 +36,12 @@ def _register_optional(env_id: str) -> None:
 
 def resolve_env_id(env_id: str) -> str:
     """Check that `env_id` is registered (importing `module:` prefixes first); return the bare id."""
+    if not isinstance(env_id, str) or not env_id.strip(":").strip():
+        raise UserError(f"{env_id!r} is not an environment id; give e.g. CartPole-v1 or package.module:EnvId")
     if ":" in env_id:
         module, _, bare = env_id.partition(":")
+        if not module or not bare:
+            raise UserError(f"env '{env_id}' needs both parts: package.module:EnvId")
         try:
             importlib.import_module(module)
         except ImportError as e:
@@ -181,6 +185,12 @@ def check_memory(needed: int, what: str, fix: str) -> None:
     available = available_memory()
     if available is not None and needed > 0.9 * available:
         raise UserError(f"{what} needs {needed / 2**30:.1f} GiB but {available / 2**30:.1f} GiB of RAM is available; {fix}")
+
+
+def net_bytes(obs_shape, hidden, outputs: int, copies: int) -> int:
+    """Rough bytes of an MLP of these sizes held `copies` times (weights, gradients, optimiser moments...)."""
+    sizes = [int(np.prod(obs_shape))] + [int(h) for h in hidden] + [int(outputs)]
+    return 4 * copies * sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
 def episode_stats(info: dict) -> list[tuple[int, float, int]]:

@@ -16,7 +16,7 @@ from rlsuite.errors import UserError
 
 def expand_run_dirs(paths) -> list[Path]:
     """Run directories from the given paths: each is a run (has config.yaml) or a folder holding runs."""
-    out = []
+    out: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
             raise UserError(f"{p} does not exist")
@@ -27,7 +27,8 @@ def expand_run_dirs(paths) -> list[Path]:
         if not found:
             raise UserError(f"{p} is not a run directory and holds none (no config.yaml)")
         out.extend(found)
-    return out
+    unique = list(dict.fromkeys(p.resolve() for p in out))  # a run given twice is still one seed
+    return [next(p for p in out if p.resolve() == u) for u in unique]
 
 
 def usable_runs(run_dirs: list[Path]) -> tuple[list[Path], list[str]]:
@@ -58,7 +59,12 @@ def load_curve(run_dir: Path) -> dict:
     if not rows:
         raise UserError(f"{run_dir}/metrics.csv has no evaluation rows yet; train longer than eval_every")
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    except (ValueError, OSError):
+        raise UserError(f"{summary_path} is corrupt (not JSON)") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{summary_path} is corrupt (not a JSON object)")
     try:
         steps, wall, mean = (np.array([float(r[k]) for r in rows]) for k in ("step", "wall_s", "eval_mean"))
     except (TypeError, ValueError):

@@ -100,7 +100,7 @@ def read_run_config(run_dir: Path) -> dict:
         raise UserError(f"{path} is not valid YAML ({first}); fix it or retrain") from None
     except OSError as e:
         raise UserError(f"cannot read {path} ({e.strerror})") from None
-    if not isinstance(data, dict) or "agent" not in data or not isinstance(data.get("config"), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("agent"), str) or not isinstance(data.get("config"), dict):
         raise UserError(f"{path} is not an rlsuite run config (it needs 'agent' and a 'config' mapping)")
     seed = data.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
@@ -188,12 +188,14 @@ def truncate_metrics(path: Path, keep: int, columns: list[str]) -> int:
 # ---------------------------------------------------------------------------------------------
 # Creating run directories and keeping one writer per directory
 def safe_name(text: str) -> str:
-    return text.replace("/", "-").replace(":", "-")
+    return str(text).replace("/", "-").replace(":", "-").replace("..", "_")
 
 
 def new_run_dir(out_root: Path, agent: str, env_id: str, seed: int, name: str | None = None,
                 exist_ok: bool = False) -> Path:
     """OUT/runs/<agent>-<env>-s<seed>-<time>-<random> (unique), or OUT/runs/NAME."""
+    if (Path(out_root) / "runs").exists() and not (Path(out_root) / "runs").is_dir():
+        raise UserError(f"{Path(out_root) / 'runs'} is a file, not a folder; choose another --out")
     try:
         str(out_root).encode("utf-8")
     except UnicodeEncodeError:

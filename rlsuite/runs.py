@@ -27,6 +27,7 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     config, card = resolve(agent, spec.config_cls, env_id, overrides)
     if steps is not None:
         config = dataclasses.replace(config, total_steps=steps)
+        config.validate()  # the budget against what depends on it (e.g. one rollout must fit)
     env = make_env(card)
     try:
         spec.check_spaces(env.observation_space, env.action_space, config)
@@ -58,7 +59,12 @@ def load_run(run_dir: str | Path):
     run_dir = Path(run_dir)
     data = read_run_config(run_dir)
     spec = get_agent(data["agent"])
-    config = apply(spec.config_cls(), data["config"], f"{run_dir}/config.yaml [config]")
+    config_cls = spec.config_cls
+    if data.get("implementation", "rlsuite") == "sb3":  # SB3's own hyperparameters are in its baseline section
+        from rlsuite.baselines import BaselineConfig
+
+        config_cls = BaselineConfig
+    config = apply(config_cls(), data["config"], f"{run_dir}/config.yaml [config]")
     card = env_card_from_data(data.get("env_card"), f"{run_dir}/config.yaml")
     return spec, config, card, data
 
@@ -99,6 +105,7 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
             if steps <= ckpt_step:
                 raise UserError(f"--steps {steps:,} is not beyond the checkpoint's step {ckpt_step:,}; give a larger total")
             config = dataclasses.replace(config, total_steps=steps)
+            config.validate()
             data["config"]["total_steps"] = steps
             data.setdefault("extended", []).append(steps)
             write_run_config(run_dir, data)
@@ -180,6 +187,11 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
     if made_by != (data["agent"], implementation):
         raise UserError(f"{run_dir}/checkpoints/last.pt holds a {made_by[1]} {made_by[0]} checkpoint, but config.yaml "
                         f"describes a {implementation} {data['agent']} run; the directory was mixed up")
+    from rlsuite.checkpoint import nonfinite_tensors
+
+    bad = nonfinite_tensors({k: v for k, v in ckpt["state"].items() if k not in ("buffer", "nstep", "episodes", "obs", "env")})
+    if bad:
+        raise UserError(f"{run_dir}/checkpoints/last.pt holds non-finite weights ({bad[0]}); it cannot be evaluated")
     dev = resolve_device(device)
     env = make_env(card, training=False)
     spaces = (env.observation_space, env.action_space)
@@ -208,7 +220,10 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
     import shutil
 
     run_dir = Path(out) / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {run_dir} ({e.strerror}); choose a writable --out") from None
     with RunLock(run_dir) as lock:
         summary, stamp = run_dir / "summary.json", run_dir / "fingerprint.json"
         fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None

@@ -295,7 +295,12 @@ def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, se
                    data_dir=None, overrides: dict | None = None, out="results", device: str = "auto",
                    progress: bool = True, allow_download: bool = True, name: str | None = None) -> dict:
     """`rlsuite supervised DATASET`: resolve the card, find (or fetch) the data, train, summarise."""
+    from rlsuite.runs import check_seed
+
+    check_seed(seed)
     spec = get_dataset(dataset)
+    if overrides and "net" in overrides:
+        raise UserError("choose the network with --net, not --set net=... (the card's entry for it goes with --net)")
     cfg = resolve_config(net, dataset, overrides)
     if epochs is not None:
         if epochs <= 0:

@@ -166,6 +166,10 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
     for overrides in grid:  # every combination must make a valid config before anything starts
         prepare(agent, env_id, steps, overrides)
     root = Path(out) / "runs" / f"sweep-{agent}-{env_id.replace('/', '-').replace(':', '-')}"
+    try:
+        (root / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {root / 'runs'} ({e.strerror}); choose a writable --out") from None
     jobs = [{"root": str(root), "name": _run_name(agent, env_id, o, s), "agent": agent, "env_id": env_id,
              "seed": s, "steps": steps, "overrides": o} for o in grid for s in range(seeds)]
     if backend == "ray":

@@ -39,6 +39,15 @@ TRAIN = [
     (["--seed", str(2**70)], "--seed must be an integer in [0, 2^32)"),
     (["--steps", str(10**30)], "--steps must be a number of environment steps in [1, 1e+10]"),
     (["--steps", "-5"], "--steps must be"),
+    # found by a second pair of eyes trying 352 inputs
+    (["--set", "batch_size=nan"], "is not a finite integer"),
+    (["--set", "batch_size=1e999"], "is not a finite integer"),
+    (["--set", "hidden=64,1e400"], "is not a finite integer"),
+    (["--set", "net=cnn"], "net=cnn needs image observations"),
+    (["--set", "hidden=65536,65536"], "GiB of RAM is available"),
+    (["--set", "torch_threads=100000"], "torch_threads must be at most 256"),
+    (["--set", "buffer_size=10"], "batch_size 64 is larger than buffer_size 10"),
+    (["--out", ""], "is empty"),
 ]
 
 
@@ -58,6 +67,9 @@ def test_bad_train_input(tmp_path, extra, fragment):
     ("a2c", ["--set", "ent_coef=-1"], "ent_coef must be >= 0"),
     ("reinforce", ["--set", "gae_lambda=2"], "gae_lambda must be in [0, 1]"),
     ("supervised", [], "is not an RL agent"),
+    ("ppo", ["--steps", "300", "--set", "n_steps=5000"], "one rollout (n_steps × num_envs = 40,000 steps) is larger than the budget"),
+    ("ppo", ["--steps", "1"], "is larger than the budget of 1 steps"),
+    ("ppo", ["--set", "batch_size=100000000"], "is larger than a rollout"),
 ])
 def test_bad_pg_input(tmp_path, agent, extra, fragment):
     result = CliRunner().invoke(main, ["train", agent, "CartPole-v1", "--out", str(tmp_path), *extra])
@@ -149,3 +161,60 @@ def test_a_run_dir_holding_another_agents_checkpoint(tmp_path, tiny_run):
     (run / "summary.json").unlink()
     for args in (["eval", str(run)], ["train", "--resume", str(run), "--steps", "5000"]):
         assert_one_line_error(CliRunner().invoke(main, args), "holds a rlsuite dqn checkpoint", "describes a rlsuite ppo run")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "dqn", ":"], "is not an environment id"),
+    (["train", "dqn", "gymnasium:"], "needs both parts"),
+    (["list", "dqn", "--env", "Nope-v9"], "unknown environment 'Nope-v9'"),
+    (["list", "supervised", "--env", "CartPole-v1"], "--env applies to RL agents"),
+    (["baseline", "dqn", "Pendulum-v1"], "DQN needs a discrete action space"),
+    (["baseline", "ppo", "CartPole-v1", "--seed", "-1"], "--seed must be an integer"),
+    (["compare", "ppo", "CartPole-v1", "--seeds", "10000000000"], "--seeds must be in [1, 10000]"),
+    (["sweep", "ppo", "CartPole-v1", "--workers", "0"], "--workers in [1, 1024]"),
+    (["sweep", "ppo", "CartPole-v1", "--address", "auto"], "--address is for --backend ray"),
+    (["supervised", "mnist", "--seed", "-1"], "--seed must be an integer"),
+    (["supervised", "mnist", "--set", "net=cnn"], "choose the network with --net"),
+])
+def test_more_bad_commands(tmp_path, args, fragment):
+    assert_one_line_error(CliRunner().invoke(main, [*args, "--out", str(tmp_path)] if args[0] != "list" else args),
+                          fragment)
+
+
+def test_out_that_is_a_file(tmp_path):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    for args in (["compare", "dqn", "CartPole-v1", "--seeds", "1", "--steps", "300"],
+                 ["sweep", "dqn", "CartPole-v1", "--seeds", "1", "--steps", "300"]):
+        assert_one_line_error(CliRunner().invoke(main, [*args, "--out", str(afile)]), "choose a writable --out")
+    (tmp_path / "o" ).mkdir()
+    (tmp_path / "o" / "runs").write_text("a file where the runs folder goes")
+    assert_one_line_error(CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--out", str(tmp_path / "o")]),
+                          "is a file, not a folder")
+
+
+def test_resume_keeps_its_own_seed_and_folder(tmp_path, tiny_run):
+    for extra in (["--seed", "5"], ["--out", str(tmp_path)]):
+        assert_one_line_error(CliRunner().invoke(main, ["train", "--resume", str(tiny_run), *extra]),
+                              "--resume continues a run in its own directory")
+
+
+def test_corrupted_run_files(tmp_path, tiny_run):
+    import torch
+
+    run = _hand_edited(tmp_path, tiny_run, lambda d: d.update(agent=["dqn"]))
+    assert_one_line_error(CliRunner().invoke(main, ["eval", str(run)]), "not an rlsuite run config")
+    run = _hand_edited(tmp_path / "b", tiny_run, lambda d: d["config"].update(gamma=10**400))
+    assert_one_line_error(CliRunner().invoke(main, ["eval", str(run)]), "is not a number")
+    run = _hand_edited(tmp_path / "c", tiny_run, lambda d: d["config"].update(hidden=[32]))
+    assert_one_line_error(CliRunner().invoke(main, ["train", "--resume", str(run), "--steps", "5000"]),
+                          "does not match the network config.yaml describes")
+    run = _hand_edited(tmp_path / "d", tiny_run, lambda d: None)
+    (run / "summary.json").write_text("{not json")
+    plotted = CliRunner().invoke(main, ["plot", str(run), "-o", str(tmp_path / "p.png")])
+    assert plotted.exit_code == 1 and "summary.json is corrupt" in plotted.output and "Traceback" not in plotted.output
+    assert_one_line_error(CliRunner().invoke(main, ["plot", str(tiny_run), "-o", ""]), "must be an image path")
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    ckpt["state"]["q"] = {k: v * float("nan") for k, v in ckpt["state"]["q"].items()}
+    torch.save(ckpt, run / "checkpoints" / "last.pt")
+    assert_one_line_error(CliRunner().invoke(main, ["eval", str(run)]), "holds non-finite weights")

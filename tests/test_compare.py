@@ -111,7 +111,7 @@ def test_compare_tiny_and_reuse(tmp_path):
 
 def test_sweep_local_pool_with_a_crashing_run(tmp_path):
     result = invoke("sweep", "ppo", "toy_envs:OddSeedNan-v0", "--seeds", 2, "--steps", 256, "--workers", 2,
-                    "--set", "n_steps=16", "--set", "lr=1e-3,3e-4", "--set", "num_envs=1",
+                    "--set", "n_steps=16", "--set", "lr=1e-3,3e-4", "--set", "num_envs=1", "--set", "batch_size=16",
                     "--set", "eval_every=128", "--out", tmp_path)
     assert result.exit_code == 1
     assert "2 runs finished, 2 failed" in result.output
@@ -242,10 +242,11 @@ def test_env_card_rejects_a_bad_budget(tmp_path, monkeypatch):
 
 def test_a_killed_sweep_worker_costs_only_its_own_run(tmp_path):
     result = invoke("sweep", "ppo", "toy_envs:KillOddSeed-v0", "--seeds", 2, "--steps", 256, "--workers", 2,
-                    "--set", "n_steps=16", "--set", "num_envs=1", "--set", "eval_every=128", "--out", tmp_path)
+                    "--set", "n_steps=16", "--set", "num_envs=1", "--set", "batch_size=16", "--set", "eval_every=128",
+                    "--out", tmp_path)
     assert result.exit_code == 1, result.output
     assert "killed by SIGKILL" in result.output and "1 runs finished, 1 failed" in result.output
-    assert "| n_steps=16 num_envs=1 eval_every=128 | " in result.output  # the across-seed table of compare
+    assert "| n_steps=16 num_envs=1 batch_size=16 eval_every=128 | " in result.output  # the across-seed table of compare
 
 
 def test_two_sweeps_on_one_out_never_delete_each_others_live_runs(tmp_path):

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
-from rlsuite.checkpoint import env_snapshot
+from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
-from rlsuite.envs import check_memory, episode_stats, make_vector_env, require_box_obs, require_discrete, true_next_obs
+from rlsuite.envs import check_memory, episode_stats, net_bytes, make_vector_env, require_box_obs, require_discrete, true_next_obs
 from rlsuite.errors import UserError
 from rlsuite.nets import DuelingQHead, QHead, make_trunk
 from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
@@ -73,6 +73,8 @@ class DQNConfig(CommonConfig):
         require(self, ("max_grad_norm",), lambda v: v is None or v > 0, "positive (or none)")
         require(self, ("buffer_size",), lambda v: v <= 10**9, "at most 1e9 transitions")
         require_hidden(self)
+        if self.batch_size > self.buffer_size:
+            raise UserError(f"batch_size {self.batch_size} is larger than buffer_size {self.buffer_size}")
         if self.lr.start <= 0:
             raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
 
@@ -87,8 +89,12 @@ def check_spaces(obs_space, action_space, cfg: DQNConfig | None = None) -> None:
     require_discrete(action_space, "dqn")
     require_box_obs(obs_space, "dqn")
     if cfg is not None:
+        if cfg.net == "cnn" and len(obs_space.shape) != 3:
+            raise UserError(f"net=cnn needs image observations (3-D), this env has shape {obs_space.shape}; use net=mlp")
         check_memory(replay_bytes(cfg, obs_space), f"a replay buffer of {cfg.buffer_size:,} transitions",
                      "lower buffer_size")
+        check_memory(net_bytes(obs_space.shape, cfg.hidden, int(action_space.n), copies=5),
+                     f"a {list(cfg.hidden)} network (weights, target, gradients, Adam)", "use smaller hidden sizes")
 
 
 def build_q_network(cfg: DQNConfig, obs_space, n_actions: int) -> nn.Module:
@@ -153,7 +159,7 @@ def train(cfg: DQNConfig, run: Run) -> dict:
     obs, _ = envs.reset(seed=run.seed)
     if run.restored:
         s = run.restored["state"]
-        q.load_state_dict(s["q"])
+        restore_weights(q, s["q"], run)
         target_q.load_state_dict(s["target_q"])
         optimizer.load_state_dict(s["optimizer"])
         if "buffer" in s:

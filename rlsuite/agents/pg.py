@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
-from rlsuite.checkpoint import env_snapshot
+from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
-from rlsuite.envs import episode_stats, make_vector_env
+from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes
 from rlsuite.errors import UserError
 from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
 from rlsuite.optim import Diverged, DivergenceGuard, gradient_step, make_adam, set_lr
@@ -68,6 +68,10 @@ class PGConfig(CommonConfig):
         require(self, ("max_grad_norm",), lambda v: v is None or v > 0, "positive (or none)")
         require(self, ("log_std_init",), lambda v: -20 <= v <= 5, "in [-20, 5]")
         require_hidden(self)
+        rollout = self.n_steps * self.num_envs
+        if rollout > self.total_steps:
+            raise UserError(f"one rollout (n_steps × num_envs = {rollout:,} steps) is larger than the budget of "
+                            f"{self.total_steps:,} steps; raise --steps or lower n_steps / num_envs")
         if self.lr.start <= 0:
             raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
 
@@ -97,6 +101,9 @@ class PPOConfig(PGConfig):
         require(self, ("n_epochs", "batch_size", "clip_range"), positive, "positive")
         require(self, ("n_epochs",), lambda v: v <= 1000, "at most 1000")
         require(self, ("clip_range_vf", "target_kl"), lambda v: v is None or v > 0, "positive (or none)")
+        if self.batch_size > self.n_steps * self.num_envs:
+            raise UserError(f"batch_size {self.batch_size} is larger than a rollout (n_steps × num_envs = "
+                            f"{self.n_steps * self.num_envs}); lower batch_size")
 
 
 ALGORITHM = {ReinforceConfig: "reinforce", A2CConfig: "a2c", PPOConfig: "ppo"}
@@ -111,6 +118,10 @@ def check_spaces(obs_space, action_space, cfg: PGConfig | None = None) -> None:
         raise UserError(f"policy-gradient agents support Discrete or Box actions, got {type(action_space).__name__}")
     if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1:
         raise UserError(f"Box actions must be a flat vector, got shape {action_space.shape}")
+    if cfg is not None:
+        outputs = int(getattr(action_space, "n", 0) or np.prod(getattr(action_space, "shape", (1,)) or (1,)))
+        check_memory(net_bytes(obs_space.shape, cfg.hidden, outputs, copies=8),
+                     f"a {list(cfg.hidden)} actor and critic (weights, gradients, Adam)", "use smaller hidden sizes")
 
 
 def build_actor_critic(cfg: PGConfig, obs_space, action_space, critic: bool = True) -> nn.ModuleDict:
@@ -259,7 +270,7 @@ def train(cfg: PGConfig, run: Run) -> dict:
     obs, _ = envs.reset(seed=run.seed)
     if run.restored:
         s = run.restored["state"]
-        model.load_state_dict(s["model"])
+        restore_weights(model, s["model"], run)
         optimizer.load_state_dict(s["optimizer"])
         norm.rms.load_state_dict(s["obs_norm"])
         scaler.load_state_dict(s["reward_scaler"])
