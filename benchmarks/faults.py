@@ -144,7 +144,7 @@ def main() -> None:
                               "--quiet")
             out2, err2 = resumed.communicate(timeout=600)
             rows.append({"exit": proc.returncode, "one_line": len(err.strip().splitlines()) == 1 and "Traceback" not in err,
-                         "message": err.strip().splitlines()[-1][:160] if err.strip() else "", "status": status,
+                         "message": err.strip().splitlines()[-1][:400] if err.strip() else "", "status": status,
                          "checkpoint_step": step, "resumed": resumed.returncode == 0})
             print("disk full", rows[-1], flush=True)
         ok = sum(r["exit"] == 1 and r["one_line"] and isinstance(r["checkpoint_step"], int) and r["resumed"] for r in rows)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import collections
 import enum
+import errno
+import shutil
 import io
 import os
 import random
@@ -193,8 +195,11 @@ def save_checkpoint(path: Path, data: dict, check: dict | None = None) -> Path:
     try:
         torch.save(data, tmp)
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
         tmp.unlink(missing_ok=True)
+        if isinstance(e, RuntimeError):
+            full = shutil.disk_usage(path.parent).free < 16 * 2**20
+            e = OSError(errno.ENOSPC, "No space left on device") if full else OSError(errno.EIO, f"write failed: {e}")
         previous = f"the last good checkpoint {path} is intact" if path.exists() else "no checkpoint was written yet"
         raise disk_error(e, f"checkpoint {path}", f"{previous}; free space or fix permissions, then resume") from None
     except BaseException:

@@ -138,17 +138,23 @@ def test_default_checkpoints_come_by_the_minute(tmp_path):
     assert load_checkpoint(Path(summary["run_dir"]) / "checkpoints" / "last.pt")["step"] == 400
 
 
-def test_full_disk_ends_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["OSError", "RuntimeError"])  # torch's zip writer says RuntimeError
+def test_full_disk_ends_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, how):
+    import shutil
+
     import torch
 
     from rlsuite import checkpoint
 
-    real_save, calls = torch.save, []
+    real_save, real_usage, calls = torch.save, shutil.disk_usage, []
 
     def save(obj, f):
         calls.append(f)
         if len(calls) > 1:
             Path(f).write_bytes(b"partial")  # the disk fills up in the middle of the second write
+            if how == "RuntimeError":
+                monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: real_usage(p)._replace(free=4096))
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f)
 
