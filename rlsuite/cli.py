@@ -8,7 +8,17 @@ import signal
 import sys
 from pathlib import Path
 
-import click
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(143)
+
+
+# Until a run installs its own handler (checkpoint, then exit 143), a SIGTERM during startup exits 143
+# quietly. Installed when the command line loads (this module is its entry point), before click and
+# torch are imported, so that only the interpreter's own start is left to the default action.
+signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+import click  # noqa: E402
 
 from rlsuite.errors import UserError
 
@@ -36,13 +46,6 @@ def friendly(fn):
 @click.version_option(package_name="rlsuite")
 def main():
     """rlsuite: readable RL agents, measured against Stable-Baselines3."""
-    # Until a run installs its own handler (checkpoint, then exit 143), SIGTERM during startup exits 143
-    # quietly instead of leaving a traceback.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-
-
-def _exit_on_sigterm(signum, frame):
-    raise SystemExit(143)
 
 
 def _check_out(ctx, param, value):

@@ -66,6 +66,9 @@ def load_run(run_dir: str | Path):
         config_cls = BaselineConfig
     config = apply(config_cls(), data["config"], f"{run_dir}/config.yaml [config]")
     card = env_card_from_data(data.get("env_card"), f"{run_dir}/config.yaml")
+    if card is not None and data.get("env_id") != card.id:
+        raise UserError(f"{run_dir}/config.yaml: env_id {data.get('env_id')!r} disagrees with its env card's id "
+                        f"{card.id!r}; the file was edited, restore it")
     return spec, config, card, data
 
 

@@ -90,6 +90,8 @@ class SupervisedConfig:
         for name in ("epochs", "batch_size", "width", "torch_threads"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.torch_threads > 256:
+            raise UserError(f"torch_threads must be at most 256, got {self.torch_threads}")
         if any(h <= 0 for h in self.hidden) or not self.hidden:
             raise UserError(f"hidden sizes must be positive integers, got {list(self.hidden)}")
         if self.lr <= 0:
@@ -309,6 +311,13 @@ def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, se
     dev = resolve_device(device)
     files = locate(spec, data_dir, allow_download, progress)
     arrays = load_arrays(spec, files)
+    n_train, height, width = arrays["train_images"].shape
+    if cfg.batch_size > n_train - cfg.val_size:
+        raise UserError(f"batch_size {cfg.batch_size} is larger than the training set ({n_train - cfg.val_size:,} "
+                        "images after the validation split)")
+    if cfg.augment_shift >= min(height, width) // 2:
+        raise UserError(f"augment_shift {cfg.augment_shift} would move {height}x{width} images off the canvas; "
+                        f"use at most {min(height, width) // 2 - 1} (2 is usual)")
     data = to_tensors(spec, arrays, cfg.val_size, seed, dev)
     run_dir = new_run_dir(Path(out), f"supervised-{net}", dataset, seed, name)
     extra = {"dataset": dataset, "data_files": {k: str(v) for k, v in files.items()}}

@@ -102,6 +102,8 @@ def _hand_edited(tmp_path, tiny_run, edit) -> Path:
     (lambda d: d.update(agent="sac"), "unknown agent 'sac'"),
     (lambda d: d.update(config=[1, 2]), "not an rlsuite run config"),
     (lambda d: d["env_card"].update(wrappers="TimeLimit"), "wrappers must be a list"),
+    (lambda d: d.update(env_id="Pendulum-v1"), "env_id 'Pendulum-v1' disagrees with its env card's id"),
+    (lambda d: d["config"].update(torch_threads=100000), "torch_threads must be at most 256"),
 ])
 def test_hand_edited_config_yaml(tmp_path, tiny_run, edit, fragment):
     run = _hand_edited(tmp_path, tiny_run, edit)
