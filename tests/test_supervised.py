@@ -207,7 +207,7 @@ def test_settings_that_cannot_fit_the_data(tmp_path):
     d = synthetic(tmp_path / "data", n_train=40, n_test=10)
     runner = CliRunner()
     base = ["supervised", "fashion-mnist", "--data-dir", str(d), "--out", str(tmp_path), "--no-download",
-            "--set", "val_size=10"]
+            "--set", "val_size=10", "--set", "batch_size=8"]
     assert_one_line_error(runner.invoke(main, base + ["--set", "batch_size=1000"]), "is larger than the training set")
     assert_one_line_error(runner.invoke(main, base + ["--set", "augment_shift=100"]), "off the canvas")
     assert_one_line_error(runner.invoke(main, base + ["--set", "torch_threads=100000"]), "at most 256")
