@@ -217,7 +217,7 @@ def load_sb3_policy(data: dict, card, state: dict, device):
 
     hp = dict((data.get("baseline") or {}).get("hyperparameters") or {})
     hp.pop("normalize", None)  # the saved statistics replace a fresh VecNormalize
-    model = make_model(data["agent"], card.id, hp, data["seed"], device, 1)
+    model = make_model(data["agent"], card.id, hp, data["seed"], device, int(hp.get("n_envs", 1)))
     model.policy.load_state_dict(state["policy"])
     norm = state.get("obs_norm")
     if norm is not None:
