@@ -69,6 +69,8 @@ def load_curve(run_dir: Path) -> dict:
         steps, wall, mean = (np.array([float(r[k]) for r in rows]) for k in ("step", "wall_s", "eval_mean"))
     except (TypeError, ValueError):
         raise UserError(f"{metrics} has a value that is not a number in step, wall_s or eval_mean; it is corrupt") from None
+    if not (np.isfinite(steps).all() and np.isfinite(wall).all() and np.isfinite(mean).all()):
+        raise UserError(f"{metrics} has NaN/Inf in step, wall_s or eval_mean; it is corrupt")
     return {
         "implementation": config.get("implementation", "rlsuite"), "agent": config["agent"],
         "env_id": config.get("env_id"), "seed": config["seed"], "threshold": summary.get("threshold"),

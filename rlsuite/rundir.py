@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import errno
 import json
+import math
 import os
 import secrets
 import platform
@@ -164,7 +165,15 @@ def truncate_metrics(path: Path, keep: int, columns: list[str]) -> int:
     copy and renamed over the old one, so a kill at any moment leaves either file, never half of one.
     Returns the number of rows the file had."""
     path = Path(path)
-    rows = csv_rows(path) if path.exists() else []
+    rows = csv_rows(path, required=("step", "wall_s")) if path.exists() else []
+    for i, row in enumerate(rows[:keep], start=2):  # line numbers as an editor shows them (header = 1)
+        try:
+            ok = int(row["step"]) >= 0 and math.isfinite(float(row["wall_s"]))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UserError(f"{path} line {i} is corrupt (step {row.get('step')!r}, wall_s {row.get('wall_s')!r}); "
+                            "restore the file or start a new run")
     if len(rows) == keep:
         return len(rows)
     if len(rows) < keep:

@@ -220,3 +220,21 @@ def test_corrupted_run_files(tmp_path, tiny_run):
     ckpt["state"]["q"] = {k: v * float("nan") for k, v in ckpt["state"]["q"].items()}
     torch.save(ckpt, run / "checkpoints" / "last.pt")
     assert_one_line_error(CliRunner().invoke(main, ["eval", str(run)]), "holds non-finite weights")
+
+
+def test_corrupt_metrics_rows(tmp_path, tiny_run):
+    run = _hand_edited(tmp_path, tiny_run, lambda d: None)
+    (run / "summary.json").unlink()
+    lines = (run / "metrics.csv").read_text().splitlines()
+    lines[2] = "abc,1.0,,,,"  # a row the checkpoint vouches for, damaged by hand
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    assert_one_line_error(CliRunner().invoke(main, ["train", "--resume", str(run), "--steps", "5000"]),
+                          "metrics.csv line 3 is corrupt")
+    lines[2] = lines[1]
+    evals = [i for i in range(1, len(lines)) if lines[i].split(",")[4]]  # evaluation rows (not the header)
+    parts = lines[evals[0]].split(",")
+    parts[4] = "nan"
+    lines[evals[0]] = ",".join(parts)
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    plotted = CliRunner().invoke(main, ["plot", str(run), "-o", str(tmp_path / "p.png")])
+    assert plotted.exit_code == 1 and "has NaN/Inf" in plotted.output and "Traceback" not in plotted.output
