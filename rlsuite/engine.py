@@ -106,6 +106,7 @@ class Run:
         self._last_return: float | None = None
         self._last_eval: float | None = None
         self.restored: dict | None = None
+        self.envs_restarted = False
         self.last_checkpoint_step: int | None = None
         self.total_steps = total if total is not None else getattr(config, "total_steps", None)
         self.next_eval = getattr(config, "eval_every", None)
@@ -131,7 +132,7 @@ class Run:
             self.last_checkpoint_step = ckpt["step"]
             # Rows written after the checkpoint belong to the future the resume replays: drop them, by
             # writing a new file and renaming it (a kill mid-way leaves the old file whole).
-            truncate_metrics(metrics, self._metrics_rows, self.columns)
+            truncate_metrics(metrics, self._metrics_rows, self.columns, max_step=ckpt["step"])
         else:
             with open(metrics, "w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
@@ -237,8 +238,10 @@ class Run:
         state, step = self.restored["state"], self.restored["step"]
         if state.get("env") is not None:
             set_env_state(envs, state["env"])
+            self.envs_restarted = False
             return state["obs"].numpy()
         obs, _ = envs.reset(seed=self.seed + step)
+        self.envs_restarted = True  # the agent must drop what it kept of the episodes that were running
         return obs
 
     # -- clocks ---------------------------------------------------------------------------------

@@ -53,9 +53,13 @@ def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     watched = [loss]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     if max_grad_norm is not None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
         watched.append(torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True))
+    elif guard is not None:  # no clipping, but a NaN gradient under a finite loss must still be seen
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            watched.append(torch.nn.utils.get_total_norm(grads, foreach=True))
     if guard is not None:
         guard.watch(*watched)
     optimizer.step()

@@ -159,7 +159,7 @@ def csv_rows(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
     return rows
 
 
-def truncate_metrics(path: Path, keep: int, columns: list[str]) -> int:
+def truncate_metrics(path: Path, keep: int, columns: list[str], max_step: int | None = None) -> int:
     """Keep the first `keep` data rows of metrics.csv (the rows a checkpoint vouches for); rows written
     after the checkpoint belong to a future the resume replays. The file is rewritten to a temporary
     copy and renamed over the old one, so a kill at any moment leaves either file, never half of one.
@@ -168,11 +168,13 @@ def truncate_metrics(path: Path, keep: int, columns: list[str]) -> int:
     rows = csv_rows(path, required=("step", "wall_s")) if path.exists() else []
     for i, row in enumerate(rows[:keep], start=2):  # line numbers as an editor shows them (header = 1)
         try:
-            ok = int(row["step"]) >= 0 and math.isfinite(float(row["wall_s"]))
+            ok = 0 <= int(row["step"]) <= (max_step if max_step is not None else int(row["step"]))
+            ok = ok and math.isfinite(float(row["wall_s"]))
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise UserError(f"{path} line {i} is corrupt (step {row.get('step')!r}, wall_s {row.get('wall_s')!r}); "
+            raise UserError(f"{path} line {i} is corrupt or does not belong before the checkpoint (step "
+                            f"{row.get('step')!r}, wall_s {row.get('wall_s')!r}; checkpoint at step {max_step}); "
                             "restore the file or start a new run")
     if len(rows) == keep:
         return len(rows)

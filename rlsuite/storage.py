@@ -193,6 +193,11 @@ class NStepAccumulator:
         o, a, r, no, d = zip(*out)
         return np.stack(o), np.stack(a), np.asarray(r, np.float32), np.stack(no), np.asarray(d, np.float32)
 
+    def clear(self) -> None:
+        """Forget open windows (their envs were restarted, e.g. on a resume without env state)."""
+        for window in self.pending:
+            window.clear()
+
     def state_dict(self) -> dict:
         return {"pending": [[(torch.from_numpy(np.asarray(o).copy()), torch.as_tensor(a), r) for o, a, r in w]
                             for w in self.pending]}
@@ -276,6 +281,11 @@ class EpisodeCarry:
 
     def pending(self) -> int:
         return sum(len(r) for r in self.rewards)
+
+    def clear(self) -> None:
+        """Forget the unfinished episodes (their envs were restarted, e.g. on a resume without env state)."""
+        for i in range(self.num_envs):
+            self.obs[i], self.actions[i], self.rewards[i] = self.obs[i][:0], self.actions[i][:0], self.rewards[i][:0]
 
     def state_dict(self) -> dict:
         return {name: [torch.from_numpy(x.copy()) for x in getattr(self, name)] for name in ("obs", "actions", "rewards")}

@@ -58,3 +58,13 @@ def test_gradient_step_reports_a_nan_gradient_to_the_guard():
     gradient_step(opt, loss, 1.0, guard)
     with pytest.raises(Diverged):
         guard.check("a2c", 1, 8, "-")
+
+
+def test_the_guard_sees_a_nan_gradient_with_clipping_off():
+    """sqrt(|w|) at w = 0: the loss is 0.0, finite, but its gradient is not."""
+    w = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=0.1)
+    guard = DivergenceGuard()
+    gradient_step(opt, w.abs().sqrt().sum(), None, guard)
+    with pytest.raises(Diverged, match="update 3"):
+        guard.check("dqn", 3, 30, "-")

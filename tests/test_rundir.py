@@ -181,3 +181,39 @@ def test_tensorboard_keeps_the_checkpoint_step_after_resume(tmp_path):
     steps = [e.step for e in events.Scalars("eval/mean_return")]
     # each periodic evaluation once (none lost at the checkpoint step 400, none doubled), then the final one
     assert steps == [200, 400, 600, 800, 1000, 1200, 1200], steps
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "dqn"])
+def test_resume_without_env_state_drops_the_unfinished_episodes(tmp_path, monkeypatch, agent):
+    """Box2D or Atari envs cannot be checkpointed, so a resume starts fresh episodes: what an agent kept of
+    the old ones (REINFORCE's carried steps, DQN's open n-step windows) must go, not be glued to new ones."""
+    from rlsuite import checkpoint
+    from rlsuite.storage import EpisodeCarry, NStepAccumulator
+
+    monkeypatch.setattr(checkpoint, "env_state", lambda envs: None)  # as for an env that is not plain data
+    overrides = ({"num_envs": "2", "n_steps": "16", "eval_every": "1000", "final_eval_episodes": "1"}
+                 if agent == "reinforce" else {**TINY_DQN, "n_step": "3"})
+    stopped = runs.train(agent, "CartPole-v1", steps=600, overrides=overrides, out=tmp_path, progress=False, stop_at=40)
+    state = load_checkpoint(Path(stopped["run_dir"]) / "checkpoints" / "last.pt")["state"]
+    kept = (sum(len(r) for r in state["episodes"]["rewards"]) if agent == "reinforce"
+            else sum(len(w) for w in state["nstep"]["pending"]))
+    assert kept > 0  # the stop fell inside episodes: there was something to drop
+    seen = []
+    cls, method = (EpisodeCarry, "add") if agent == "reinforce" else (NStepAccumulator, "push")
+    real = getattr(cls, method)
+
+    def spy(self, *args, **kwargs):
+        if not seen:
+            seen.append(self.pending() if agent == "reinforce" else sum(len(w) for w in self.pending))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, spy)
+    runs.resume(stopped["run_dir"], progress=False)
+    assert seen == [0]
+
+
+def test_metrics_rows_after_the_checkpoint_step_are_refused(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,wall_s\n10,0.1\n900,0.2\n20,0.3\n")
+    with pytest.raises(UserError, match="line 3 is corrupt or does not belong before the checkpoint"):
+        truncate_metrics(path, 3, ["step", "wall_s"], max_step=500)

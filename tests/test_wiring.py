@@ -72,6 +72,13 @@ def test_ppo_value_clipping_and_target_kl():
     # which the unchanged network reproduces), whatever the raw values would be
     assert stats["value_loss"] == pytest.approx(25.0, rel=1e-5)
     assert stats["epochs"] == 5 and stats["kl_stop"] == 0.0
+    # every minibatch of every epoch is in the logged mean: returns off by 0, 1, ..., 15 give minibatch
+    # value losses that differ; with lr 0 their mean over all minibatches is the mean squared offset
+    # (unclipped), which the last or the first minibatch alone would not give
+    cfg.clip_range_vf = None
+    batch["returns"] = values + torch.arange(n, dtype=torch.float32)
+    stats = ppo_update(model, opt, batch, cfg, 0.0, np.random.default_rng(0), None)
+    assert stats["value_loss"] == pytest.approx(float((torch.arange(n, dtype=torch.float32) ** 2).mean()), rel=1e-5)
     # target-KL: a policy already far from the one that collected the rollout stops in the first epoch,
     # and its diagnostics are still logged
     batch["logprobs"] = logp - 2.0

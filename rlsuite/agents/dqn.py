@@ -168,6 +168,8 @@ def train(cfg: DQNConfig, run: Run) -> dict:
         rng.bit_generator.state = s["rng"]
         step, updates = run.restored["step"], s["updates"]
         obs = run.restore_envs(envs)
+        if run.envs_restarted:  # fresh episodes: open n-step windows must not run into them
+            nstep.clear()
 
     def snapshot() -> dict:
         state = {"q": q.state_dict(), "target_q": target_q.state_dict(), "optimizer": optimizer.state_dict(),

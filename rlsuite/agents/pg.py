@@ -279,6 +279,9 @@ def train(cfg: PGConfig, run: Run) -> dict:
         rng.bit_generator.state = s["rng"]
         step, updates = run.restored["step"], s["updates"]
         obs = run.restore_envs(envs)
+        if run.envs_restarted:  # fresh episodes: the carried steps' episodes will never end
+            episodes.clear()
+            scaler.returns[:] = 0.0
 
     def snapshot() -> dict:
         return {"model": model.state_dict(), "model_keys": list(model.keys()), "optimizer": optimizer.state_dict(),
