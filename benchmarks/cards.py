@@ -19,8 +19,7 @@ import torch
 
 from rlsuite import compare
 from rlsuite.cards import load_env_card
-from rlsuite.plots import plot_curves
-from rlsuite.report import aggregate_table, header, per_seed_table
+from rlsuite.report import header, runs_section
 
 CELLS = ("dqn:CartPole-v1", "reinforce:CartPole-v1")
 NOTES = {
@@ -58,16 +57,13 @@ def main() -> None:
                                    {"rlsuite": compare.ours(agent, env_id)}, args.force, log)
         first = res["rlsuite"][0]
         finals = [s["final_eval"]["mean"] for s in res["rlsuite"]]
-        report += [f"## {agent} on {env_id} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", "",
-                   NOTES.get(cell, ""), "",
-                   f"- final ≥ 400: **{sum(f >= 400 for f in finals)}/{len(finals)}**; stays solved (≥ "
-                   f"{first['threshold']:g}): **{sum(s['stays_solved'] for s in res['rlsuite'])}/{len(finals)}**; "
-                   f"solved at some evaluation: {sum(s['solved'] for s in res['rlsuite'])}/{len(finals)}", ""]
-        report += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
-        labels = {s["run_dir"]: f"rlsuite {agent}" for s in res["rlsuite"]}
-        paths = plot_curves(list(labels), out / f"cards_{agent}_{env_id}", labels=labels,
-                            title=f"{agent} on {env_id}, fresh seeds {seeds[0]}-{seeds[-1]}").paths
-        report += [f"![{agent} on {env_id}]({paths[0].name})", ""]
+        counts = [f"- final ≥ 400: **{sum(f >= 400 for f in finals)}/{len(finals)}**; stays solved (≥ "
+                  f"{first['threshold']:g}): **{sum(s['stays_solved'] for s in res['rlsuite'])}/{len(finals)}**; "
+                  f"solved at some evaluation: {sum(s['solved'] for s in res['rlsuite'])}/{len(finals)}", ""]
+        report += runs_section(f"{agent} on {env_id} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)",
+                               res, load_env_card(env_id).max_return, out / f"cards_{agent}_{env_id}", f"rlsuite {agent}",
+                               f"{agent} on {env_id}, fresh seeds {seeds[0]}-{seeds[-1]}",
+                               [NOTES.get(cell, ""), "", *counts])
     report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
     (out / "cards.md").write_text("\n".join(report) + "\n")
     print(f"wrote {out / 'cards.md'}")

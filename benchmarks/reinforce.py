@@ -20,8 +20,7 @@ import torch
 
 from rlsuite import compare
 from rlsuite.cards import load_env_card
-from rlsuite.plots import plot_curves
-from rlsuite.report import aggregate_table, header, per_seed_table
+from rlsuite.report import header, runs_section
 
 ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 TARGETS = {"CartPole-v1": "final evaluation ≥ 400 in every seed, ≥ 475 (stays solved) in most"}
@@ -50,14 +49,10 @@ def main() -> None:
         res = compare.side_by_side(env_id, seeds, root, {"rlsuite": compare.ours("reinforce", env_id, steps=budget)},
                                    args.force, log)
         first = res["rlsuite"][0]
-        report += [f"## REINFORCE on {env_id} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
-        if env_id in TARGETS:
-            report += [f"Target: {TARGETS[env_id]}.", ""]
-        report += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
-        labels = {s["run_dir"]: "rlsuite reinforce" for s in res["rlsuite"]}
-        paths = plot_curves(list(labels), out / f"reinforce_{env_id}", labels=labels,
-                            title=f"REINFORCE on {env_id}: mean and 95% band over seeds").paths
-        report += [f"![REINFORCE on {env_id}]({paths[0].name})", ""]
+        report += runs_section(f"REINFORCE on {env_id} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)",
+                               res, load_env_card(env_id).max_return, out / f"reinforce_{env_id}", "rlsuite reinforce",
+                               f"REINFORCE on {env_id}: mean and 95% band over seeds",
+                               [f"Target: {TARGETS[env_id]}.", ""] if env_id in TARGETS else [])
     report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
     (out / "reinforce.md").write_text("\n".join(report) + "\n")
     print(f"wrote {out / 'reinforce.md'}")

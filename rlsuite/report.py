@@ -84,3 +84,16 @@ def index_lines(results: Path) -> list[str]:
         lines += [line for line in text if line.startswith("Regenerate:")][:1]
         lines += [line for line in text if line.startswith(("- ", "**", "Target"))][:12] + [""]
     return lines
+
+
+def runs_section(title: str, results: dict[str, list[dict]], max_return: float | None, figure: Path, label: str,
+                 figure_title: str, preamble: list[str] = ()) -> list[str]:
+    """A benchmark section for one env: heading, PREAMBLE lines, the aggregate and per-seed tables, and the
+    curves of every run (all labelled LABEL) written to FIGURE.png/.svg and linked."""
+    from rlsuite.plots import plot_curves
+
+    lines = [f"## {title}", "", *preamble]
+    lines += aggregate_table(results, max_return) + per_seed_table(results)
+    labels = {s["run_dir"]: label for runs in results.values() for s in runs}
+    paths = plot_curves(list(labels), figure, labels=labels, title=figure_title).paths
+    return lines + [f"![{title.split(' (')[0]}]({paths[0].name})", ""]
