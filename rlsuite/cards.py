@@ -393,7 +393,7 @@ def load_agent_card(agent: str) -> dict:
     data = read_yaml(agent_card_path(agent)) or {}
     if not isinstance(data, dict):
         raise UserError(f"{agent_card_path(agent)}: an agent card is a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"agent", "description", "default", "envs", "baseline", "nets", "datasets"}
+    unknown = set(data) - {"agent", "description", "default", "envs", "baseline", "nets", "datasets", "tune"}
     if unknown:
         raise UserError(f"{agent_card_path(agent)}: unknown top-level key(s) {sorted(unknown)}")
     return data

@@ -307,6 +307,83 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
         sys.exit(1)
 
 
+class _TuneGroup(click.Group):
+    """`rlsuite tune AGENT ENV ...` runs a study; `rlsuite tune show DIR` reports one. A first argument
+    that is not a subcommand goes to `run`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_TuneGroup)
+def tune():
+    """Hyperparameter search with Optuna (TPE, pruning on the periodic evaluations), resumable.
+
+    \b
+    Examples:
+      rlsuite tune dqn CartPole-v1 --trials 60 --seeds 3          # local, all cores, resumable
+      rlsuite tune ppo CartPole-v1 --trials 200 --workers 16 --storage tune.journal
+      rlsuite tune dqn LunarLander-v3 --trials 100 --backend ray --address auto
+      rlsuite tune show results/tune/dqn-CartPole-v1              # best trials, plots, the card entry
+    """
+
+
+@tune.command("run")
+@click.argument("agent")
+@click.argument("env_id", metavar="ENV")
+@click.option("--trials", type=int, default=50, show_default=True, help="trials in the study (a re-run continues to this total)")
+@click.option("--seeds", type=int, default=3, show_default=True, help="seeds per trial: --first-seed .. +N-1")
+@click.option("--first-seed", type=int, default=0, show_default=True,
+              help="keep tuning seeds apart from the seeds a card is validated on (e.g. 100-109)")
+@click.option("--steps", type=int, default=None, help="each trial's budget per seed (default: the card's total_steps)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="fix a field in every trial (repeatable)")
+@click.option("--space", "space_file", type=click.Path(), default=None,
+              help="a YAML search space (fields -> distributions) instead of the card's tune: section")
+@click.option("--search", multiple=True, metavar="FIELD=DIST",
+              help="add or replace one field of the space, e.g. --search 'lr={loguniform: [1e-4, 1e-2]}'")
+@click.option("--workers", type=int, default=None, help="parallel trials (default: CPU cores)")
+@click.option("--storage", default=None, help="journal file, SQLite file (.db) or RDB URL (default: TUNE_DIR/study.journal)")
+@click.option("--backend", default="local", show_default=True, help="local (worker processes) or ray")
+@click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
+@click.option("--pruner", default="median", show_default=True, help="median | halving | none")
+@click.option("--sampler-seed", type=int, default=0, show_default=True)
+@click.option("--name", default=None, help="the study's folder under OUT/tune (default: AGENT-ENV)")
+@click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
+@click.option("--no-reference", is_flag=True, help="skip the current card's runs the report compares against")
+@friendly
+def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
+             address, pruner, sampler_seed, name, out, device, no_reference):
+    """Tune AGENT on ENV: each trial trains --seeds runs; re-running the same command resumes the study."""
+    import os
+
+    from rlsuite.study import tune as run_tune
+
+    result = run_tune(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search,
+                      os.cpu_count() or 1 if workers is None else workers, storage, backend, address, out, name,
+                      pruner, sampler_seed, device, reference=not no_reference, echo=click.echo)
+    best = Path(result["tune_dir"]) / "best.yaml"
+    if best.exists():
+        click.echo("\n" + best.read_text().rstrip())
+    click.echo(f"report: {result['report']}")
+    if result["exit_code"]:
+        click.echo("stopped; the study and its runs are kept: re-run the same command to resume", err=True)
+        sys.exit(result["exit_code"])
+
+
+@tune.command("show")
+@click.argument("tune_dir", type=click.Path())
+@friendly
+def tune_show(tune_dir):
+    """Regenerate TUNE_DIR/report.md and print the best trial's card entry."""
+    from rlsuite.tune_report import show
+
+    for line in show(tune_dir):
+        click.echo(line)
+
+
 SECTIONS = ("dqn", "pg", "reinforce", "cards", "mnist", "faults", "matrix")
 
 

@@ -78,8 +78,13 @@ class Run:
     def __init__(self, directory: Path, agent: str, config, env_card: EnvCard, seed: int,
                  device: torch.device, *, implementation: str = "rlsuite", resume: bool = False,
                  stop_at: int | None = None, progress: bool = True, extra: dict | None = None,
-                 columns: list[str] = METRIC_COLUMNS, total: int | None = None, lock: RunLock | None = None):
+                 columns: list[str] = METRIC_COLUMNS, total: int | None = None, lock: RunLock | None = None,
+                 on_eval: Callable[[int, float], bool] | None = None):
         self.dir = Path(directory)
+        # Called after each periodic evaluation with (step, mean return); returning True stops the run
+        # as a signal would (a checkpoint, status interrupted): how a tuner prunes a trial mid-run.
+        self.on_eval = on_eval
+        self.stop_reason: str | None = None
         self.lock = lock if lock is not None and lock.held else RunLock(self.dir).acquire()
         try:
             self._open(agent, config, env_card, seed, device, implementation, resume, stop_at, progress,
@@ -328,7 +333,9 @@ class Run:
         if self.next_eval is not None and step >= self.next_eval:
             while self.next_eval <= step:
                 self.next_eval += self.config.eval_every
-            self.evaluate(step, act, self.config.eval_episodes)
+            returns = self.evaluate(step, act, self.config.eval_episodes)
+            if self.on_eval is not None and self.on_eval(step, float(returns.mean())):
+                self.stop_reason = "pruned"
 
     def flush(self) -> None:
         self._metrics_file.flush()
@@ -382,14 +389,16 @@ class Run:
     # -- stopping -------------------------------------------------------------------------------
     def should_stop(self, step: int) -> bool:
         """True after Ctrl-C / SIGTERM (or at `stop_at`): the agent then checkpoints and calls finish()."""
-        return self.stop_signal is not None or (self.stop_at is not None and step >= self.stop_at)
+        return (self.stop_signal is not None or self.stop_reason is not None
+                or (self.stop_at is not None and step >= self.stop_at))
 
     def finish(self, step: int, act: Callable, state: dict) -> dict:
         """Checkpoint; then, if the budget was reached, the final evaluation and summary.json."""
         self.save_checkpoint(step, state)
         if self.total_steps is not None and step < self.total_steps:
-            self.mark("interrupted", step, signal=self.stop_signal)
+            self.mark("interrupted", step, signal=self.stop_signal, **({"reason": self.stop_reason} if self.stop_reason else {}))
             return {"status": "interrupted", "step": step, "run_dir": str(self.dir), "signal": self.stop_signal,
+                    "reason": self.stop_reason,
                     "exit_code": STOP_SIGNALS[getattr(signal, self.stop_signal)][1] if self.stop_signal else 0}
         wall = self.wall()
         final = self.evaluate(step, act, self.config.final_eval_episodes)

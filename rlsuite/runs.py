@@ -38,13 +38,16 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
 
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
           out: str | Path = "results", device: str = "auto", progress: bool = True,
-          stop_at: int | None = None, name: str | None = None, lock: RunLock | None = None) -> dict:
-    """Train AGENT on ENV_ID with its card (+ overrides); returns the summary (or the interrupted result)."""
+          stop_at: int | None = None, name: str | None = None, lock: RunLock | None = None,
+          on_eval=None) -> dict:
+    """Train AGENT on ENV_ID with its card (+ overrides); returns the summary (or the interrupted result).
+    on_eval(step, mean) is called after each periodic evaluation; True stops the run (see engine.Run)."""
     check_seed(seed)
     spec, config, card = prepare(agent, env_id, steps, overrides)
     dev = resolve_device(device)
     run_dir = new_run_dir(Path(out), agent, env_id, seed, name, exist_ok=lock is not None)
-    with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock) as run:
+    with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock,
+             on_eval=on_eval) as run:
         return spec.train(config, run)
 
 
@@ -87,7 +90,7 @@ def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
 
 
 def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None,
-           steps: int | None = None, lock: RunLock | None = None) -> dict:
+           steps: int | None = None, lock: RunLock | None = None, on_eval=None) -> dict:
     """Continue a stopped run from its last checkpoint. With `steps` larger than the run's budget, a
     stopped or finished run trains on to the new total (its schedules stretch over the new budget)."""
     run_dir = Path(run_dir)
@@ -122,7 +125,7 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
         if dev.type == "cuda" and data.get("device", "cpu").startswith("cpu") and device is None:
             dev = resolve_device("auto")
         with Run(run_dir, data["agent"], config, card, data["seed"], dev, resume=True, progress=progress,
-                 stop_at=stop_at, lock=lock) as run:
+                 stop_at=stop_at, lock=lock, on_eval=on_eval) as run:
             return spec.train(config, run)
     finally:
         lock.release()
@@ -213,7 +216,8 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
                   tuple(spaces[0].shape))
 
 
-def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None) -> dict:
+def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None,
+                   on_eval=None) -> dict:
     """The summary of the finished run OUT/runs/NAME; else resume it when it was interrupted (or its
     process killed) with the same settings; else train it afresh (train_fn(name=NAME, lock=...)).
     Lets benchmarks, comparisons and sweeps continue where they stopped without reusing stale runs.
@@ -242,7 +246,7 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
                      and (run_dir / "config.yaml").exists()
                      and read_run_config(run_dir).get("implementation", "rlsuite") == "rlsuite")
         if resumable:
-            return resume(run_dir, progress=False, lock=lock)
+            return resume(run_dir, progress=False, lock=lock, on_eval=on_eval)
         for child in run_dir.iterdir():  # a failed, stale or forced run is redone from scratch
             if child.name != "lock":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -1,6 +1,6 @@
 """Hyperparameter search, the pieces that are pure data and arithmetic (issue 10's groundwork):
 search spaces written as data in an agent card's `tune:` section, and the objective a trial is scored
-by. The study loop (Optuna, storage, pruning, workers) builds on these.
+by. The study loop (Optuna, storage, pruning, workers) is rlsuite.study.
 
 A space maps card fields to distributions, never code:
 
@@ -72,7 +72,10 @@ def parse_space(data: Any, config_cls, source: str) -> dict[str, Distribution]:
                 raise UserError(f"{where}: categorical needs a non-empty list of choices")
             for choice in args:  # each choice must be a valid value of the field
                 _check_value(config_cls, field, choice, where)
-            space[field] = Distribution("categorical", choices=tuple(args))
+            # Optuna stores choices as plain scalars: a list choice (e.g. hidden [64, 64]) travels as the
+            # text --set would take ("64,64"), which the config reads back the same way.
+            space[field] = Distribution("categorical", choices=tuple(
+                ",".join(str(x) for x in c) if isinstance(c, list) else c for c in args))
             continue
         if not isinstance(args, list) or len(args) != 2:
             raise UserError(f"{where}: {kind} needs [low, high]")
@@ -106,28 +109,44 @@ def _check_value(config_cls, field: str, value, where: str) -> None:
         raise UserError(f"{where}: {e}") from None
 
 
-def objective(curves: list[tuple[np.ndarray, np.ndarray]], final: list[float], threshold: float,
-              collapse_penalty: float = 0.5) -> float:
+def normalised_area(steps, means, threshold: float, floor: float, budget: float | None = None) -> float:
+    """The area under one seed's evaluation curve, its returns normalised to [0, 1] between `floor` (a
+    random policy's return) and `threshold`, averaged over the training steps [0, budget]: 1 means
+    solved from the first step, 0 never better than random. The curve starts at (0, floor) (nothing is
+    learned before training) and holds its last value to `budget` (default: its last step), so that
+    solving early scores more than solving late."""
+    steps = np.concatenate([[0.0], np.asarray(steps, float)])
+    means = np.asarray(means, float)
+    span = threshold - floor
+    level = np.ones_like(means) if span <= 0 else np.clip((means - floor) / span, 0.0, 1.0)
+    level = np.concatenate([[0.0], level])
+    end = steps[-1] if budget is None else float(budget)
+    if end <= 0:
+        return 0.0
+    if steps[-1] < end:
+        steps, level = np.append(steps, end), np.append(level, level[-1])
+    return float(np.trapezoid(level, steps) / end)
+
+
+def objective(curves: list[tuple[np.ndarray, np.ndarray]], final: list[float], threshold: float, floor: float,
+              budget: float | None = None, collapse_penalty: float = 0.5) -> float:
     """The score of one trial over its K seeds, higher is better, in [-collapse_penalty, 1]:
 
-      mean over seeds of the normalised area under the evaluation curve
-      - collapse_penalty × (fraction of seeds whose final evaluation is below the threshold)
+      mean over seeds of normalised_area(curve)  -  collapse_penalty × (fraction of seeds whose final
+                                                    evaluation is below the threshold)
 
-    Each seed's curve (steps, evaluation means) is normalised between its own first evaluation (the
-    untrained policy) and the threshold, clipped to [0, 1], and averaged over the training steps, so
-    that solving early scores more than solving late. The penalty makes a recipe that works on every
-    seed beat one whose lucky seeds solve and whose others collapse."""
+    The penalty makes a recipe that works on every seed beat one whose lucky seeds solve early and
+    whose others collapse or never learn: tuning must reward what holds on every seed."""
     if not curves or len(curves) != len(final):
         raise ValueError("one curve and one final evaluation per seed")
-    areas = []
-    for steps, means in curves:
-        steps, means = np.asarray(steps, float), np.asarray(means, float)
-        floor = means[0]
-        span = threshold - floor
-        level = np.ones_like(means) if span <= 0 else np.clip((means - floor) / span, 0.0, 1.0)
-        if len(steps) < 2:
-            areas.append(float(level.mean()))
-            continue
-        areas.append(float(np.trapezoid(level, steps) / (steps[-1] - steps[0])))
+    areas = [normalised_area(steps, means, threshold, floor, budget) for steps, means in curves]
     collapsed = sum(f < threshold for f in final) / len(final)
     return float(np.mean(areas)) - collapse_penalty * collapsed
+
+
+def running_score(done_areas: list[float], steps, means, threshold: float, floor: float) -> float:
+    """What a trial reports to the pruner during seed i: the mean of the finished seeds' areas and the
+    running seed's area so far. Two trials are compared at the same point of the same seed order, so a
+    pruner sees like with like (the collapse penalty is only known at the end)."""
+    partial = normalised_area(steps, means, threshold, floor) if len(steps) else 0.0
+    return float((sum(done_areas) + partial) / (len(done_areas) + 1))

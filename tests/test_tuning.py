@@ -6,7 +6,7 @@ import pytest
 from rlsuite.agents.dqn import DQNConfig
 from rlsuite.agents.pg import PPOConfig
 from rlsuite.errors import UserError
-from rlsuite.tuning import Distribution, objective, parse_space
+from rlsuite.tuning import Distribution, normalised_area, objective, parse_space, running_score
 
 
 class FakeTrial:
@@ -64,16 +64,32 @@ def test_bad_spaces_are_one_line_errors(spec, fragment):
 
 
 def test_objective_prefers_the_steady_recipe_to_the_collapsing_one():
-    steps = np.arange(0, 11) * 1000.0
-    steady = np.array([10, 100, 300, 475, 480, 490, 500, 500, 500, 500, 500], float)
-    collapses = np.array([10, 300, 500, 500, 500, 500, 500, 500, 120, 40, 20], float)  # earlier, then falls
-    never = np.full(11, 10.0)
-    both_steady = objective([(steps, steady), (steps, steady)], [500, 500], 475)
-    one_collapses = objective([(steps, steady), (steps, collapses)], [500, 20], 475)
+    steps = np.arange(1, 11) * 1000.0   # evaluations every 1,000 steps; the curve starts at (0, floor)
+    steady = np.array([100, 300, 475, 480, 490, 500, 500, 500, 500, 500], float)
+    collapses = np.array([300, 500, 500, 500, 500, 500, 500, 120, 40, 20], float)  # earlier, then falls
+    never = np.full(10, 10.0)
+    both_steady = objective([(steps, steady), (steps, steady)], [500, 500], 475, floor=10)
+    one_collapses = objective([(steps, steady), (steps, collapses)], [500, 20], 475, floor=10)
     assert both_steady > one_collapses
-    # by hand for one seed: the normalised level (clipped) integrated over steps, /10,000
-    level = np.clip((steady - 10) / (475 - 10), 0, 1)
-    assert objective([(steps, steady)], [500], 475) == pytest.approx(np.trapezoid(level, steps) / 10_000)
-    assert objective([(steps, never)], [10], 475) == pytest.approx(0.0 - 0.5)  # nothing learned, and penalised
+    # by hand for one seed: the normalised level (clipped) integrated over [0, 10,000], /10,000
+    level = np.concatenate([[0.0], np.clip((steady - 10) / (475 - 10), 0, 1)])
+    by_hand = np.trapezoid(level, np.concatenate([[0.0], steps])) / 10_000
+    assert objective([(steps, steady)], [500], 475, floor=10) == pytest.approx(by_hand)
+    assert objective([(steps, never)], [10], 475, floor=10) == pytest.approx(0.0 - 0.5)  # nothing learned, penalised
+    # a budget beyond the last evaluation holds the last level: solved throughout the extra half
+    assert objective([(steps, steady)], [500], 475, floor=10, budget=20_000) == pytest.approx((by_hand + 1) / 2)
     with pytest.raises(ValueError):
-        objective([(steps, steady)], [], 475)
+        objective([(steps, steady)], [], 475, floor=10)
+
+
+def test_normalised_area_by_hand():
+    # a floor of -500 and threshold -100 (Acrobot): -300 is half-way; solved at 2,000 of 4,000 steps
+    assert normalised_area([2000, 4000], [-100, -100], -100, -500) == pytest.approx((0.5 * 2000 * 1 + 2000) / 4000)
+    assert normalised_area([1000], [-300], -100, -500, budget=1000) == pytest.approx(0.25)
+    assert normalised_area([1000], [-900], -100, -500) == 0.0  # worse than random clips at 0
+
+
+def test_running_score_is_the_mean_over_seeds_so_far():
+    # seed 0 finished with area 0.8; seed 1 so far: solved from its first evaluation on
+    assert running_score([0.8], [1000, 2000], [475, 500], 475, 10) == pytest.approx((0.8 + 0.75) / 2)
+    assert running_score([], [], [], 475, 10) == 0.0

@@ -1,0 +1,203 @@
+"""`rlsuite tune` end to end on tiny studies: card entry and report written, resume continues the same
+study, a failing trial does not stop it, an interrupted trial is retried and its runs resume, pruning
+stops a run mid-way, bad input ends in one line; local worker processes and a local Ray share one study."""
+
+import importlib.util
+import json
+import os
+
+import optuna
+import pytest
+import yaml
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+from rlsuite import runs
+from rlsuite.agents.dqn import DQNConfig
+from rlsuite.cards import apply
+from rlsuite.cli import main
+from rlsuite.study import load_settings, open_study
+from tests.conftest import TINY_DQN, assert_one_line_error
+
+# Every trial: 2 seeds × 900 steps of a 16x16 DQN, evaluated every 300 steps (seconds per trial).
+FIXED = [x for k, v in TINY_DQN.items() if k not in ("eval_every",) for x in ("--set", f"{k}={v}")]
+FIXED += ["--set", "eval_every=300"]
+SPACE = "lr: {loguniform: [1.0e-4, 1.0e-2]}\ngamma: {categorical: [0.9, 0.99]}\n"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tune_args(tmp_path, trials, *extra):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    return ["tune", "dqn", "CartPole-v1", "--trials", trials, "--seeds", 2, "--steps", 900, "--workers", 1,
+            "--space", space, "--out", tmp_path, "--no-reference", *FIXED, *extra]
+
+
+def study_of(tune_dir):
+    settings = load_settings(tune_dir)
+    return settings, open_study(settings).get_trials(deepcopy=False)
+
+
+def test_tiny_study_end_to_end_resume_and_a_failing_trial(tmp_path, monkeypatch):
+    real_train = runs.train
+    calls = []
+
+    def train_failing_once(*args, **kwargs):  # the first run of the study crashes: its trial fails
+        calls.append(kwargs["seed"])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "train", train_failing_once)
+    result = invoke(*tune_args(tmp_path, 3))
+    assert result.exit_code == 0, result.output
+    tune_dir = tmp_path / "tune" / "dqn-CartPole-v1"
+    settings, trials = study_of(tune_dir)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert "boom" in trials[0].user_attrs["error"]
+    assert settings.seeds == [0, 1] and settings.steps == 900 and settings.fixed["hidden"] == [16, 16]
+    assert settings.floor == pytest.approx(settings.floor) and settings.floor < 50  # a random policy on CartPole
+    # every complete trial trained one ordinary run per seed, scored by the objective
+    for t in trials[1:]:
+        assert len(t.user_attrs["runs"]) == 2 and len(t.user_attrs["finals"]) == 2
+        assert -0.5 <= t.value <= 1.0
+        for run_dir in t.user_attrs["runs"]:
+            assert json.loads((tune_dir / "runs" / os.path.basename(run_dir) / "summary.json").read_text())["steps"] == 900
+    best = max(trials[1:], key=lambda t: t.value)
+    # the card entry: the card's CartPole entry with the fixed fields and the best values, ready to apply
+    entry = yaml.safe_load((tune_dir / "best.yaml").read_text())["CartPole-v1"]
+    assert entry["lr"] == best.params["lr"] and entry["gamma"] == best.params["gamma"] and entry["hidden"] == [16, 16]
+    assert apply(DQNConfig(), entry, "best.yaml").total_steps == 900
+    assert f"trial {best.number}" in result.output and "CartPole-v1:" in result.output
+    report = (tune_dir / "report.md").read_text()
+    assert "| 0 | fail |" in report and "boom" in report and "history.png" in report
+    for name in ("history.png", "importances.png"):
+        assert (tune_dir / name).stat().st_size > 1000
+    assert len(list((tune_dir / "tensorboard").iterdir())) == 2  # one HParams entry per complete trial
+
+    # the same command with more trials continues the same study; the finished trials stay
+    result = invoke(*tune_args(tmp_path, 4))
+    assert result.exit_code == 0, result.output
+    assert "continuing the study" in result.output
+    _, trials = study_of(tune_dir)
+    assert len(trials) == 4 and trials[3].state == TrialState.COMPLETE
+    # other settings on the same folder: one line, nothing touched
+    assert_one_line_error(invoke(*tune_args(tmp_path, 4)[:6], 3, *tune_args(tmp_path, 4)[7:]), "other settings", "seeds")
+    # `tune show` regenerates the report and prints the card entry
+    result = invoke("tune", "show", tune_dir)
+    assert result.exit_code == 0 and "CartPole-v1:" in result.output and "4/4 trials" in result.output
+
+
+def test_an_interrupted_trial_is_retried_and_its_run_resumes(tmp_path, monkeypatch):
+    from rlsuite import engine
+
+    original = engine.Run.maybe_evaluate
+    fired = []
+
+    def ctrl_c_at_first_evaluation(self, step, act):  # as if Ctrl-C arrived mid-run
+        original(self, step, act)
+        if not fired and step >= 300:
+            fired.append(self.dir)
+            self.stop_signal = "SIGINT"
+
+    monkeypatch.setattr(engine.Run, "maybe_evaluate", ctrl_c_at_first_evaluation)
+    result = invoke(*tune_args(tmp_path, 2))
+    assert result.exit_code == 130, result.output
+    assert "re-run the same command to resume" in result.output
+    tune_dir = tmp_path / "tune" / "dqn-CartPole-v1"
+    _, trials = study_of(tune_dir)
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["interrupted"] == "SIGINT"
+    run_dir = fired[0]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+
+    result = invoke(*tune_args(tmp_path, 2))
+    assert result.exit_code == 0, result.output
+    assert "queued again" in result.output
+    _, trials = study_of(tune_dir)
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == 0)
+    assert retry.state == TrialState.COMPLETE and retry.params == trials[0].params
+    assert str(run_dir) in retry.user_attrs["runs"]  # the same run directory, resumed, not retrained
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 900
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2  # the interrupted one does not count
+
+
+def test_pruning_stops_the_run_at_an_evaluation(tmp_path, monkeypatch):
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1)
+    result = invoke(*tune_args(tmp_path, 2))
+    assert result.exit_code == 0, result.output
+    tune_dir = tmp_path / "tune" / "dqn-CartPole-v1"
+    _, trials = study_of(tune_dir)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert list(trials[1].intermediate_values) == [300]  # reported at its first evaluation, then stopped
+    run_dir = tune_dir / "runs" / os.path.basename(trials[1].user_attrs["runs"][0])
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["reason"] == "pruned" and status["step"] < 900
+    assert "pruned at seed 0 step 300" in (tune_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--trials", 0], ["--trials must be in"]),
+    (["--pruner", "bogus"], ["unknown pruner"]),
+    (["--search", "lr"], ["--search", "FIELD=DISTRIBUTION"]),
+    (["--search", "lrr={loguniform: [1e-4, 1e-2]}"], ["lrr", "unknown field"]),
+    (["--search", "lr={loguniform: [0, 1e-2]}"], ["log scale needs low > 0"]),
+    (["--search", "lr={uniform: [1e-2, 1e-4]}"], ["low < high"]),
+    (["--search", "double={uniform: [0, 1]}"], ["not a number field"]),
+    (["--address", "auto"], ["--address is for --backend ray"]),
+    (["--backend", "spark"], ["unknown backend"]),
+    (["--storage", "mysql+nodriver://x/y"], ["cannot open the study storage"]),
+])
+def test_bad_tune_input_is_one_line(tmp_path, args, fragments):
+    assert_one_line_error(invoke(*tune_args(tmp_path, 2, *args)), *fragments)
+
+
+def test_bad_tune_targets_are_one_line(tmp_path):
+    assert_one_line_error(invoke("tune", "dqnn", "CartPole-v1", "--out", tmp_path), "dqnn")
+    assert_one_line_error(invoke("tune", "show", tmp_path / "nope"), "not a tune directory")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "tune.json").write_text("{not json")
+    assert_one_line_error(invoke("tune", "show", tmp_path / "damaged"), "damaged")
+    space = tmp_path / "s.yaml"
+    space.write_text("lr: 3\n")
+    assert_one_line_error(invoke("tune", "dqn", "CartPole-v1", "--space", space, "--out", tmp_path), "one distribution")
+    # every field fixed: nothing left to search
+    space.write_text("lr: {loguniform: [1e-4, 1e-2]}\n")
+    assert_one_line_error(invoke("tune", "dqn", "CartPole-v1", "--space", space, "--set", "lr=1e-3", "--out", tmp_path),
+                          "nothing to tune")
+
+
+def test_every_card_space_parses():
+    from rlsuite.agents import get_agent
+    from rlsuite.cards import load_agent_card
+    from rlsuite.tuning import parse_space
+
+    for agent in ("dqn", "ppo", "a2c", "reinforce"):
+        assert parse_space(load_agent_card(agent)["tune"], get_agent(agent).config_cls, agent)
+
+
+def test_two_local_worker_processes_share_one_study(tmp_path):
+    args = tune_args(tmp_path, 2)
+    args[args.index("--workers") + 1] = 2
+    args[args.index("--seeds") + 1] = 1
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 2
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert os.getpid() not in pids  # trained in the worker processes
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None and os.environ.get("CI") != "true",
+                    reason="needs the [ray] extra (CI installs it, so there this test always runs)")
+def test_tune_on_a_local_ray(tmp_path):
+    args = tune_args(tmp_path, 2, "--backend", "ray")
+    args[args.index("--workers") + 1] = 2
+    args[args.index("--seeds") + 1] = 1
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 2
