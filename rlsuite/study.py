@@ -546,8 +546,9 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
          sets: tuple[str, ...] = (), space_file: str | None = None, search: tuple[str, ...] = (), workers: int = 1,
          storage: str | None = None, backend: str = "local", address: str | None = None, out="results",
          name: str | None = None, pruner: str = "median", sampler_seed: int = 0, device: str = "auto",
-         reference: bool = True, echo=print) -> dict:
-    """Run (or continue) a study; returns {"tune_dir", "exit_code", "counts", "report"}."""
+         reference: bool = True, enqueue: list[dict] | None = None, echo=print) -> dict:
+    """Run (or continue) a study; returns {"tune_dir", "exit_code", "counts", "report"}. ENQUEUE: values
+    a new study tries first, in order (e.g. a known recipe, or another study's trials to time)."""
     from rlsuite import runs
     from rlsuite.agents import get_agent
     from rlsuite.cards import coerce, parse_overrides
@@ -601,6 +602,8 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         echo(f"new study in {tune_dir}: {len(space)} fields ({', '.join(space)}), {seeds} seeds per trial, "
              f"{settings.steps:,} steps each; objective 0 = random policy ({settings.floor:.1f}), 1 = solved "
              f"({settings.threshold:g}) from the first step")
+        for values in enqueue or []:
+            study.enqueue_trial(values)
     save_settings(tune_dir, settings)
     queued = recover(study, study._storage)
     if queued:
