@@ -259,7 +259,7 @@ def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(r["step"]) for r in rows]), np.array([float(r["eval_mean"]) for r in rows])
 
 
-def run_trial(trial, settings: TuneSettings, tune_dir: Path) -> float:
+def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float:
     """Train the trial's runs seed after seed; report every evaluation to the pruner; return the score."""
     import optuna
     from rlsuite import runs
@@ -314,6 +314,8 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path) -> float:
             areas.append(normalised_area(*curves[-1], settings.threshold, settings.floor, settings.steps))
             trial.set_user_attr("finals", finals)
             trial.set_user_attr("areas", areas)
+            if echo is not None:
+                echo(f"  trial {trial.number} seed {seed}: final {finals[-1]:.1f}")
     except (optuna.TrialPruned, StudyInterrupted, TrialFailed):
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: the run kept its last checkpoint
@@ -332,7 +334,8 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Workers
-def work(tune_dir: str | Path, n_trials: int, worker: int = 0, parallel: bool = False, on_trial=None) -> int:
+def work(tune_dir: str | Path, n_trials: int, worker: int = 0, parallel: bool = False, on_trial=None,
+         echo=print) -> int:
     """One worker: run trials against the shared study until --trials are done. Returns an exit code:
     0, or 130 / 143 when a signal stopped it (the trial it was running is retried on the next start)."""
     import torch
@@ -341,13 +344,22 @@ def work(tune_dir: str | Path, n_trials: int, worker: int = 0, parallel: bool = 
     torch.set_num_threads(1)
     settings = load_settings(tune_dir)
     study = open_study(settings, worker, n_trials, parallel)
+
+    def hparams(study, trial):  # each finished trial shows in TensorBoard's HParams view at once
+        from rlsuite import tune_report
+
+        try:
+            tune_report.write_hparams(settings, tune_dir, [trial])
+        except OSError:
+            pass  # a full disk will end the next run in one line; the HParams entry is rewritten by `tune show`
+
     while True:
         c = counts(study)
         if c.waiting == 0 and c.done + c.running >= n_trials:
             return 0
         try:
-            study.optimize(partial(run_trial, settings=settings, tune_dir=tune_dir), n_trials=1,
-                           catch=(TrialFailed,), gc_after_trial=False)
+            study.optimize(partial(run_trial, settings=settings, tune_dir=tune_dir, echo=echo), n_trials=1,
+                           catch=(TrialFailed,), gc_after_trial=False, callbacks=[hparams])
         except StudyInterrupted as e:
             return e.exit_code
         except KeyboardInterrupt:
@@ -367,7 +379,7 @@ def _worker_main(argv: list[str]) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    sys.exit(work(tune_dir, n_trials, index, parallel=True))
+    sys.exit(work(tune_dir, n_trials, index, parallel=True, echo=lambda line: print(line, flush=True)))
 
 
 def _mark_worker_trials_failed(study, storage, pid: int, why: str) -> None:
@@ -393,7 +405,7 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
             if line != last[0]:
                 echo(line)
                 last[0] = line
-        return work(tune_dir, n_trials, 0, parallel=False, on_trial=show)
+        return work(tune_dir, n_trials, 0, parallel=False, on_trial=show, echo=echo)
     logs = tune_dir / "workers"
     logs.mkdir(exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))

@@ -237,8 +237,9 @@ def write_report(tune_dir: str | Path) -> Path:
             note = f"pruned at seed {settings.seeds[step // settings.steps]} step {step % settings.steps:,}"
         lines.append(f"| {t.number} | {state} | {value} | {finals} | " + " | ".join(_fmt(t.params.get(n, "—")) for n in names)
                      + f" | {note.replace('|', '/')} |")
-    hp = write_hparams(settings, tune_dir, trials)
-    lines += ["", f"TensorBoard HParams: `tensorboard --logdir {tune_dir / 'tensorboard'}` ({hp} new entries this time). "
+    write_hparams(settings, tune_dir, trials)  # workers write them as trials finish; this fills any gap
+    hp = len(list((tune_dir / "tensorboard").glob("trial-*"))) if (tune_dir / "tensorboard").exists() else 0
+    lines += ["", f"TensorBoard HParams: `tensorboard --logdir {tune_dir / 'tensorboard'}` ({hp} complete trials). "
               f"Trial runs are ordinary run directories under `{tune_dir / 'runs'}`: `rlsuite plot` and "
               "`rlsuite eval` take them.", ""]
     report = tune_dir / "report.md"

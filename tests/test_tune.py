@@ -201,3 +201,32 @@ def test_tune_on_a_local_ray(tmp_path):
     assert result.exit_code == 0, result.output
     _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 2
+
+
+def test_a_trial_left_running_by_a_killed_worker_is_queued_again(tmp_path):
+    """kill -9 leaves a RUNNING trial behind: the next start marks it interrupted and retries its values once."""
+    import socket
+    import subprocess
+    import sys
+
+    from rlsuite.study import recover
+
+    result = invoke(*tune_args(tmp_path, 1))
+    assert result.exit_code == 0, result.output
+    settings, _ = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
+    study = open_study(settings)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    trial.suggest_categorical("gamma", [0.9, 0.99])
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": int(dead.stdout)})
+    alive = study.ask()  # a trial of a live worker (this process) is left alone
+    alive.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    assert recover(study, study._storage) == 1
+    assert recover(study, study._storage) == 0  # retried once, not again
+    trials = study.get_trials(deepcopy=False)
+    assert trials[trial.number].state == TrialState.FAIL and trials[trial.number].user_attrs["interrupted"]
+    assert trials[alive.number].state == TrialState.RUNNING
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == trial.number
+    assert waiting[0].system_attrs["fixed_params"] == trials[trial.number].params  # the same values
