@@ -384,11 +384,11 @@ def tune_show(tune_dir):
         click.echo(line)
 
 
-SECTIONS = ("dqn", "pg", "reinforce", "cards", "mnist", "faults", "matrix")
+SECTIONS = ("dqn", "pg", "reinforce", "cards", "tuning", "mnist", "faults", "matrix")
 
 
 @main.command()
-@click.option("--sections", default="dqn,pg,reinforce,cards,mnist,faults,matrix", show_default=True,
+@click.option("--sections", default="dqn,pg,reinforce,cards,tuning,mnist,faults,matrix", show_default=True,
               help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 5 for RL)")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
@@ -400,7 +400,8 @@ def bench(sections, seeds, out):
     dqn     results/dqn.md: DQN targets (CartPole side by side, rlsuite@zoo speed runs, MountainCar)
     pg      results/pg.md: REINFORCE / A2C / PPO targets (CartPole, PPO LunarLander)
     reinforce  results/reinforce.md: REINFORCE on CartPole, Acrobot, LunarLander (5 seeds)
-    cards   results/cards.md: the changed cards on fresh seeds 100-109
+    cards   results/cards.md: every shipped card against issue 10's target on fresh seeds 100-109
+    tuning  results/tuning.md: what `rlsuite tune` costs (DQN CartPole; pruning; 2 workers)
     mnist   results/mnist.md: the supervised module
     faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
     matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
@@ -419,7 +420,7 @@ def bench(sections, seeds, out):
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")
     for name in names:
         cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
-        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards") else []  # fixed trials / seeds
+        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "tuning") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
         if subprocess.run(cmd).returncode != 0:
             raise UserError(f"benchmark section '{name}' failed; its output is above")
