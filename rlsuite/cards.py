@@ -36,6 +36,8 @@ def read_yaml(path: Path) -> Any:
             return yaml.safe_load(f)
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path} ({getattr(e, 'strerror', None) or type(e).__name__}); give a YAML file") from None
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0]
         raise UserError(f"{path} is not valid YAML ({first}); fix the file") from None

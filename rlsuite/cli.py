@@ -343,7 +343,7 @@ def tune():
               help="a YAML search space (fields -> distributions) instead of the card's tune: section")
 @click.option("--search", multiple=True, metavar="FIELD=DIST",
               help="add or replace one field of the space, e.g. --search 'lr={loguniform: [1e-4, 1e-2]}'")
-@click.option("--workers", type=int, default=None, help="parallel trials (default: CPU cores)")
+@click.option("--workers", type=int, default=None, help="parallel trials (default: CPU cores, or the Ray cluster's CPUs)")
 @click.option("--storage", default=None, help="journal file, SQLite file (.db) or RDB URL (default: TUNE_DIR/study.journal)")
 @click.option("--backend", default="local", show_default=True, help="local (worker processes) or ray")
 @click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
@@ -357,12 +357,10 @@ def tune():
 def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
              address, pruner, sampler_seed, name, out, device, no_reference):
     """Tune AGENT on ENV: each trial trains --seeds runs; re-running the same command resumes the study."""
-    import os
-
     from rlsuite.study import tune as run_tune
 
     result = run_tune(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search,
-                      os.cpu_count() or 1 if workers is None else workers, storage, backend, address, out, name,
+                      workers, storage, backend, address, out, name,
                       pruner, sampler_seed, device, reference=not no_reference, echo=click.echo)
     best = Path(result["tune_dir"]) / "best.yaml"
     if best.exists():

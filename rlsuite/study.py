@@ -36,9 +36,19 @@ from pathlib import Path
 import numpy as np
 
 from rlsuite.errors import UserError
+from rlsuite.rundir import disk_error
 
 PRUNERS = ("median", "halving", "none")
 MAX_TRIALS = 100_000
+
+
+class _Stop:
+    """Set by a worker's signal handler between runs; checked before each run starts."""
+
+    code = 0
+
+
+STOP = _Stop()
 
 
 class TrialFailed(Exception):
@@ -67,8 +77,9 @@ class TuneSettings:
     sampler_seed: int
     threshold: float
     floor: float            # a uniformly random policy's mean evaluation return: the objective's 0
+    eval_every: int = 0     # the runs' evaluation interval: pruning compares trials on this grid
     collapse_penalty: float = 0.5
-    storage: str = ""       # the Optuna storage URL (journal file, SQLite or any RDB)
+    storage: str = ""       # the Optuna storage URL given by --storage; "" = study.journal in the tune folder
     device: str = "auto"    # not part of the study's identity: workers may differ
     format: int = 1
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -85,21 +96,28 @@ def tune_dir_for(out, agent: str, env_id: str, name: str | None = None) -> Path:
 
 
 def load_settings(tune_dir: Path) -> TuneSettings:
+    """tune.json, with the default storage resolved inside TUNE_DIR wherever the folder now is (a copied
+    or moved study keeps using its own journal)."""
     path = Path(tune_dir) / "tune.json"
     if not path.exists():
         raise UserError(f"{tune_dir} is not a tune directory (no tune.json); give the folder `rlsuite tune` printed")
     try:
         data = json.loads(path.read_text())
         names = {f.name for f in dataclasses.fields(TuneSettings)}
-        return TuneSettings(**{k: v for k, v in data.items() if k in names})
-    except (ValueError, TypeError) as e:
+        settings = TuneSettings(**{k: v for k, v in data.items() if k in names})
+    except (ValueError, TypeError, OSError) as e:
         raise UserError(f"{path} is damaged ({e}); restore it or tune into a new --out") from None
+    settings.storage = storage_url(settings.storage or None, Path(tune_dir))
+    return settings
 
 
 def save_settings(tune_dir: Path, settings: TuneSettings) -> None:
     from rlsuite.rundir import atomic_write_text
 
-    atomic_write_text(Path(tune_dir) / "tune.json", json.dumps(dataclasses.asdict(settings), indent=1))
+    data = dataclasses.asdict(settings)
+    if data["storage"] == storage_url(None, Path(tune_dir)):
+        data["storage"] = ""  # the default: relative to the folder, so that it can move
+    atomic_write_text(Path(tune_dir) / "tune.json", json.dumps(data, indent=1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +135,7 @@ def storage_url(storage: str | None, tune_dir: Path) -> str:
     return str(path)
 
 
-def open_storage(url: str):
+def open_storage(url: str, must_exist: bool = False):
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -128,6 +146,8 @@ def open_storage(url: str):
             raise UserError(f"cannot open the study storage {url} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     from optuna.storages.journal import JournalFileBackend
 
+    if must_exist and not Path(url).is_file():
+        raise UserError(f"the study journal {url} is missing; restore it (the study's trials are in it)")
     try:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(url))
@@ -135,18 +155,27 @@ def open_storage(url: str):
         raise UserError(f"cannot open the study journal {url} ({e.strerror}); choose a writable --storage") from None
 
 
-def open_study(settings: TuneSettings, worker: int = 0, n_trials: int = 0, parallel: bool = False):
+def open_study(settings: TuneSettings, worker: int = 0, n_trials: int = 0, parallel: bool = False,
+               must_exist: bool = False):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # TPE after a random start; with several workers the running trials count as "lies" so that
-    # workers do not all propose the same point.
+    # Failed trials are reported in one line by rlsuite; Optuna's own warning carries a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(settings.storage, must_exist)
+    try:
+        study = optuna.create_study(study_name=settings.study_name, storage=storage, pruner=make_pruner(settings),
+                                    direction="maximize", load_if_exists=True)
+        existing = len(study.get_trials(deepcopy=False))
+    except (ValueError, KeyError, TypeError) as e:  # a journal cut short or edited
+        raise UserError(f"the study storage {settings.storage} is damaged ({type(e).__name__}: {str(e)[:80]}); "
+                        "restore it, or tune into a new --name") from None
+    # TPE after a random start; with several workers the running trials count as "lies" so that workers
+    # do not all propose the same point. The sampler's seed moves on with the study: a resumed study
+    # must not replay its first random proposals.
     startup = max(2, min(10, n_trials // 4)) if n_trials else 10
-    sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + worker, n_startup_trials=startup,
-                                         multivariate=True, constant_liar=parallel)
-    return optuna.create_study(study_name=settings.study_name, storage=open_storage(settings.storage),
-                               sampler=sampler, pruner=make_pruner(settings), direction="maximize",
-                               load_if_exists=True)
+    study.sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + 1000 * existing + worker,
+                                               n_startup_trials=startup, multivariate=True, constant_liar=parallel)
+    return study
 
 
 def make_pruner(settings: TuneSettings):
@@ -217,17 +246,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+STALE_AFTER_S = 3600.0  # a running trial silent this long (no evaluation, no new seed) has lost its worker
+
+
+def stale(trial, now: float | None = None) -> bool:
+    """A RUNNING trial whose worker is gone: a process of this host that no longer exists (kill -9), or,
+    for a worker elsewhere (a Ray node) or one killed before it signed the trial, no heartbeat for
+    STALE_AFTER_S (the worker stamps one at every evaluation and every seed)."""
+    worker = trial.user_attrs.get("worker") or {}
+    if worker.get("host") == socket.gethostname() and not _pid_alive(worker.get("pid", -1)):
+        return True
+    beat = trial.user_attrs.get("heartbeat")
+    if beat is None and trial.datetime_start is not None:
+        beat = trial.datetime_start.timestamp()
+    return beat is not None and (now or time.time()) - beat > STALE_AFTER_S
+
+
 def recover(study, storage) -> int:
-    """Before workers start: a trial left RUNNING by a process that no longer exists (kill -9, power
-    loss) is marked failed-as-interrupted; every interrupted trial not yet retried is queued again with
-    the same values, so that its runs resume from their checkpoints. Returns the number queued."""
+    """Before workers start: a trial left RUNNING by a worker that is gone (see `stale`) is marked
+    failed-as-interrupted; every interrupted trial not yet retried is queued again with the same values,
+    so that its runs resume from their checkpoints. Returns the number queued."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    host = socket.gethostname()
     for t in trials:
-        worker = t.user_attrs.get("worker") or {}
-        if t.state == TrialState.RUNNING and worker.get("host") == host and not _pid_alive(worker.get("pid", -1)):
+        if t.state == TrialState.RUNNING and stale(t):
             storage.set_trial_user_attr(t._trial_id, "interrupted", "its worker process ended")
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
@@ -275,6 +318,8 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
 
     def fail(message: str):
         trial.set_user_attr("error", message.splitlines()[0][:300])
+        if echo is not None:
+            echo(f"  trial {trial.number} failed: {message.splitlines()[0][:300]}")
         raise TrialFailed(message)
 
     try:
@@ -285,6 +330,10 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
     areas, finals, curves, run_dirs = [], [], [], []
     try:
         for i, seed in enumerate(settings.seeds):
+            if STOP.code:  # a signal arrived between two runs: stop before the next one starts
+                trial.set_user_attr("interrupted", "SIGTERM" if STOP.code == 143 else "SIGINT")
+                raise StudyInterrupted(STOP.code)
+            trial.set_user_attr("heartbeat", time.time())
             name = f"{key}-s{seed}"
             run_dir = tune_dir / "runs" / name
             seen: list[tuple[float, float]] = []
@@ -295,8 +344,13 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
                     seen[:] = [(s, m) for s, m in seen if s < step]
                 seen.append((step, mean))
                 steps, means = zip(*seen)
+                # Reported at the evaluation point the step passed (a multiple of eval_every), not at the
+                # step itself: rollouts of different sizes overshoot it differently, and the median
+                # pruner only compares trials that reported at the same step.
+                point = int(step) // settings.eval_every * settings.eval_every if settings.eval_every else int(step)
                 trial.report(running_score(areas, steps, means, settings.threshold, settings.floor),
-                             i * settings.steps + int(step))
+                             i * settings.steps + point)
+                trial.set_user_attr("heartbeat", time.time())
                 return trial.should_prune()
 
             train = partial(runs.train, settings.agent, settings.env_id, seed=seed, steps=settings.steps,
@@ -366,30 +420,34 @@ def work(tune_dir: str | Path, n_trials: int, worker: int = 0, parallel: bool = 
             return 130
         if on_trial is not None:
             on_trial(study)
-        if getattr(work, "stop", None):  # a signal arrived between trials
-            return work.stop
+        if STOP.code:  # a signal arrived between trials
+            return STOP.code
 
 
 def _worker_main(argv: list[str]) -> None:
     """`python -m rlsuite.study --worker TUNE_DIR N_TRIALS INDEX`: one local worker process."""
     tune_dir, n_trials, index = argv[0], int(argv[1]), int(argv[2])
 
-    def stop(signum, frame):  # between runs: finish nothing new; inside a run the engine's handler rules
-        work.stop = 143 if signum == signal.SIGTERM else 130
+    def stop(signum, frame):  # between runs: start nothing new; inside a run the engine's handler rules
+        STOP.code = 143 if signum == signal.SIGTERM else 130
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     sys.exit(work(tune_dir, n_trials, index, parallel=True, echo=lambda line: print(line, flush=True)))
 
 
-def _mark_worker_trials_failed(study, storage, pid: int, why: str) -> None:
+def _mark_worker_trials_failed(study, storage, pid: int, why: str, interrupted: bool) -> None:
+    """The RUNNING trial of a worker process that ended: failed (a crash), or interrupted (killed by a
+    signal: retried with its values, its runs resuming)."""
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False):
         worker = t.user_attrs.get("worker") or {}
         if t.state == TrialState.RUNNING and worker.get("pid") == pid and worker.get("host") == socket.gethostname():
-            storage.set_trial_user_attr(t._trial_id, "error", why)
+            storage.set_trial_user_attr(t._trial_id, "interrupted" if interrupted else "error", why)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    if interrupted:
+        recover(study, storage)
 
 
 def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: int, echo) -> int:
@@ -429,8 +487,10 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
                 if rc in (130, 143, -signal.SIGINT, -signal.SIGTERM):
                     code = code or (rc if rc > 0 else 128 - rc)
                 elif rc != 0:
-                    _mark_worker_trials_failed(study, storage, proc.pid, f"its worker process exited with code {rc} "
-                                               f"(log: {logs / f'worker-{i}.log'})")
+                    why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
+                    echo(f"worker {i} {why} (log: {logs / f'worker-{i}.log'})")
+                    _mark_worker_trials_failed(study, storage, proc.pid, f"its worker process {why} "
+                                               f"(log: {logs / f'worker-{i}.log'})", interrupted=rc < 0)
                     c = counts(study)
                     if restarts < workers and c.done + c.running < n_trials and not code:
                         restarts += 1
@@ -454,7 +514,8 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
     return code
 
 
-def run_ray(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: int, address: str | None, echo) -> int:
+def run_ray(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: int | None, address: str | None,
+            echo) -> int:
     """Trials as Ray tasks: `workers` tasks each run the worker loop against the one storage, which every
     node must reach (a journal file on a shared filesystem, or an RDB URL via --storage)."""
     from rlsuite.sweep import _check_ray_address
@@ -473,6 +534,9 @@ def run_ray(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: int,
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UserError(f"cannot reach a Ray cluster at {address or 'a new local instance'} "
                         f"({str(e).splitlines()[0]}); start one with `ray start --head`") from None
+    if workers is None:  # one worker per CPU of the cluster
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    echo(f"{workers} Ray workers")
     study = open_study(settings, 0, n_trials)
     code, last = 0, ""
     try:
@@ -555,12 +619,14 @@ def build_space(agent: str, config_cls, space_file: str | None, search: tuple[st
 
 
 def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int = 0, steps: int | None = None,
-         sets: tuple[str, ...] = (), space_file: str | None = None, search: tuple[str, ...] = (), workers: int = 1,
+         sets: tuple[str, ...] = (), space_file: str | None = None, search: tuple[str, ...] = (), workers: int | None = 1,
          storage: str | None = None, backend: str = "local", address: str | None = None, out="results",
          name: str | None = None, pruner: str = "median", sampler_seed: int = 0, device: str = "auto",
          reference: bool = True, enqueue: list[dict] | None = None, echo=print) -> dict:
-    """Run (or continue) a study; returns {"tune_dir", "exit_code", "counts", "report"}. ENQUEUE: values
-    a new study tries first, in order (e.g. a known recipe, or another study's trials to time)."""
+    """Run (or continue) a study; returns {"tune_dir", "exit_code", "counts", "report"}. WORKERS None: the
+    CPU cores (local) or the cluster's CPUs (Ray). ENQUEUE: values a new study tries first, in order (e.g. a
+    known recipe, or another study's trials to time). A study that ends with no complete trial, or short
+    of --trials because its workers died, raises UserError after its report is written."""
     from rlsuite import runs
     from rlsuite.agents import get_agent
     from rlsuite.cards import coerce, parse_overrides
@@ -570,7 +636,7 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         raise UserError(f"--trials must be in [1, {MAX_TRIALS:,}], got {trials}")
     if not 0 < seeds <= 100:
         raise UserError(f"--seeds must be in [1, 100], got {seeds}")
-    if not 0 < workers <= 1024:
+    if workers is not None and not 0 < workers <= 1024:
         raise UserError(f"--workers must be in [1, 1024], got {workers}")
     if pruner not in PRUNERS:
         raise UserError(f"unknown pruner {pruner!r}; use {', '.join(PRUNERS)}")
@@ -579,12 +645,17 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
     if address and backend != "ray":
         raise UserError("--address is for --backend ray")
     runs.check_seed(first_seed, "--first-seed")
+    runs.check_seed(first_seed + seeds - 1, "--first-seed + --seeds - 1")
     config_cls = get_agent(agent, kind="rl").config_cls
     fixed = {k: coerce(config_cls, k, v) for k, v in parse_overrides(sets).items()}
     fixed = {k: v.to_data() if hasattr(v, "to_data") else list(v) if isinstance(v, tuple) else v for k, v in fixed.items()}
     space = build_space(agent, config_cls, space_file, search, fixed)
     _, config, card = runs.prepare(agent, env_id, steps, fixed)
     runs.resolve_device(device)
+    threshold = env_threshold(card)
+    if threshold is None:
+        raise UserError(f"{env_id} has no solve threshold (gymnasium's reward_threshold is None), and the objective "
+                        f"is normalised by one; write an env card envs/{env_id}.yaml with `threshold: <return>`")
     tune_dir = tune_dir_for(out, agent, env_id, name)
     try:
         (tune_dir / "runs").mkdir(parents=True, exist_ok=True)
@@ -592,7 +663,8 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         raise UserError(f"cannot create {tune_dir} ({e.strerror}); choose a writable --out") from None
     wanted = TuneSettings(agent=agent, env_id=env_id, space=space, seeds=list(range(first_seed, first_seed + seeds)),
                           steps=config.total_steps, fixed=json.loads(json.dumps(fixed)), pruner=pruner,
-                          sampler_seed=sampler_seed, threshold=float(env_threshold(card)), floor=0.0,
+                          sampler_seed=sampler_seed, threshold=float(threshold), floor=0.0,
+                          eval_every=int(getattr(config, "eval_every", 0) or 0),
                           storage=storage_url(storage, tune_dir), device=device)
     if (tune_dir / "tune.json").exists():
         settings = load_settings(tune_dir)
@@ -601,11 +673,13 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         if storage and storage_url(storage, tune_dir) != settings.storage:
             differ.append("storage")
         if differ:
-            raise UserError(f"{tune_dir} holds a study with other settings ({', '.join(differ)}: "
-                            f"{theirs[differ[0]] if differ[0] != 'storage' else settings.storage}); re-run with the "
-                            "same options to continue it, or choose another --name / --out")
+            first = differ[0]
+            was = settings.storage if first == "storage" else json.dumps(theirs[first])
+            raise UserError(f"{tune_dir} holds a study with other settings ({', '.join(differ)}; {first} was "
+                            f"{was[:80]}{'...' if len(was) > 80 else ''}); re-run with the same options to continue "
+                            "it, or choose another --name / --out")
         settings.device = device
-        study = open_study(settings, 0, trials)
+        study = open_study(settings, 0, trials, must_exist=True)
         echo(f"continuing the study in {tune_dir}")
     else:
         settings = wanted
@@ -616,7 +690,10 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
              f"({settings.threshold:g}) from the first step")
         for values in enqueue or []:
             study.enqueue_trial(values)
-    save_settings(tune_dir, settings)
+    try:
+        save_settings(tune_dir, settings)
+    except OSError as e:
+        raise disk_error(e, f"{tune_dir}/tune.json", "free space or choose a writable --out") from None
     queued = recover(study, study._storage)
     if queued:
         echo(f"{queued} interrupted trial(s) queued again; their runs resume from their checkpoints")
@@ -624,14 +701,24 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
     if backend == "ray":
         code = run_ray(settings, tune_dir, trials, workers, address, echo)
     else:
-        code = run_local(settings, tune_dir, trials, workers, echo)
+        code = run_local(settings, tune_dir, trials, os.cpu_count() or 1 if workers is None else workers, echo)
     from rlsuite import tune_report
 
-    if code == 0 and reference:
-        tune_report.reference_runs(settings, tune_dir, echo)
-    report = tune_report.write_report(tune_dir)
-    return {"tune_dir": str(tune_dir), "exit_code": code, "counts": counts(open_study(settings, 0, trials)),
-            "report": str(report)}
+    c = counts(open_study(settings, 0, trials))
+    if code == 0 and reference and c.complete:
+        code = tune_report.reference_runs(settings, tune_dir, echo)
+    try:
+        report = tune_report.write_report(tune_dir)
+    except OSError as e:
+        raise disk_error(e, f"the report in {tune_dir}", "free space, then `rlsuite tune show` to write it") from None
+    if code == 0 and c.complete == 0:
+        first = next((t.user_attrs["error"] for t in open_study(settings).get_trials(deepcopy=False)
+                      if t.user_attrs.get("error")), "no trial completed")
+        raise UserError(f"none of the {c.done} trials completed (first error: {first}); see {report}")
+    if code == 0 and c.done + c.running < trials:
+        raise UserError(f"the study stopped at {c.done} of {trials} trials: its workers ended (logs in "
+                        f"{tune_dir / 'workers'}); re-run the same command to continue")
+    return {"tune_dir": str(tune_dir), "exit_code": code, "counts": c, "report": str(report)}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from functools import partial
 from pathlib import Path
@@ -21,9 +22,10 @@ def card_run_name(settings: TuneSettings, seed: int) -> str:
     return f"card-{params_key(settings.agent, settings.env_id, settings.fixed)}-s{seed}"
 
 
-def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> list[dict]:
+def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> int:
     """The current card (with the study's fixed fields) on the study's seeds: what the best trial is
-    measured against. Reused once finished; a failure is reported and leaves the report without them."""
+    measured against. Reused once finished; a failure is reported and leaves the report without them.
+    Returns 0, or 130 / 143 when a signal stopped a run (it resumes on the next invocation)."""
     from rlsuite import runs
     from rlsuite.errors import UserError
 
@@ -36,12 +38,12 @@ def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> list[d
             result = runs.reuse_or_train(tune_dir, card_run_name(settings, seed), train, fingerprint=fp)
         except UserError as e:
             echo(f"the current card's run on seed {seed} failed ({e}); the report goes without it")
-            return results
+            return 0
         if result.get("status") != "complete":
-            return results
+            return result.get("exit_code") or 130
         results.append(result)
     echo(f"current card on seeds {settings.seeds}: finals " + ", ".join(f"{r['final_eval']['mean']:.1f}" for r in results))
-    return results
+    return 0
 
 
 def card_score(settings: TuneSettings, tune_dir: Path) -> tuple[float, list[float], list[str]] | None:
@@ -178,14 +180,15 @@ def write_report(tune_dir: str | Path) -> Path:
 
     tune_dir = Path(tune_dir)
     settings = load_settings(tune_dir)
-    study = open_study(settings)
+    study = open_study(settings, must_exist=True)
     trials = study.get_trials(deepcopy=False)
     c = counts(study)
     complete = sorted([t for t in trials if t.state == TrialState.COMPLETE], key=lambda t: -t.value)
     card = card_score(settings, tune_dir)
     seeds = f"{settings.seeds[0]}-{settings.seeds[-1]}" if len(settings.seeds) > 1 else str(settings.seeds[0])
+    masked = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", settings.storage)  # no database password in a report
     lines = [f"# Tuning {settings.agent} on {settings.env_id}", "",
-             f"Study: `{tune_dir}` · storage `{settings.storage}` · hardware: {hardware()}  ",
+             f"Study: `{tune_dir}` · storage `{masked}` · hardware: {hardware()}  ",
              f"Each trial: seeds {seeds}, {settings.steps:,} steps per seed; fixed: "
              f"{', '.join(f'{k}={v}' for k, v in settings.fixed.items()) or 'nothing'}; pruner: {settings.pruner}; "
              f"sampler: TPE (seed {settings.sampler_seed})  ",
@@ -252,7 +255,7 @@ def show(tune_dir: str | Path) -> list[str]:
     tune_dir = Path(tune_dir)
     settings = load_settings(tune_dir)
     report = write_report(tune_dir)
-    c = counts(open_study(settings))
+    c = counts(open_study(settings, must_exist=True))
     out = [progress_line(settings, c, c.done + c.running + c.interrupted)]
     if c.best is not None and math.isfinite(c.best[0]):
         out += ["", (tune_dir / "best.yaml").read_text().rstrip()]

@@ -230,3 +230,74 @@ def test_a_trial_left_running_by_a_killed_worker_is_queued_again(tmp_path):
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == trial.number
     assert waiting[0].system_attrs["fixed_params"] == trials[trial.number].params  # the same values
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    """A finished 2-trial study (1 seed per trial) that tests copy before they damage it."""
+    tmp = tmp_path_factory.mktemp("study")
+    args = tune_args(tmp, 2)
+    args[args.index("--seeds") + 1] = 1
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return tmp / "tune" / "dqn-CartPole-v1"
+
+
+def test_a_moved_study_keeps_its_own_journal_and_a_lost_or_damaged_one_is_one_line(finished_study, tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(finished_study, moved)
+    assert json.loads((moved / "tune.json").read_text())["storage"] == ""  # the default travels with the folder
+    assert load_settings(moved).storage == str((moved / "study.journal").resolve())
+    result = invoke("tune", "show", moved)
+    assert result.exit_code == 0 and "2/2 trials" in result.output
+    # the trial runs are ordinary run directories: plot and eval take them
+    run_dir = next(p for p in (moved / "runs").iterdir() if not p.name.startswith("card-"))
+    assert invoke("plot", moved / "runs", "-o", tmp_path / "c.png").exit_code == 0
+    assert invoke("eval", run_dir, "--episodes", 2).exit_code == 0
+    journal = moved / "study.journal"
+    journal.write_text(journal.read_text() + '{"op_code": 5, "worker_id": "x", "trial_id": 0, "par\n')
+    assert_one_line_error(invoke("tune", "show", moved), "damaged")
+    journal.unlink()
+    assert_one_line_error(invoke("tune", "show", moved), "journal", "missing")
+
+
+def test_a_resumed_study_does_not_replay_its_first_random_proposals(tmp_path):
+    assert invoke(*tune_args(tmp_path, 1)).exit_code == 0
+    assert invoke(*tune_args(tmp_path, 2)).exit_code == 0
+    _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
+    assert trials[0].params != trials[1].params  # before the fix the second start drew the first values again
+
+
+def test_a_study_where_no_trial_completes_fails_in_one_line(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runs, "train", boom)
+    result = invoke(*tune_args(tmp_path, 2))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "none of the 2 trials completed (first error: RuntimeError: boom" in result.output.strip().splitlines()[-1]
+    assert result.output.count("failed: RuntimeError: boom") == 2  # each failure named once, in one line
+
+
+def test_an_env_without_a_threshold_is_one_line(tmp_path):
+    import tests.toy_envs  # noqa: F401 - registers the toy ids
+
+    assert_one_line_error(invoke("tune", "dqn", "ConstantReward-v0", "--search", "lr={loguniform: [1e-4, 1e-2]}",
+                                 "--out", tmp_path), "no solve threshold", "threshold:")
+
+
+def test_pruning_reports_on_the_evaluation_grid(tmp_path, monkeypatch):
+    """A PPO rollout of 400 steps passes the evaluation points 300, 600 at 400, 800: the trial
+    reports at the points, so that trials with other rollout sizes are compared at the same steps."""
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {loguniform: [1.0e-4, 1.0e-2]}\n")
+    result = invoke("tune", "ppo", "CartPole-v1", "--trials", 1, "--seeds", 2, "--steps", 1200, "--workers", 1,
+                    "--space", space, "--out", tmp_path, "--no-reference", "--set", "num_envs=4", "--set", "n_steps=100",
+                    "--set", "batch_size=100", "--set", "eval_every=300", "--set", "eval_episodes=2",
+                    "--set", "final_eval_episodes=2")
+    assert result.exit_code == 0, result.output
+    _, trials = study_of(tmp_path / "tune" / "ppo-CartPole-v1")
+    # evaluations at 400, 800, 1200 of each seed; the second seed is offset by the budget
+    assert sorted(trials[0].intermediate_values) == [300, 600, 1200, 1200 + 300, 1200 + 600, 1200 + 1200]
