@@ -236,6 +236,18 @@ def progress_line(settings: TuneSettings, c: Counts, n_trials: int) -> str:
             f"{c.pruned} pruned, {c.failed} failed, {c.running} running{best}")
 
 
+def _progress_printer(settings: TuneSettings, n_trials: int, echo):
+    """show(study): echo the progress line when it changed since the last one."""
+    last = [""]
+
+    def show(study):
+        line = progress_line(settings, counts(study), n_trials)
+        if line != last[0]:
+            echo(line)
+            last[0] = line
+    return show
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -455,14 +467,8 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
     that crashes fails its running trial and is replaced (up to `workers` times)."""
     study = open_study(settings, 0, n_trials)
     storage = study._storage
+    show = _progress_printer(settings, n_trials, echo)
     if workers == 1:  # in this process: simplest to debug, and Ctrl-C reaches the run directly
-        last = [""]
-
-        def show(s):
-            line = progress_line(settings, counts(s), n_trials)
-            if line != last[0]:
-                echo(line)
-                last[0] = line
         return work(tune_dir, n_trials, 0, parallel=False, on_trial=show, echo=echo)
     logs = tune_dir / "workers"
     logs.mkdir(exist_ok=True)
@@ -474,7 +480,7 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
                                  str(index)], stdout=log, stderr=subprocess.STDOUT, env=env), log
 
     procs = {i: start(i) for i in range(workers)}
-    restarts, code, last, next_index = 0, 0, "", workers
+    restarts, code, next_index = 0, 0, workers
     try:
         while procs:
             time.sleep(1.0)
@@ -496,10 +502,7 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
                         restarts += 1
                         procs[next_index] = start(next_index)
                         next_index += 1
-            line = progress_line(settings, counts(study), n_trials)
-            if line != last:
-                echo(line)
-                last = line
+            show(study)
     except (KeyboardInterrupt, SystemExit) as e:
         code = 143 if isinstance(e, SystemExit) else 130
         for proc, _ in procs.values():  # Ctrl-C reached them too; SIGTERM may have reached this process only
@@ -518,27 +521,14 @@ def run_ray(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: int 
             echo) -> int:
     """Trials as Ray tasks: `workers` tasks each run the worker loop against the one storage, which every
     node must reach (a journal file on a shared filesystem, or an RDB URL via --storage)."""
-    from rlsuite.sweep import _check_ray_address
+    from rlsuite.sweep import connect_ray
 
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--backend ray needs Ray; pip install 'rlsuite[ray]'") from None
-    if address and address != "auto":
-        _check_ray_address(address)
-    try:
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(f"cannot reach a Ray cluster at {address or 'a new local instance'} "
-                        f"({str(e).splitlines()[0]}); start one with `ray start --head`") from None
+    ray = connect_ray(address, workers)
     if workers is None:  # one worker per CPU of the cluster
         workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
     echo(f"{workers} Ray workers")
     study = open_study(settings, 0, n_trials)
-    code, last = 0, ""
+    code, show = 0, _progress_printer(settings, n_trials, echo)
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(work)
         pending = [task.remote(str(tune_dir), n_trials, i, True) for i in range(workers)]
@@ -549,10 +539,7 @@ def run_ray(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: int 
                     code = code or ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a dead task: its trial stays to be recovered
                     echo(f"a Ray worker died: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
-            line = progress_line(settings, counts(study), n_trials)
-            if line != last:
-                echo(line)
-                last = line
+            show(study)
     except (KeyboardInterrupt, SystemExit) as e:
         code = 143 if isinstance(e, SystemExit) else 130
         for ref in pending:

@@ -61,6 +61,39 @@ def _run_name(agent: str, env_id: str, overrides: dict, seed: int) -> str:
     return "-".join(parts) + f"-s{seed}"
 
 
+def connect_ray(address: str | None, num_cpus: int | None):
+    """The `ray` module, connected to the cluster at ADDRESS ('auto' or host:port) or to a new local
+    instance with NUM_CPUS; every way this fails is one line."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray; pip install 'rlsuite[ray]'") from None
+    if address and address != "auto":
+        _check_ray_address(address)
+    try:
+        if address:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"cannot reach a Ray cluster at {address or 'a new local instance'} "
+                        f"({str(e).splitlines()[0]}); start one with `ray start --head`") from None
+    return ray
+
+
+def _check_ray_address(address: str, timeout: float = 3.0) -> None:
+    """Fail within seconds when a host:port address does not answer (ray.init would wait much longer)."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r} is not host:port (or 'auto')")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise UserError(f"Ray address {address} does not answer ({e.strerror or e}); start the cluster or fix --address") from None
+
+
 def run_job(job: dict) -> dict:
     """One run (in a subprocess or a Ray task): reused when finished, resumed when interrupted."""
     import torch
@@ -109,34 +142,8 @@ def _run_in_subprocess(job: dict) -> dict:
             else f"the run's process {why}", "log": str(log)}
 
 
-def _check_ray_address(address: str, timeout: float = 3.0) -> None:
-    """Fail within seconds when a host:port address does not answer (ray.init would wait much longer)."""
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"Ray address {address!r} is not host:port (or 'auto')")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as e:
-        raise UserError(f"Ray address {address} does not answer ({e.strerror or e}); start the cluster or fix --address") from None
-
-
 def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> list[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--backend ray needs Ray; pip install 'rlsuite[ray]'") from None
-    if address and address != "auto":
-        _check_ray_address(address)
-    try:
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise UserError(f"cannot reach a Ray cluster at {address or 'a new local instance'} "
-                        f"({str(e).splitlines()[0]}); start one with `ray start --head`") from None
+    ray = connect_ray(address, workers)
     try:
         task = ray.remote(num_cpus=1)(run_job)
         pending = {task.remote(job): job for job in jobs}

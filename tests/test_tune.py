@@ -29,10 +29,10 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def tune_args(tmp_path, trials, *extra):
+def tune_args(tmp_path, trials, *extra, seeds=2, workers=1):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    return ["tune", "dqn", "CartPole-v1", "--trials", trials, "--seeds", 2, "--steps", 900, "--workers", 1,
+    return ["tune", "dqn", "CartPole-v1", "--trials", trials, "--seeds", seeds, "--steps", 900, "--workers", workers,
             "--space", space, "--out", tmp_path, "--no-reference", *FIXED, *extra]
 
 
@@ -178,14 +178,16 @@ def test_every_card_space_parses():
         assert parse_space(load_agent_card(agent)["tune"], get_agent(agent).config_cls, agent)
 
 
-def test_two_local_worker_processes_share_one_study(tmp_path):
-    args = tune_args(tmp_path, 2)
-    args[args.index("--workers") + 1] = 2
-    args[args.index("--seeds") + 1] = 1
-    result = invoke(*args)
+def two_worker_study(tmp_path, *extra):
+    result = invoke(*tune_args(tmp_path, 2, *extra, seeds=1, workers=2))
     assert result.exit_code == 0, result.output
     _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 2
+    return trials
+
+
+def test_two_local_worker_processes_share_one_study(tmp_path):
+    trials = two_worker_study(tmp_path)
     pids = {t.user_attrs["worker"]["pid"] for t in trials}
     assert os.getpid() not in pids  # trained in the worker processes
 
@@ -194,13 +196,7 @@ def test_two_local_worker_processes_share_one_study(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None and os.environ.get("CI") != "true",
                     reason="needs the [ray] extra (CI installs it, so there this test always runs)")
 def test_tune_on_a_local_ray(tmp_path):
-    args = tune_args(tmp_path, 2, "--backend", "ray")
-    args[args.index("--workers") + 1] = 2
-    args[args.index("--seeds") + 1] = 1
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
-    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 2
+    two_worker_study(tmp_path, "--backend", "ray")
 
 
 def test_a_trial_left_running_by_a_killed_worker_is_queued_again(tmp_path):
@@ -236,9 +232,7 @@ def test_a_trial_left_running_by_a_killed_worker_is_queued_again(tmp_path):
 def finished_study(tmp_path_factory):
     """A finished 2-trial study (1 seed per trial) that tests copy before they damage it."""
     tmp = tmp_path_factory.mktemp("study")
-    args = tune_args(tmp, 2)
-    args[args.index("--seeds") + 1] = 1
-    result = invoke(*args)
+    result = invoke(*tune_args(tmp, 2, seeds=1))
     assert result.exit_code == 0, result.output
     return tmp / "tune" / "dqn-CartPole-v1"
 
