@@ -326,7 +326,7 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
     config_cls = get_agent(settings.agent, kind="rl").config_cls
     space = parse_space(settings.space, config_cls, "tune.json [space]")
     params = {name: dist.suggest(trial, name) for name, dist in space.items()}
-    overrides = {**settings.fixed, **params}
+    overrides = {**settings.fixed, **{name: space[name].value(v) for name, v in params.items()}}
 
     def fail(message: str):
         trial.set_user_attr("error", message.splitlines()[0][:300])
@@ -567,6 +567,24 @@ def random_floor(card, config) -> float:
     return float(np.mean(returns))
 
 
+def card_suggestions(agent: str, env_id: str, fixed: dict, space_data: dict) -> dict | None:
+    """The suggestions that reproduce the current card (with FIXED) in this space, or None when some
+    field's card value is outside it."""
+    from rlsuite.agents import get_agent
+    from rlsuite.cards import resolve
+    from rlsuite.tuning import parse_space
+
+    config_cls = get_agent(agent, kind="rl").config_cls
+    config, _ = resolve(agent, config_cls, env_id, fixed)
+    out = {}
+    for name, dist in parse_space(space_data, config_cls, "space").items():
+        value = dist.suggestion(getattr(config, name))
+        if value is None:
+            return None
+        out[name] = value
+    return out
+
+
 def build_space(agent: str, config_cls, space_file: str | None, search: tuple[str, ...], fixed: dict) -> dict:
     """The search space as data: the agent card's `tune:` section, replaced by --space FILE, then
     --search FIELD=DISTRIBUTION entries; fields fixed with --set leave it."""
@@ -675,6 +693,10 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         echo(f"new study in {tune_dir}: {len(space)} fields ({', '.join(space)}), {seeds} seeds per trial, "
              f"{settings.steps:,} steps each; objective 0 = random policy ({settings.floor:.1f}), 1 = solved "
              f"({settings.threshold:g}) from the first step")
+        card_values = card_suggestions(agent, env_id, fixed, space) if enqueue is None else None
+        if card_values:  # start from the current card when the space can express it
+            study.enqueue_trial(card_values, user_attrs={"card": True})
+            echo("trial 0 is the current card (each of its values lies in the space)")
         for values in enqueue or []:
             study.enqueue_trial(values)
     try:

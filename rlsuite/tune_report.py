@@ -29,6 +29,8 @@ def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> int:
     from rlsuite import runs
     from rlsuite.errors import UserError
 
+    if card_trial(settings, tune_dir) is not None:
+        return 0  # the study's first trial was the card: its runs are the reference
     results = []
     for seed in settings.seeds:
         train = partial(runs.train, settings.agent, settings.env_id, seed=seed, steps=settings.steps,
@@ -46,10 +48,22 @@ def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> int:
     return 0
 
 
+def card_trial(settings: TuneSettings, tune_dir: Path):
+    """The complete trial that ran the current card's values (trial 0 of a study that started from it)."""
+    from optuna.trial import TrialState
+
+    return next((t for t in open_study(settings).get_trials(deepcopy=False)
+                 if t.user_attrs.get("card") and t.state == TrialState.COMPLETE), None)
+
+
 def card_score(settings: TuneSettings, tune_dir: Path) -> tuple[float, list[float], list[str]] | None:
-    """(objective, finals, run dirs) of the current card's reference runs when they all finished."""
+    """(objective, finals, run dirs) of the current card on the study's seeds (its trial, or its reference
+    runs) when they all finished."""
     from rlsuite.tuning import objective
 
+    trial = card_trial(settings, tune_dir)
+    if trial is not None:
+        return trial.value, trial.user_attrs["finals"], trial.user_attrs["runs"]
     dirs = [tune_dir / "runs" / card_run_name(settings, s) for s in settings.seeds]
     if not all((d / "summary.json").exists() for d in dirs):
         return None
@@ -70,8 +84,11 @@ def card_entry(settings: TuneSettings, params: dict, comment: str) -> str:
     config_cls = get_agent(settings.agent).config_cls
     entry = dict((load_agent_card(settings.agent).get("envs") or {}).get(settings.env_id) or {})
     entry.update(settings.fixed)
+    from rlsuite.tuning import parse_space
+
+    space = parse_space(settings.space, config_cls, "tune.json [space]")
     for key, value in params.items():  # as the card writes them: hidden "64,64" -> [64, 64]
-        value = coerce(config_cls, key, value)
+        value = coerce(config_cls, key, space[key].value(value) if key in space else value)
         entry[key] = list(value) if isinstance(value, tuple) else value.to_data() if hasattr(value, "to_data") else value
     entry["total_steps"] = settings.steps
     text = yaml.safe_dump({settings.env_id: entry}, sort_keys=False, default_flow_style=None)
@@ -234,7 +251,7 @@ def write_report(tune_dir: str | Path) -> Path:
         state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
         value = f"{t.value:.3f}" if t.value is not None else "—"
         finals = ", ".join(f"{f:.0f}" for f in t.user_attrs.get("finals", [])) or "—"
-        note = t.user_attrs.get("error", "")
+        note = t.user_attrs.get("error", "") or ("the current card" if t.user_attrs.get("card") else "")
         if t.state == TrialState.PRUNED and t.intermediate_values:
             step = max(t.intermediate_values)
             note = f"pruned at seed {settings.seeds[step // settings.steps]} step {step % settings.steps:,}"

@@ -9,6 +9,7 @@ A space maps card fields to distributions, never code:
       gamma: {uniform: [0.95, 0.999]}
       n_steps: {int: [8, 256], log: true}
       batch_size: {categorical: [32, 64, 128]}
+      clip_range: {uniform: [0.1, 0.3], anneal: true}   # a schedule field: {linear: [value, 0]}
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Distribution:
     high: float | None = None
     log: bool = False
     choices: tuple = ()
+    anneal: bool = False  # the value starts a linear schedule to 0 over training (schedule fields only)
 
     def suggest(self, trial, name: str):
         """The value an Optuna trial proposes for `name`."""
@@ -45,6 +47,34 @@ class Distribution:
         if self.kind == "int":
             return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(name, self.low, self.high, log=self.kind == "loguniform")
+
+    def value(self, suggested):
+        """The card value a suggestion stands for: itself, or with anneal {linear: [suggested, 0]}."""
+        return {"linear": [suggested, 0.0]} if self.anneal else suggested
+
+    def suggestion(self, card_value):
+        """The inverse of value(): what to suggest to reproduce CARD_VALUE, or None when this space cannot
+        express it (another schedule, a value outside the bounds or not among the choices)."""
+        if isinstance(card_value, dict) or hasattr(card_value, "to_data"):
+            data = card_value.to_data() if hasattr(card_value, "to_data") else card_value
+            if isinstance(data, dict):
+                args = data.get("linear", [])
+                if not (self.anneal and len(args) == 2 and float(args[1]) == 0.0):
+                    return None
+                card_value = float(args[0])
+            elif self.anneal:
+                return None
+            else:
+                card_value = data
+        elif self.anneal:
+            return None
+        if isinstance(card_value, (list, tuple)):
+            card_value = ",".join(str(x) for x in card_value)
+        if self.kind == "categorical":
+            return card_value if card_value in self.choices else None
+        if isinstance(card_value, bool) or not isinstance(card_value, (int, float)):
+            return None
+        return card_value if self.low <= card_value <= self.high else None
 
 
 def parse_space(data: Any, config_cls, source: str) -> dict[str, Distribution]:
@@ -59,14 +89,21 @@ def parse_space(data: Any, config_cls, source: str) -> dict[str, Distribution]:
         where = f"{source}: {field}"
         if field not in names:
             raise UserError(f"{where}: unknown field{close_matches(str(field), names)}")
-        if not isinstance(spec, dict) or not (set(spec) - {"log"}) or len(set(spec) - {"log"}) != 1:
+        options = {"log", "anneal"}
+        if not isinstance(spec, dict) or not (set(spec) - options) or len(set(spec) - options) != 1:
             raise UserError(f"{where}: give one distribution, e.g. {{loguniform: [low, high]}} or "
                             "{categorical: [a, b]}")
-        kind = next(iter(set(spec) - {"log"}))
+        kind = next(iter(set(spec) - options))
         if kind not in KINDS:
             raise UserError(f"{where}: unknown distribution '{kind}'{close_matches(str(kind), KINDS)}; "
                             f"use {', '.join(KINDS)}")
         args = spec[kind]
+        anneal = spec.get("anneal", False)
+        if not isinstance(anneal, bool):
+            raise UserError(f"{where}: anneal is true or false, got {anneal!r}")
+        if anneal and (kind not in ("uniform", "loguniform") or hints[field] is not Schedule):
+            raise UserError(f"{where}: anneal needs a uniform or loguniform distribution of a schedule field "
+                            "(lr, clip_range, ...)")
         if kind == "categorical":
             if not isinstance(args, list) or not args:
                 raise UserError(f"{where}: categorical needs a non-empty list of choices")
@@ -98,7 +135,7 @@ def parse_space(data: Any, config_cls, source: str) -> dict[str, Distribution]:
             raise UserError(f"{where}: {field} is not a number field; use int or categorical")
         for bound in (low, high):  # the bounds themselves must be valid values (ranges are checked later)
             _check_value(config_cls, field, int(bound) if kind == "int" else bound, where)
-        space[field] = Distribution(kind, low, high, log=log)
+        space[field] = Distribution(kind, low, high, log=log, anneal=anneal)
     return space
 
 

@@ -295,3 +295,22 @@ def test_pruning_reports_on_the_evaluation_grid(tmp_path, monkeypatch):
     _, trials = study_of(tmp_path / "tune" / "ppo-CartPole-v1")
     # evaluations at 400, 800, 1200 of each seed; the second seed is offset by the budget
     assert sorted(trials[0].intermediate_values) == [300, 600, 1200, 1200 + 300, 1200 + 600, 1200 + 1200]
+
+
+def test_a_study_starts_from_the_current_card_when_the_space_can_express_it(tmp_path):
+    space = tmp_path / "card-space.yaml"
+    space.write_text("lr: {loguniform: [1.0e-4, 1.0e-2], anneal: true}\n")  # the card: lr {linear: [2.3e-3, 0]}
+    args = tune_args(tmp_path, 1, seeds=1)
+    args[args.index("--space") + 1] = space
+    args.remove("--no-reference")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "trial 0 is the current card" in result.output
+    tune_dir = tmp_path / "tune" / "dqn-CartPole-v1"
+    _, trials = study_of(tune_dir)
+    assert trials[0].params == {"lr": 2.3e-3} and trials[0].user_attrs["card"]
+    assert not any(p.name.startswith("card-") for p in (tune_dir / "runs").iterdir())  # its runs are the reference
+    report = (tune_dir / "report.md").read_text()
+    assert "the current card" in report and f"Current card on the same seeds: objective {trials[0].value:.3f}" in report
+    entry = yaml.safe_load((tune_dir / "best.yaml").read_text())["CartPole-v1"]
+    assert entry["lr"] == {"linear": [2.3e-3, 0.0]}

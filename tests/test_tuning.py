@@ -93,3 +93,20 @@ def test_running_score_is_the_mean_over_seeds_so_far():
     # seed 0 finished with area 0.8; seed 1 so far: solved from its first evaluation on
     assert running_score([0.8], [1000, 2000], [475, 500], 475, 10) == pytest.approx((0.8 + 0.75) / 2)
     assert running_score([], [], [], 475, 10) == 0.0
+
+
+def test_anneal_turns_a_value_into_a_schedule_and_back():
+    space = parse_space({"lr": {"loguniform": [1e-4, 1e-2], "anneal": True},
+                         "hidden": {"categorical": [[64, 64], [128, 128]]}}, DQNConfig, "t")
+    assert space["lr"].value(3e-3) == {"linear": [3e-3, 0.0]}
+    assert space["lr"].suggestion({"linear": [2.3e-3, 0.0]}) == 2.3e-3
+    assert space["lr"].suggestion({"linear": [2.3e-3, 1e-4]}) is None  # not a schedule to 0
+    assert space["lr"].suggestion(3e-3) is None                          # a constant is not annealed
+    assert space["lr"].suggestion({"linear": [5e-2, 0.0]}) is None       # outside the bounds
+    assert space["hidden"].suggestion((64, 64)) == "64,64" and space["hidden"].suggestion((32, 32)) is None
+    for spec, fragment in [({"uniform": [0.9, 0.99], "anneal": True}, "schedule field"),
+                           ({"categorical": [1e-3], "anneal": True}, "uniform or loguniform"),
+                           ({"loguniform": [1e-4, 1e-2], "anneal": "yes"}, "true or false")]:
+        field = "gamma" if "schedule field" == fragment else "lr"
+        with pytest.raises(UserError, match=fragment):
+            parse_space({field: spec}, DQNConfig, "t")
