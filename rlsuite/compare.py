@@ -3,6 +3,7 @@ alternating seed by seed in one process, each finished run reused unless forced.
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,10 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
             job = partial(fn, seed=seed, out=out, progress=False)
             safe_env = env_id.replace("/", "-").replace(":", "-")
             results[label].append(runs.reuse_or_train(out, f"{label}-{safe_env}-s{seed}", job, force, stamp))
+            if results[label][-1].get("status") == "interrupted":  # Ctrl-C / SIGTERM: stop here, not at the next seed
+                print(f"stopped; {results[label][-1]['run_dir']} is checkpointed: re-run the same command to resume",
+                      file=sys.stderr, flush=True)
+                sys.exit(results[label][-1].get("exit_code") or 130)
             if on_result:
                 on_result(label, seed, results[label][-1])
     return results

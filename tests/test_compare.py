@@ -270,3 +270,19 @@ def test_two_sweeps_on_one_out_never_delete_each_others_live_runs(tmp_path):
 def test_sweep_rejects_a_repeated_key(tmp_path):
     assert_one_line_error(invoke("sweep", "ppo", "CartPole-v1", "--set", "lr=1e-3", "--set", "lr=2e-3",
                                  "--out", tmp_path), "--set lr is given twice")
+
+
+def test_side_by_side_stops_at_an_interrupted_run(tmp_path):
+    """SIGTERM stops a run (checkpoint, status interrupted): the comparison must stop there too, with the
+    run's exit code, instead of going on to train the next seed (a bug: it did, and then crashed)."""
+    from rlsuite import compare
+
+    trained = []
+
+    def fake(seed, out, progress, name, lock):
+        trained.append(seed)
+        return {"status": "interrupted", "exit_code": 143, "run_dir": str(out / "runs" / name)}
+
+    with pytest.raises(SystemExit) as stop:
+        compare.side_by_side("CartPole-v1", [0, 1], tmp_path, {"x": (fake, None)})
+    assert stop.value.code == 143 and trained == [0]
