@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--cells", default=",".join(c.key for c in CELLS), help="agent:env,...")
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--report", default="cards.md", help="the report's file name in OUT")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -113,12 +114,12 @@ def main() -> None:
             summary.append(f"| {cell.agent} {cell.env} | final ≥ {level:g} in ≥ {need}/{n} | {got}/{n} | {verdict} |")
         sections += runs_section(f"{cell.agent} on {cell.env} (threshold {first['threshold']:g}, budget "
                                  f"{first['steps']:,} steps)", res, load_env_card(cell.env).max_return,
-                                 out / f"cards_{cell.agent}_{cell.env}", f"rlsuite {cell.agent}",
+                                 out / f"{Path(args.report).stem}_{cell.agent}_{cell.env}", f"rlsuite {cell.agent}",
                                  f"{cell.agent} on {cell.env}, fresh seeds {seeds[0]}-{seeds[-1]}",
                                  [NOTES.get(key, "Card: agents/" + cell.agent + ".yaml."), "", *lines, ""])
         took = f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."
-        (out / "cards.md").write_text("\n".join(report + summary + [""] + sections + [took]) + "\n")
-    print(f"wrote {out / 'cards.md'}")
+        (out / args.report).write_text("\n".join(report + summary + [""] + sections + [took]) + "\n")
+    print(f"wrote {out / args.report}")
 
 
 if __name__ == "__main__":

@@ -230,9 +230,10 @@ def counts(study) -> Counts:
     return c
 
 
-def progress_line(settings: TuneSettings, c: Counts, n_trials: int) -> str:
+def progress_line(settings: TuneSettings, c: Counts, n_trials: int | None) -> str:
     best = f" · best {c.best[0]:.3f} (trial {c.best[1]})" if c.best else ""
-    return (f"[tune {settings.agent} {settings.env_id}] {c.done}/{n_trials} trials: {c.complete} complete, "
+    done = f"{c.done}/{n_trials}" if n_trials else str(c.done)
+    return (f"[tune {settings.agent} {settings.env_id}] {done} trials: {c.complete} complete, "
             f"{c.pruned} pruned, {c.failed} failed, {c.running} running{best}")
 
 

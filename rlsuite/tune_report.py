@@ -213,7 +213,7 @@ def write_report(tune_dir: str | Path) -> Path:
              f"policy ({settings.floor:.1f}) and the threshold ({settings.threshold:g}), minus "
              f"{settings.collapse_penalty:g} × the fraction of seeds whose final 20-episode evaluation is below the "
              f"threshold. 1 = solved from the first step on every seed.", "",
-             f"**{progress_line(settings, c, c.done + c.running + c.interrupted)}**", ""]
+             f"**{progress_line(settings, c, None)}**", ""]
     best = complete[0] if complete else None
     if best is not None:
         finals = ", ".join(f"{f:.1f}" for f in best.user_attrs.get("finals", []))
@@ -273,7 +273,7 @@ def show(tune_dir: str | Path) -> list[str]:
     settings = load_settings(tune_dir)
     report = write_report(tune_dir)
     c = counts(open_study(settings, must_exist=True))
-    out = [progress_line(settings, c, c.done + c.running + c.interrupted)]
+    out = [progress_line(settings, c, None)]
     if c.best is not None and math.isfinite(c.best[0]):
         out += ["", (tune_dir / "best.yaml").read_text().rstrip()]
     out += ["", f"report: {report}"]

@@ -88,7 +88,7 @@ def test_tiny_study_end_to_end_resume_and_a_failing_trial(tmp_path, monkeypatch)
     assert_one_line_error(invoke(*tune_args(tmp_path, 4)[:6], 3, *tune_args(tmp_path, 4)[7:]), "other settings", "seeds")
     # `tune show` regenerates the report and prints the card entry
     result = invoke("tune", "show", tune_dir)
-    assert result.exit_code == 0 and "CartPole-v1:" in result.output and "4/4 trials" in result.output
+    assert result.exit_code == 0 and "CartPole-v1:" in result.output and "] 4 trials: 3 complete, 0 pruned, 1 failed" in result.output
 
 
 def test_an_interrupted_trial_is_retried_and_its_run_resumes(tmp_path, monkeypatch):
@@ -245,7 +245,7 @@ def test_a_moved_study_keeps_its_own_journal_and_a_lost_or_damaged_one_is_one_li
     assert json.loads((moved / "tune.json").read_text())["storage"] == ""  # the default travels with the folder
     assert load_settings(moved).storage == str((moved / "study.journal").resolve())
     result = invoke("tune", "show", moved)
-    assert result.exit_code == 0 and "2/2 trials" in result.output
+    assert result.exit_code == 0 and "] 2 trials: 2 complete" in result.output
     # the trial runs are ordinary run directories: plot and eval take them
     run_dir = next(p for p in (moved / "runs").iterdir() if not p.name.startswith("card-"))
     assert invoke("plot", moved / "runs", "-o", tmp_path / "c.png").exit_code == 0
