@@ -51,6 +51,9 @@ CELLS = (
     Cell("ppo", "LunarLander-v3", 9), Cell("dqn", "LunarLander-v3", 7),
 )
 NOTES = {
+    "ppo:CartPole-v1": "Card: found by `rlsuite tune` on seeds 10-14 (results/tune/ppo-CartPole-v1/report.md), "
+                       "after the zoo's values stayed solved in 8/10 of seeds 100-109 (101 and 107 solved, then "
+                       "collapsed); validated on seeds 200-209 (cards-changed.md).",
     "dqn:CartPole-v1": "Card: 3-step returns (agents/dqn.yaml), chosen on seeds 10-19.",
     "reinforce:CartPole-v1": "Card: lr 5e-3 annealed to 0 (agents/reinforce.yaml), chosen on seeds 10-19.",
 }

@@ -53,7 +53,7 @@ def main() -> None:
             source = Path(result["tune_dir"]) / name
             if source.exists():
                 shutil.copyfile(source, published / name)
-        text = (published / "report.md").read_text().replace(f"{result['tune_dir']}/", "")
+        text = (published / "report.md").read_text()
         title, _, rest = text.partition("\n")
         (published / "report.md").write_text(f"{title}\n\nRegenerate: `python benchmarks/tune_cards.py --studies {key}`\n{rest}")
         print(f"wrote {published / 'report.md'}")

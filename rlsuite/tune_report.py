@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rlsuite.study import TuneSettings, counts, eval_curve, load_settings, open_study, params_key, progress_line
+from rlsuite.study import (TuneSettings, counts, eval_curve, load_settings, open_study, params_key, progress_line,
+                           storage_url)
 
 
 def card_run_name(settings: TuneSettings, seed: int) -> str:
@@ -204,6 +205,8 @@ def write_report(tune_dir: str | Path) -> Path:
     card = card_score(settings, tune_dir)
     seeds = f"{settings.seeds[0]}-{settings.seeds[-1]}" if len(settings.seeds) > 1 else str(settings.seeds[0])
     masked = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", settings.storage)  # no database password in a report
+    if settings.storage == storage_url(None, tune_dir):
+        masked = "study.journal (in the study folder)"
     lines = [f"# Tuning {settings.agent} on {settings.env_id}", "",
              f"Study: `{tune_dir}` · storage `{masked}` · hardware: {hardware()}  ",
              f"Each trial: seeds {seeds}, {settings.steps:,} steps per seed; fixed: "
