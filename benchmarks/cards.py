@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
 from rlsuite import compare
 from rlsuite.cards import load_env_card
@@ -84,6 +85,8 @@ def main() -> None:
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--report", default="cards.md", help="the report's file name in OUT")
+    parser.add_argument("--candidate", action="append", default=[], metavar="AGENT:ENV=FILE",
+                        help="validate a tuned entry (e.g. a study's best.yaml) in place of the card's, for that cell")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -93,6 +96,12 @@ def main() -> None:
     unknown = [k for k in args.cells.split(",") if k not in by_key]
     if unknown:
         sys.exit(f"unknown cell(s) {unknown}; known: {', '.join(by_key)}")
+    candidates = {}
+    for item in args.candidate:
+        key, _, path = item.partition("=")
+        entry = yaml.safe_load(Path(path).read_text())
+        env_id = key.split(":")[1]
+        candidates[key] = (entry.get(env_id, entry), path)
     float_path = os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("MKL_ENABLE_INSTRUCTIONS") or "native"
     started = time.time()
     report = header(f"Cards on fresh seeds (float path: {float_path})",
@@ -107,19 +116,22 @@ def main() -> None:
         def log(label, seed, s):
             print(key, seed, round(s["final_eval"]["mean"], 1), flush=True)
 
+        overrides, source = candidates.get(key, (None, None))
         res = compare.side_by_side(cell.env, seeds, out / "runs" / "bench-cards" / cell.agent,
-                                   {"rlsuite": compare.ours(cell.agent, cell.env)}, args.force, log)
+                                   {"rlsuite": compare.ours(cell.agent, cell.env, overrides=overrides)}, args.force, log)
         first = res["rlsuite"][0]
         finals = [s["final_eval"]["mean"] for s in res["rlsuite"]]
+        label = f"{cell.agent} {cell.env}" + (" (candidate)" if source else "")
         lines = []
         for level, got, need, n, verdict in targets(cell, finals, first["threshold"]):
             lines.append(f"- final ≥ {level:g}: **{got}/{n}** (target ≥ {need}/{n}: **{verdict}**)")
-            summary.append(f"| {cell.agent} {cell.env} | final ≥ {level:g} in ≥ {need}/{n} | {got}/{n} | {verdict} |")
-        sections += runs_section(f"{cell.agent} on {cell.env} (threshold {first['threshold']:g}, budget "
+            summary.append(f"| {label} | final ≥ {level:g} in ≥ {need}/{n} | {got}/{n} | {verdict} |")
+        sections += runs_section(f"{cell.agent} on {cell.env}{' — tuned candidate' if source else ''} (threshold {first['threshold']:g}, budget "
                                  f"{first['steps']:,} steps)", res, load_env_card(cell.env).max_return,
                                  out / f"{Path(args.report).stem}_{cell.agent}_{cell.env}", f"rlsuite {cell.agent}",
                                  f"{cell.agent} on {cell.env}, fresh seeds {seeds[0]}-{seeds[-1]}",
-                                 [NOTES.get(key, "Card: agents/" + cell.agent + ".yaml."), "", *lines, ""])
+                                 [f"Candidate: {source}, run in place of the card's entry (not the shipped card)."
+                                  if source else NOTES.get(key, "Card: agents/" + cell.agent + ".yaml."), "", *lines, ""])
         took = f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."
         (out / args.report).write_text("\n".join(report + summary + [""] + sections + [took]) + "\n")
     print(f"wrote {out / args.report}")
