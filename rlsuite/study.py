@@ -714,7 +714,7 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         code = run_local(settings, tune_dir, trials, os.cpu_count() or 1 if workers is None else workers, echo)
     from rlsuite import tune_report
 
-    c = counts(open_study(settings, 0, trials))
+    c = counts(study)
     if code == 0 and reference and c.complete:
         code = tune_report.reference_runs(settings, tune_dir, echo)
     try:
@@ -722,8 +722,8 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
     except OSError as e:
         raise disk_error(e, f"the report in {tune_dir}", "free space, then `rlsuite tune show` to write it") from None
     if code == 0 and c.complete == 0:
-        first = next((t.user_attrs["error"] for t in open_study(settings).get_trials(deepcopy=False)
-                      if t.user_attrs.get("error")), "no trial completed")
+        first = next((t.user_attrs["error"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("error")),
+                     "no trial completed")
         raise UserError(f"none of the {c.done} trials completed (first error: {first}); see {report}")
     if code == 0 and c.done + c.running < trials:
         raise UserError(f"the study stopped at {c.done} of {trials} trials: its workers ended (logs in "

@@ -30,7 +30,7 @@ def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> int:
     from rlsuite import runs
     from rlsuite.errors import UserError
 
-    if card_trial(settings, tune_dir) is not None:
+    if card_trial(open_study(settings).get_trials(deepcopy=False)) is not None:
         return 0  # the study's first trial was the card: its runs are the reference
     results = []
     for seed in settings.seeds:
@@ -49,20 +49,19 @@ def reference_runs(settings: TuneSettings, tune_dir: Path, echo=print) -> int:
     return 0
 
 
-def card_trial(settings: TuneSettings, tune_dir: Path):
+def card_trial(trials):
     """The complete trial that ran the current card's values (trial 0 of a study that started from it)."""
     from optuna.trial import TrialState
 
-    return next((t for t in open_study(settings).get_trials(deepcopy=False)
-                 if t.user_attrs.get("card") and t.state == TrialState.COMPLETE), None)
+    return next((t for t in trials if t.user_attrs.get("card") and t.state == TrialState.COMPLETE), None)
 
 
-def card_score(settings: TuneSettings, tune_dir: Path) -> tuple[float, list[float], list[str]] | None:
+def card_score(settings: TuneSettings, tune_dir: Path, trials) -> tuple[float, list[float], list[str]] | None:
     """(objective, finals, run dirs) of the current card on the study's seeds (its trial, or its reference
     runs) when they all finished."""
     from rlsuite.tuning import objective
 
-    trial = card_trial(settings, tune_dir)
+    trial = card_trial(trials)
     if trial is not None:
         return trial.value, trial.user_attrs["finals"], trial.user_attrs["runs"]
     dirs = [tune_dir / "runs" / card_run_name(settings, s) for s in settings.seeds]
@@ -202,7 +201,7 @@ def write_report(tune_dir: str | Path) -> Path:
     trials = study.get_trials(deepcopy=False)
     c = counts(study)
     complete = sorted([t for t in trials if t.state == TrialState.COMPLETE], key=lambda t: -t.value)
-    card = card_score(settings, tune_dir)
+    card = card_score(settings, tune_dir, trials)
     seeds = f"{settings.seeds[0]}-{settings.seeds[-1]}" if len(settings.seeds) > 1 else str(settings.seeds[0])
     masked = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", settings.storage)  # no database password in a report
     if settings.storage == storage_url(None, tune_dir):
