@@ -1,7 +1,7 @@
 """Regenerate results/README.md: rlsuite vs Stable-Baselines3, DQN / A2C / PPO on CartPole-v1, Acrobot-v1
 and LunarLander-v3, plus REINFORCE's own curves (PROTOCOL.md). `rlsuite bench` runs this last.
 
-    python benchmarks/matrix.py                          # the whole matrix, 5 seeds (hours on 2 cores)
+    python benchmarks/matrix.py                          # the whole matrix, 10 seeds (hours on 2 cores)
     python benchmarks/matrix.py --cells ppo:Acrobot-v1   # one cell; the report still covers every cell
     python benchmarks/matrix.py --cells a2c:LunarLander-v3 --no-report   # train only
 
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from scipy.stats import trim_mean
+
 from rlsuite import compare
 from rlsuite.baselines import SB3_ALGORITHMS, baseline_hyperparameters, differences_from_zoo
 from rlsuite.cards import load_env_card
@@ -29,6 +31,15 @@ from rlsuite.report import aggregate_table, header, index_lines, per_seed_table,
 from rlsuite.stats import aggregate
 
 AGENTS = ("dqn", "a2c", "ppo", "reinforce")
+# Cards changed since the 5-seed report of 2026-11-28 (seeds 0-4). That report's raw figures are kept in
+# figures/matrix-2026-11-28.json (its matrix.json as committed), so each changed cell shows the old card's
+# figure beside the new one's.
+PREVIOUS = "figures/matrix-2026-11-28.json"
+CHANGED = {
+    ("dqn", "CartPole-v1"): "1-step returns (now 3-step, issue 9)",
+    ("ppo", "CartPole-v1"): "the zoo's values (now found by `rlsuite tune`, issue 10)",
+    ("reinforce", "CartPole-v1"): "constant lr and the return bug issue 9 fixed (now lr annealed to 0)",
+}
 ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 
 
@@ -99,7 +110,22 @@ def title_of(agent: str) -> str:
     return "REINFORCE" if agent == "reinforce" else agent.upper()
 
 
-def summary_row(agent: str, env_id: str, results: dict, diff: dict | None) -> str:
+def previous_card(agent: str, env_id: str, out: Path) -> dict | None:
+    """The changed card's figures in the previous report: stays solved k/n and IQM final (None if unchanged)."""
+    path = out / PREVIOUS
+    if (agent, env_id) not in CHANGED or not path.exists():
+        return None
+    runs = json.loads(path.read_text())[f"{agent}:{env_id}"]["rlsuite"]
+    finals = [r["final"] for r in runs]
+    return {"what": CHANGED[agent, env_id], "stays_solved": sum(r["stays_solved"] for r in runs), "n": len(runs),
+            "iqm": float(trim_mean(finals, 0.25)), "seeds": [r["seed"] for r in runs]}
+
+
+def previous_cell(previous: dict | None) -> str:
+    return "—" if previous is None else f"{previous['stays_solved']}/{previous['n']}, IQM {previous['iqm']:.1f}"
+
+
+def summary_row(agent: str, env_id: str, results: dict, diff: dict | None, previous: dict | None) -> str:
     ours = aggregate(results["rlsuite"])
     cells = [title_of(agent), env_id, f"{budget(agent, env_id):,}",
              f"{ours['stays_solved']}/{ours['n']}", f"{ours['final_iqm']:.1f}"]
@@ -111,11 +137,12 @@ def summary_row(agent: str, env_id: str, results: dict, diff: dict | None) -> st
                   f"{r['wall_to_solve']:.2f}×" if both_solved else "— (not solved)", f"{r['steps_per_s']:.2f}×"]
     else:
         cells += ["no SB3 REINFORCE", "—", "—", "—"]
-    cells.append(hyperparameters_cell(diff))
+    cells += [hyperparameters_cell(diff), previous_cell(previous)]
     return "| " + " | ".join(cells) + " |"
 
 
-def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out: Path, n_seeds: int) -> list[str]:
+def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out: Path, n_seeds: int,
+                 previous: dict | None) -> list[str]:
     first = results["rlsuite"][0]
     title = f"{title_of(agent)} on {env_id}"
     steps = budget(agent, env_id)
@@ -126,6 +153,11 @@ def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out:
     if diff:
         lines += ["rlsuite's card differs from the zoo's values in: " + "; ".join(
             f"{k} {ours} (zoo {zoo})" for k, (ours, zoo) in sorted(diff.items())) + ".", ""]
+    if previous:
+        seeds = f"{min(previous['seeds'])}-{max(previous['seeds'])}"
+        lines += [f"The card changed since the report of 2026-11-28. The previous card ({previous['what']}) stayed "
+                  f"solved in {previous['stays_solved']}/{previous['n']} seeds ({seeds}), IQM final "
+                  f"{previous['iqm']:.1f}; the table below is the current card.", ""]
     lines += aggregate_table(results, load_env_card(env_id).max_return)
     lines += ["<details><summary>per seed</summary>", ""] + per_seed_table(results) + ["</details>", ""]
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
@@ -136,7 +168,7 @@ def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--cells", default=None, help="agent:env,... to train (default: all)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true", help="retrain the selected cells' finished runs")
@@ -172,14 +204,16 @@ def main() -> None:
         "evaluations; ratios are rlsuite / SB3 medians (wall-to-solve: lower is better; steps/s: higher is better; "
         "wall-to-solve only where both solved). *hyperparameters vs zoo*: `same` when rlsuite's card runs the "
         "zoo's values, so the steps/s ratio compares the implementations like for like; otherwise the fields in "
-        "which the card differs. Training can run as two such processes at once on the 2 cores (one torch thread "
+        "which the card differs. *previous card*: where a card changed since the 5-seed report of 2026-11-28, "
+        "that card's figures there (seeds 0-4). Training can run as two such processes at once on the 2 cores (one torch thread "
         "each); both implementations of a cell share whatever load there is.", "",
         "| agent | env | budget | rlsuite stays solved | rlsuite IQM final | SB3 stays solved | SB3 IQM final "
-        "| wall-to-solve ratio | steps/s ratio | hyperparameters vs zoo |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| wall-to-solve ratio | steps/s ratio | hyperparameters vs zoo | previous card: stays solved, IQM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     diffs = {cell: zoo_differences(*cell) for cell in every}  # resolving cards builds envs: once per cell
-    report += [summary_row(a, e, results[a, e], diffs[a, e]) for a, e in every] + [""]
+    previous = {cell: previous_card(*cell, out) for cell in every}
+    report += [summary_row(a, e, results[a, e], diffs[a, e], previous[a, e]) for a, e in every] + [""]
     grid = {(title_of(a), e): {name: [s["run_dir"] for s in v] for name, v in results[a, e].items()} for a, e in every}
     overview = plot_grid(grid, out / "figures" / "overview",
                          f"rlsuite vs SB3: evaluation return, mean and 95% band over {len(seeds)} seeds")
@@ -191,7 +225,8 @@ def main() -> None:
     for env_id in ENVS:
         report += [f"## {env_id}", ""]
         for agent in AGENTS:
-            report += cell_section(agent, env_id, results[agent, env_id], diffs[agent, env_id], out, len(seeds))
+            report += cell_section(agent, env_id, results[agent, env_id], diffs[agent, env_id], out, len(seeds),
+                                   previous[agent, env_id])
     raw = {f"{a}:{e}": {name: [{k: s[k] for k in ("seed", "steps", "wall_s", "steps_per_s", "steps_to_solve",
                                                     "wall_to_solve", "solved", "stays_solved")}
                                | {"final": s["final_eval"]["mean"]} for s in v] for name, v in cell.items()}

@@ -2,7 +2,7 @@
 
     python benchmarks/pg.py                              # CartPole PPO + A2C side by side, REINFORCE curves
     python benchmarks/pg.py --sections lunarlander       # PPO on LunarLander-v3, 1M steps (hours on 2 cores)
-    python benchmarks/pg.py --sections cartpole,reinforce,lunarlander --seeds 5
+    python benchmarks/pg.py --sections cartpole,reinforce,lunarlander --seeds 10
 
 Sections:
   cartpole     PPO: rlsuite (card = the zoo's values) vs SB3 (zoo), so the same runs give the speed ratio.
@@ -46,7 +46,7 @@ def section(title, agent, env_id, results, out, notes) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--sections", default="cartpole,reinforce")
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true")
@@ -101,7 +101,7 @@ def main() -> None:
         finals = {name: sum(s["final_eval"]["mean"] >= 200 for s in v) for name, v in ll.items()}
         counts = {name: len(v) for name, v in ll.items()}
         report += section("PPO on LunarLander-v3", "ppo", env_id, ll, out, [
-            f"Target: final ≥ 200 in at least 4/5 seeds within 1M steps. rlsuite: **{finals['rlsuite']}/{counts['rlsuite']}**, "
+            f"Target: final ≥ 200 in at least 4/5 of the seeds within 1M steps. rlsuite: **{finals['rlsuite']}/{counts['rlsuite']}**, "
             f"SB3 (same invocation, seeds {seeds[:k]}): {finals.get('sb3', 0)}/{counts.get('sb3', 0)}. "
             "Zoo PPO on v2: 242 ± 32 at 1M, first ≥ 200 at 430k.", ""])
     report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")

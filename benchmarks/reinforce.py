@@ -1,6 +1,6 @@
 """Regenerate results/reinforce.md: REINFORCE on CartPole-v1, Acrobot-v1 and LunarLander-v3 (PROTOCOL.md).
 
-    python benchmarks/reinforce.py                      # 5 seeds per env, the env cards' REINFORCE budgets
+    python benchmarks/reinforce.py                      # 10 seeds per env, the env cards' REINFORCE budgets
     python benchmarks/reinforce.py --envs CartPole-v1 --seeds 10
 
 SB3 has no REINFORCE, so there is no baseline row: these are rlsuite's own curves. Every step of every
@@ -28,7 +28,7 @@ TARGETS = {"CartPole-v1": "final evaluation ≥ 400 in every seed, ≥ 475 (stay
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--envs", default=",".join(ENVS))
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true")

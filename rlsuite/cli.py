@@ -152,11 +152,15 @@ def list_(agent, env_id):
         if spec.kind == "rl":
             click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}")
         where = f"on {env_id}" if env_id else "card default"
-        click.echo(f"\n{'hyperparameter':<22}{where:<24}{'dataclass default':<22}meaning")
+        rows = [("hyperparameter", where, "dataclass default", "meaning")]
         for name, default, help_ in describe(spec.config_cls):
             value = str(used[name])
-            mark = "" if value == default else " *"
-            click.echo(f"{name:<22}{value + mark:<24}{default:<22}{help_}")
+            rows.append((name, value + ("" if value == default else " *"), default, help_))
+        # columns as wide as their widest entry plus two spaces: long names and schedules never run together
+        widths = [max(len(row[i]) for row in rows) + 2 for i in range(3)]
+        click.echo("")
+        for row in rows:
+            click.echo("".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[3])
         click.echo("\n* = set by the card" + (" or the env card" if env_id else ""))
         return
     if env_id:
@@ -190,7 +194,8 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @main.command()
 @click.argument("agent")
 @click.argument("env_id", metavar="ENV")
-@click.option("--seeds", type=int, default=5, show_default=True, help="seeds 0..N-1, the same for both")
+@click.option("--seeds", type=int, default=10, show_default=True,
+              help="seeds 0..N-1, the same for both (PROTOCOL.md: comparisons use at least 10)")
 @click.option("--steps", type=int, default=None, help="environment steps for both (default: each card's budget)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override rlsuite's card")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
@@ -388,7 +393,7 @@ SECTIONS = ("dqn", "pg", "reinforce", "cards", "tuning", "mnist", "faults", "mat
 @main.command()
 @click.option("--sections", default="dqn,pg,reinforce,cards,tuning,mnist,faults,matrix", show_default=True,
               help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
-@click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 5 for RL)")
+@click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
 @friendly
 def bench(sections, seeds, out):
@@ -397,13 +402,13 @@ def bench(sections, seeds, out):
     \b
     dqn     results/dqn.md: DQN targets (CartPole side by side, rlsuite@zoo speed runs, MountainCar)
     pg      results/pg.md: REINFORCE / A2C / PPO targets (CartPole, PPO LunarLander)
-    reinforce  results/reinforce.md: REINFORCE on CartPole, Acrobot, LunarLander (5 seeds)
+    reinforce  results/reinforce.md: REINFORCE on CartPole, Acrobot, LunarLander (10 seeds)
     cards   results/cards.md: every shipped card against issue 10's target on fresh seeds 100-109
     tuning  results/tuning.md: what `rlsuite tune` costs (DQN CartPole; pruning; 2 workers)
     mnist   results/mnist.md: the supervised module
     faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
     matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
-            REINFORCE curves (5 seeds, the env cards' budgets), with an index of the other reports
+            REINFORCE curves (10 seeds, the env cards' budgets), with an index of the other reports
     Finished runs under OUT/runs are reused while their settings match, so a rerun only trains what is missing.
     """
     import subprocess

@@ -60,3 +60,13 @@ def test_list_shows_what_a_run_uses(tmp_path):
     assert row.split()[1] == "256"
     assert "supervised" in CliRunner().invoke(main, ["list"]).output
     assert CliRunner().invoke(main, ["list", "supervised"]).exit_code == 0
+
+
+def test_list_columns_never_run_together():
+    # target_update_interval (22 characters) used to run into its value: "target_update_interval1000"
+    out = CliRunner().invoke(main, ["list", "dqn"]).output
+    row = next(line for line in out.splitlines() if line.startswith("target_update_interval"))
+    assert row.split()[1] == "1000"
+    header = next(line for line in out.splitlines() if line.startswith("hyperparameter"))
+    epsilon = next(line for line in out.splitlines() if line.startswith("epsilon"))
+    assert epsilon.index("{'linear': [1.0, 0.05, 0.1]}") == header.index("dataclass default")
