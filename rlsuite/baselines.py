@@ -20,7 +20,8 @@ from rlsuite.errors import UserError
 
 SB3_ALGORITHMS = {"dqn": "DQN", "a2c": "A2C", "ppo": "PPO"}
 _SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
-_OURS = ("n_timesteps", "n_envs", "policy", "net_arch", "activation_fn", "normalize", "source", "notes")
+_OURS = ("n_timesteps", "n_envs", "policy", "net_arch", "activation_fn", "normalize", "source", "notes",
+         "features_extractor", "features_dim", "share_features_extractor")
 
 
 @dataclass
@@ -114,6 +115,13 @@ def make_model(agent: str, env_id: str, hp: dict, seed: int, device, n_envs: int
         if key in kwargs:
             kwargs[key] = _sb3_schedule(kwargs[key], key)
     policy_kwargs = dict(kwargs.pop("policy_kwargs", {}) or {})
+    if hp.get("features_extractor") == "cnn":  # rlsuite's CNN trunk inside SB3 (MinAtar's 10x10 frames)
+        policy_kwargs["features_extractor_class"] = cnn_extractor_class()
+        policy_kwargs["features_extractor_kwargs"] = {"features_dim": int(hp.get("features_dim", 128))}
+    elif hp.get("features_extractor") is not None:
+        raise UserError(f"baseline features_extractor {hp['features_extractor']!r} is unknown; use cnn")
+    if "share_features_extractor" in hp:
+        policy_kwargs["share_features_extractor"] = bool(hp["share_features_extractor"])
     if "net_arch" in hp:
         policy_kwargs["net_arch"] = hp["net_arch"]
     if "activation_fn" in hp:
@@ -124,6 +132,27 @@ def make_model(agent: str, env_id: str, hp: dict, seed: int, device, n_envs: int
                    policy_kwargs=policy_kwargs or None, **kwargs)
     except TypeError as e:
         raise UserError(f"the card's baseline hyperparameters do not fit SB3 {cls.__name__}: {e}") from None
+
+
+def cnn_extractor_class():
+    """An SB3 features extractor that is rlsuite's shared CNN trunk (nets.CNN, layout read from the
+    observation), so that both implementations run the same network on MinAtar's 10x10 frames, which
+    SB3's NatureCNN (8x8 stride-4 first layer) cannot take."""
+    import numpy as np
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    from rlsuite.nets import CNN
+
+    class RlsuiteCNN(BaseFeaturesExtractor):
+        def __init__(self, observation_space, features_dim: int = 128):
+            super().__init__(observation_space, features_dim)
+            scale = 1 / 255 if observation_space.dtype == np.uint8 else 1.0
+            self.cnn = CNN(observation_space.shape, hidden=features_dim, scale=scale)
+
+        def forward(self, observations):
+            return self.cnn(observations)
+
+    return RlsuiteCNN
 
 
 def sb3_policy(model):

@@ -215,6 +215,22 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_env_kwargs(items: list[str] | tuple[str, ...]) -> dict:
+    """['repeat_action_probability=0', 'full_action_space=true'] -> typed values (YAML scalars, read safely)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UserError(f"--env-kwargs {item!r} is not name=value; write e.g. --env-kwargs repeat_action_probability=0")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise UserError(f"--env-kwargs {item!r}: {value!r} is not a plain value") from None
+        if isinstance(out[key.strip()], (dict, list)):
+            raise UserError(f"--env-kwargs {item!r}: give one number, boolean or string per argument")
+    return out
+
+
 def to_data(config) -> dict:
     """A config as plain YAML-able data (schedules as {linear: [...]}, tuples as lists)."""
     out = {}
@@ -319,8 +335,9 @@ class EnvCard:
     eval_episodes: int | None = None
     final_eval_episodes: int | None = None
     budget: int | dict | None = None  # benchmark budget in env steps: one number, or {agent: steps}
-    vectorization: str = "sync"  # sync | async | native (the env's own vector entry point)
-    make_kwargs: dict = field(default_factory=dict)
+    vectorization: str = "sync"  # sync | async | native (the env's own vector entry point) | envpool
+    make_kwargs: dict = field(default_factory=dict)  # gym.make arguments; `--env-kwargs KEY=VALUE` overrides
+    frame_stack: int = 1  # > 1: the last N observations stacked (FrameStackObservation), after the wrappers
     notes: str = ""
 
     def budget_for(self, agent: str) -> int | None:
@@ -376,8 +393,10 @@ def check_env_card(card: EnvCard, source: str) -> EnvCard:
         v = getattr(card, name)
         if v is not None and not (is_int(v) and v > 0):
             raise UserError(f"{source}: {name} must be a positive integer (or null), got {v!r}")
-    if card.vectorization not in ("sync", "async", "native"):
-        raise UserError(f"{source}: vectorization must be sync, async or native, got {card.vectorization!r}")
+    if card.vectorization not in ("sync", "async", "native", "envpool"):
+        raise UserError(f"{source}: vectorization must be sync, async, native or envpool, got {card.vectorization!r}")
+    if not (is_int(card.frame_stack) and 1 <= card.frame_stack <= 64):
+        raise UserError(f"{source}: frame_stack must be an integer in [1, 64], got {card.frame_stack!r}")
     if not isinstance(card.wrappers, list):
         raise UserError(f"{source}: wrappers must be a list, got {card.wrappers!r}")
     if not isinstance(card.make_kwargs, dict):
@@ -401,10 +420,17 @@ def load_agent_card(agent: str) -> dict:
     return data
 
 
-def resolve(agent: str, config_cls, env_id: str, overrides: dict | None = None):
+def with_env_kwargs(card: EnvCard, env_kwargs: dict | None) -> EnvCard:
+    """The env card with constructor arguments from the command line (`--env-kwargs`) over its own."""
+    if not env_kwargs:
+        return card
+    return dataclasses.replace(card, make_kwargs={**card.make_kwargs, **env_kwargs})
+
+
+def resolve(agent: str, config_cls, env_id: str, overrides: dict | None = None, env_kwargs: dict | None = None):
     """The config for `agent` on `env_id`: card entries, env card settings, then overrides."""
     card = load_agent_card(agent)
-    env_card = load_env_card(env_id)
+    env_card = with_env_kwargs(load_env_card(env_id), env_kwargs)
     path = agent_card_path(agent)
     config = config_cls()
     config = apply(config, card.get("default") or {}, f"{path} [default]")

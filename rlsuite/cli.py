@@ -83,11 +83,13 @@ def _print_result(result: dict) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--out", default="results", show_default=True, callback=_check_out, help="runs go to OUT/runs/<run>")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
+@click.option("--env-kwargs", "env_kwargs", multiple=True, metavar="KEY=VALUE",
+              help="an env constructor argument over the env card's make_kwargs, e.g. repeat_action_probability=0")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="continue a stopped run directory (with --steps N: train it on to N steps in total)")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @friendly
-def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet):
+def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume_dir, quiet):
     """Train AGENT on ENV (any Gymnasium id, or package.module:EnvId) with its tuned card.
 
     \b
@@ -97,7 +99,7 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
       rlsuite train --resume results/runs/dqn-CartPole-v1-s0-...
     """
     from rlsuite import runs
-    from rlsuite.cards import parse_overrides
+    from rlsuite.cards import parse_env_kwargs, parse_overrides
 
     progress = not quiet  # a bar on a terminal, plain periodic lines in logs
     if resume_dir:
@@ -105,15 +107,16 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
                  if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise UserError(f"--resume continues a run in its own directory with its own seed; drop {' and '.join(given)}")
-        if agent or env_id or overrides:
-            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV and --set "
+        if agent or env_id or overrides or env_kwargs:
+            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV, --set and --env-kwargs "
                             "(--steps N extends its budget)")
         result = runs.resume(resume_dir, progress=progress, device=None if device == "auto" else device, steps=steps)
     else:
         if not agent or not env_id:
             raise UserError("give an agent and an environment, e.g. `rlsuite train dqn CartPole-v1` (see `rlsuite list`)")
         result = runs.train(agent, env_id, seed=seed, steps=steps, overrides=parse_overrides(overrides),
-                            out=out, device=device, progress=progress)
+                            out=out, device=device, progress=progress,
+                            env_kwargs=parse_env_kwargs(env_kwargs))
     _print_result(result)
 
 
@@ -123,12 +126,25 @@ def train(agent, env_id, seed, steps, device, out, overrides, resume_dir, quiet)
 @click.option("--seed", type=int, default=None, help="evaluation seed (default: the one the run's own evaluation used)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--video", "video_dir", type=click.Path(file_okay=False), default=None,
+              help="write MP4s of the greedy agent to this folder (one per episode; --episodes defaults to 1)")
 @friendly
-def eval_(run_dir, episodes, seed, device, as_json):
-    """Re-evaluate the saved agent of RUN_DIR with the deterministic policy."""
+def eval_(run_dir, episodes, seed, device, as_json, video_dir):
+    """Re-evaluate the saved agent of RUN_DIR with the deterministic policy (or film it with --video)."""
     from rlsuite.agents import get_agent
     from rlsuite.rundir import read_run_config
 
+    if video_dir is not None:
+        from rlsuite import runs, video
+        from rlsuite.engine import EVAL_SEED_OFFSET
+
+        if episodes is not None and not 0 < episodes <= 1000:
+            raise UserError(f"--episodes must be in [1, 1000] with --video, got {episodes}")
+        policy = runs.load_policy(run_dir, device)
+        result = video.record(policy, video_dir, episodes or 1, policy.seed + EVAL_SEED_OFFSET if seed is None else seed)
+        click.echo(json.dumps(result) if as_json else "\n".join(
+            [f"episode {i}: return {r:.1f}" for i, r in enumerate(result["returns"])] + result["videos"]))
+        return
     spec = get_agent(read_run_config(run_dir)["agent"])
     result = spec.evaluate(run_dir, episodes=episodes, seed=seed, device=device)
     click.echo(json.dumps(result) if as_json else spec.describe(result))

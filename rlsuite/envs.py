@@ -25,7 +25,7 @@ def _register_optional(env_id: str) -> None:
             import ale_py
 
             gym.register_envs(ale_py)
-        elif namespace == "MinAtar":
+        elif namespace == "MinAtar" and env_id not in gym.registry:  # registering twice warns per game
             from minatar import gym as minatar_gym
 
             minatar_gym.register_envs()
@@ -125,11 +125,15 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
         kwargs["render_mode"] = render_mode
     try:
         env = gym.make(env_id, **kwargs)
-    except TypeError as e:  # make_kwargs the env does not take
-        raise UserError(f"env card make_kwargs {card.make_kwargs} do not fit {env_id}: {e}") from None
+    except (TypeError, gym.error.Error) as e:  # make_kwargs the env does not take
+        raise UserError(f"env arguments {card.make_kwargs} (env card make_kwargs / --env-kwargs) do not fit "
+                        f"{env_id}: {e}") from None
     if not isinstance(card.wrappers, list):
         raise UserError(f"the env card's wrappers must be a list, got {card.wrappers!r}")
-    return _apply_wrappers(env, card.wrappers, training)
+    env = _apply_wrappers(env, card.wrappers, training)
+    if card.frame_stack > 1:  # last, so that a stack holds preprocessed frames (Atari: 4 x 84 x 84)
+        env = gym.wrappers.FrameStackObservation(env, card.frame_stack)
+    return env
 
 
 def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
@@ -143,6 +147,10 @@ def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.
             envs = None
     else:
         envs = None
+    if card.vectorization == "envpool":
+        from rlsuite.envpool_vec import EnvPoolVectorEnv
+
+        envs = EnvPoolVectorEnv(card, num_envs, training)
     if envs is None:
         fns = [lambda: make_env(card, training) for _ in range(num_envs)]
         cls = gym.vector.AsyncVectorEnv if card.vectorization == "async" else gym.vector.SyncVectorEnv

@@ -45,7 +45,7 @@ class MLP(nn.Module):
         self.out_dim = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))  # (B, *obs_shape) -> (B, out_dim)
+        return self.body(x.flatten(1).float())  # (B, *obs_shape) -> (B, out_dim); bool/uint8 obs become float
 
 
 # Conv specs: (channels, kernel, stride, padding) or "pool" for a 2x2 max-pool.
@@ -217,7 +217,10 @@ class ClassifierHead(nn.Module):
 # ---------------------------------------------------------------------------------------------
 def make_trunk(obs_shape: Sequence[int], net: str, hidden: Sequence[int], activation: str = "relu",
                uint8: bool = False) -> nn.Module:
-    """The trunk an agent config asks for: 'mlp' (hidden sizes) or 'cnn' (auto preset by image size)."""
+    """The trunk an agent config asks for: 'mlp' (hidden sizes), 'cnn' (preset by image size), or 'auto':
+    the CNN for image observations (3-D: (C,H,W) or (H,W,C)), the MLP otherwise."""
+    if net == "auto":
+        net = "cnn" if len(obs_shape) == 3 else "mlp"
     if net == "mlp":
         return MLP(int(math.prod(obs_shape)), hidden, activation)
     if net == "cnn":

@@ -18,19 +18,20 @@ from rlsuite.errors import UserError
 from rlsuite.evaluation import evaluate
 
 
-def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None):
+def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
+            env_kwargs: dict | None = None):
     """(AgentSpec, config, env card) with every check that can fail before training starts."""
     spec = get_agent(agent, kind="rl")
     resolve_env_id(env_id)
     if steps is not None:
         check_steps(steps)
-    config, card = resolve(agent, spec.config_cls, env_id, overrides)
+    config, card = resolve(agent, spec.config_cls, env_id, overrides, env_kwargs)
     if steps is not None:
         config = dataclasses.replace(config, total_steps=steps)
         config.validate()  # the budget against what depends on it (e.g. one rollout must fit)
     env = make_env(card)
     try:
-        spec.check_spaces(env.observation_space, env.action_space, config)
+        spec.check_spaces(env.observation_space, env.action_space, config, card)
     finally:
         env.close()
     return spec, config, card
@@ -39,11 +40,11 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
           out: str | Path = "results", device: str = "auto", progress: bool = True,
           stop_at: int | None = None, name: str | None = None, lock: RunLock | None = None,
-          on_eval=None) -> dict:
+          on_eval=None, env_kwargs: dict | None = None) -> dict:
     """Train AGENT on ENV_ID with its card (+ overrides); returns the summary (or the interrupted result).
     on_eval(step, mean) is called after each periodic evaluation; True stops the run (see engine.Run)."""
     check_seed(seed)
-    spec, config, card = prepare(agent, env_id, steps, overrides)
+    spec, config, card = prepare(agent, env_id, steps, overrides, env_kwargs)
     dev = resolve_device(device)
     run_dir = new_run_dir(Path(out), agent, env_id, seed, name, exist_ok=lock is not None)
     with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock,
@@ -266,9 +267,10 @@ def _experiment(stamp: dict) -> dict:
     return stamp
 
 
-def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:
+def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
+                env_kwargs: dict | None = None) -> dict:
     """What makes two rlsuite runs the same experiment: agent, env, resolved config."""
     from rlsuite.cards import to_data
 
-    _, config, card = prepare(agent, env_id, steps, overrides)
+    _, config, card = prepare(agent, env_id, steps, overrides, env_kwargs)
     return {"agent": agent, "env_id": env_id, "config": to_data(config), "env_card": dataclasses.asdict(card)}

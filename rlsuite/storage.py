@@ -17,6 +17,11 @@ from rlsuite.errors import UserError
 from rlsuite.returns import discounted_sum, monte_carlo_returns
 
 
+def naive_replay_bytes(capacity: int, obs_shape, obs_dtype=np.uint8) -> int:
+    """Bytes a ReplayBuffer allocates: obs and next_obs whole, action (int64), reward, discount (float32)."""
+    return int(capacity) * (2 * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize + 8 + 4 + 4)
+
+
 def _to_numpy(state: dict) -> dict:
     return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
@@ -53,6 +58,15 @@ class ReplayBuffer:
         self.pos = int((self.pos + k) % self.capacity)
         self.size = min(self.size + k, self.capacity)
         return slots
+
+    # What the agent stores for an observation: the observation itself (frames.FrameReplayBuffer
+    # stores frame ids instead and has the same two calls).
+    def begin(self, obs: np.ndarray) -> np.ndarray:
+        return obs
+
+    def advance(self, keys, final_obs: np.ndarray, next_obs: np.ndarray, ended: np.ndarray):
+        """(what a transition's next state is stored as, what the envs' current observations are)."""
+        return final_obs, next_obs
 
     def gather(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         """Transitions at `idx` (any shape, e.g. (G, B) for G minibatches) as tensors on the device."""

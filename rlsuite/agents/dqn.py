@@ -26,9 +26,10 @@ from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
 from rlsuite.envs import check_memory, episode_stats, net_bytes, make_vector_env, require_box_obs, require_discrete, true_next_obs
 from rlsuite.errors import UserError
+from rlsuite.frames import FrameReplayBuffer, frame_replay_bytes
 from rlsuite.nets import DuelingQHead, QHead, make_trunk
 from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
-from rlsuite.storage import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
+from rlsuite.storage import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer, naive_replay_bytes
 
 
 @dataclass
@@ -54,7 +55,9 @@ class DQNConfig(CommonConfig):
     per_eps: float = param(1e-6, "added to |TD error| so no priority is zero")
     loss: str = param("huber", "TD loss", choices=("huber", "mse"))
     max_grad_norm: float | None = param(10.0, "gradient-norm clip (none to disable)")
-    net: str = param("mlp", "trunk: mlp or cnn", choices=("mlp", "cnn"))
+    net: str = param("auto", "trunk: auto (cnn for image observations, else mlp), mlp or cnn",
+                     choices=("auto", "mlp", "cnn"))
+    share_frames: bool = param(True, "store each frame once when the env card stacks frames (frame_stack > 1)")
     hidden: tuple[int, ...] = param((64, 64), "MLP hidden sizes (for cnn: the width of the last layer)")
     activation: str = param("relu", "MLP activation", choices=("relu", "tanh", "elu", "gelu"))
     log_every: int = param(1_000, "env steps between loss/charts logs")
@@ -79,22 +82,30 @@ class DQNConfig(CommonConfig):
             raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
 
 
-def replay_bytes(cfg: DQNConfig, obs_space) -> int:
-    """Memory the replay buffer allocates: obs and next_obs, action (int64), reward, discount (float32)."""
-    obs = int(np.prod(obs_space.shape)) * np.dtype(obs_space.dtype).itemsize
-    return cfg.buffer_size * (2 * obs + 8 + 4 + 4)
+def shares_frames(cfg: DQNConfig, obs_space, frame_stack: int) -> bool:
+    """Stacked uint8 frames (the env card's frame_stack) go to the frame-sharing replay memory."""
+    return cfg.share_frames and frame_stack > 1 and obs_space.dtype == np.uint8 and len(obs_space.shape) == 3
 
 
-def check_spaces(obs_space, action_space, cfg: DQNConfig | None = None) -> None:
+def replay_bytes(cfg: DQNConfig, obs_space, frame_stack: int = 1) -> int:
+    """Memory the replay buffer allocates, computed before anything is allocated."""
+    if shares_frames(cfg, obs_space, frame_stack):
+        return frame_replay_bytes(cfg.buffer_size, obs_space.shape, cfg.num_envs, cfg.n_step, cfg.prioritized)
+    return naive_replay_bytes(cfg.buffer_size, obs_space.shape, obs_space.dtype)
+
+
+def check_spaces(obs_space, action_space, cfg: DQNConfig | None = None, env_card=None) -> None:
     require_discrete(action_space, "dqn")
     require_box_obs(obs_space, "dqn")
     if cfg is not None:
         if cfg.net == "cnn" and len(obs_space.shape) != 3:
             raise UserError(f"net=cnn needs image observations (3-D), this env has shape {obs_space.shape}; use net=mlp")
-        check_memory(replay_bytes(cfg, obs_space), f"a replay buffer of {cfg.buffer_size:,} transitions",
+        check_memory(replay_bytes(cfg, obs_space, env_card.frame_stack if env_card else 1),
+                     f"a replay buffer of {cfg.buffer_size:,} transitions of {tuple(obs_space.shape)} {obs_space.dtype}",
                      "lower buffer_size")
-        check_memory(net_bytes(obs_space.shape, cfg.hidden, int(action_space.n), copies=5),
-                     f"a {list(cfg.hidden)} network (weights, target, gradients, Adam)", "use smaller hidden sizes")
+        if cfg.net == "mlp" or (cfg.net == "auto" and len(obs_space.shape) != 3):
+            check_memory(net_bytes(obs_space.shape, cfg.hidden, int(action_space.n), copies=5),
+                         f"a {list(cfg.hidden)} network (weights, target, gradients, Adam)", "use smaller hidden sizes")
 
 
 def build_q_network(cfg: DQNConfig, obs_space, n_actions: int) -> nn.Module:
@@ -147,16 +158,22 @@ def train(cfg: DQNConfig, run: Run) -> dict:
     q = build_q_network(cfg, obs_space, n_actions).to(device)
     target_q = copy.deepcopy(q)
     optimizer = make_adam(q.parameters(), cfg.lr(0.0), cfg.adam_eps)
-    buffer_cls = PrioritizedReplayBuffer if cfg.prioritized else ReplayBuffer
     extra = {"alpha": cfg.per_alpha, "eps": cfg.per_eps} if cfg.prioritized else {}
-    buffer = buffer_cls(cfg.buffer_size, obs_space.shape, obs_space.dtype, device=device, **extra)
+    if shares_frames(cfg, obs_space, run.env_card.frame_stack):  # Atari stacks: each frame stored once
+        buffer = FrameReplayBuffer(cfg.buffer_size, obs_space.shape, cfg.num_envs, cfg.n_step, cfg.prioritized,
+                                   device=device, **extra)
+    else:
+        buffer = (PrioritizedReplayBuffer if cfg.prioritized else ReplayBuffer)(
+            cfg.buffer_size, obs_space.shape, obs_space.dtype, device=device, **extra)
     nstep = NStepAccumulator(cfg.num_envs, cfg.n_step, cfg.gamma)
     rng = np.random.default_rng(run.seed)  # exploration and replay sampling
     act_greedy = greedy_policy(q, device)
     guard = DivergenceGuard()
 
     step, updates, synced_at = 0, 0, -1
+    learn_after = cfg.learning_starts
     obs, _ = envs.reset(seed=run.seed)
+    keys = buffer.begin(obs)  # what the buffer stores for the current observations (themselves, or frame ids)
     if run.restored:
         s = run.restored["state"]
         restore_weights(q, s["q"], run)
@@ -165,9 +182,12 @@ def train(cfg: DQNConfig, run: Run) -> dict:
         if "buffer" in s:
             buffer.load_state_dict(s["buffer"])
             nstep.load_state_dict(s["nstep"])
+        else:  # a checkpoint without its replay memory (save_buffer: false): refill it before learning again
+            learn_after = run.restored["step"] + max(cfg.learning_starts, cfg.batch_size)
         rng.bit_generator.state = s["rng"]
         step, updates = run.restored["step"], s["updates"]
         obs = run.restore_envs(envs)
+        keys = s["keys"] if "keys" in s and "buffer" in s and not run.envs_restarted else buffer.begin(obs)
         if run.envs_restarted:  # fresh episodes: open n-step windows must not run into them
             nstep.clear()
 
@@ -175,7 +195,7 @@ def train(cfg: DQNConfig, run: Run) -> dict:
         state = {"q": q.state_dict(), "target_q": target_q.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
         if cfg.save_buffer:
-            state.update(buffer=buffer.state_dict(), nstep=nstep.state_dict())
+            state.update(buffer=buffer.state_dict(), nstep=nstep.state_dict(), keys=torch.as_tensor(keys))
         return state
 
     loss_sum, q_sum, n_losses = torch.zeros(()), torch.zeros(()), 0
@@ -198,13 +218,14 @@ def train(cfg: DQNConfig, run: Run) -> dict:
             run.log_episode(step, episode_return, length)
 
         # 3. store: bootstrap on truncation (time limit), not on termination (true terminal state)
-        ready = nstep.push(obs, actions, rewards, true_next_obs(next_obs, info), terminated, truncated)
+        stored_next, next_keys = buffer.advance(keys, true_next_obs(next_obs, info), next_obs, terminated | truncated)
+        ready = nstep.push(keys, actions, rewards, stored_next, terminated, truncated)
         if ready is not None:
             buffer.add(*ready)
-        obs = next_obs
+        obs, keys = next_obs, next_keys
 
         # 4. learn
-        if step >= cfg.learning_starts and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
+        if step >= learn_after and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
             set_lr(optimizer, cfg.lr(progress))
             if not cfg.prioritized:
                 # The target net is frozen during an update phase, so all G minibatches are gathered

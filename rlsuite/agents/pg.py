@@ -52,6 +52,7 @@ class PGConfig(CommonConfig):
     max_grad_norm: float | None = param(0.5, "gradient-norm clip (none to disable)")
     normalize_advantage: bool = param(True, "standardise advantages per (mini)batch")
     hidden: tuple[int, ...] = param((64, 64), "hidden sizes of the actor and of the critic (separate MLPs)")
+    share_trunk: bool = param(False, "one trunk for actor and critic (as SB3's CnnPolicy); else one each")
     activation: str = param("tanh", "activation", choices=("relu", "tanh", "elu", "gelu"))
     log_std_init: float = param(0.0, "initial log-std of the Gaussian policy (Box actions)")
     normalize_obs: bool = param(False, "running mean/std observation normalisation (saved in checkpoints)")
@@ -110,7 +111,7 @@ ALGORITHM = {ReinforceConfig: "reinforce", A2CConfig: "a2c", PPOConfig: "ppo"}
 
 
 # ---------------------------------------------------------------------------------------------
-def check_spaces(obs_space, action_space, cfg: PGConfig | None = None) -> None:
+def check_spaces(obs_space, action_space, cfg: PGConfig | None = None, env_card=None) -> None:
     if not isinstance(obs_space, gym.spaces.Box):
         raise UserError(f"policy-gradient agents need Box observations, got {type(obs_space).__name__}; "
                         "flatten them with a wrapper in the env card (e.g. FlattenObservation)")
@@ -127,7 +128,7 @@ def check_spaces(obs_space, action_space, cfg: PGConfig | None = None) -> None:
 def build_actor_critic(cfg: PGConfig, obs_space, action_space, critic: bool = True) -> nn.ModuleDict:
     """actor: trunk + categorical or Gaussian head (returns a distribution); critic: trunk + value head."""
     uint8 = obs_space.dtype == np.uint8
-    net = "cnn" if len(obs_space.shape) == 3 else "mlp"
+    net = "auto"  # the CNN for image observations
     trunk = make_trunk(obs_space.shape, net, cfg.hidden, cfg.activation, uint8)
     if isinstance(action_space, gym.spaces.Discrete):
         head = CategoricalHead(trunk.out_dim, int(action_space.n))
@@ -135,7 +136,9 @@ def build_actor_critic(cfg: PGConfig, obs_space, action_space, critic: bool = Tr
         head = GaussianHead(trunk.out_dim, action_space.shape[0], cfg.log_std_init)
     parts = {"actor": nn.Sequential(trunk, head)}
     if critic:
-        value_trunk = make_trunk(obs_space.shape, net, cfg.hidden, cfg.activation, uint8)
+        # A shared trunk learns from both losses (SB3's CnnPolicy, CleanRL's Atari PPO); its parameters
+        # appear once in model.parameters(), so the optimiser steps them once.
+        value_trunk = trunk if cfg.share_trunk else make_trunk(obs_space.shape, net, cfg.hidden, cfg.activation, uint8)
         parts["critic"] = nn.Sequential(value_trunk, ValueHead(value_trunk.out_dim))
     return nn.ModuleDict(parts)
 
@@ -181,14 +184,24 @@ def _normalize(adv: torch.Tensor, enabled: bool) -> torch.Tensor:
     return (adv - adv.mean()) / (adv.std() + 1e-8) if enabled and len(adv) > 1 else adv
 
 
+def policy_and_values(model, obs: torch.Tensor):
+    """π(.|obs) and V(obs) (None without a critic); a trunk shared by both runs once."""
+    trunk, head = model["actor"][0], model["actor"][1]
+    if "critic" in model and model["critic"][0] is trunk:
+        features = trunk(obs)
+        return head(features), model["critic"][1](features)
+    return head(trunk(obs)), (model["critic"](obs) if "critic" in model else None)
+
+
 def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progress: float, rng, guard) -> dict:
     """REINFORCE and A2C: one gradient step of -log π(a|s) A + vf_coef (V - R)^2 - ent_coef H."""
-    logp, entropy = log_prob_entropy(model["actor"](batch["obs"]), batch["actions"])
+    dist, values = policy_and_values(model, batch["obs"])
+    logp, entropy = log_prob_entropy(dist, batch["actions"])
     adv = _normalize(batch["advantages"], cfg.normalize_advantage)
     policy_loss = -(logp * adv).mean()
     value_loss = torch.zeros(())
-    if "critic" in model:
-        value_loss = (model["critic"](batch["obs"]) - batch["returns"]).pow(2).mean()
+    if values is not None:
+        value_loss = (values - batch["returns"]).pow(2).mean()
     loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
     gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
     return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.mean().item()}
@@ -209,10 +222,10 @@ def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, r
                                                    np.array_split(rng.permutation(n), n_minibatches)]
         for mb in order:
             b = batch if mb is None else {k: v[mb] for k, v in batch.items()}
-            logp, entropy = log_prob_entropy(model["actor"](b["obs"]), b["actions"])
+            dist, values = policy_and_values(model, b["obs"])
+            logp, entropy = log_prob_entropy(dist, b["actions"])
             adv = _normalize(b["advantages"], cfg.normalize_advantage)
             policy_loss = ppo_policy_loss(logp, b["logprobs"], adv, clip)
-            values = model["critic"](b["obs"])
             if cfg.clip_range_vf is not None:  # keep the new values near the old ones, as for the policy
                 values = b["values"] + torch.clamp(values - b["values"], -cfg.clip_range_vf, cfg.clip_range_vf)
             value_loss = (values - b["returns"]).pow(2).mean()

@@ -1,0 +1,213 @@
+"""Image observations: the shared CNN, MinAtar and Atari env cards, frame-sharing DQN, EnvPool, videos."""
+
+import dataclasses
+import importlib.util
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from conftest import assert_one_line_error
+from rlsuite import nets, runs, supervised
+from rlsuite.cards import load_env_card
+from rlsuite.checkpoint import load_checkpoint
+from rlsuite.cli import main
+from rlsuite.envs import make_env, make_vector_env, resolve_env_id
+from rlsuite.errors import UserError
+from rlsuite.frames import FrameReplayBuffer
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("minatar") is None or importlib.util.find_spec("ale_py") is None,
+                                reason="needs the atari and minatar extras")
+
+# Pong cut at 800 frames (200 agent steps) so that evaluation games are short
+SHORT_PONG = {"max_num_frames_per_episode": 800}
+TINY_PIXEL_DQN = {"learning_starts": "100", "eval_every": "300", "eval_episodes": "1", "final_eval_episodes": "1",
+                  "buffer_size": "400", "batch_size": "8", "train_freq": "4", "hidden": "32", "num_envs": "1",
+                  "checkpoint_every": "200", "log_every": "100", "save_buffer": "true"}
+
+
+def test_the_cnn_trunk_reads_its_layout_and_is_the_mnist_class():
+    atari = nets.make_trunk((4, 84, 84), "auto", (512,), uint8=True)
+    minatar = nets.make_trunk((10, 10, 7), "auto", (128,))
+    assert type(atari) is type(minatar) is nets.CNN is supervised.CNN  # one class for RL and MNIST
+    assert not atari.channels_last and minatar.channels_last
+    assert [m.kernel_size for m in atari.convs if isinstance(m, torch.nn.Conv2d)] == [(8, 8), (4, 4), (3, 3)]  # Nature
+    assert [m.kernel_size for m in minatar.convs if isinstance(m, torch.nn.Conv2d)] == [(3, 3)]  # MinAtar paper
+    assert atari(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 512)
+    assert minatar(torch.zeros(2, 10, 10, 7, dtype=torch.bool)).shape == (2, 128)  # bool frames converted inside
+    assert isinstance(nets.make_trunk((8,), "auto", (64,)), nets.MLP)
+
+
+def test_atari_card_matches_gymnasium_preprocessing_and_keeps_training_wrappers_out_of_evaluation():
+    card = load_env_card("ALE/Pong-v5")
+    ours = make_env(card, training=False)
+    resolve_env_id("ALE/Pong-v5")
+    reference = gym.wrappers.FrameStackObservation(gym.wrappers.AtariPreprocessing(
+        gym.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False),
+        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True), 4)
+    a, _ = ours.reset(seed=7)
+    b, _ = reference.reset(seed=7)
+    assert a.shape == (4, 84, 84) and a.dtype == np.uint8 and np.array_equal(a, b)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        action = int(rng.integers(6))
+        a, ra, *_ = ours.step(action)
+        b, rb, *_ = reference.step(action)
+        assert np.array_equal(a, b) and ra == rb
+
+    def chain(env):
+        names = []
+        while isinstance(env, gym.Wrapper):
+            names.append(type(env).__name__)
+            env = env.env
+        return names
+
+    assert {"EpisodicLife", "ClipReward"} <= set(chain(make_env(card, training=True)))
+    assert not {"EpisodicLife", "ClipReward"} & set(chain(ours))  # evaluation: whole games, raw scores
+
+
+def test_registering_minatar_happens_once():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Overriding environment MinAtar/... already in registry" would raise
+        for _ in range(3):
+            resolve_env_id("MinAtar/Breakout-v1")
+            resolve_env_id("ALE/Pong-v5")
+
+
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_minatar_end_to_end_card_checkpoint_resume_eval_video(tmp_path, agent):
+    small = {"dqn": ["--set", "learning_starts=200", "--set", "buffer_size=2000"],
+             "ppo": ["--set", "num_envs=2", "--set", "n_steps=64", "--set", "batch_size=64"]}[agent]
+    args = ["train", agent, "MinAtar/Breakout-v1", "--steps", "512", "--out", str(tmp_path), "--quiet",
+            "--set", "eval_every=256", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", *small]
+    result = CliRunner().invoke(main, args + ["--set", "checkpoint_every=256"])
+    assert result.exit_code == 0, result.output
+    run_dir = next((tmp_path / "runs").iterdir())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["env_card"]["id"] == "MinAtar/Breakout-v1" and config["config"]["hidden"] == [128]  # its card
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 512
+    extended = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--steps", "1024", "--quiet"])
+    assert extended.exit_code == 0, extended.output
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 1024
+    evaluated = CliRunner().invoke(main, ["eval", str(run_dir), "--episodes", "2"])
+    assert evaluated.exit_code == 0 and "MinAtar/Breakout-v1" in evaluated.output
+    if importlib.util.find_spec("moviepy") is not None:
+        filmed = CliRunner().invoke(main, ["eval", str(run_dir), "--video", str(tmp_path / "videos")])
+        assert filmed.exit_code == 0, filmed.output
+        assert len(list((tmp_path / "videos").glob("*.mp4"))) == 1
+
+
+def test_frame_sharing_dqn_resumes_exactly_on_atari(tmp_path):
+    overrides = dict(TINY_PIXEL_DQN)
+    kwargs = dict(steps=600, overrides=overrides, progress=False, env_kwargs=SHORT_PONG)
+    straight = runs.train("dqn", "ALE/Pong-v5", seed=1, out=tmp_path / "a", **kwargs)
+    stopped = runs.train("dqn", "ALE/Pong-v5", seed=1, out=tmp_path / "b", stop_at=300, **kwargs)
+    state = load_checkpoint(Path(stopped["run_dir"]) / "checkpoints" / "last.pt")["state"]
+    assert "frames" in state["buffer"]  # the frame-sharing memory, checkpointed with its frames
+    resumed = runs.resume(stopped["run_dir"], progress=False)
+    w1 = load_checkpoint(Path(straight["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
+    w2 = load_checkpoint(Path(resumed["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
+    # AsyncVectorEnv states cannot be checkpointed: the resumed run restarts its episodes, so only the
+    # learning continues exactly; what must hold is that it trains on from the saved memory and weights
+    assert resumed["status"] == "complete" and resumed["steps"] == straight["steps"] == 600
+    assert set(w1) == set(w2)
+    config = yaml.safe_load((Path(resumed["run_dir"]) / "config.yaml").read_text())
+    assert config["env_card"]["make_kwargs"]["max_num_frames_per_episode"] == 800  # --env-kwargs recorded
+
+
+def test_replay_memory_is_sized_before_anything_is_allocated(tmp_path):
+    with pytest.raises(UserError, match=r"replay buffer of 1,000,000,000 transitions .* needs [\d.]+ GiB"):
+        runs.train("dqn", "ALE/Pong-v5", steps=1000, overrides={"buffer_size": "1000000000"}, out=tmp_path,
+                   progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_checkpoint_without_its_replay_memory_refills_before_learning(tmp_path):
+    # save_buffer false (the Atari cards' setting): the resumed run used to learn at once from the one or
+    # two transitions in its new, empty memory, sampling them over and over
+    overrides = {"learning_starts": "200", "buffer_size": "2000", "eval_every": "400", "eval_episodes": "1",
+                 "final_eval_episodes": "1", "hidden": "16,16", "save_buffer": "false", "checkpoint_every": "300",
+                 "train_freq": "4", "gradient_steps": "1"}
+    stopped = runs.train("dqn", "CartPole-v1", seed=0, steps=900, overrides=overrides, out=tmp_path, progress=False,
+                         stop_at=300)
+    state = load_checkpoint(Path(stopped["run_dir"]) / "checkpoints" / "last.pt")["state"]
+    assert "buffer" not in state
+    resumed = runs.resume(stopped["run_dir"], progress=False)
+    assert resumed["status"] == "complete" and resumed["steps"] == 900
+    updates = load_checkpoint(Path(stopped["run_dir"]) / "checkpoints" / "last.pt")["state"]["updates"]
+    # refilled for learning_starts = 200 steps (300 -> 500), then one update every 4 steps: 500, 504, ..., 900
+    assert updates - state["updates"] == (900 - 500) // 4 + 1
+
+
+def test_env_kwargs_from_the_command_line(tmp_path):
+    bad = CliRunner().invoke(main, ["train", "dqn", "ALE/Pong-v5", "--env-kwargs", "no_such_arg=1", "--steps", "10",
+                                    "--out", str(tmp_path)])
+    assert_one_line_error(bad, "do not fit ALE/Pong-v5")
+    assert_one_line_error(CliRunner().invoke(main, ["train", "dqn", "ALE/Pong-v5", "--env-kwargs", "oops"]),
+                          "is not name=value")
+    assert_one_line_error(CliRunner().invoke(main, ["train", "dqn", "ALE/Pong-v5", "--env-kwargs", "a=[1, 2]"]),
+                          "one number, boolean or string")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("envpool") is None, reason="needs the envpool extra")
+def test_envpool_gives_the_same_observations_with_same_step_autoreset():
+    card = dataclasses.replace(load_env_card("ALE/Breakout-v5"), vectorization="envpool")
+    envs = make_vector_env(card, 3)
+    reference = make_vector_env(dataclasses.replace(card, vectorization="sync"), 3)
+    assert envs.single_observation_space == reference.single_observation_space  # (4, 84, 84) uint8
+    assert envs.single_action_space == reference.single_action_space
+    obs, _ = envs.reset(seed=0)
+    ended, episodes = 0, 0
+    for _ in range(400):
+        obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+        assert set(np.unique(reward)) <= {0.0, 1.0}  # clipped in training
+        if (terminated | truncated).any():
+            ended += 1
+            for i in np.flatnonzero(terminated | truncated):
+                assert info["_final_obs"][i] and info["final_obs"][i].shape == (4, 84, 84)
+                # the env shows a new life's first stack at once (same-step autoreset)
+                assert not np.array_equal(info["final_obs"][i], obs[i])
+        episodes += int(info.get("_episode", np.zeros(3)).sum())
+    assert ended > 0 and episodes > 0
+    envs.close()
+    reference.close()
+
+
+def test_envpool_missing_or_misused_is_one_line(monkeypatch, tmp_path):
+    card = dataclasses.replace(load_env_card("ALE/Breakout-v5"), vectorization="envpool")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "envpool" else real(name, *a))
+    with pytest.raises(UserError, match=r"pip install 'rlsuite\[envpool\]'"):
+        make_vector_env(card, 2)
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="envpool is for Atari"):
+        make_vector_env(dataclasses.replace(load_env_card("MinAtar/Breakout-v1"), vectorization="envpool"), 2)
+
+
+def test_video_needs_moviepy_and_rendering(tmp_path, tiny_run, monkeypatch):
+    from rlsuite import video
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else real(name, *a))
+    assert_one_line_error(CliRunner().invoke(main, ["eval", str(tiny_run), "--video", str(tmp_path / "v")]),
+                          "pip install 'rlsuite[video]'")
+    monkeypatch.undo()
+    policy = runs.load_policy(tiny_run)
+    no_render = dataclasses.replace(policy, env_card=dataclasses.replace(policy.env_card, id="CartPole-v1"))
+    monkeypatch.setattr(gym.envs.classic_control.CartPoleEnv, "metadata", {"render_modes": []})
+    with pytest.raises(UserError, match="cannot render frames"):
+        video.record(no_render, tmp_path / "v", 1, 0)
+
+
+def test_frame_memory_of_a_1m_atari_buffer_is_under_8_gb():
+    from rlsuite.frames import frame_replay_bytes
+    from rlsuite.storage import naive_replay_bytes
+
+    assert frame_replay_bytes(1_000_000, (4, 84, 84), 8, 1, False) < 8e9 < naive_replay_bytes(1_000_000, (4, 84, 84))
+    buffer = FrameReplayBuffer(1000, (4, 84, 84), 1)
+    assert buffer.frames.shape[1:] == (84, 84)
