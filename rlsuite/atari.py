@@ -51,8 +51,9 @@ class FireReset(gym.Wrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         meanings = env.unwrapped.get_action_meanings()
-        if len(meanings) < 3 or meanings[1] != "FIRE":
-            raise ValueError(f"FireReset needs FIRE as action 1, this game's actions are {meanings}")
+        # Games without FIRE (Pong's minimal set has it, Freeway's not) pass through unchanged, as the
+        # zoo's AtariWrapper does, so one default card serves every ALE id.
+        self.active = len(meanings) >= 3 and meanings[1] == "FIRE"
         self.lives = 0
 
     def _fire(self, **kwargs):
@@ -64,6 +65,8 @@ class FireReset(gym.Wrapper):
         return obs, info
 
     def reset(self, **kwargs):
+        if not self.active:
+            return self.env.reset(**kwargs)
         self.env.reset(**kwargs)
         obs, info = self._fire(**kwargs)
         self.lives = _lives(self.env)
@@ -71,6 +74,8 @@ class FireReset(gym.Wrapper):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
+        if not self.active:
+            return obs, reward, terminated, truncated, info
         lives = _lives(self.env)
         if 0 < lives < self.lives and not (terminated or truncated):
             # A life lost inside a game that goes on: start the next ball as a reset would.

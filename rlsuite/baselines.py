@@ -93,8 +93,9 @@ def _sb3_schedule(value, key: str):
     return lambda progress_remaining: sched(1.0 - progress_remaining)
 
 
-def baseline_fingerprint(agent: str, env_id: str, steps: int | None = None) -> dict:
+def baseline_fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:
     hp, source = baseline_hyperparameters(agent, env_id)
+    hp.update(overrides or {})
     return {"agent": f"sb3-{agent}", "env_id": env_id, "steps": steps, "hyperparameters": hp,
             "env_card": dataclasses.asdict(load_env_card(env_id))}
 
@@ -171,7 +172,8 @@ def sb3_policy(model):
 
 def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = None, out: str | Path = "results",
                    device: str = "auto", progress: bool = True, name: str | None = None,
-                   stop_at: int | None = None, lock=None) -> dict:
+                   stop_at: int | None = None, lock=None, overrides: dict | None = None) -> dict:
+    """SB3 with the card's baseline values; `overrides` (SB3 names) change some, e.g. for a short timing run."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from rlsuite.agents import get_agent
@@ -180,6 +182,9 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
     check_seed(seed)
     resolve_env_id(env_id)
     hp, source = baseline_hyperparameters(agent, env_id)
+    if overrides:
+        hp.update(overrides)
+        source += f", with {overrides}"
     card = load_env_card(env_id)
     probe = make_env(card)
     try:  # the same space checks as rlsuite's agent: SB3 would fail with an assertion deep inside

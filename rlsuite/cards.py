@@ -9,6 +9,7 @@ Schedules are data ({linear: [start, end]} or {linear: [start, end, fraction]}),
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import typing
@@ -335,7 +336,8 @@ class EnvCard:
     eval_episodes: int | None = None
     final_eval_episodes: int | None = None
     budget: int | dict | None = None  # benchmark budget in env steps: one number, or {agent: steps}
-    vectorization: str = "sync"  # sync | async | native (the env's own vector entry point) | envpool
+    # sync | async | native (the env's own vector entry point) | envpool | auto (envpool when installed, else async)
+    vectorization: str = "sync"
     make_kwargs: dict = field(default_factory=dict)  # gym.make arguments; `--env-kwargs KEY=VALUE` overrides
     frame_stack: int = 1  # > 1: the last N observations stacked (FrameStackObservation), after the wrappers
     notes: str = ""
@@ -356,9 +358,27 @@ def env_card_path(env_id: str) -> Path:
     return cards_root() / "envs" / f"{env_id.replace(':', '__').replace('/', '__')}.yaml"
 
 
+# An Atari id without a card of its own gets the standard preprocessing (as the zoo's AtariWrapper and
+# CleanRL apply it to every game): raw 210x160 RGB frames would make a replay memory ~20x larger.
+ATARI_DEFAULTS = {
+    "threshold_source": "none (an Atari game without a card: scores are reported, not solve rates)",
+    "eval_every": 100_000, "eval_episodes": 5, "final_eval_episodes": 10, "vectorization": "async",
+    "make_kwargs": {"frameskip": 1, "repeat_action_probability": 0.25, "full_action_space": False},
+    "frame_stack": 4,
+    "wrappers": [{"name": "AtariPreprocessing", "kwargs": {"noop_max": 30, "frame_skip": 4, "screen_size": 84,
+                                                           "grayscale_obs": True}},
+                 {"name": "rlsuite.atari:EpisodicLife", "train_only": True},
+                 {"name": "rlsuite.atari:FireReset"},
+                 {"name": "ClipReward", "kwargs": {"min_reward": -1, "max_reward": 1}, "train_only": True}],
+    "notes": "No env card: rlsuite's standard Atari preprocessing (rlsuite/cards.py ATARI_DEFAULTS).",
+}
+
+
 def load_env_card(env_id: str) -> EnvCard:
     path = env_card_path(env_id)
     if not path.exists():
+        if env_id.startswith("ALE/"):
+            return EnvCard(id=env_id, **copy.deepcopy(ATARI_DEFAULTS))
         return EnvCard(id=env_id)
     data = read_yaml(path) or {}
     if not isinstance(data, dict):
@@ -393,8 +413,8 @@ def check_env_card(card: EnvCard, source: str) -> EnvCard:
         v = getattr(card, name)
         if v is not None and not (is_int(v) and v > 0):
             raise UserError(f"{source}: {name} must be a positive integer (or null), got {v!r}")
-    if card.vectorization not in ("sync", "async", "native", "envpool"):
-        raise UserError(f"{source}: vectorization must be sync, async, native or envpool, got {card.vectorization!r}")
+    if card.vectorization not in ("sync", "async", "native", "envpool", "auto"):
+        raise UserError(f"{source}: vectorization must be sync, async, native, envpool or auto, got {card.vectorization!r}")
     if not (is_int(card.frame_stack) and 1 <= card.frame_stack <= 64):
         raise UserError(f"{source}: frame_stack must be an integer in [1, 64], got {card.frame_stack!r}")
     if not isinstance(card.wrappers, list):

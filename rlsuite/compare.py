@@ -39,10 +39,13 @@ def ours(agent: str, env_id: str, steps: int | None = None, overrides: dict | No
             runs.fingerprint(agent, env_id, steps, overrides))
 
 
-def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:
-    """The two variants `rlsuite compare` runs: rlsuite with its card, SB3 with the zoo's values."""
+def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
+                 sb3_overrides: dict | None = None) -> dict:
+    """The two variants `rlsuite compare` runs: rlsuite with its card, SB3 with the zoo's values
+    (`sb3_overrides`, in SB3's names, change the same settings on its side)."""
     return {"rlsuite": ours(agent, env_id, steps, overrides),
-            "sb3": (partial(train_baseline, agent, env_id, steps=steps), baseline_fingerprint(agent, env_id, steps))}
+            "sb3": (partial(train_baseline, agent, env_id, steps=steps, overrides=sb3_overrides),
+                    baseline_fingerprint(agent, env_id, steps, sb3_overrides))}
 
 
 def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,

@@ -8,7 +8,9 @@ observation in `info["final_obs"]`, which is what a bootstrap at a time limit ne
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.util
 from typing import Any
 
 import gymnasium as gym
@@ -147,13 +149,16 @@ def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.
             envs = None
     else:
         envs = None
+    if card.vectorization == "auto":
+        card = dataclasses.replace(card, vectorization="envpool" if importlib.util.find_spec("envpool") else "async")
     if card.vectorization == "envpool":
         from rlsuite.envpool_vec import EnvPoolVectorEnv
 
         envs = EnvPoolVectorEnv(card, num_envs, training)
     if envs is None:
         fns = [lambda: make_env(card, training) for _ in range(num_envs)]
-        cls = gym.vector.AsyncVectorEnv if card.vectorization == "async" else gym.vector.SyncVectorEnv
+        # one env in a worker process would only add a round trip per step (DQN's single Atari env)
+        cls = gym.vector.AsyncVectorEnv if card.vectorization == "async" and num_envs > 1 else gym.vector.SyncVectorEnv
         envs = cls(fns, autoreset_mode=mode)
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 

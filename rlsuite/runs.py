@@ -19,13 +19,21 @@ from rlsuite.evaluation import evaluate
 
 
 def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
-            env_kwargs: dict | None = None):
-    """(AgentSpec, config, env card) with every check that can fail before training starts."""
+            env_kwargs: dict | None = None, env_changes: dict | None = None):
+    """(AgentSpec, config, env card) with every check that can fail before training starts. env_kwargs:
+    constructor arguments over the card's make_kwargs; env_changes: other env-card fields (e.g.
+    {"vectorization": "envpool"}), as a benchmark varies them."""
     spec = get_agent(agent, kind="rl")
     resolve_env_id(env_id)
     if steps is not None:
         check_steps(steps)
     config, card = resolve(agent, spec.config_cls, env_id, overrides, env_kwargs)
+    if env_changes:
+        card = check_env_card(dataclasses.replace(card, **env_changes), "env card changes")
+    if card.vectorization == "auto":  # resolved here, so config.yaml records (and resume reuses) the backend used
+        import importlib.util
+
+        card = dataclasses.replace(card, vectorization="envpool" if importlib.util.find_spec("envpool") else "async")
     if steps is not None:
         config = dataclasses.replace(config, total_steps=steps)
         config.validate()  # the budget against what depends on it (e.g. one rollout must fit)
@@ -40,11 +48,11 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
           out: str | Path = "results", device: str = "auto", progress: bool = True,
           stop_at: int | None = None, name: str | None = None, lock: RunLock | None = None,
-          on_eval=None, env_kwargs: dict | None = None) -> dict:
+          on_eval=None, env_kwargs: dict | None = None, env_changes: dict | None = None) -> dict:
     """Train AGENT on ENV_ID with its card (+ overrides); returns the summary (or the interrupted result).
     on_eval(step, mean) is called after each periodic evaluation; True stops the run (see engine.Run)."""
     check_seed(seed)
-    spec, config, card = prepare(agent, env_id, steps, overrides, env_kwargs)
+    spec, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
     dev = resolve_device(device)
     run_dir = new_run_dir(Path(out), agent, env_id, seed, name, exist_ok=lock is not None)
     with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock,
@@ -268,9 +276,9 @@ def _experiment(stamp: dict) -> dict:
 
 
 def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
-                env_kwargs: dict | None = None) -> dict:
+                env_kwargs: dict | None = None, env_changes: dict | None = None) -> dict:
     """What makes two rlsuite runs the same experiment: agent, env, resolved config."""
     from rlsuite.cards import to_data
 
-    _, config, card = prepare(agent, env_id, steps, overrides, env_kwargs)
+    _, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
     return {"agent": agent, "env_id": env_id, "config": to_data(config), "env_card": dataclasses.asdict(card)}

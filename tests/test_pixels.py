@@ -211,3 +211,24 @@ def test_frame_memory_of_a_1m_atari_buffer_is_under_8_gb():
     assert frame_replay_bytes(1_000_000, (4, 84, 84), 8, 1, False) < 8e9 < naive_replay_bytes(1_000_000, (4, 84, 84))
     buffer = FrameReplayBuffer(1000, (4, 84, 84), 1)
     assert buffer.frames.shape[1:] == (84, 84)
+
+
+def test_vectorization_auto_is_resolved_before_the_run_records_it(monkeypatch):
+    from rlsuite.runs import prepare
+
+    expected = "envpool" if importlib.util.find_spec("envpool") else "async"
+    assert load_env_card("ALE/Breakout-v5").vectorization == "auto"
+    assert prepare("ppo", "ALE/Breakout-v5")[2].vectorization == expected
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "envpool" else real(name, *a))
+    assert prepare("ppo", "ALE/Breakout-v5")[2].vectorization == "async"  # no EnvPool: gymnasium's, no error
+
+
+def test_an_atari_game_without_a_card_gets_the_standard_preprocessing():
+    card = load_env_card("ALE/Freeway-v5")  # no envs/ALE__Freeway-v5.yaml; Freeway has no FIRE action
+    env = make_env(card)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    env.close()

@@ -1,0 +1,231 @@
+"""Regenerate results/pixels.md: DQN and PPO on image observations (issue 11), rlsuite vs SB3.
+
+    python benchmarks/pixels.py                                  # every section (many hours on 2 cores)
+    python benchmarks/pixels.py --sections memory,speed          # minutes
+    python benchmarks/pixels.py --sections minatar --seeds 3     # MinAtar learning, resumable
+
+Sections (the report is rewritten after each, so a stopped invocation keeps what it finished):
+  memory   the frame-sharing replay memory of a 1M-transition Atari DQN, filled with 1M frames in a
+           fresh process: its peak resident memory, beside what obs + next_obs stored whole would take.
+  speed    Atari Pong steps/s at the zoo's values, rlsuite (gymnasium vector env, then EnvPool) vs SB3,
+           alternating in this process; DQN starts learning after 2,000 steps on both sides (the zoo's
+           100k would time only the random phase). Where rlsuite's time goes: env stepping alone (random
+           actions, the same vector env), env + acting (the policy's forward passes), the rest = updates.
+  minatar  MinAtar Breakout, SpaceInvaders, Asterix: DQN and PPO, rlsuite vs SB3 with the same values
+           (SB3 runs rlsuite's CNN as its features extractor), 1M steps, final IQM [95% CI], curves, the
+           MinAtar paper's DQN beside. Runs under OUT/runs/bench-pixels, reused and resumed.
+  pong     PPO on Atari Pong, 1M steps, one seed each for rlsuite and SB3: the learning curves side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlsuite import compare
+from rlsuite.plots import plot_curves
+from rlsuite.report import header, ratio_lines
+from rlsuite.stats import aggregate
+
+MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
+# The MinAtar paper's DQN (Young & Tian 2019, its Figure 2 curves, read by eye) after 5M frames.
+PAPER_DQN = {"MinAtar/Breakout-v1": 10, "MinAtar/SpaceInvaders-v1": 43, "MinAtar/Asterix-v1": 17}
+SPEED_STEPS = {"dqn": 20_000, "ppo": 20_480}
+DQN_TIMING = ({"learning_starts": "2000"}, {"learning_starts": 2000})  # (rlsuite --set, SB3), the same setting
+
+
+def fill_memory(capacity: int) -> dict:
+    """In this (fresh) process: a FrameReplayBuffer for (4, 84, 84) frames filled with `capacity` transitions."""
+    import resource
+
+    from rlsuite.frames import FrameReplayBuffer, frame_replay_bytes
+    from rlsuite.storage import naive_replay_bytes
+
+    shape = (4, 84, 84)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    buffer = FrameReplayBuffer(capacity, shape, num_envs=1)
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 256, (64, *shape), dtype=np.uint8)  # frames drawn from a pool: filling is the point
+    obs = pool[:1]
+    keys = buffer.begin(obs)
+    t0 = time.perf_counter()
+    for t in range(capacity):
+        nxt = pool[(t + 1) % 64][None]
+        ended = np.array([t % 1000 == 999])  # an episode (a life) every 1000 steps
+        stored_next, current = buffer.advance(keys, nxt, nxt, ended)
+        buffer.add(keys, np.zeros(1, np.int64), np.zeros(1, np.float32), stored_next, np.full(1, 0.99, np.float32))
+        keys = current
+    fill_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(200):
+        buffer.gather(buffer.sample_indices((1, 32), rng))
+    sample_ms = (time.perf_counter() - t0) / 200 * 1000
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"capacity": capacity, "peak_rss": peak, "rss_before": before, "computed": frame_replay_bytes(capacity, shape, 1, 1, False),
+            "naive": naive_replay_bytes(capacity, shape), "fill_s": fill_s, "sample_ms": sample_ms,
+            "frames_per_transition": buffer.written / capacity}
+
+
+def memory_section() -> list[str]:
+    cmd = [sys.executable, __file__, "--fill-memory", "1000000"]
+    m = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    gb = lambda b: f"{b / 1e9:.2f} GB ({b / 2**30:.2f} GiB)"  # noqa: E731
+    return ["## Replay memory of a 1M-transition Atari DQN", "",
+            "| what | bytes |", "|---|---|",
+            f"| frame-sharing memory, computed before allocation (what `rlsuite train` checks) | {gb(m['computed'])} |",
+            f"| peak resident memory of a process holding it, filled with 1M transitions | {gb(m['peak_rss'])} |",
+            f"| the same process before allocating it (python, numpy, torch) | {gb(m['rss_before'])} |",
+            f"| obs + next_obs stored whole (a plain replay buffer) | {gb(m['naive'])} |", "",
+            f"Ratio frame-sharing / whole: {m['computed'] / m['naive']:.3f} (1 / (2 × stack) = 0.125). Frames written "
+            f"per transition: {m['frames_per_transition']:.4f} (one per step plus one per episode start, episodes of "
+            f"1000 steps here). Filling took {m['fill_s']:.0f} s; a batch of 32 stacks and next-stacks is rebuilt in "
+            f"{m['sample_ms']:.2f} ms. Target (issue 11): ≤ 8 GB.", ""]
+
+
+def env_only_rate(env_id: str, num_envs: int, vectorization: str, steps: int, act=None) -> float:
+    """Steps/s of the training vector env alone (random actions), or with `act` choosing the actions."""
+    import dataclasses
+
+    from rlsuite.cards import load_env_card
+    from rlsuite.envs import make_vector_env
+
+    envs = make_vector_env(dataclasses.replace(load_env_card(env_id), vectorization=vectorization), num_envs)
+    obs, _ = envs.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(steps // num_envs):
+        obs, *_ = envs.step(envs.action_space.sample() if act is None else act(obs))
+    rate = steps / (time.perf_counter() - t0)
+    envs.close()
+    return rate
+
+
+def speed_section(out: Path) -> list[str]:
+    from rlsuite import runs
+    from rlsuite.cards import load_env_card
+
+    env_id = "ALE/Pong-v5"
+    root = out / "runs" / "bench-pixels" / "speed"
+    lines = ["## Atari Pong: steps/s at the zoo's values", "",
+             "Alternating in this process, one torch thread, CPU. rlsuite's cards run the zoo's values (agents/*.yaml, "
+             "`ALE/Pong-v5`); DQN learns from step 2,000 on both sides. `rlsuite (envpool)` is the same card with "
+             "`vectorization: envpool`.", "",
+             "| agent | steps | rlsuite steps/s | rlsuite (envpool) steps/s | SB3 steps/s | rlsuite / SB3 | envpool / SB3 |",
+             "|---|---|---|---|---|---|---|"]
+    split = ["", "Where rlsuite's time goes (same vector env, this machine, steps/s; the update share is what the "
+             "full run adds):", "", "| agent | env alone | env + acting | full training | env | acting | updates |",
+             "|---|---|---|---|---|---|---|"]
+    for agent in ("dqn", "ppo"):
+        steps = SPEED_STEPS[agent]
+        ours_set, sb3_set = DQN_TIMING if agent == "dqn" else ({}, None)
+        variants = compare.ours_and_sb3(agent, env_id, steps, ours_set or None, sb3_set)
+        pool_changes = {"vectorization": "envpool"}  # the same card, EnvPool stepping the emulators
+        variants["rlsuite-envpool"] = (partial(runs.train, agent, env_id, steps=steps, overrides=ours_set or None,
+                                               env_changes=pool_changes),
+                                       runs.fingerprint(agent, env_id, steps, ours_set or None, env_changes=pool_changes))
+        card = load_env_card(env_id)
+        res = compare.side_by_side(env_id, [0], root / agent, variants, False,
+                                   lambda label, seed, s: print(agent, label, f"{s['steps_per_s']:.0f} steps/s", flush=True))
+        ours, pool, sb3 = (res[k][0]["steps_per_s"] for k in ("rlsuite", "rlsuite-envpool", "sb3"))
+        lines.append(f"| {agent.upper()} | {steps:,} | {ours:,.0f} | {pool:,.0f} | {sb3:,.0f} | {ours / sb3:.2f}× | "
+                     f"{pool / sb3:.2f}× |")
+        config = runs.load_run(Path(res["rlsuite"][0]["run_dir"]))[1]
+        policy = runs.load_policy(res["rlsuite"][0]["run_dir"])
+        env_rate = env_only_rate(env_id, config.num_envs, card.vectorization, 4000)
+        act_rate = env_only_rate(env_id, config.num_envs, card.vectorization, 4000, policy.act)
+        full = ours
+        t_env, t_act, t_full = 1 / env_rate, max(1 / act_rate - 1 / env_rate, 0), 1 / full
+        t_upd = max(t_full - t_env - t_act, 0)
+        split.append(f"| {agent.upper()} | {env_rate:,.0f} | {act_rate:,.0f} | {full:,.0f} | {t_env / t_full:.0%} | "
+                     f"{t_act / t_full:.0%} | {t_upd / t_full:.0%} |")
+    return lines + split + [""]
+
+
+def minatar_section(out: Path, seeds: list[int]) -> list[str]:
+    root = out / "runs" / "bench-pixels"
+    lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
+             f"Seeds {seeds}. SB3 runs rlsuite's CNN (nets.CNN) as its features extractor: SB3's NatureCNN needs "
+             "36x36 inputs at least. Final = the 20-episode evaluation at 1M steps (raw game scores); the MinAtar "
+             "paper's DQN is read from its curves at 5M frames (its DQN trains every step; these cards every 4th).", "",
+             "| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | paper DQN (5M) |",
+             "|---|---|---|---|---|---|---|"]
+    figures = []
+    for agent in ("dqn", "ppo"):
+        for env_id in MINATAR:
+            res = compare.side_by_side(env_id, seeds, root / agent, compare.ours_and_sb3(agent, env_id), False,
+                                       lambda label, seed, s, a=agent, e=env_id: print(a, e, label, seed,
+                                       round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True))
+            a, b = aggregate(res["rlsuite"]), aggregate(res["sb3"])
+            r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
+            fmt = lambda g: f"{g['final_iqm']:.1f} [{g['final_ci'][0]:.1f}, {g['final_ci'][1]:.1f}]"  # noqa: E731
+            paper = PAPER_DQN.get(env_id, "—") if agent == "dqn" else "—"
+            lines.append(f"| {agent.upper()} | {env_id} | {fmt(a)} | {fmt(b)} | {'yes' if a['final_iqm'] >= b['final_iqm'] else 'no'} | "
+                         f"{r['steps_per_s']:.2f}× | {paper} |")
+            labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
+            name = f"pixels_{agent}_{env_id.replace('/', '-')}"
+            paths = plot_curves(list(labels), out / "figures" / name, labels=labels,
+                                title=f"{agent} on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
+            figures.append(f"![{agent} {env_id}](figures/{paths[0].name})")
+    return lines + [""] + figures + [""]
+
+
+def pong_section(out: Path) -> list[str]:
+    env_id = "ALE/Pong-v5"
+    res = compare.side_by_side(env_id, [0], out / "runs" / "bench-pixels" / "pong", compare.ours_and_sb3("ppo", env_id, 1_000_448),
+                               False, lambda label, seed, s: print("pong", label, round(s["final_eval"]["mean"], 1), flush=True))
+    labels = {s["run_dir"]: f"{name} ppo" for name, v in res.items() for s in v}
+    paths = plot_curves(list(labels), out / "figures" / "pixels_ppo_pong", labels=labels,
+                        title="PPO on ALE/Pong-v5: seed 0, rlsuite vs SB3").paths
+    rows = [f"| {name} | {v[0]['final_eval']['mean']:.1f} | {v[0]['steps_per_s']:,.0f} |" for name, v in res.items()]
+    return ["## PPO on Atari Pong, 1M steps (seed 0)", "", "| implementation | final (10 games) | steps/s |", "|---|---|---|",
+            *rows, "", f"![PPO Pong](figures/{paths[0].name})", ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default="memory,speed,minatar,pong")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--fill-memory", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fill_memory:
+        print(json.dumps(fill_memory(args.fill_memory)))
+        return
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report_path = out / "pixels.md"
+    previous = report_path.read_text() if report_path.exists() else ""
+    done = {}  # section -> its lines; sections not run this time keep their previous text
+    for part in previous.split("\n<!-- section: ")[1:]:
+        name, _, body = part.partition(" -->\n")
+        done[name] = body.rstrip("\n").split("\n")
+    for name in args.sections.split(","):
+        if name == "memory":
+            done[name] = memory_section()
+        elif name == "speed":
+            done[name] = speed_section(out)
+        elif name == "minatar":
+            done[name] = minatar_section(out, list(range(args.seeds)))
+        elif name == "pong":
+            done[name] = pong_section(out)
+        else:
+            sys.exit(f"unknown section {name}; choose from memory, speed, minatar, pong")
+        report = header("Pixels: DQN and PPO on image observations", f"python benchmarks/pixels.py --sections {name}",
+                        list(range(args.seeds)))
+        for key in ("memory", "speed", "minatar", "pong"):
+            if key in done:
+                report += [f"<!-- section: {key} -->", *done[key]]
+        report_path.write_text("\n".join(report) + "\n")
+        print(f"wrote {report_path} ({name})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
