@@ -69,7 +69,7 @@ def _quiet_writer_errors(fallback):
 # ---------------------------------------------------------------------------------------------
 STOP_SIGNALS = {signal.SIGINT: ("SIGINT", 130), signal.SIGTERM: ("SIGTERM", 143)}  # name, exit code 128+n
 PROGRESS_LINE_SECONDS = 30.0  # plain progress lines when stderr is not a terminal (CI, nohup, schedulers)
-NOT_LEARNED = ("buffer", "nstep", "episodes", "obs", "env")  # snapshot parts that are data, not weights
+NOT_LEARNED = ("buffer", "nstep", "episodes", "obs", "env", "keys")  # snapshot parts that are data, not weights
 
 
 class Run:
@@ -372,6 +372,11 @@ class Run:
             raise Diverged(f"{self.agent} diverged: {e} at step {step:,}; the checkpoint was not written, training "
                            f"stopped, {self.last_good()}; lower lr, or enable gradient clipping / normalisation") from None
         self.last_checkpoint_step = step
+        size = path.stat().st_size
+        if size > 2**30 and not getattr(self, "_told_checkpoint_size", False):  # say it once: big writes take time
+            self._told_checkpoint_size = True
+            print(f"[{self._title()}] checkpoints are {size / 2**30:.1f} GiB (the replay memory is in them; "
+                  "--set save_buffer=false leaves it out, and a resume then refills it)", file=sys.stderr, flush=True)
         return path
 
     def after_iteration(self, step: int, act: Callable, snapshot: Callable[[], dict]) -> bool:

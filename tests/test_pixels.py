@@ -232,3 +232,20 @@ def test_an_atari_game_without_a_card_gets_the_standard_preprocessing():
     for _ in range(5):
         env.step(env.action_space.sample())
     env.close()
+
+
+def test_a_large_checkpoint_says_how_big_it_is(tmp_path, monkeypatch, capsys):
+    from pathlib import Path as P
+
+    real = P.stat
+
+    class Big:
+        def __init__(self, st):
+            self.st_size, self.st_mode, self.st_mtime = 3 * 2**30, st.st_mode, st.st_mtime
+
+    monkeypatch.setattr(P, "stat", lambda self, *a, **k: Big(real(self, *a, **k)) if self.name == "last.pt" else real(self, *a, **k))
+    overrides = {"learning_starts": "100", "eval_every": "300", "eval_episodes": "1", "final_eval_episodes": "1",
+                 "hidden": "8", "checkpoint_every": "100"}
+    runs.train("dqn", "CartPole-v1", steps=300, overrides=overrides, out=tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("checkpoints are 3.0 GiB") == 1 and "save_buffer=false" in err
