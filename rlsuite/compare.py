@@ -69,7 +69,9 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides), force, progress)
     r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
     table = aggregate_table(results, load_env_card(env_id).max_return)
-    table += [f"rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, median steps/s {r['steps_per_s']:.2f}×"]
+    solvable = results["rlsuite"][0].get("threshold") is not None
+    table += [(f"rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, " if solvable else "rlsuite / SB3: ")
+              + f"median steps/s {r['steps_per_s']:.2f}×"]
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     plots = plot_curves(list(labels), root / "curves", labels=labels,
                         title=f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds").paths

@@ -26,8 +26,21 @@ def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 
     ]
 
 
+def _no_threshold(results: dict[str, list[dict]]) -> bool:
+    """An env with no solve threshold (MinAtar, most Atari games): scores only, no solve columns."""
+    return all(s.get("threshold") is None for v in results.values() for s in v)
+
+
 def aggregate_table(results: dict[str, list[dict]], max_return: float | None = None) -> list[str]:
     """One row per implementation: success, stays solved, IQM [95% CI], medians."""
+    if _no_threshold(results):
+        lines = ["| implementation | IQM final [95% CI] | mean final | median steps/s |", "|---|---|---|---|"]
+        for name, summaries in results.items():
+            agg = aggregate(summaries)
+            lo, hi = agg["final_ci"]
+            lines.append(f"| {name} | {agg['final_iqm']:.1f} [{lo:.1f}, {hi:.1f}] | {sum(agg['finals']) / agg['n']:.1f} | "
+                         f"{fmt(agg['median_steps_per_s'], 0)} |")
+        return lines + ["", "No solve threshold for this env: scores only.", ""]
     head = "| implementation | solved | stays solved |" + (f" final = {max_return:g} |" if max_return else "")
     head += " IQM final [95% CI] | median steps-to-solve | median wall-to-solve (s) | median steps/s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -45,6 +58,11 @@ def aggregate_table(results: dict[str, list[dict]], max_return: float | None = N
 
 
 def per_seed_table(results: dict[str, list[dict]]) -> list[str]:
+    if _no_threshold(results):
+        lines = ["| implementation | seed | final | steps/s |", "|---|---|---|---|"]
+        lines += [f"| {name} | {s['seed']} | {s['final_eval']['mean']:.1f} | {s['steps_per_s']:,.0f} |"
+                  for name, summaries in results.items() for s in summaries]
+        return lines + [""]
     lines = ["| implementation | seed | final (20 ep.) | steps-to-solve | wall-to-solve (s) | steps/s | outcome |",
              "|---|---|---|---|---|---|---|"]
     for name, summaries in results.items():

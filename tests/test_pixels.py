@@ -249,3 +249,11 @@ def test_a_large_checkpoint_says_how_big_it_is(tmp_path, monkeypatch, capsys):
     runs.train("dqn", "CartPole-v1", steps=300, overrides=overrides, out=tmp_path, progress=False)
     err = capsys.readouterr().err
     assert err.count("checkpoints are 3.0 GiB") == 1 and "save_buffer=false" in err
+
+
+def test_compare_on_an_env_without_a_threshold_reports_scores_only(tmp_path):
+    result = CliRunner().invoke(main, ["compare", "ppo", "MinAtar/Breakout-v1", "--seeds", "1", "--steps", "1024",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "No solve threshold" in result.output and "wall-to-solve" not in result.output
+    assert "solved" not in result.output.split("No solve threshold")[0]  # no solve columns in the table
