@@ -18,10 +18,10 @@ from rlsuite.rundir import new_run_dir
 from rlsuite.envs import make_env, resolve_env_id
 from rlsuite.errors import UserError
 
-SB3_ALGORITHMS = {"dqn": "DQN", "a2c": "A2C", "ppo": "PPO"}
+SB3_ALGORITHMS = {"dqn": "DQN", "a2c": "A2C", "ppo": "PPO", "sac": "SAC", "td3": "TD3"}
 _SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
 _OURS = ("n_timesteps", "n_envs", "policy", "net_arch", "activation_fn", "normalize", "source", "notes",
-         "features_extractor", "features_dim", "share_features_extractor")
+         "features_extractor", "features_dim", "share_features_extractor", "noise_type", "noise_std")
 
 
 @dataclass
@@ -39,6 +39,16 @@ def baseline_hyperparameters(agent: str, env_id: str) -> tuple[dict, str]:
     return {}, "SB3 defaults (the card records no zoo values for this env)"
 
 
+def sb3_hidden(hp: dict, default: list) -> list:
+    """rlsuite's `hidden` for SB3's network: on images the features layer's width (NatureCNN's 512, or the
+    rlsuite CNN's features_dim) with no further layers, else net_arch."""
+    if hp.get("features_extractor") == "cnn":
+        return [int(hp.get("features_dim", 128))] + list(hp.get("net_arch") or [])
+    if hp.get("policy") == "CnnPolicy":
+        return [512] + list(hp.get("net_arch") or [])
+    return hp.get("net_arch", default)
+
+
 def dqn_overrides_from_sb3(hp: dict) -> dict:
     """SB3 DQN hyperparameters expressed as rlsuite DQN --set overrides (vanilla DQN, as SB3's)."""
     fraction = hp.get("exploration_fraction", 0.1)
@@ -49,7 +59,7 @@ def dqn_overrides_from_sb3(hp: dict) -> dict:
            "gradient_steps": hp.get("gradient_steps", 1), "tau": hp.get("tau", 1.0),
            "target_update_interval": hp.get("target_update_interval", 10_000),
            "epsilon": {"linear": [start, end, fraction]}, "max_grad_norm": hp.get("max_grad_norm", 10.0),
-           "hidden": hp.get("net_arch", [64, 64]), "double": False, "dueling": False, "n_step": 1,
+           "hidden": sb3_hidden(hp, [64, 64]), "double": False, "dueling": False, "n_step": 1,
            "prioritized": False, "loss": "huber"}
     if out["gradient_steps"] == -1:  # SB3: as many gradient steps as env steps collected
         out["gradient_steps"] = out["train_freq"]
@@ -73,13 +83,61 @@ def pg_overrides_from_sb3(agent: str, hp: dict) -> dict:
     out = {"num_envs": full.get("n_envs", 1), "n_steps": full["n_steps"], "gamma": full["gamma"],
            "gae_lambda": full["gae_lambda"], "lr": full["learning_rate"], "ent_coef": full["ent_coef"],
            "vf_coef": full["vf_coef"], "max_grad_norm": full["max_grad_norm"],
-           "normalize_advantage": full["normalize_advantage"], "hidden": full.get("net_arch", [64, 64]),
+           "normalize_advantage": full["normalize_advantage"], "hidden": sb3_hidden(full, [64, 64]),
            "normalize_obs": bool(full.get("normalize", False)), "normalize_reward": bool(full.get("normalize", False))}
+    if full.get("policy") == "CnnPolicy" or full.get("features_extractor"):  # SB3 shares the features extractor
+        out["share_trunk"] = bool(full.get("share_features_extractor", True))
     if agent == "a2c":  # SB3's A2C uses RMSprop(alpha=0.99, eps=1e-5)
         out.update(optimizer="rmsprop", optimizer_eps=1e-5)
     else:
         out.update(batch_size=full["batch_size"], n_epochs=full["n_epochs"], clip_range=full["clip_range"],
                    optimizer="adam", optimizer_eps=1e-5)
+    if "n_timesteps" in hp:
+        out["total_steps"] = int(hp["n_timesteps"])
+    return out
+
+
+SB3_OFFPOLICY_DEFAULTS = {
+    "sac": {"learning_rate": 3e-4, "buffer_size": 1_000_000, "learning_starts": 100, "batch_size": 256, "tau": 0.005,
+            "gamma": 0.99, "train_freq": 1, "gradient_steps": 1, "net_arch": [256, 256], "ent_coef": "auto",
+            "target_update_interval": 1},
+    "td3": {"learning_rate": 1e-3, "buffer_size": 1_000_000, "learning_starts": 100, "batch_size": 256, "tau": 0.005,
+            "gamma": 0.99, "train_freq": 1, "gradient_steps": 1, "net_arch": [400, 300], "policy_delay": 2,
+            "target_policy_noise": 0.2, "target_noise_clip": 0.5},
+}
+
+
+def _steps_per_update(train_freq, env_id: str | None) -> int:
+    """SB3's train_freq (n, or [n, "episode"]) in env steps; an episode counts as the env's time limit."""
+    if isinstance(train_freq, (list, tuple)):
+        n, unit = train_freq
+        if unit == "episode":
+            import gymnasium as gym
+
+            limit = gym.spec(env_id).max_episode_steps if env_id else None
+            if not limit:
+                raise UserError(f"train_freq {list(train_freq)} counts episodes, and {env_id} has no fixed episode length")
+            return int(n) * int(limit)
+        return int(n)
+    return int(train_freq)
+
+
+def offpolicy_overrides_from_sb3(agent: str, hp: dict, env_id: str | None = None) -> dict:
+    """SB3 SAC/TD3 hyperparameters (defaults filled in) as rlsuite --set overrides."""
+    full = {**SB3_OFFPOLICY_DEFAULTS[agent], **hp}
+    every = _steps_per_update(full["train_freq"], env_id)
+    out = {"lr": full["learning_rate"], "buffer_size": full["buffer_size"], "learning_starts": full["learning_starts"],
+           "batch_size": full["batch_size"], "tau": full["tau"], "gamma": full["gamma"], "train_freq": every,
+           "gradient_steps": every if full["gradient_steps"] == -1 else full["gradient_steps"],
+           "hidden": full["net_arch"]}
+    if agent == "sac":
+        ent = full["ent_coef"]
+        out.update(ent_coef=None if str(ent).startswith("auto") else float(ent),
+                   target_update_interval=full["target_update_interval"])
+    else:
+        out.update(policy_delay=full["policy_delay"], target_policy_noise=full["target_policy_noise"],
+                   target_noise_clip=full["target_noise_clip"],
+                   action_noise=float(full.get("noise_std", 0.0)) if full.get("noise_type") else 0.0)
     if "n_timesteps" in hp:
         out["total_steps"] = int(hp["n_timesteps"])
     return out
@@ -115,6 +173,16 @@ def make_model(agent: str, env_id: str, hp: dict, seed: int, device, n_envs: int
     for key in _SCHEDULED:
         if key in kwargs:
             kwargs[key] = _sb3_schedule(kwargs[key], key)
+    if isinstance(kwargs.get("train_freq"), list):  # YAML has no tuples: [1, episode] -> (1, "episode")
+        kwargs["train_freq"] = tuple(kwargs["train_freq"])
+    if hp.get("noise_type") is not None:  # the zoo's noise_type/noise_std -> an SB3 action-noise object
+        import numpy as np
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        if hp["noise_type"] != "normal":
+            raise UserError(f"baseline noise_type {hp['noise_type']!r} is not supported here; use normal")
+        dim = envs.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), float(hp.get("noise_std", 0.1)) * np.ones(dim))
     policy_kwargs = dict(kwargs.pop("policy_kwargs", {}) or {})
     if hp.get("features_extractor") == "cnn":  # rlsuite's CNN trunk inside SB3 (MinAtar's 10x10 frames)
         policy_kwargs["features_extractor_class"] = cnn_extractor_class()
@@ -273,7 +341,12 @@ def differences_from_zoo(agent: str, env_id: str) -> dict:
     from rlsuite.runs import prepare
 
     zoo, _ = baseline_hyperparameters(agent, env_id)
-    as_ours = dqn_overrides_from_sb3(zoo) if agent == "dqn" else pg_overrides_from_sb3(agent, zoo)
+    if agent == "dqn":
+        as_ours = dqn_overrides_from_sb3(zoo)
+    elif agent in SB3_OFFPOLICY_DEFAULTS:
+        as_ours = offpolicy_overrides_from_sb3(agent, zoo, env_id)
+    else:
+        as_ours = pg_overrides_from_sb3(agent, zoo)
     as_ours.pop("total_steps", None)
     card = to_data(prepare(agent, env_id)[1])
     same_as_zoo = to_data(prepare(agent, env_id, overrides=as_ours)[1])

@@ -217,19 +217,43 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 def parse_env_kwargs(items: list[str] | tuple[str, ...]) -> dict:
-    """['repeat_action_probability=0', 'full_action_space=true'] -> typed values (YAML scalars, read safely)."""
+    """['repeat_action_probability=0', 'full_action_space=true'] -> typed values (YAML scalars, read safely;
+    '1e-3', which YAML 1.1 reads as a string, is a number here)."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
+        key = key.strip()
+        if not sep or not key.isidentifier():
             raise UserError(f"--env-kwargs {item!r} is not name=value; write e.g. --env-kwargs repeat_action_probability=0")
+        if key == "render_mode":
+            raise UserError("--env-kwargs render_mode is not a training setting; use `rlsuite eval RUN --video DIR` to watch")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            parsed = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError:
             raise UserError(f"--env-kwargs {item!r}: {value!r} is not a plain value") from None
-        if isinstance(out[key.strip()], (dict, list)):
+        if isinstance(parsed, str):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        if isinstance(parsed, (dict, list)):
             raise UserError(f"--env-kwargs {item!r}: give one number, boolean or string per argument")
+        out[key] = parsed
     return out
+
+
+def check_env_kwargs(card: "EnvCard", env_kwargs: dict) -> None:
+    """A value must have the type the card's own make_kwargs entry has, and a probability lies in [0, 1]."""
+    for key, value in env_kwargs.items():
+        if key in card.make_kwargs and card.make_kwargs[key] is not None:
+            want = card.make_kwargs[key]
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = isinstance(value, bool) if isinstance(want, bool) else number if isinstance(want, (int, float)) else True
+            if not ok:
+                raise UserError(f"--env-kwargs {key}={value!r}: {card.id}'s card has {key}: {want!r}; give a "
+                                f"{'true/false' if isinstance(want, bool) else 'number'}")
+        if "prob" in key and not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):
+            raise UserError(f"--env-kwargs {key}={value!r}: a probability must be a number in [0, 1]")
 
 
 def to_data(config) -> dict:
@@ -444,7 +468,19 @@ def with_env_kwargs(card: EnvCard, env_kwargs: dict | None) -> EnvCard:
     """The env card with constructor arguments from the command line (`--env-kwargs`) over its own."""
     if not env_kwargs:
         return card
+    check_env_kwargs(card, env_kwargs)
     return dataclasses.replace(card, make_kwargs={**card.make_kwargs, **env_kwargs})
+
+
+def env_entry_key(card: dict, env_id: str) -> str:
+    """The agent card's entry for ENV_ID: its own, else the first pattern that matches (e.g. `ALE/*`: every
+    Atari game without an entry of its own runs the Atari recipe)."""
+    import fnmatch
+
+    envs = card.get("envs") or {}
+    if env_id in envs:
+        return env_id
+    return next((k for k in envs if any(c in k for c in "*?[") and fnmatch.fnmatchcase(env_id, k)), env_id)
 
 
 def resolve(agent: str, config_cls, env_id: str, overrides: dict | None = None, env_kwargs: dict | None = None):
@@ -455,6 +491,7 @@ def resolve(agent: str, config_cls, env_id: str, overrides: dict | None = None, 
     config = config_cls()
     config = apply(config, card.get("default") or {}, f"{path} [default]")
     config = apply(config, env_card.eval_settings, f"{env_card_path(env_id)}")
-    config = apply(config, (card.get("envs") or {}).get(env_id) or {}, f"{path} [{env_id}]")
+    key = env_entry_key(card, env_id)
+    config = apply(config, (card.get("envs") or {}).get(key) or {}, f"{path} [{key}]")
     config = apply(config, overrides or {}, "--set")
     return config, env_card

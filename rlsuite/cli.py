@@ -141,7 +141,8 @@ def eval_(run_dir, episodes, seed, device, as_json, video_dir):
         if episodes is not None and not 0 < episodes <= 1000:
             raise UserError(f"--episodes must be in [1, 1000] with --video, got {episodes}")
         policy = runs.load_policy(run_dir, device)
-        result = video.record(policy, video_dir, episodes or 1, policy.seed + EVAL_SEED_OFFSET if seed is None else seed)
+        start = policy.seed + EVAL_SEED_OFFSET if seed is None else runs.check_seed(seed)
+        result = video.record(policy, video_dir, episodes or 1, start)
         click.echo(json.dumps(result) if as_json else "\n".join(
             [f"episode {i}: return {r:.1f}" for i, r in enumerate(result["returns"])] + result["videos"]))
         return

@@ -51,6 +51,10 @@ def resolve_env_id(env_id: str) -> str:
     else:
         bare = env_id
         _register_optional(env_id)
+    if bare not in gym.registry and importlib.util.find_spec("ale_py") is not None:
+        import ale_py  # registers the v4 ids too (PongNoFrameskip-v4, ...), not only ALE/...
+
+        gym.register_envs(ale_py)
     if bare not in gym.registry:
         hint = close_matches(bare, gym.registry.keys())
         raise UserError(
@@ -127,6 +131,10 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
         kwargs["render_mode"] = render_mode
     try:
         env = gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as e:  # MuJoCo, Box2D, ... are optional packages
+        extra = "mujoco" if "mujoco" in str(e).lower() else "box2d" if "box2d" in str(e).lower() else None
+        fix = f"pip install 'rlsuite[{extra}]'" if extra else str(e).splitlines()[0]
+        raise UserError(f"{env_id} needs an optional package: {fix}") from None
     except (TypeError, gym.error.Error) as e:  # make_kwargs the env does not take
         raise UserError(f"env arguments {card.make_kwargs} (env card make_kwargs / --env-kwargs) do not fit "
                         f"{env_id}: {e}") from None
@@ -136,6 +144,20 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
     if card.frame_stack > 1:  # last, so that a stack holds preprocessed frames (Atari: 4 x 84 x 84)
         env = gym.wrappers.FrameStackObservation(env, card.frame_stack)
     return env
+
+
+def resolve_auto(card: EnvCard) -> EnvCard:
+    """vectorization auto: EnvPool when it is installed and can run this card exactly, else async."""
+    choice = "async"
+    if importlib.util.find_spec("envpool") is not None:
+        from rlsuite.envpool_vec import envpool_options
+
+        try:
+            envpool_options(card, True)
+            choice = "envpool"
+        except UserError:
+            pass
+    return dataclasses.replace(card, vectorization=choice)
 
 
 def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
@@ -150,7 +172,7 @@ def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.
     else:
         envs = None
     if card.vectorization == "auto":
-        card = dataclasses.replace(card, vectorization="envpool" if importlib.util.find_spec("envpool") else "async")
+        card = resolve_auto(card)
     if card.vectorization == "envpool":
         from rlsuite.envpool_vec import EnvPoolVectorEnv
 

@@ -133,18 +133,18 @@ class FrameReplayBuffer:
         batch["next_obs"] = torch.as_tensor(self.stacks(self.inner.next_obs[idx]), device=self.device)
         return batch
 
-    # --- checkpointing: the transitions and the frames they can still reach ----------------------
+    # --- checkpointing: the transitions and the frame store as it is (a view, never a copy: the store
+    # can be most of the machine's memory) --------------------------------------------------------------
     def state_dict(self) -> dict:
-        kept = min(self.written, self.n_frames)
-        first = self.written - kept
-        slots = np.arange(first, self.written) % self.n_frames
-        return {"inner": self.inner.state_dict(), "written": self.written,
-                "frames": torch.from_numpy(self.frames[slots].copy())}
+        filled = min(self.written, self.n_frames)
+        return {"inner": self.inner.state_dict(), "written": self.written, "n_frames": self.n_frames,
+                "frames": torch.from_numpy(self.frames[:filled])}
 
     def load_state_dict(self, state: dict) -> None:
+        if int(state.get("n_frames", -1)) != self.n_frames:
+            raise UserError(f"the checkpoint's frame store holds {state.get('n_frames')} frames, this run's {self.n_frames} "
+                            "(buffer_size, num_envs or n_step changed); resume with the run's own config.yaml")
         self.inner.load_state_dict(state["inner"])
         self.written = int(state["written"])
         frames = state["frames"].numpy()
-        if frames.shape[1:] != self.frame_shape or len(frames) > self.n_frames:
-            raise ValueError(f"frame store {tuple(frames.shape)} in checkpoint does not fit {self.n_frames} x {self.frame_shape}")
-        self.frames[np.arange(self.written - len(frames), self.written) % self.n_frames] = frames
+        self.frames[:len(frames)] = frames

@@ -191,6 +191,81 @@ class GaussianHead(nn.Module):
         return self.mean(features)
 
 
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SAC's clamp (Haarnoja et al.'s code, SB3): keeps exp() finite
+
+
+def squashed_log_prob(normal: Normal, u: torch.Tensor) -> torch.Tensor:
+    """log π(tanh(u)) for u ~ normal, summed over action dimensions: the Gaussian's log-density minus the
+    log-Jacobian of tanh, log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) (a form exact for large |u|,
+    where 1 - tanh(u)^2 rounds to 0)."""
+    correction = 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
+    return (normal.log_prob(u) - correction).sum(-1)
+
+
+class TanhGaussianHead(nn.Module):
+    """SAC's policy: a state-dependent diagonal Gaussian squashed by tanh into [-1, 1] (Haarnoja et al.
+    2018, appendix C). `forward` samples with the reparameterisation trick and returns (action, log-prob)."""
+
+    def __init__(self, in_dim: int, action_dim: int):
+        super().__init__()
+        self.mean = nn.Linear(in_dim, action_dim)
+        self.log_std = nn.Linear(in_dim, action_dim)
+
+    def distribution(self, features: torch.Tensor) -> Normal:
+        log_std = self.log_std(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return Normal(self.mean(features), log_std.exp(), validate_args=False)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        normal = self.distribution(features)
+        u = normal.rsample()
+        return torch.tanh(u), squashed_log_prob(normal, u)
+
+    def mode(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.mean(features))
+
+
+class DeterministicTanhHead(nn.Module):
+    """TD3's (and DDPG's) policy: a = tanh(W h + b) in [-1, 1]."""
+
+    def __init__(self, in_dim: int, action_dim: int):
+        super().__init__()
+        self.out = nn.Linear(in_dim, action_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(features))
+
+    mode = forward
+
+
+class EnsembleMLP(nn.Module):
+    """K independent MLPs (same sizes) evaluated as one batched matmul per layer: (B, in) -> (K, B, out).
+
+    Twin critics are the use: one `baddbmm` for both instead of two Linear calls per layer halves the
+    dispatches that bound a small network's speed on a CPU. Each member is initialised as nn.Linear is
+    (uniform ±1/sqrt(fan_in)), and member k equals an nn.Linear stack holding weight[k].T and bias[k]."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, members: int = 2, activation: str = "relu"):
+        super().__init__()
+        sizes = [in_dim, *hidden, out_dim]
+        self.members = members
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(sizes, sizes[1:]):
+            bound = 1.0 / math.sqrt(a)
+            self.weights.append(nn.Parameter(torch.empty(members, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(members, 1, b).uniform_(-bound, bound)))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float().expand(self.members, *x.shape) if x.dim() == 2 else x.float()
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)  # (K, B, a) @ (K, a, b) + (K, 1, b)
+            if i < last:
+                h = self.act(h)
+        return h
+
+
 class ValueHead(nn.Module):
     """V(s) as a (B,) tensor."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from rlsuite.agents import get_agent
@@ -31,15 +32,22 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     if env_changes:
         card = check_env_card(dataclasses.replace(card, **env_changes), "env card changes")
     if card.vectorization == "auto":  # resolved here, so config.yaml records (and resume reuses) the backend used
-        import importlib.util
+        from rlsuite.envs import resolve_auto
 
-        card = dataclasses.replace(card, vectorization="envpool" if importlib.util.find_spec("envpool") else "async")
+        card = resolve_auto(card)
     if steps is not None:
         config = dataclasses.replace(config, total_steps=steps)
         config.validate()  # the budget against what depends on it (e.g. one rollout must fit)
     env = make_env(card)
     try:
         spec.check_spaces(env.observation_space, env.action_space, config, card)
+        if card.make_kwargs:  # constructor arguments a reset or a step rejects: one line now, not a crash later
+            try:
+                env.reset(seed=0)
+                env.step(env.action_space.sample())
+            except (TypeError, ValueError, RuntimeError, AssertionError, gym.error.Error) as e:
+                raise UserError(f"{card.id} fails with the env arguments {card.make_kwargs} (env card make_kwargs / "
+                                f"--env-kwargs): {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
     finally:
         env.close()
     return spec, config, card
@@ -130,6 +138,11 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
         if complete:
             raise UserError(f"{run_dir} is already complete (summary.json exists); start a new run, or train it "
                             "further with --resume RUN --steps N")
+        probe = make_env(card)  # the memory this machine needs for it (a run may move to a smaller one)
+        try:
+            spec.check_spaces(probe.observation_space, probe.action_space, config, card)
+        finally:
+            probe.close()
         dev = resolve_device(device or data.get("device", "auto"))
         if dev.type == "cuda" and data.get("device", "cpu").startswith("cpu") and device is None:
             dev = resolve_device("auto")
@@ -204,7 +217,9 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
                         f"describes a {implementation} {data['agent']} run; the directory was mixed up")
     from rlsuite.checkpoint import nonfinite_tensors
 
-    bad = nonfinite_tensors({k: v for k, v in ckpt["state"].items() if k not in ("buffer", "nstep", "episodes", "obs", "env")})
+    from rlsuite.engine import NOT_LEARNED
+
+    bad = nonfinite_tensors({k: v for k, v in ckpt["state"].items() if k not in NOT_LEARNED})
     if bad:
         raise UserError(f"{run_dir}/checkpoints/last.pt holds non-finite weights ({bad[0]}); it cannot be evaluated")
     dev = resolve_device(device)

@@ -227,9 +227,9 @@ class RolloutBuffer:
     obs) there, so return/advantage code can bootstrap through a time limit and not through a death.
     """
 
-    def __init__(self, n_steps: int, num_envs: int, obs_shape, action_shape, action_dtype):
+    def __init__(self, n_steps: int, num_envs: int, obs_shape, action_shape, action_dtype, obs_dtype=np.float32):
         T, N = n_steps, num_envs
-        self.obs = np.zeros((T, N, *obs_shape), np.float32)
+        self.obs = np.zeros((T, N, *obs_shape), obs_dtype)  # uint8 frames stay uint8 (4x less memory)
         self.actions = np.zeros((T, N, *action_shape), action_dtype)
         self.logprobs = np.zeros((T, N), np.float32)
         self.values = np.zeros((T, N), np.float32)

@@ -25,8 +25,12 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
     if "rgb_array" not in modes:
         raise UserError(f"{card.id} cannot render frames (its render modes: {modes or 'none'}); no video possible")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"{policy.agent}-{card.id.replace('/', '-')}-step{policy.step}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the video folder {folder} ({e.strerror}); give a writable --video DIR") from None
+    who = "" if policy.implementation == "rlsuite" else f"{policy.implementation}-"  # SB3's films apart from ours
+    prefix = f"{who}{policy.agent}-{card.id.replace('/', '-')}-step{policy.step}"
     warnings.filterwarnings("ignore", module="gymnasium")  # fps / overwrite / dtype notices about rendering
     env = make_env(card, training=False, render_mode="rgb_array")
     env = gym.wrappers.RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=prefix,

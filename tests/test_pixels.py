@@ -47,9 +47,11 @@ def test_atari_card_matches_gymnasium_preprocessing_and_keeps_training_wrappers_
     card = load_env_card("ALE/Pong-v5")
     ours = make_env(card, training=False)
     resolve_env_id("ALE/Pong-v5")
-    reference = gym.wrappers.FrameStackObservation(gym.wrappers.AtariPreprocessing(
+    from rlsuite.atari import FireReset
+
+    reference = gym.wrappers.FrameStackObservation(FireReset(gym.wrappers.AtariPreprocessing(
         gym.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False),
-        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True), 4)
+        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True)), 4)
     a, _ = ours.reset(seed=7)
     b, _ = reference.reset(seed=7)
     assert a.shape == (4, 84, 84) and a.dtype == np.uint8 and np.array_equal(a, b)
@@ -257,3 +259,103 @@ def test_compare_on_an_env_without_a_threshold_reports_scores_only(tmp_path):
     assert result.exit_code == 0, result.output
     assert "No solve threshold" in result.output and "wall-to-solve" not in result.output
     assert "solved" not in result.output.split("No solve threshold")[0]  # no solve columns in the table
+
+
+def test_env_kwargs_are_typed_and_checked_before_a_run_exists(tmp_path):
+    from rlsuite.cards import parse_env_kwargs
+
+    assert parse_env_kwargs(["sticky_action_prob=1e-3", "full_action_space=true"]) == \
+        {"sticky_action_prob": 0.001, "full_action_space": True}  # YAML 1.1 reads 1e-3 as a string
+    for bad, fragment in ((["full_action_space=maybe"], "give a true/false"),
+                          (["repeat_action_probability=2"], "a probability must be a number in [0, 1]"),
+                          (["render_mode=human"], "rlsuite eval RUN --video"),
+                          (["sticky_action_prob=abc"], "give a number")):
+        env = "MinAtar/Breakout-v1" if "sticky" in bad[0] else "ALE/Pong-v5"
+        args = ["train", "dqn", env, "--steps", "10", "--out", str(tmp_path), *sum((["--env-kwargs", b] for b in bad), [])]
+        assert_one_line_error(CliRunner().invoke(main, args), fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_hyperparameters_are_the_same_on_both_sides_for_pixels():
+    from rlsuite.baselines import differences_from_zoo
+
+    for agent in ("dqn", "ppo"):
+        for env_id in ("MinAtar/Breakout-v1", "ALE/Pong-v5"):
+            assert differences_from_zoo(agent, env_id) == {}, (agent, env_id)
+
+
+def test_sb3_minatar_baseline_runs_rlsuites_cnn(tmp_path):
+    from rlsuite.agents.dqn import DQNConfig, build_q_network
+    from rlsuite.baselines import baseline_hyperparameters, make_model
+    from rlsuite.cards import resolve
+
+    hp, _ = baseline_hyperparameters("dqn", "MinAtar/Breakout-v1")
+    model = make_model("dqn", "MinAtar/Breakout-v1", hp, 0, "cpu", 1)
+    config, card = resolve("dqn", DQNConfig, "MinAtar/Breakout-v1")
+    env = make_env(card)
+    ours = build_q_network(config, env.observation_space, int(env.action_space.n))
+    theirs = model.policy.q_net
+    assert isinstance(theirs.features_extractor.cnn, nets.CNN)
+    shapes = lambda m: sorted(tuple(p.shape) for p in m.parameters())  # noqa: E731
+    assert shapes(ours) == shapes(theirs)
+
+
+def test_episodic_life_and_fire_reset_on_breakout():
+    from rlsuite.atari import EpisodicLife, FireReset
+
+    resolve_env_id("ALE/Breakout-v5")
+    base = gym.wrappers.AtariPreprocessing(gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0),
+                                           noop_max=0)
+    env = FireReset(EpisodicLife(base))
+    env.reset(seed=3)
+    ale = env.unwrapped.ale
+    lives = ale.lives()
+    frames_before = ale.getEpisodeFrameNumber()
+    assert frames_before > 0  # FireReset pressed FIRE (and a move) after the reset
+    terminated = False
+    for _ in range(2000):
+        _, _, terminated, truncated, _ = env.step(0)  # NOOP: the ball is lost, one life after another
+        if terminated or truncated:
+            break
+    assert terminated and ale.lives() == lives - 1  # a lost life ends the learner's episode ...
+    frame = ale.getEpisodeFrameNumber()
+    env.reset()
+    assert ale.lives() == lives - 1 and ale.getEpisodeFrameNumber() > frame  # ... but not the game
+
+
+@pytest.mark.skipif(importlib.util.find_spec("envpool") is None, reason="needs the envpool extra")
+def test_envpool_pads_a_new_lifes_stack_as_gymnasium_and_refuses_what_it_cannot_do():
+    card = dataclasses.replace(load_env_card("ALE/Breakout-v5"), vectorization="envpool")
+    envs = make_vector_env(card, 2)
+    envs.reset(seed=0)
+    for _ in range(500):
+        obs, _, terminated, truncated, info = envs.step(envs.action_space.sample())
+        ended = np.flatnonzero(terminated | truncated)
+        if len(ended):
+            first = obs[ended[0]]
+            assert all(np.array_equal(first[0], first[k]) for k in range(4))  # FrameStackObservation's padding
+            break
+    else:
+        pytest.fail("no life lost in 500 random Breakout steps")
+    envs.close()
+    from rlsuite.envs import resolve_auto
+
+    with pytest.raises(UserError, match="cannot take the env argument"):
+        make_vector_env(dataclasses.replace(card, make_kwargs={**card.make_kwargs, "mode": 1}), 2)
+    assert resolve_auto(dataclasses.replace(card, vectorization="auto", make_kwargs={"mode": 1})).vectorization == "async"
+    assert resolve_auto(dataclasses.replace(load_env_card("MinAtar/Breakout-v1"), vectorization="auto")).vectorization == "async"
+
+
+def test_frame_store_checkpoint_after_wrapping_and_a_mismatched_store():
+    import test_frames
+
+    naive, framed = test_frames.fill(3, True, steps=300, capacity=200)
+    assert framed.written > framed.n_frames  # wrapped
+    again = FrameReplayBuffer(200, (4, 5, 6), 3, 3, True)
+    again.load_state_dict(framed.state_dict())
+    rng = np.random.default_rng(0)
+    idx, _ = again.sample_prioritized(64, 0.4, rng)
+    a, b = naive.gather(idx), again.gather(idx)
+    assert (a["obs"] == b["obs"]).all() and (a["next_obs"] == b["next_obs"]).all()
+    with pytest.raises(UserError, match="frame store holds"):
+        FrameReplayBuffer(200, (4, 5, 6), 8, 3, True).load_state_dict(framed.state_dict())

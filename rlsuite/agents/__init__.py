@@ -49,7 +49,7 @@ def _supervised_line(r: dict) -> str:
 
 
 def _registry() -> dict[str, AgentSpec]:
-    from rlsuite.agents import dqn, pg
+    from rlsuite.agents import dqn, pg, sac_td3
     from rlsuite.supervised import SupervisedConfig
 
     def rl(name, config_cls, module, summary):
@@ -62,6 +62,10 @@ def _registry() -> dict[str, AgentSpec]:
         "a2c": rl("a2c", pg.A2CConfig, pg, "A2C: synchronous advantage actor-critic, n-step GAE"),
         "ppo": rl("ppo", pg.PPOConfig, pg,
                   "PPO: clipped surrogate, GAE, minibatch epochs; discrete and continuous actions"),
+        "sac": rl("sac", sac_td3.SACConfig, sac_td3,
+                  "SAC: soft actor-critic with automatic entropy tuning, twin critics (continuous actions)"),
+        "td3": rl("td3", sac_td3.TD3Config, sac_td3,
+                  "TD3: twin delayed DDPG, target policy smoothing (continuous actions)"),
         "supervised": AgentSpec("supervised", SupervisedConfig, None, None, None,
                                 "classifiers built from the same trunk and head classes (mnist, fashion-mnist; "
                                 "nets mlp, cnn) — trained with `rlsuite supervised`",

@@ -121,8 +121,17 @@ def check_spaces(obs_space, action_space, cfg: PGConfig | None = None, env_card=
         raise UserError(f"Box actions must be a flat vector, got shape {action_space.shape}")
     if cfg is not None:
         outputs = int(getattr(action_space, "n", 0) or np.prod(getattr(action_space, "shape", (1,)) or (1,)))
-        check_memory(net_bytes(obs_space.shape, cfg.hidden, outputs, copies=8),
-                     f"a {list(cfg.hidden)} actor and critic (weights, gradients, Adam)", "use smaller hidden sizes")
+        if len(obs_space.shape) != 3:  # the CNN's size does not grow with hidden sizes the way an MLP's does
+            check_memory(net_bytes(obs_space.shape, cfg.hidden, outputs, copies=8),
+                         f"a {list(cfg.hidden)} actor and critic (weights, gradients, Adam)", "use smaller hidden sizes")
+        rollout = cfg.n_steps * cfg.num_envs * int(np.prod(obs_space.shape)) * np.dtype(rollout_dtype(cfg, obs_space)).itemsize
+        check_memory(2 * rollout, f"a rollout of {cfg.n_steps:,} x {cfg.num_envs} observations (and its tensor copy)",
+                     "lower n_steps or num_envs")
+
+
+def rollout_dtype(cfg: PGConfig, obs_space):
+    """uint8 frames are stored as they come (normalisation of images is not offered: the CNN scales them)."""
+    return np.uint8 if obs_space.dtype == np.uint8 and not cfg.normalize_obs else np.float32
 
 
 def build_actor_critic(cfg: PGConfig, obs_space, action_space, critic: bool = True) -> nn.ModuleDict:
@@ -271,8 +280,8 @@ def train(cfg: PGConfig, run: Run) -> dict:
         optimizer = make_adam(model.parameters(), cfg.lr(0.0), cfg.optimizer_eps)
     norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs)
     scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.normalize_reward)
-    rollout = RolloutBuffer(cfg.n_steps, cfg.num_envs, obs_space.shape, action_space.shape,
-                            np.float32 if box else np.int64)
+    rollout = RolloutBuffer(cfg.n_steps, cfg.num_envs, obs_space.shape, action_space.shape, obs_dtype=rollout_dtype(cfg, obs_space),
+                            action_dtype=np.float32 if box else np.int64)
     episodes = EpisodeCarry(cfg.num_envs, obs_space.shape, action_space.shape, rollout.actions.dtype)
     rng = np.random.default_rng(run.seed)  # minibatch shuffling
     act = deterministic_policy(model, norm, action_space, device)

@@ -1,0 +1,366 @@
+"""Off-policy actor-critic for continuous actions: SAC and TD3.
+
+  SAC  (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications": automatic entropy tuning)
+       a stochastic policy, a tanh-squashed Gaussian; soft targets
+           y = r + γ d (min_k Q'_k(s', a') - α log π(a'|s')),   a' ~ π(.|s')
+       the policy maximises E[min_k Q_k(s, ã) - α log π(ã|s)], ã ~ π(.|s) (reparameterised), and α is
+       tuned so that the policy's entropy stays near the target -dim(A).
+  TD3  (Fujimoto et al. 2018) a deterministic tanh policy μ, explored with Gaussian noise; targets with
+       policy smoothing
+           a' = clip(μ'(s') + clip(N(0, σ'), -c, c), -1, 1),   y = r + γ d min_k Q'_k(s', a')
+       the actor (maximising Q_1(s, μ(s))) and every target net move once per `policy_delay` critic updates.
+
+Both learn twin critics Q_1, Q_2 (one batched ensemble, nets.EnsembleMLP) from a replay buffer, keep
+Polyak-averaged target copies, and act uniformly at random for the first `learning_starts` steps (as
+SB3). d = 0 after a termination and γ after a time limit (bootstrapped from the true final observation).
+Actions live in [-1, 1] in the networks and the buffer; the env gets them rescaled to its bounds.
+
+Loop (one iteration = one step of every env in the vector env):
+  act -> step the envs -> store -> every `train_freq` env steps do `gradient_steps` updates
+  (critic; SAC: α and actor; TD3: actor and targets every `policy_delay`) -> log, evaluate, checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
+from rlsuite.checkpoint import env_snapshot, restore_weights
+from rlsuite.engine import Run
+from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, true_next_obs
+from rlsuite.errors import UserError
+from rlsuite.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead
+from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
+from rlsuite.storage import NStepAccumulator, ReplayBuffer, naive_replay_bytes
+
+
+@dataclass
+class OffPolicyConfig(CommonConfig):
+    """What SAC and TD3 share (SB3's defaults)."""
+
+    lr: Schedule = param(Schedule(3e-4), "Adam learning rate of actor, critics (and SAC's α); number or schedule")
+    buffer_size: int = param(1_000_000, "replay capacity in transitions")
+    learning_starts: int = param(100, "env steps of uniformly random actions (as SB3) before the first update")
+    batch_size: int = param(256, "transitions per gradient step")
+    tau: float = param(0.005, "Polyak rate of the target networks")
+    gamma: float = param(0.99, "discount factor")
+    train_freq: int = param(1, "env steps between update phases")
+    gradient_steps: int = param(1, "gradient steps per update phase")
+    hidden: tuple[int, ...] = param((256, 256), "hidden sizes of the actor and of each critic")
+    activation: str = param("relu", "activation", choices=("relu", "tanh", "elu", "gelu"))
+    max_grad_norm: float | None = param(None, "gradient-norm clip (none: off, as SB3)")
+    log_every: int = param(1_000, "env steps between loss logs")
+
+    def validate(self):
+        super().validate()
+        require(self, ("buffer_size", "batch_size", "train_freq", "gradient_steps", "log_every"), positive, "positive")
+        require(self, ("buffer_size",), lambda v: v <= 10**9, "at most 1e9 transitions")
+        require(self, ("learning_starts",), lambda v: v >= 0, ">= 0")
+        require(self, ("lr",), lambda v: 0 <= v <= 10, "a learning rate in [0, 10] (a positive start)")
+        require(self, ("tau",), lambda v: 0 < v <= 1, "in (0, 1]")
+        require(self, ("gamma",), lambda v: 0 <= v <= 1, "in [0, 1]")
+        require(self, ("max_grad_norm",), lambda v: v is None or v > 0, "positive (or none)")
+        require_hidden(self)
+        if self.batch_size > self.buffer_size:
+            raise UserError(f"batch_size {self.batch_size} is larger than buffer_size {self.buffer_size}")
+        if self.lr.start <= 0:
+            raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
+
+
+@dataclass
+class SACConfig(OffPolicyConfig):
+    agent_name = "sac"
+    ent_coef: float | None = param(None, "entropy coefficient α (none: tuned automatically towards target_entropy)")
+    ent_coef_init: float = param(1.0, "α at the start when it is tuned")
+    target_entropy: float | None = param(None, "entropy α aims for (none: -dim(A), the paper's heuristic)")
+    target_update_interval: int = param(1, "gradient steps between Polyak updates of the target critics")
+
+    def validate(self):
+        super().validate()
+        require(self, ("ent_coef",), lambda v: v is None or v >= 0, ">= 0 (or none: tuned)")
+        require(self, ("ent_coef_init", "target_update_interval"), positive, "positive")
+
+
+@dataclass
+class TD3Config(OffPolicyConfig):
+    agent_name = "td3"
+    policy_delay: int = param(2, "critic updates per actor and target update")
+    action_noise: float = param(0.1, "std of the Gaussian exploration noise (actions in [-1, 1])")
+    target_policy_noise: float = param(0.2, "std of the target policy smoothing noise")
+    target_noise_clip: float = param(0.5, "the smoothing noise is clipped to ± this")
+
+    def validate(self):
+        super().validate()
+        require(self, ("policy_delay",), positive, "positive")
+        require(self, ("action_noise", "target_policy_noise", "target_noise_clip"), lambda v: v >= 0, ">= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, env_card=None) -> None:
+    name = cfg.agent_name.upper() if cfg is not None else "SAC/TD3"
+    if not isinstance(action_space, gym.spaces.Box):
+        raise UserError(f"{name} needs continuous (Box) actions, but this env has {type(action_space).__name__} "
+                        f"{action_space}; use DQN or PPO for discrete actions")
+    if len(action_space.shape) != 1:
+        raise UserError(f"{name} needs a flat Box action vector, got shape {action_space.shape}; flatten the actions "
+                        "with a wrapper in the env card")
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise UserError(f"{name} squashes actions into the env's bounds, but they are infinite ({action_space}); "
+                        "bound them with a RescaleAction or ClipAction wrapper in the env card")
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise UserError(f"{name} needs Box (array) observations, got {type(obs_space).__name__}; flatten them with "
+                        "a wrapper in the env card (e.g. FlattenObservation)")
+    if cfg is not None:
+        act_dim = int(action_space.shape[0])
+        check_memory(naive_replay_bytes(cfg.buffer_size, obs_space.shape, np.float32) + cfg.buffer_size * 4 * act_dim,
+                     f"a replay buffer of {cfg.buffer_size:,} transitions", "lower buffer_size")
+        check_memory(net_bytes(obs_space.shape, cfg.hidden, act_dim, copies=12),
+                     f"a {list(cfg.hidden)} actor and twin critics", "use smaller hidden sizes")
+
+
+def build_actor(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> nn.Module:
+    head = TanhGaussianHead if isinstance(cfg, SACConfig) else DeterministicTanhHead
+    trunk = MLP(obs_dim, cfg.hidden, cfg.activation)
+    return nn.Sequential(trunk, head(trunk.out_dim, act_dim))
+
+
+def build_critics(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> EnsembleMLP:
+    """Q_1, Q_2 on (s, a): one ensemble, (B, obs+act) -> (2, B, 1)."""
+    return EnsembleMLP(obs_dim + act_dim, cfg.hidden, 1, members=2, activation=cfg.activation)
+
+
+def q_values(critics: EnsembleMLP, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    return critics(torch.cat([obs.flatten(1).float(), actions], dim=1)).squeeze(-1)  # (2, B)
+
+
+def rescaler(action_space):
+    """[-1, 1] -> the env's bounds."""
+    low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+    return lambda a: (low + (np.asarray(a) + 1.0) * 0.5 * (high - low)).astype(action_space.dtype)
+
+
+def deterministic_policy(actor: nn.Module, action_space, device):
+    """Evaluation (PROTOCOL.md): SAC's tanh(mean), TD3's μ(s), rescaled to the env's bounds."""
+    trunk, head = actor[0], actor[1]
+    to_env = rescaler(action_space)
+
+    @torch.inference_mode()
+    def act(obs: np.ndarray) -> np.ndarray:
+        return to_env(head.mode(trunk(torch.as_tensor(obs, device=device).flatten(1).float())).cpu().numpy())
+
+    return act
+
+
+def load_policy(cfg: OffPolicyConfig, envs_or_spaces, state: dict, device: torch.device):
+    obs_space, action_space = envs_or_spaces
+    actor = build_actor(cfg, int(np.prod(obs_space.shape)), int(action_space.shape[0])).to(device)
+    actor.load_state_dict(state["actor"])
+    actor.eval()
+    return deterministic_policy(actor, action_space, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# One gradient step of each algorithm, on a batch {obs, actions, rewards, next_obs, discounts}.
+def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard) -> dict:
+    actor, critics, critics_target, log_alpha = nets["actor"], nets["critics"], nets["critics_target"], nets["log_alpha"]
+    obs, next_obs = batch["obs"], batch["next_obs"]
+    # α: from the current policy's log-probabilities on this batch (SB3's order: α, critics, actor)
+    actions_pi, logp_pi = actor(obs)
+    alpha = log_alpha.exp().detach() if cfg.ent_coef is None else torch.tensor(cfg.ent_coef)
+    stats = {}
+    if cfg.ent_coef is None:
+        alpha_loss = -(log_alpha * (logp_pi.detach() + nets["target_entropy"])).mean()
+        gradient_step(opts["alpha"], alpha_loss, None, guard)
+        stats["ent_coef_loss"] = alpha_loss.detach()
+    # critics: soft Bellman targets from the target critics and a fresh a' ~ π(.|s')
+    with torch.no_grad():
+        next_actions, next_logp = actor(next_obs)
+        next_q = q_values(critics_target, next_obs, next_actions).min(dim=0).values - alpha * next_logp
+        y = batch["rewards"] + batch["discounts"] * next_q
+    q = q_values(critics, obs, batch["actions"])
+    critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()  # Σ_k MSE(Q_k, y), halved as in SB3
+    gradient_step(opts["critics"], critic_loss, cfg.max_grad_norm, guard)
+    # actor: maximise min_k Q_k(s, ã) - α log π(ã|s); the critics' weights are read, not trained, here
+    q_pi = q_values(nets["critics_frozen"], obs, actions_pi).min(dim=0).values
+    actor_loss = (alpha * logp_pi - q_pi).mean()
+    gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
+    return stats | {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha}
+
+
+def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, update: int) -> dict:
+    actor, critics = nets["actor"], nets["critics"]
+    obs, next_obs = batch["obs"], batch["next_obs"]
+    # critics: targets with target policy smoothing (noise on a', clipped, a' kept in bounds)
+    with torch.no_grad():
+        mu_next = nets["actor_target"](next_obs)
+        noise = (torch.randn_like(mu_next) * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+        next_actions = (mu_next + noise).clamp(-1.0, 1.0)
+        y = batch["rewards"] + batch["discounts"] * q_values(nets["critics_target"], next_obs, next_actions).min(dim=0).values
+    q = q_values(critics, obs, batch["actions"])
+    critic_loss = (q - y).pow(2).mean(dim=1).sum()  # Σ_k MSE(Q_k, y), as in SB3
+    gradient_step(opts["critics"], critic_loss, cfg.max_grad_norm, guard)
+    stats = {"critic_loss": critic_loss.detach()}
+    # delayed: the actor and every target net move once per policy_delay critic updates
+    if update % cfg.policy_delay == 0:
+        actor_loss = -q_values(nets["critics_frozen"], obs, actor(obs))[0].mean()  # Q_1 only
+        gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
+        update_target(critics, nets["critics_target"], cfg.tau)
+        update_target(actor, nets["actor_target"], cfg.tau)
+        stats["actor_loss"] = actor_loss.detach()
+    return stats
+
+
+class FrozenView(nn.Module):
+    """The critics with their weights detached: the actor's loss flows back to the actions only, so its
+    backward pass skips the critics' weight gradients (SB3 computes and then discards them)."""
+
+    def __init__(self, critics: EnsembleMLP):
+        super().__init__()
+        self.critics = [critics]  # a list: not registered as a submodule (no second copy in state_dict)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.critics[0]
+        h = x.float().expand(c.members, *x.shape)
+        last = len(c.weights) - 1
+        for i, (w, b) in enumerate(zip(c.weights, c.biases)):
+            h = torch.baddbmm(b.detach(), h, w.detach())
+            if i < last:
+                h = c.act(h)
+        return h
+
+
+# ---------------------------------------------------------------------------------------------
+def train(cfg: OffPolicyConfig, run: Run) -> dict:
+    sac = isinstance(cfg, SACConfig)
+    device = run.device
+    envs = make_vector_env(run.env_card, cfg.num_envs)
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    check_spaces(obs_space, action_space, cfg)
+    obs_dim, act_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
+    to_env = rescaler(action_space)
+
+    actor = build_actor(cfg, obs_dim, act_dim).to(device)
+    critics = build_critics(cfg, obs_dim, act_dim).to(device)
+    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics),
+            "critics_frozen": FrozenView(critics)}
+    opts = {"actor": make_adam(actor.parameters(), cfg.lr(0.0), 1e-8),
+            "critics": make_adam(critics.parameters(), cfg.lr(0.0), 1e-8)}
+    if sac:
+        nets["log_alpha"] = torch.tensor([float(np.log(cfg.ent_coef_init))], device=device, requires_grad=True)
+        nets["target_entropy"] = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
+        opts["alpha"] = make_adam([nets["log_alpha"]], cfg.lr(0.0), 1e-8)
+    else:
+        nets["actor_target"] = copy.deepcopy(actor)
+    for target in ("critics_target", "actor_target"):
+        if target in nets:
+            nets[target].requires_grad_(False)
+    buffer = ReplayBuffer(cfg.buffer_size, obs_space.shape, np.float32, action_shape=(act_dim,),
+                          action_dtype=np.float32, device=device)
+    store = NStepAccumulator(cfg.num_envs, 1, cfg.gamma)  # one-step transitions, discount 0 after a termination
+    rng = np.random.default_rng(run.seed)  # random actions, exploration noise, replay sampling
+    act_eval = deterministic_policy(actor, action_space, device)
+    guard = DivergenceGuard()
+
+    @torch.no_grad()
+    def explore(obs: np.ndarray) -> np.ndarray:
+        """Actions in [-1, 1]: SAC samples its policy, TD3 adds Gaussian noise to μ(s)."""
+        x = torch.as_tensor(obs, device=device).flatten(1).float()
+        if sac:
+            return actor(x)[0].cpu().numpy()
+        mu = actor(x).cpu().numpy()
+        return np.clip(mu + rng.normal(0.0, cfg.action_noise, mu.shape), -1.0, 1.0).astype(np.float32)
+
+    step, updates = 0, 0
+    obs, _ = envs.reset(seed=run.seed)
+    if run.restored:
+        s = run.restored["state"]
+        restore_weights(actor, s["actor"], run)
+        critics.load_state_dict(s["critics"])
+        nets["critics_target"].load_state_dict(s["critics_target"])
+        if "actor_target" in nets:
+            nets["actor_target"].load_state_dict(s["actor_target"])
+        for name, opt in opts.items():
+            opt.load_state_dict(s["optimizers"][name])
+        if sac:
+            with torch.no_grad():
+                nets["log_alpha"].copy_(s["log_alpha"])
+        if "buffer" in s:
+            buffer.load_state_dict(s["buffer"])
+        rng.bit_generator.state = s["rng"]
+        step, updates = run.restored["step"], s["updates"]
+        obs = run.restore_envs(envs)
+    learn_after = cfg.learning_starts if not run.restored or "buffer" in run.restored["state"] else \
+        run.restored["step"] + max(cfg.learning_starts, cfg.batch_size)  # refill a memory left out of the checkpoint
+
+    def snapshot() -> dict:
+        state = {"actor": actor.state_dict(), "critics": critics.state_dict(),
+                 "critics_target": nets["critics_target"].state_dict(),
+                 "optimizers": {name: opt.state_dict() for name, opt in opts.items()},
+                 "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
+        if "actor_target" in nets:
+            state["actor_target"] = nets["actor_target"].state_dict()
+        if sac:
+            state["log_alpha"] = nets["log_alpha"].detach().clone()
+        if cfg.save_buffer:
+            state["buffer"] = buffer.state_dict()
+        return state
+
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}  # per statistic: TD3's actor loss exists on delayed updates only
+    run.start_clock()
+    next_log = (step // cfg.log_every + 1) * cfg.log_every
+    while step < cfg.total_steps:
+        progress = step / cfg.total_steps
+        # 1. act: uniformly at random before learning starts (as SB3), then the exploring policy
+        if step < cfg.learning_starts:
+            actions = rng.uniform(-1.0, 1.0, (cfg.num_envs, act_dim)).astype(np.float32)
+        else:
+            actions = explore(obs)
+
+        # 2. step the envs (actions rescaled to their bounds); a transition ends in its true final obs
+        next_obs, rewards, terminated, truncated, info = envs.step(to_env(actions))
+        step += cfg.num_envs
+        for _, episode_return, length in episode_stats(info):
+            run.log_episode(step, episode_return, length)
+
+        # 3. store: d = 0 after a termination, γ after a time limit (bootstrap)
+        buffer.add(*store.push(obs, actions, rewards, true_next_obs(next_obs, info), terminated, truncated))
+        obs = next_obs
+
+        # 4. learn
+        if step >= learn_after and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
+            for opt in opts.values():
+                set_lr(opt, cfg.lr(progress))
+            for _ in range(cfg.gradient_steps):
+                batch = buffer.gather(buffer.sample_indices(cfg.batch_size, rng))
+                updates += 1
+                if sac:
+                    stats = sac_update(cfg, nets, opts, batch, guard)
+                    if updates % cfg.target_update_interval == 0:
+                        update_target(critics, nets["critics_target"], cfg.tau)
+                else:
+                    stats = td3_update(cfg, nets, opts, batch, guard, updates)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
+            guard.check(cfg.agent_name, updates, step, run.last_good())  # before a bad update can reach a checkpoint
+
+        # 5. log, evaluate, checkpoint
+        if step >= next_log:
+            next_log += cfg.log_every
+            scalars = {"charts/learning_rate": opts["actor"].param_groups[0]["lr"],
+                       "charts/SPS": step / max(run.wall(), 1e-9), "charts/updates": updates}
+            scalars.update({f"losses/{k}": float(v) / counts[k] for k, v in sums.items()})
+            sums, counts = {}, {}
+            run.log_scalars(step, scalars)
+        if run.after_iteration(step, act_eval, snapshot):
+            break
+
+    envs.close()
+    return run.finish(step, act_eval, snapshot())
