@@ -99,7 +99,7 @@ def _hand_edited(tmp_path, tiny_run, edit) -> Path:
     (lambda d: d["config"].update(lr="fast"), "lr='fast' is not a number"),
     (lambda d: d["config"].update(hidden=[0]), "hidden must be"),
     (lambda d: d.update(agent="ppo"), "unknown hyperparameter 'adam_eps' for PPOConfig"),
-    (lambda d: d.update(agent="sac"), "unknown agent 'sac'"),
+    (lambda d: d.update(agent="ddpg"), "unknown agent 'ddpg'"),
     (lambda d: d.update(config=[1, 2]), "not an rlsuite run config"),
     (lambda d: d["env_card"].update(wrappers="TimeLimit"), "wrappers must be a list"),
     (lambda d: d.update(env_id="Pendulum-v1"), "env_id 'Pendulum-v1' disagrees with its env card's id"),
