@@ -115,3 +115,19 @@ class KillOddSeedEnv(NanRewardEnv):
 
 
 gym.register("KillOddSeed-v0", entry_point=KillOddSeedEnv)
+
+
+class UnboundedActionsEnv(NanRewardEnv):
+    """Continuous actions with infinite bounds: SAC/TD3 cannot squash into them."""
+
+    action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+
+class MatrixActionsEnv(NanRewardEnv):
+    """A 2x2 Box of actions: not a flat vector."""
+
+    action_space = gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32)
+
+
+gym.register("UnboundedActions-v0", entry_point=UnboundedActionsEnv)
+gym.register("MatrixActions-v0", entry_point=MatrixActionsEnv)

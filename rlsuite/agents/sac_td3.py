@@ -193,14 +193,18 @@ def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard) -> di
     return stats | {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha}
 
 
+def smoothed_target_actions(mu_next: torch.Tensor, cfg: TD3Config) -> torch.Tensor:
+    """TD3's target policy smoothing: a' = clip(μ'(s') + clip(N(0, σ'), -c, c), -1, 1)."""
+    noise = (torch.randn_like(mu_next) * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+    return (mu_next + noise).clamp(-1.0, 1.0)
+
+
 def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, update: int) -> dict:
     actor, critics = nets["actor"], nets["critics"]
     obs, next_obs = batch["obs"], batch["next_obs"]
     # critics: targets with target policy smoothing (noise on a', clipped, a' kept in bounds)
     with torch.no_grad():
-        mu_next = nets["actor_target"](next_obs)
-        noise = (torch.randn_like(mu_next) * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
-        next_actions = (mu_next + noise).clamp(-1.0, 1.0)
+        next_actions = smoothed_target_actions(nets["actor_target"](next_obs), cfg)
         y = batch["rewards"] + batch["discounts"] * q_values(nets["critics_target"], next_obs, next_actions).min(dim=0).values
     q = q_values(critics, obs, batch["actions"])
     critic_loss = (q - y).pow(2).mean(dim=1).sum()  # Σ_k MSE(Q_k, y), as in SB3
@@ -235,6 +239,26 @@ class FrozenView(nn.Module):
         return h
 
 
+def build_learner(cfg: OffPolicyConfig, obs_dim: int, act_dim: int, device) -> tuple[dict, dict]:
+    """The networks (actor, twin critics, their targets; SAC's log α) and their optimisers (SB3's Adam)."""
+    actor = build_actor(cfg, obs_dim, act_dim).to(device)
+    critics = build_critics(cfg, obs_dim, act_dim).to(device)
+    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics),
+            "critics_frozen": FrozenView(critics)}
+    opts = {"actor": make_adam(actor.parameters(), cfg.lr(0.0), 1e-8),
+            "critics": make_adam(critics.parameters(), cfg.lr(0.0), 1e-8)}
+    if isinstance(cfg, SACConfig):
+        nets["log_alpha"] = torch.tensor([float(np.log(cfg.ent_coef_init))], device=device, requires_grad=True)
+        nets["target_entropy"] = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
+        opts["alpha"] = make_adam([nets["log_alpha"]], cfg.lr(0.0), 1e-8)
+    else:
+        nets["actor_target"] = copy.deepcopy(actor)
+    for target in ("critics_target", "actor_target"):
+        if target in nets:
+            nets[target].requires_grad_(False)
+    return nets, opts
+
+
 # ---------------------------------------------------------------------------------------------
 def train(cfg: OffPolicyConfig, run: Run) -> dict:
     sac = isinstance(cfg, SACConfig)
@@ -245,21 +269,8 @@ def train(cfg: OffPolicyConfig, run: Run) -> dict:
     obs_dim, act_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
     to_env = rescaler(action_space)
 
-    actor = build_actor(cfg, obs_dim, act_dim).to(device)
-    critics = build_critics(cfg, obs_dim, act_dim).to(device)
-    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics),
-            "critics_frozen": FrozenView(critics)}
-    opts = {"actor": make_adam(actor.parameters(), cfg.lr(0.0), 1e-8),
-            "critics": make_adam(critics.parameters(), cfg.lr(0.0), 1e-8)}
-    if sac:
-        nets["log_alpha"] = torch.tensor([float(np.log(cfg.ent_coef_init))], device=device, requires_grad=True)
-        nets["target_entropy"] = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
-        opts["alpha"] = make_adam([nets["log_alpha"]], cfg.lr(0.0), 1e-8)
-    else:
-        nets["actor_target"] = copy.deepcopy(actor)
-    for target in ("critics_target", "actor_target"):
-        if target in nets:
-            nets[target].requires_grad_(False)
+    nets, opts = build_learner(cfg, obs_dim, act_dim, device)
+    actor, critics = nets["actor"], nets["critics"]
     buffer = ReplayBuffer(cfg.buffer_size, obs_space.shape, np.float32, action_shape=(act_dim,),
                           action_dtype=np.float32, device=device)
     store = NStepAccumulator(cfg.num_envs, 1, cfg.gamma)  # one-step transitions, discount 0 after a termination
