@@ -32,7 +32,8 @@ import torch
 
 from rlsuite import compare
 from rlsuite.plots import plot_curves
-from rlsuite.report import header, ratio_lines
+from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
+from rlsuite.report import header, ratio_lines, read_sections, write_sections
 from rlsuite.stats import aggregate
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
@@ -90,23 +91,6 @@ def memory_section() -> list[str]:
             f"{m['sample_ms']:.2f} ms. Target (issue 11): ≤ 8 GB.", ""]
 
 
-def env_only_rate(env_id: str, num_envs: int, vectorization: str, steps: int, act=None) -> float:
-    """Steps/s of the training vector env alone (random actions), or with `act` choosing the actions."""
-    import dataclasses
-
-    from rlsuite.cards import load_env_card
-    from rlsuite.envs import make_vector_env
-
-    envs = make_vector_env(dataclasses.replace(load_env_card(env_id), vectorization=vectorization), num_envs)
-    obs, _ = envs.reset(seed=0)
-    t0 = time.perf_counter()
-    for _ in range(steps // num_envs):
-        obs, *_ = envs.step(envs.action_space.sample() if act is None else act(obs))
-    rate = steps / (time.perf_counter() - t0)
-    envs.close()
-    return rate
-
-
 def speed_section(out: Path) -> list[str]:
     from rlsuite import runs
     from rlsuite.cards import load_env_card
@@ -119,9 +103,8 @@ def speed_section(out: Path) -> list[str]:
              "`vectorization: envpool`.", "",
              "| agent | steps | rlsuite steps/s | rlsuite (envpool) steps/s | SB3 steps/s | rlsuite / SB3 | envpool / SB3 |",
              "|---|---|---|---|---|---|---|"]
-    split = ["", "Where rlsuite's time goes (same vector env, this machine, steps/s; the update share is what the "
-             "full run adds):", "", "| agent | env alone | env + acting | full training | env | acting | updates |",
-             "|---|---|---|---|---|---|---|"]
+    split = ["", "Where rlsuite's time goes (the card's vector env on this machine, steps/s; the last share is "
+             "what the full run adds to env + acting):", "", *SPLIT_HEAD]
     for agent in ("dqn", "ppo"):
         steps = SPEED_STEPS[agent]
         ours_set, sb3_set = DQN_TIMING if agent == "dqn" else ({}, None)
@@ -138,13 +121,7 @@ def speed_section(out: Path) -> list[str]:
                      f"{pool / sb3:.2f}× |")
         config = runs.load_run(Path(res["rlsuite"][0]["run_dir"]))[1]
         policy = runs.load_policy(res["rlsuite"][0]["run_dir"])
-        env_rate = env_only_rate(env_id, config.num_envs, card.vectorization, 4000)
-        act_rate = env_only_rate(env_id, config.num_envs, card.vectorization, 4000, policy.act)
-        full = ours
-        t_env, t_act, t_full = 1 / env_rate, max(1 / act_rate - 1 / env_rate, 0), 1 / full
-        t_upd = max(t_full - t_env - t_act, 0)
-        split.append(f"| {agent.upper()} | {env_rate:,.0f} | {act_rate:,.0f} | {full:,.0f} | {t_env / t_full:.0%} | "
-                     f"{t_act / t_full:.0%} | {t_upd / t_full:.0%} |")
+        split.append(split_row(agent.upper(), time_split(card, config.num_envs, ours, policy.act)))
     return lines + split + [""]
 
 
@@ -202,11 +179,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "pixels.md"
-    previous = report_path.read_text() if report_path.exists() else ""
-    done = {}  # section -> its lines; sections not run this time keep their previous text
-    for part in previous.split("\n<!-- section: ")[1:]:
-        name, _, body = part.partition(" -->\n")
-        done[name] = body.rstrip("\n").split("\n")
+    done = read_sections(report_path)  # sections not run this time keep their previous text
     for name in args.sections.split(","):
         if name == "memory":
             done[name] = memory_section()
@@ -218,12 +191,9 @@ def main() -> None:
             done[name] = pong_section(out)
         else:
             sys.exit(f"unknown section {name}; choose from memory, speed, minatar, pong")
-        report = header("Pixels: DQN and PPO on image observations", f"python benchmarks/pixels.py --sections {name}",
-                        list(range(args.seeds)))
-        for key in ("memory", "speed", "minatar", "pong"):
-            if key in done:
-                report += [f"<!-- section: {key} -->", *done[key]]
-        report_path.write_text("\n".join(report) + "\n")
+        head = header("Pixels: DQN and PPO on image observations", f"python benchmarks/pixels.py --sections {name}",
+                      list(range(args.seeds)))
+        write_sections(report_path, head, done, ("memory", "speed", "minatar", "pong"))
         print(f"wrote {report_path} ({name})", flush=True)
 
 

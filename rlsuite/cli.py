@@ -404,11 +404,12 @@ def tune_show(tune_dir):
         click.echo(line)
 
 
-SECTIONS = ("dqn", "pg", "reinforce", "cards", "tuning", "mnist", "faults", "pixels", "matrix")
+SECTIONS = ("dqn", "pg", "reinforce", "cards", "tuning", "mnist", "faults", "pixels", "continuous", "matrix")
 
 
 @main.command()
-@click.option("--sections", default="dqn,pg,reinforce,cards,tuning,mnist,faults,pixels,matrix", show_default=True,
+@click.option("--sections", default="dqn,pg,reinforce,cards,tuning,mnist,faults,pixels,continuous,matrix",
+              show_default=True,
               help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
@@ -425,6 +426,7 @@ def bench(sections, seeds, out):
     mnist   results/mnist.md: the supervised module
     faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
     pixels  results/pixels.md: frame memory, Atari Pong steps/s vs SB3 and EnvPool, MinAtar DQN/PPO vs SB3
+    continuous  results/continuous.md: SAC and TD3 vs SB3 on Pendulum-v1, Hopper-v5, HalfCheetah-v5
     matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
             REINFORCE curves (10 seeds, the env cards' budgets), with an index of the other reports
     Finished runs under OUT/runs are reused while their settings match, so a rerun only trains what is missing.
@@ -441,7 +443,7 @@ def bench(sections, seeds, out):
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")
     for name in names:
         cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
-        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "tuning", "pixels") else []  # fixed trials / seeds
+        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
         if subprocess.run(cmd).returncode != 0:
             raise UserError(f"benchmark section '{name}' failed; its output is above")

@@ -115,3 +115,27 @@ def runs_section(title: str, results: dict[str, list[dict]], max_return: float |
     labels = {s["run_dir"]: label for runs in results.values() for s in runs}
     paths = plot_curves(list(labels), figure, labels=labels, title=figure_title).paths
     return lines + [f"![{title.split(' (')[0]}]({paths[0].name})", ""]
+
+
+# A report whose sections are regenerated one at a time (a benchmark that runs for hours writes each
+# section as it finishes; a later invocation for one section keeps the others' text).
+def read_sections(path) -> dict[str, list[str]]:
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    done = {}
+    for part in text.split("\n<!-- section: ")[1:]:
+        name, _, body = part.partition(" -->\n")
+        done[name] = body.rstrip("\n").split("\n")
+    return done
+
+
+def write_sections(path, head: list[str], done: dict[str, list[str]], order) -> None:
+    from pathlib import Path
+
+    lines = list(head)
+    for key in order:
+        if key in done:
+            lines += [f"<!-- section: {key} -->", *done[key]]
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -1,0 +1,112 @@
+"""Regenerate results/continuous.md: SAC and TD3 (issue 12), rlsuite vs SB3 at the same hyperparameters.
+
+    python benchmarks/continuous.py --sections pendulum         # SAC and TD3 on Pendulum-v1, 5 seeds
+    python benchmarks/continuous.py --sections mujoco           # Hopper-v5, HalfCheetah-v5: SAC, TD3 (300k)
+
+Sections (the report is rewritten after each; runs under OUT/runs/bench-continuous are reused and resumed):
+  pendulum  SAC and TD3 on Pendulum-v1 at the zoo's values (the cards run them: `hyperparameters vs zoo` says
+            so), 20k steps, rlsuite and SB3 alternating seed by seed: final > -200 count (target 5/5),
+            IQM [95% CI], wall-to-solve and steps/s ratios, and where rlsuite's time goes.
+  mujoco    Hopper-v5 and HalfCheetah-v5: SAC and TD3 for the env card's budget (300k steps), 3 seeds, rlsuite
+            vs SB3: final IQM [95% CI], curves, steps/s ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from rlsuite import compare, runs
+from rlsuite.baselines import differences_from_zoo
+from rlsuite.cards import load_env_card
+from rlsuite.plots import plot_curves
+from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
+from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines, read_sections, write_sections
+from rlsuite.stats import aggregate
+
+SECTIONS = ("pendulum", "mujoco")
+
+
+def log(label, seed, s):
+    print(s["env_id"], label, seed, round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True)
+
+
+def cell(agent: str, env_id: str, seeds, out: Path) -> dict:
+    steps = load_env_card(env_id).budget_for(agent)
+    return compare.side_by_side(env_id, seeds, out / "runs" / "bench-continuous" / agent,
+                                compare.ours_and_sb3(agent, env_id, steps), False, log)
+
+
+def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None = None) -> list[str]:
+    first = res["rlsuite"][0]
+    diff = differences_from_zoo(agent, env_id)
+    same = "same as the zoo's" if not diff else "differ from the zoo's in " + ", ".join(sorted(diff))
+    lines = [f"### {agent.upper()} on {env_id} (budget {first['steps']:,} steps; rlsuite's card values {same})", ""]
+    r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
+    if need is not None:
+        got = {name: aggregate(v)["stays_solved"] for name, v in res.items()}
+        lines += [f"- final ≥ {first['threshold']:g}: rlsuite **{got['rlsuite']}/{len(res['rlsuite'])}** (target "
+                  f"{need}/{len(res['rlsuite'])}), SB3 {got['sb3']}/{len(res['sb3'])}",
+                  f"- rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, median steps/s "
+                  f"**{r['steps_per_s']:.2f}×** (target ≥ 1.5×; per seed {', '.join(f'{p:.2f}' for p in r['pairs'])})", ""]
+    else:
+        lines += [f"- rlsuite / SB3 median steps/s **{r['steps_per_s']:.2f}×** (target ≥ 1.5×)", ""]
+    lines += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
+    labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
+    paths = plot_curves(list(labels), out / "figures" / f"continuous_{agent}_{env_id}", labels=labels,
+                        title=f"{agent} on {env_id}: mean and 95% band over {len(res['rlsuite'])} seeds").paths
+    return lines + [f"![{agent} {env_id}](figures/{paths[0].name})", ""]
+
+
+def pendulum_section(out: Path, seeds) -> list[str]:
+    lines = ["## Pendulum-v1: SAC and TD3, rlsuite vs SB3", "",
+             "Same seeds, alternating in this process, one torch thread, CPU. Target (issue 12): better than −200 "
+             "in 5/5 within 20k steps, steps/s ≥ 1.5× SB3.", ""]
+    splits = []
+    for agent in ("sac", "td3"):
+        res = cell(agent, "Pendulum-v1", seeds, out)
+        lines += cell_lines(agent, "Pendulum-v1", res, out, need=len(seeds))
+        spec, config, card, _ = runs.load_run(Path(res["rlsuite"][0]["run_dir"]))
+        policy = runs.load_policy(res["rlsuite"][0]["run_dir"])
+        full = aggregate(res["rlsuite"])["median_steps_per_s"]
+        splits.append(split_row(agent.upper(), time_split(card, config.num_envs, full, policy.act)))
+    return lines + ["Where rlsuite's time goes (Pendulum-v1, steps/s; the last share is what the full run adds to "
+                    "env + acting: the gradient steps, replay sampling and bookkeeping):", "", *SPLIT_HEAD, *splits, ""]
+
+
+def mujoco_section(out: Path, seeds) -> list[str]:
+    lines = ["## MuJoCo: SAC and TD3, rlsuite vs SB3", "",
+             f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
+             "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps.", ""]
+    for env_id in ("Hopper-v5", "HalfCheetah-v5"):
+        for agent in ("sac", "td3"):
+            lines += cell_lines(agent, env_id, cell(agent, env_id, seeds, out), out)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--seeds", type=int, default=None, help="default: 5 (pendulum), 3 (mujoco)")
+    parser.add_argument("--out", default="results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "continuous.md"
+    done = read_sections(path)
+    for name in args.sections.split(","):
+        if name not in SECTIONS:
+            sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
+        seeds = list(range(args.seeds or (5 if name == "pendulum" else 3)))
+        done[name] = pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds)
+        head = header("Continuous control: SAC and TD3 vs SB3", f"python benchmarks/continuous.py --sections {name}", seeds)
+        write_sections(path, head, done, SECTIONS)
+        print(f"wrote {path} ({name})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
