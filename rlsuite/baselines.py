@@ -46,7 +46,8 @@ def sb3_hidden(hp: dict, default: list) -> list:
         return [int(hp.get("features_dim", 128))] + list(hp.get("net_arch") or [])
     if hp.get("policy") == "CnnPolicy":
         return [512] + list(hp.get("net_arch") or [])
-    return hp.get("net_arch", default)
+    arch = hp.get("net_arch", default)
+    return arch["pi"] if isinstance(arch, dict) else arch  # {pi, vf}: rlsuite's actor and critic have the same sizes
 
 
 def dqn_overrides_from_sb3(hp: dict) -> dict:
@@ -85,6 +86,13 @@ def pg_overrides_from_sb3(agent: str, hp: dict) -> dict:
            "vf_coef": full["vf_coef"], "max_grad_norm": full["max_grad_norm"],
            "normalize_advantage": full["normalize_advantage"], "hidden": sb3_hidden(full, [64, 64]),
            "normalize_obs": bool(full.get("normalize", False)), "normalize_reward": bool(full.get("normalize", False))}
+    extra = full.get("policy_kwargs") or {}
+    if "log_std_init" in extra:
+        out["log_std_init"] = float(extra["log_std_init"])
+    if "activation_fn" in full:
+        out["activation"] = full["activation_fn"]
+    elif full.get("policy", "MlpPolicy") == "MlpPolicy" and not full.get("features_extractor"):
+        out["activation"] = "tanh"  # SB3's default for actor-critic MLPs
     if full.get("policy") == "CnnPolicy" or full.get("features_extractor"):  # SB3 shares the features extractor
         out["share_trunk"] = bool(full.get("share_features_extractor", True))
     if agent == "a2c":  # SB3's A2C uses RMSprop(alpha=0.99, eps=1e-5)

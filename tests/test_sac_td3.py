@@ -161,3 +161,13 @@ def test_sac_learns_pendulum_on_a_quorum_of_seeds(tmp_path):
         if passed == 2:
             break
     assert passed >= 2
+
+
+def test_cards_run_the_zoos_values_where_they_say_so():
+    from rlsuite.baselines import differences_from_zoo
+
+    for agent, env_id in (("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("sac", "Hopper-v5"), ("td3", "HalfCheetah-v5"),
+                          ("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("ppo", "Walker2d-v5")):
+        assert differences_from_zoo(agent, env_id) == {}, (agent, env_id)
+    # the zoo updates TD3 once per LunarLanderContinuous episode; a fixed train_freq cannot, and the table says so
+    assert set(differences_from_zoo("td3", "LunarLanderContinuous-v3")) == {"train_freq", "gradient_steps"}
