@@ -1,14 +1,14 @@
 """Regenerate results/continuous.md: SAC and TD3 (issue 12), rlsuite vs SB3 at the same hyperparameters.
 
     python benchmarks/continuous.py --sections pendulum         # SAC and TD3 on Pendulum-v1, 5 seeds
-    python benchmarks/continuous.py --sections mujoco           # Hopper-v5, HalfCheetah-v5: SAC, TD3 (300k)
+    python benchmarks/continuous.py --sections mujoco           # Hopper-v5, HalfCheetah-v5: SAC, TD3 (300k), PPO (1M)
 
 Sections (the report is rewritten after each; runs under OUT/runs/bench-continuous are reused and resumed):
   pendulum  SAC and TD3 on Pendulum-v1 at the zoo's values (the cards run them: `hyperparameters vs zoo` says
             so), 20k steps, rlsuite and SB3 alternating seed by seed: final > -200 count (target 5/5),
             IQM [95% CI], wall-to-solve and steps/s ratios, and where rlsuite's time goes.
-  mujoco    Hopper-v5 and HalfCheetah-v5: SAC and TD3 for the env card's budget (300k steps), 3 seeds, rlsuite
-            vs SB3: final IQM [95% CI], curves, steps/s ratio.
+  mujoco    Hopper-v5 and HalfCheetah-v5: SAC and TD3 (300k steps) and PPO (1M), the env cards' budgets,
+            3 seeds, rlsuite vs SB3: final IQM [95% CI], curves, steps/s ratio.
 """
 
 from __future__ import annotations
@@ -78,11 +78,11 @@ def pendulum_section(out: Path, seeds) -> list[str]:
 
 
 def mujoco_section(out: Path, seeds) -> list[str]:
-    lines = ["## MuJoCo: SAC and TD3, rlsuite vs SB3", "",
+    lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
              f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
              "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps.", ""]
     for env_id in ("Hopper-v5", "HalfCheetah-v5"):
-        for agent in ("sac", "td3"):
+        for agent in ("sac", "td3", "ppo"):  # cheapest per step last: PPO's 1M steps cost about SAC's 300k
             lines += cell_lines(agent, env_id, cell(agent, env_id, seeds, out), out)
     return lines
 

@@ -1,6 +1,6 @@
 """Stable-Baselines3 as the baseline, under rlsuite's protocol.
 
-SB3's DQN / A2C / PPO train with the hyperparameters recorded in the agent card's `baseline:`
+SB3's DQN / A2C / PPO / SAC / TD3 train with the hyperparameters recorded in the agent card's `baseline:`
 section (rl-baselines3-zoo's tuned values) and report through a callback that forwards episodes to
 the same `Run` our agents use: same run directory, metrics.csv columns, TensorBoard tags, evaluation
 function, seeds and summary.json. Only the learning algorithm differs.
@@ -138,11 +138,17 @@ def offpolicy_overrides_from_sb3(agent: str, hp: dict, env_id: str | None = None
            "batch_size": full["batch_size"], "tau": full["tau"], "gamma": full["gamma"], "train_freq": every,
            "gradient_steps": every if full["gradient_steps"] == -1 else full["gradient_steps"],
            "hidden": full["net_arch"]}
+    if isinstance(out["hidden"], dict):  # {pi: [...], qf: [...]}: rlsuite's actor and critics share one size list
+        out["hidden"] = out["hidden"].get("pi", out["hidden"].get("qf"))
     if agent == "sac":
-        ent = full["ent_coef"]
-        out.update(ent_coef=None if str(ent).startswith("auto") else float(ent),
+        ent = str(full["ent_coef"])
+        out.update(ent_coef=None if ent.startswith("auto") else float(ent),
                    target_update_interval=full["target_update_interval"])
+        if ent.startswith("auto_"):  # SB3's "auto_0.1": tuned, starting at 0.1
+            out["ent_coef_init"] = float(ent.split("_", 1)[1])
     else:
+        if full.get("noise_type") not in (None, "normal"):
+            raise UserError(f"the zoo's {full['noise_type']} action noise has no rlsuite counterpart (Gaussian only)")
         out.update(policy_delay=full["policy_delay"], target_policy_noise=full["target_policy_noise"],
                    target_noise_clip=full["target_noise_clip"],
                    action_noise=float(full.get("noise_std", 0.0)) if full.get("noise_type") else 0.0)

@@ -75,7 +75,10 @@ def decode(value: Any) -> Any:
 
 
 def rng_state() -> dict:
-    return encode({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()})
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # SAC's sampling, TD3's noise on a GPU
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return encode(state)
 
 
 def set_rng_state(state: dict) -> None:
@@ -83,6 +86,8 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # Env state: the plain attributes of every wrapper and of the base env (positions, counters,

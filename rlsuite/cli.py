@@ -18,6 +18,13 @@ def _exit_on_sigterm(signum, frame):
 # torch are imported, so that only the interpreter's own start is left to the default action.
 signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
+# MuJoCo renders headless through EGL when there is no display (before mujoco is imported); a user's own
+# MUJOCO_GL (osmesa, glfw) wins.
+import os  # noqa: E402
+
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
 import click  # noqa: E402
 
 from rlsuite.errors import UserError
@@ -200,7 +207,7 @@ def list_(agent, env_id):
 @click.option("--quiet", is_flag=True)
 @friendly
 def baseline(agent, env_id, seed, steps, device, out, quiet):
-    """Train Stable-Baselines3's AGENT (dqn, a2c, ppo) on ENV with the card's zoo hyperparameters,
+    """Train Stable-Baselines3's AGENT (dqn, a2c, ppo, sac, td3) on ENV with the card's zoo hyperparameters,
     logged and evaluated exactly like an rlsuite run."""
     from rlsuite.baselines import train_baseline
 

@@ -256,10 +256,14 @@ class EnsembleMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(members, 1, b).uniform_(-bound, bound)))
         self.act = ACTIVATIONS[activation]()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, detach_weights: bool = False) -> torch.Tensor:
+        """detach_weights: gradients flow to x only (an actor's loss through its critics skips their weight
+        gradients, which the critics' own update would discard anyway)."""
         h = x.float().expand(self.members, *x.shape) if x.dim() == 2 else x.float()
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if detach_weights:
+                w, b = w.detach(), b.detach()
             h = torch.baddbmm(b, h, w)  # (K, B, a) @ (K, a, b) + (K, 1, b)
             if i < last:
                 h = self.act(h)

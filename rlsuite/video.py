@@ -37,6 +37,13 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
                                    disable_logger=True)
     returns = []
     try:
+        env.reset(seed=seed)
+        env.render()  # fail here, in one line, when the machine cannot render (no display, no EGL/OSMesa)
+    except Exception as e:  # noqa: BLE001 - renderers fail in library-specific ways (mujoco.FatalError, GL errors)
+        env.close()
+        raise UserError(f"{card.id} cannot render on this machine ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}); "
+                        "for MuJoCo set MUJOCO_GL=egl or MUJOCO_GL=osmesa") from None
+    try:
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             total = 0.0

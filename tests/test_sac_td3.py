@@ -61,6 +61,18 @@ def test_ensemble_member_is_a_plain_mlp():
         assert torch.allclose(out[k], h, atol=1e-6)
 
 
+def test_detached_critic_weights_pass_the_same_gradient_to_the_actions():
+    ens = EnsembleMLP(5, (8, 8), 1, members=2, activation="tanh")
+    x = torch.randn(7, 5, requires_grad=True)
+    g_plain = torch.autograd.grad(ens(x).sum(), x)[0]
+    y = ens(x, detach_weights=True).sum()
+    g_detached = torch.autograd.grad(y, x)[0]
+    assert torch.allclose(g_plain, g_detached)
+    y = ens(x, detach_weights=True).sum()
+    y.backward()
+    assert all(w.grad is None for w in ens.weights)  # no weight gradients computed
+
+
 def _batch(obs_dim=3, act_dim=2, n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"obs": torch.randn(n, obs_dim, generator=g), "actions": torch.rand(n, act_dim, generator=g) * 2 - 1,
@@ -98,6 +110,7 @@ def test_td3_targets_by_hand_and_delayed_updates():
         expected = ((q - y) ** 2).mean(1).sum()
     actor0 = [p.clone() for p in nets["actor"].parameters()]
     target0 = [p.clone() for p in nets["critics_target"].parameters()]
+    actor_target0 = [p.clone() for p in nets["actor_target"].parameters()]
     stats = td3_update(cfg, nets, opts, batch, DivergenceGuard(), update=1)
     assert stats["critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert "actor_loss" not in stats  # update 1 of policy_delay 2: the actor and the targets wait
@@ -108,6 +121,8 @@ def test_td3_targets_by_hand_and_delayed_updates():
     assert not all(torch.equal(a, b) for a, b in zip(actor0, nets["actor"].parameters()))
     for old, target, online in zip(target0, nets["critics_target"].parameters(), nets["critics"].parameters()):
         assert torch.allclose(target, 0.5 * old + 0.5 * online)  # Polyak with tau 0.5
+    for old, target, online in zip(actor_target0, nets["actor_target"].parameters(), nets["actor"].parameters()):
+        assert torch.allclose(target, 0.5 * old + 0.5 * online)  # the actor's target too, on the delayed step
 
 
 def test_td3_target_smoothing_noise_is_clipped_and_actions_stay_in_bounds():

@@ -108,11 +108,11 @@ def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, en
         raise UserError(f"{name} needs continuous (Box) actions, but this env has {type(action_space).__name__} "
                         f"{action_space}; use DQN or PPO for discrete actions")
     if len(action_space.shape) != 1:
-        raise UserError(f"{name} needs a flat Box action vector, got shape {action_space.shape}; flatten the actions "
-                        "with a wrapper in the env card")
+        raise UserError(f"{name} needs a flat Box action vector, got shape {action_space.shape}; reshape the actions "
+                        "with an ActionWrapper of your own, referenced in the env card as package.module:Class")
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
         raise UserError(f"{name} squashes actions into the env's bounds, but they are infinite ({action_space}); "
-                        "bound them with a RescaleAction or ClipAction wrapper in the env card")
+                        "declare finite bounds with an ActionWrapper of your own (package.module:Class in the env card)")
     if not isinstance(obs_space, gym.spaces.Box):
         raise UserError(f"{name} needs Box (array) observations, got {type(obs_space).__name__}; flatten them with "
                         "a wrapper in the env card (e.g. FlattenObservation)")
@@ -135,8 +135,8 @@ def build_critics(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> EnsembleM
     return EnsembleMLP(obs_dim + act_dim, cfg.hidden, 1, members=2, activation=cfg.activation)
 
 
-def q_values(critics: EnsembleMLP, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    return critics(torch.cat([obs.flatten(1).float(), actions], dim=1)).squeeze(-1)  # (2, B)
+def q_values(critics: EnsembleMLP, obs: torch.Tensor, actions: torch.Tensor, detach_weights: bool = False) -> torch.Tensor:
+    return critics(torch.cat([obs.flatten(1).float(), actions], dim=1), detach_weights).squeeze(-1)  # (2, B)
 
 
 def rescaler(action_space):
@@ -187,7 +187,8 @@ def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard) -> di
     critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()  # Σ_k MSE(Q_k, y), halved as in SB3
     gradient_step(opts["critics"], critic_loss, cfg.max_grad_norm, guard)
     # actor: maximise min_k Q_k(s, ã) - α log π(ã|s); the critics' weights are read, not trained, here
-    q_pi = q_values(nets["critics_frozen"], obs, actions_pi).min(dim=0).values
+    # (detached: the backward pass skips their weight gradients, which SB3 computes and discards)
+    q_pi = q_values(critics, obs, actions_pi, detach_weights=True).min(dim=0).values
     actor_loss = (alpha * logp_pi - q_pi).mean()
     gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
     return stats | {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha}
@@ -212,7 +213,7 @@ def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, updat
     stats = {"critic_loss": critic_loss.detach()}
     # delayed: the actor and every target net move once per policy_delay critic updates
     if update % cfg.policy_delay == 0:
-        actor_loss = -q_values(nets["critics_frozen"], obs, actor(obs))[0].mean()  # Q_1 only
+        actor_loss = -q_values(critics, obs, actor(obs), detach_weights=True)[0].mean()  # Q_1 only
         gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
         update_target(critics, nets["critics_target"], cfg.tau)
         update_target(actor, nets["actor_target"], cfg.tau)
@@ -220,31 +221,11 @@ def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, updat
     return stats
 
 
-class FrozenView(nn.Module):
-    """The critics with their weights detached: the actor's loss flows back to the actions only, so its
-    backward pass skips the critics' weight gradients (SB3 computes and then discards them)."""
-
-    def __init__(self, critics: EnsembleMLP):
-        super().__init__()
-        self.critics = [critics]  # a list: not registered as a submodule (no second copy in state_dict)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.critics[0]
-        h = x.float().expand(c.members, *x.shape)
-        last = len(c.weights) - 1
-        for i, (w, b) in enumerate(zip(c.weights, c.biases)):
-            h = torch.baddbmm(b.detach(), h, w.detach())
-            if i < last:
-                h = c.act(h)
-        return h
-
-
 def build_learner(cfg: OffPolicyConfig, obs_dim: int, act_dim: int, device) -> tuple[dict, dict]:
     """The networks (actor, twin critics, their targets; SAC's log α) and their optimisers (SB3's Adam)."""
     actor = build_actor(cfg, obs_dim, act_dim).to(device)
     critics = build_critics(cfg, obs_dim, act_dim).to(device)
-    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics),
-            "critics_frozen": FrozenView(critics)}
+    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics)}
     opts = {"actor": make_adam(actor.parameters(), cfg.lr(0.0), 1e-8),
             "critics": make_adam(critics.parameters(), cfg.lr(0.0), 1e-8)}
     if isinstance(cfg, SACConfig):
@@ -345,7 +326,7 @@ def train(cfg: OffPolicyConfig, run: Run) -> dict:
         obs = next_obs
 
         # 4. learn
-        if step >= learn_after and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
+        if step > learn_after and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:  # SB3: >
             for opt in opts.values():
                 set_lr(opt, cfg.lr(progress))
             for _ in range(cfg.gradient_steps):
