@@ -33,16 +33,16 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
     prefix = f"{who}{policy.agent}-{card.id.replace('/', '-')}-step{policy.step}"
     warnings.filterwarnings("ignore", module="gymnasium")  # fps / overwrite / dtype notices about rendering
     env = make_env(card, training=False, render_mode="rgb_array")
+    try:  # fail here, in one line, when the machine cannot render (no display, no EGL/OSMesa)
+        env.reset(seed=seed)
+        env.render()
+    except Exception as e:  # noqa: BLE001 - renderers fail in library-specific ways (mujoco.FatalError, GL errors)
+        env.close()
+        raise UserError(f"{card.id} cannot render on this machine ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:80] if str(e) else ''}); for MuJoCo set MUJOCO_GL=egl or osmesa") from None
     env = gym.wrappers.RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=prefix,
                                    disable_logger=True)
     returns = []
-    try:
-        env.reset(seed=seed)
-        env.render()  # fail here, in one line, when the machine cannot render (no display, no EGL/OSMesa)
-    except Exception as e:  # noqa: BLE001 - renderers fail in library-specific ways (mujoco.FatalError, GL errors)
-        env.close()
-        raise UserError(f"{card.id} cannot render on this machine ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}); "
-                        "for MuJoCo set MUJOCO_GL=egl or MUJOCO_GL=osmesa") from None
     try:
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
