@@ -100,13 +100,49 @@ _STATIC_NAMES = {"metadata", "_metadata", "spec", "_cached_spec", "render_mode",
                  "single_action_space", "observation_space", "action_space", "_np_random_seed"}
 
 
+def _mujoco_types() -> tuple:
+    """(MjModel, MjData, MujocoRenderer) when MuJoCo is installed: a model and a renderer are configuration,
+    the data is the simulator's state (saved through mj_getState, restored through mj_setState)."""
+    try:
+        import mujoco
+        from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
+    except ImportError:
+        return ()
+    return mujoco.MjModel, mujoco.MjData, MujocoRenderer
+
+
+_MJ_SPEC = "mjSTATE_INTEGRATION"  # everything mj_step reads: time, qpos, qvel, act, warm start, controls, ...
+
+
 def _object_state(obj) -> dict:
     out = {}
+    mj = _mujoco_types()
     for name, value in vars(obj).items():
         if name in _STATIC_NAMES or isinstance(value, _STATIC) or callable(value):
             continue
+        if mj and isinstance(value, (mj[0], mj[2])):  # the model and the renderer: configuration, not state
+            continue
+        if mj and isinstance(value, mj[1]) and isinstance(getattr(obj, "model", None), mj[0]):
+            import mujoco
+
+            spec = getattr(mujoco.mjtState, _MJ_SPEC)
+            state = np.empty(mujoco.mj_stateSize(obj.model, spec))
+            mujoco.mj_getState(obj.model, value, state, spec)
+            out[name] = {"__mjstate__": torch.from_numpy(state)}
+            continue
         out[name] = encode(value)
     return out
+
+
+def _set_attr(obj, name: str, value) -> None:
+    if isinstance(value, dict) and "__mjstate__" in value:  # MuJoCo: restore the simulator in place
+        import mujoco
+
+        data = getattr(obj, name)
+        mujoco.mj_setState(obj.model, data, value["__mjstate__"].numpy(), getattr(mujoco.mjtState, _MJ_SPEC))
+        mujoco.mj_forward(obj.model, data)
+        return
+    setattr(obj, name, decode(value))
 
 
 def _chain(env) -> list:
@@ -140,11 +176,11 @@ def set_env_state(envs, state: dict) -> None:
     subs = [_chain(e) for e in outer[-1].envs]
     for obj, attrs in zip(outer, state["outer"]):
         for name, value in attrs.items():
-            setattr(obj, name, decode(value))
+            _set_attr(obj, name, value)
     for chain, chain_state in zip(subs, state["subs"]):
         for obj, attrs in zip(chain, chain_state):
             for name, value in attrs.items():
-                setattr(obj, name, decode(value))
+                _set_attr(obj, name, value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,15 +145,17 @@ def test_unsupported_action_spaces_are_one_line_errors(tmp_path, agent, env_id, 
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_determinism_and_exact_resume(tmp_path, agent):
+@pytest.mark.parametrize("agent, env_id", [("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("sac", "Hopper-v5")])
+def test_determinism_and_exact_resume(tmp_path, agent, env_id):
+    # Hopper: the MuJoCo simulator's state is checkpointed (mj_getState), so its episodes continue exactly
+    pytest.importorskip("mujoco") if env_id == "Hopper-v5" else None
     kw = dict(seed=2, steps=800, overrides=dict(TINY), progress=False)
-    a = runs.train(agent, "Pendulum-v1", out=tmp_path / "a", **kw)
-    b = runs.train(agent, "Pendulum-v1", out=tmp_path / "b", **kw)
+    a = runs.train(agent, env_id, out=tmp_path / "a", **kw)
+    b = runs.train(agent, env_id, out=tmp_path / "b", **kw)
     rows = _metrics_without_wall(a["run_dir"])
     assert len(rows) > 5 and any(r["eval_mean"] for r in rows)
     assert rows == _metrics_without_wall(b["run_dir"])
-    stopped = runs.train(agent, "Pendulum-v1", out=tmp_path / "c", stop_at=400, **kw)
+    stopped = runs.train(agent, env_id, out=tmp_path / "c", stop_at=400, **kw)
     assert stopped["status"] == "interrupted"
     resumed = runs.resume(stopped["run_dir"], progress=False)
     assert _metrics_without_wall(resumed["run_dir"]) == rows
