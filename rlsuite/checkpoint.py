@@ -130,11 +130,42 @@ def _object_state(obj) -> dict:
             mujoco.mj_getState(obj.model, value, state, spec)
             out[name] = {"__mjstate__": torch.from_numpy(state)}
             continue
-        out[name] = encode(value)
+        out[name] = _deep_state(value) if _in_place(value) else encode(value)
     return out
 
 
+# Simulators written as plain Python objects (MinAtar's games: ints, lists, numpy arrays and a RandomState)
+# are saved attribute by attribute and restored into the live objects.
+_IN_PLACE_MODULES = ("minatar",)
+
+
+def _in_place(value) -> bool:
+    return type(value).__module__.split(".")[0] in _IN_PLACE_MODULES
+
+
+def _deep_state(value):
+    if isinstance(value, np.random.RandomState):
+        return {"__randomstate__": encode(value.get_state())}
+    if _in_place(value):
+        return {"__inplace__": {k: _deep_state(v) for k, v in vars(value).items() if not callable(v)}}
+    return encode(value)
+
+
+def _restore_into(obj, attrs: dict) -> None:
+    for name, value in attrs.items():
+        current = getattr(obj, name, None)
+        if isinstance(value, dict) and "__randomstate__" in value:
+            current.set_state(decode(value["__randomstate__"]))
+        elif isinstance(value, dict) and "__inplace__" in value:
+            _restore_into(current, value["__inplace__"])
+        else:
+            setattr(obj, name, decode(value))
+
+
 def _set_attr(obj, name: str, value) -> None:
+    if isinstance(value, dict) and "__inplace__" in value:
+        _restore_into(getattr(obj, name), value["__inplace__"])
+        return
     if isinstance(value, dict) and "__mjstate__" in value:  # MuJoCo: restore the simulator in place
         import mujoco
 

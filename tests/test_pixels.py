@@ -1,5 +1,6 @@
 """Image observations: the shared CNN, MinAtar and Atari env cards, frame-sharing DQN, EnvPool, videos."""
 
+import csv
 import dataclasses
 import importlib.util
 import warnings
@@ -359,3 +360,22 @@ def test_frame_store_checkpoint_after_wrapping_and_a_mismatched_store():
     assert (a["obs"] == b["obs"]).all() and (a["next_obs"] == b["next_obs"]).all()
     with pytest.raises(UserError, match="frame store holds"):
         FrameReplayBuffer(200, (4, 5, 6), 8, 3, True).load_state_dict(framed.state_dict())
+
+
+def test_minatar_runs_resume_exactly(tmp_path):
+    # the games' state (positions, counters, their RandomState) is checkpointed and restored in place
+    overrides = {"learning_starts": "100", "buffer_size": "2000", "batch_size": "16", "eval_every": "300",
+                 "eval_episodes": "2", "final_eval_episodes": "2", "checkpoint_every": "1000", "log_every": "100"}
+    kw = dict(seed=4, steps=700, overrides=overrides, progress=False)
+    straight = runs.train("dqn", "MinAtar/Breakout-v1", out=tmp_path / "a", **kw)
+    stopped = runs.train("dqn", "MinAtar/Breakout-v1", out=tmp_path / "b", stop_at=350, **kw)
+    resumed = runs.resume(stopped["run_dir"], progress=False)
+
+    def rows(run_dir):
+        return [{k: v for k, v in r.items() if k != "wall_s"}
+                for r in csv.DictReader(open(Path(run_dir) / "metrics.csv"))]
+
+    assert rows(resumed["run_dir"]) == rows(straight["run_dir"])
+    w1 = load_checkpoint(Path(straight["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
+    w2 = load_checkpoint(Path(resumed["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
