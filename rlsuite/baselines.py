@@ -165,6 +165,43 @@ def _sb3_schedule(value, key: str):
     return lambda progress_remaining: sched(1.0 - progress_remaining)
 
 
+# rlsuite field -> SB3 argument, for the settings both implementations have (`compare --set` changes both)
+SHARED_SETTINGS = {"lr": "learning_rate", "batch_size": "batch_size", "buffer_size": "buffer_size",
+                   "learning_starts": "learning_starts", "gamma": "gamma", "train_freq": "train_freq",
+                   "gradient_steps": "gradient_steps", "target_update_interval": "target_update_interval",
+                   "tau": "tau", "n_steps": "n_steps", "n_epochs": "n_epochs", "ent_coef": "ent_coef",
+                   "vf_coef": "vf_coef", "gae_lambda": "gae_lambda", "clip_range": "clip_range",
+                   "max_grad_norm": "max_grad_norm", "num_envs": "n_envs", "policy_delay": "policy_delay",
+                   "target_policy_noise": "target_policy_noise", "target_noise_clip": "target_noise_clip",
+                   "eval_every": "eval_every", "eval_episodes": "eval_episodes",
+                   "final_eval_episodes": "final_eval_episodes", "checkpoint_every": "checkpoint_every"}
+
+
+def sb3_overrides_for(overrides: dict) -> tuple[dict, list[str]]:
+    """(the SB3 arguments for those --set keys both sides have, the keys only rlsuite has)."""
+    import yaml
+
+    def numbers(v):  # YAML 1.1 reads 1e-3 as a string
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return v
+        if isinstance(v, list):
+            return [numbers(x) for x in v]
+        if isinstance(v, dict):
+            return {k: numbers(x) for k, x in v.items()}
+        return v
+
+    out, ours_only = {}, []
+    for key, value in overrides.items():
+        if key in SHARED_SETTINGS:
+            out[SHARED_SETTINGS[key]] = numbers(yaml.safe_load(value) if isinstance(value, str) else value)
+        else:
+            ours_only.append(key)
+    return out, ours_only
+
+
 def baseline_fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> dict:
     hp, source = baseline_hyperparameters(agent, env_id)
     hp.update(overrides or {})
@@ -274,6 +311,8 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
     finally:
         probe.close()
     config = apply(BaselineConfig(), card.eval_settings, f"env card {env_id}")
+    run_settings = {k: hp.pop(k) for k in list(hp) if k in {f.name for f in dataclasses.fields(BaselineConfig)}}
+    config = apply(config, run_settings, "overrides")  # evaluation and checkpoint settings, as rlsuite's
     total = steps if steps is not None else hp.get("n_timesteps", card.budget_for(agent) or config.total_steps)
     if total <= 0:
         raise UserError(f"--steps must be a positive number of environment steps, got {total}")

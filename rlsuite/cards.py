@@ -155,6 +155,9 @@ def coerce(cls, key: str, value: Any) -> Any:
     hints = typing.get_type_hints(cls)
     if key not in hints:
         names = [f.name for f in dataclasses.fields(cls)]
+        if key in {f.name for f in dataclasses.fields(EnvCard)}:
+            raise UserError(f"'{key}' is an env-card field, not a hyperparameter: set it in the env card "
+                            f"(envs/<EnvId>.yaml; `rlsuite list` names the card folder)")
         raise UserError(
             f"unknown hyperparameter '{key}' for {cls.__name__}{close_matches(key, names)}; "
             f"`rlsuite list {getattr(cls, 'agent_name', '')}` shows the valid ones"

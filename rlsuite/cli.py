@@ -221,7 +221,8 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("--seeds", type=int, default=10, show_default=True,
               help="seeds 0..N-1, the same for both (PROTOCOL.md: comparisons use at least 10)")
 @click.option("--steps", type=int, default=None, help="environment steps for both (default: each card's budget)")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override rlsuite's card")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a card field; settings SB3 also has (lr, learning_starts, eval_episodes, ...) change on both sides")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--force", is_flag=True, help="retrain runs that already finished")
 @friendly

@@ -66,7 +66,13 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     def progress(label, seed, summary):
         echo(f"{label} seed {seed}: final {summary['final_eval']['mean']:.1f}, {summary['steps_per_s']:,.0f} steps/s")
 
-    results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides), force, progress)
+    from rlsuite.baselines import sb3_overrides_for
+
+    sb3_set, ours_only = sb3_overrides_for(overrides)  # --set changes both sides where both have the setting
+    if ours_only:
+        echo(f"rlsuite only (SB3 has no such setting): {', '.join(ours_only)}")
+    results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None),
+                           force, progress)
     r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
     table = aggregate_table(results, load_env_card(env_id).max_return)
     solvable = results["rlsuite"][0].get("threshold") is not None

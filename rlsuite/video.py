@@ -4,6 +4,8 @@ wrappers), one MP4 per episode. Needs the `video` extra (moviepy) and an env wit
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +14,23 @@ import numpy as np
 
 from rlsuite.envs import make_env
 from rlsuite.errors import UserError
+
+
+class ViewableFrames(gym.Wrapper):
+    """Frames an MP4 can show: uint8 RGB at least ~160 pixels high. MinAtar renders 10x10 floats in [0, 1],
+    which a video writer would turn into a black 10x10 film."""
+
+    def render(self):
+        frame = np.asarray(self.env.render())
+        if frame.dtype != np.uint8:
+            scale = 255.0 if frame.size and float(frame.max()) <= 1.0 else 1.0
+            frame = np.clip(frame * scale, 0, 255).astype(np.uint8)
+        if frame.ndim == 2:
+            frame = np.repeat(frame[:, :, None], 3, axis=2)
+        k = max(1, int(np.ceil(160 / max(1, min(frame.shape[:2])))))
+        if k > 1:  # nearest-neighbour upscaling keeps the cells sharp
+            frame = np.repeat(np.repeat(frame, k, axis=0), k, axis=1)
+        return frame
 
 
 def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int = 108_000) -> dict:
@@ -32,6 +51,8 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
     who = "" if policy.implementation == "rlsuite" else f"{policy.implementation}-"  # SB3's films apart from ours
     prefix = f"{who}{policy.agent}-{card.id.replace('/', '-')}-step{policy.step}"
     warnings.filterwarnings("ignore", module="gymnasium")  # fps / overwrite / dtype notices about rendering
+    if not os.environ.get("XDG_RUNTIME_DIR"):  # pygame (classic control's renderer) complains without one
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rlsuite-xdg-")
     env = make_env(card, training=False, render_mode="rgb_array")
     try:  # fail here, in one line, when the machine cannot render (no display, no EGL/OSMesa)
         env.reset(seed=seed)
@@ -40,8 +61,9 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
         env.close()
         raise UserError(f"{card.id} cannot render on this machine ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:80] if str(e) else ''}); for MuJoCo set MUJOCO_GL=egl or osmesa") from None
-    env = gym.wrappers.RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=prefix,
-                                   disable_logger=True)
+    before = set(folder.glob("*.mp4"))
+    env = gym.wrappers.RecordVideo(ViewableFrames(env), str(folder), episode_trigger=lambda _: True,
+                                   name_prefix=prefix, disable_logger=True)
     returns = []
     try:
         for i in range(episodes):
@@ -55,5 +77,7 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
             returns.append(total)
     finally:
         env.close()  # writes the last file
-    videos = sorted(folder.glob(f"{prefix}-episode-*.mp4"))
+    # this call's files: new ones, and those it overwrote (same names as an earlier call's)
+    videos = sorted(p for p in folder.glob(f"{prefix}-episode-*.mp4")
+                    if p not in before or int(p.stem.rsplit("-", 1)[1]) < episodes)
     return {"videos": [str(v) for v in videos], "returns": returns}

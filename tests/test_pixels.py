@@ -379,3 +379,28 @@ def test_minatar_runs_resume_exactly(tmp_path):
     w1 = load_checkpoint(Path(straight["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
     w2 = load_checkpoint(Path(resumed["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_minatar_videos_show_the_game(tmp_path):
+    pytest.importorskip("moviepy")
+    import imageio
+
+    from rlsuite import video
+
+    run = runs.train("dqn", "MinAtar/Breakout-v1", steps=300, overrides={"learning_starts": "100", "buffer_size": "500",
+                     "eval_every": "300", "eval_episodes": "1", "final_eval_episodes": "1"}, out=tmp_path, progress=False)
+    policy = runs.load_policy(run["run_dir"])
+    first = video.record(policy, tmp_path / "v", 2, 0)
+    again = video.record(policy, tmp_path / "v", 1, 0)
+    assert len(first["videos"]) == 2 and len(again["videos"]) == 1  # only this call's files
+    frames = np.stack(imageio.mimread(again["videos"][0], memtest=False))
+    assert frames.shape[1] >= 160 and frames.max() > 0 and len(np.unique(frames)) > 2  # not a black 10x10 film
+
+
+def test_compare_set_changes_both_sides_where_sb3_has_the_setting():
+    from rlsuite.baselines import sb3_overrides_for
+
+    sb3, ours_only = sb3_overrides_for({"learning_starts": "500", "lr": "{linear: [1e-3, 0]}", "double": "true",
+                                        "final_eval_episodes": "1"})
+    assert sb3 == {"learning_starts": 500, "learning_rate": {"linear": [1e-3, 0]}, "final_eval_episodes": 1}
+    assert ours_only == ["double"]

@@ -105,8 +105,8 @@ class TD3Config(OffPolicyConfig):
 def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, env_card=None) -> None:
     name = cfg.agent_name.upper() if cfg is not None else "SAC/TD3"
     if not isinstance(action_space, gym.spaces.Box):
-        raise UserError(f"{name} needs continuous (Box) actions, but this env has {type(action_space).__name__} "
-                        f"{action_space}; use DQN or PPO for discrete actions")
+        raise UserError(f"{name} needs continuous (Box) actions, but this env has {action_space}; use DQN or PPO "
+                        "for discrete actions")
     if len(action_space.shape) != 1:
         raise UserError(f"{name} needs a flat Box action vector, got shape {action_space.shape}; reshape the actions "
                         "with an ActionWrapper of your own, referenced in the env card as package.module:Class")
