@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -40,6 +41,8 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
         config.validate()  # the budget against what depends on it (e.g. one rollout must fit)
     env = make_env(card)
     try:
+        if getattr(config, "net", None) == "auto":  # resolved here, so config.yaml records the trunk a run uses
+            config = dataclasses.replace(config, net="cnn" if len(env.observation_space.shape) == 3 else "mlp")
         spec.check_spaces(env.observation_space, env.action_space, config, card)
         if card.make_kwargs:  # constructor arguments a reset or a step rejects: one line now, not a crash later
             try:
@@ -283,8 +286,20 @@ def _experiment(stamp: dict) -> dict:
     """The part of a fingerprint that changes what a run computes: an env card's prose and benchmark
     budget do not (the steps actually trained are in the config), so editing them reuses the runs."""
     stamp = dict(stamp)
+    # Fields at their defaults are left out on both sides, so that a field added to a config or an env card
+    # later (with a default that changes nothing) does not make every finished run look stale.
+    card_defaults = json.loads(json.dumps(dataclasses.asdict(EnvCard(id="")), default=str))
     if isinstance(stamp.get("env_card"), dict):
-        stamp["env_card"] = {k: v for k, v in stamp["env_card"].items() if k not in ("notes", "budget")}
+        stamp["env_card"] = {k: v for k, v in stamp["env_card"].items()
+                             if k not in ("notes", "budget") and not (k in card_defaults and k != "id" and v == card_defaults[k])}
+    if isinstance(stamp.get("config"), dict):
+        try:
+            from rlsuite.cards import to_data
+
+            defaults = json.loads(json.dumps(to_data(get_agent(stamp["agent"]).config_cls()), default=str))
+        except UserError:
+            defaults = {}
+        stamp["config"] = {k: v for k, v in stamp["config"].items() if not (k in defaults and v == defaults[k])}
     if stamp.get("steps") is None and isinstance(stamp.get("hyperparameters"), dict):
         stamp["steps"] = stamp["hyperparameters"].get("n_timesteps")  # an SB3 run at the zoo's own budget
     return stamp

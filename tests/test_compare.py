@@ -286,3 +286,20 @@ def test_side_by_side_stops_at_an_interrupted_run(tmp_path):
     with pytest.raises(SystemExit) as stop:
         compare.side_by_side("CartPole-v1", [0, 1], tmp_path, {"x": (fake, None)})
     assert stop.value.code == 143 and trained == [0]
+
+
+def test_finished_runs_stay_reusable_when_fields_with_defaults_are_added():
+    # Fields added later (frame_stack on env cards, share_frames on DQN) must not make every finished
+    # benchmark run look stale; a changed value still must.
+    import copy
+    import json
+
+    from rlsuite import runs
+
+    new = json.loads(json.dumps(runs.fingerprint("dqn", "CartPole-v1"), default=str))
+    assert new["config"]["net"] == "mlp"  # net: auto is resolved before it is recorded
+    old = copy.deepcopy(new)
+    del old["config"]["share_frames"], old["env_card"]["frame_stack"]
+    assert runs._experiment(old) == runs._experiment(new)
+    old["config"]["gamma"] = 0.5
+    assert runs._experiment(old) != runs._experiment(new)
