@@ -123,6 +123,18 @@ def _apply_wrappers(env: gym.Env, wrappers: list, training: bool) -> gym.Env:
     return env
 
 
+def _constructor_arguments(env_id: str) -> list[str]:
+    """The keyword arguments an env's class takes (for a "did you mean" on a misspelt one)."""
+    import inspect
+
+    entry = gym.spec(env_id).entry_point
+    try:
+        cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return []
+
+
 def make_env(card: EnvCard, training: bool = True, render_mode: str | None = None) -> gym.Env:
     """One environment with the card's wrappers (train-only wrappers skipped when not training)."""
     env_id = resolve_env_id(card.id)
@@ -136,8 +148,14 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
         fix = f"pip install 'rlsuite[{extra}]'" if extra else str(e).splitlines()[0]
         raise UserError(f"{env_id} needs an optional package: {fix}") from None
     except (TypeError, gym.error.Error) as e:  # make_kwargs the env does not take
+        import re
+
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if bad:  # name the argument and the close ones the env does take
+            raise UserError(f"{env_id} takes no argument '{bad.group(1)}' (env card make_kwargs / --env-kwargs)"
+                            f"{close_matches(bad.group(1), _constructor_arguments(env_id))}") from None
         raise UserError(f"env arguments {card.make_kwargs} (env card make_kwargs / --env-kwargs) do not fit "
-                        f"{env_id}: {e}") from None
+                        f"{env_id}: {str(e).splitlines()[0][:160]}") from None
     if not isinstance(card.wrappers, list):
         raise UserError(f"the env card's wrappers must be a list, got {card.wrappers!r}")
     env = _apply_wrappers(env, card.wrappers, training)

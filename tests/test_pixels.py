@@ -270,7 +270,8 @@ def test_env_kwargs_are_typed_and_checked_before_a_run_exists(tmp_path):
     for bad, fragment in ((["full_action_space=maybe"], "give a true/false"),
                           (["repeat_action_probability=2"], "a probability must be a number in [0, 1]"),
                           (["render_mode=human"], "rlsuite eval RUN --video"),
-                          (["sticky_action_prob=abc"], "give a number")):
+                          (["sticky_action_prob=abc"], "give a number"),
+                          (["repeat_action_prob=0"], "did you mean: repeat_action_probability")):
         env = "MinAtar/Breakout-v1" if "sticky" in bad[0] else "ALE/Pong-v5"
         args = ["train", "dqn", env, "--steps", "10", "--out", str(tmp_path), *sum((["--env-kwargs", b] for b in bad), [])]
         assert_one_line_error(CliRunner().invoke(main, args), fragment)
