@@ -7,6 +7,7 @@
 Sections (the report is rewritten after each, so a stopped invocation keeps what it finished):
   memory   the frame-sharing replay memory of a 1M-transition Atari DQN, filled with 1M frames in a
            fresh process: its peak resident memory, beside what obs + next_obs stored whole would take.
+  vectorization  env steps/s of sync, async and EnvPool for MinAtar and Pong (8 envs, random actions).
   speed    Atari Pong steps/s at the zoo's values, rlsuite (gymnasium vector env, then EnvPool) vs SB3,
            alternating in this process; DQN starts learning after 2,000 steps on both sides (the zoo's
            100k would time only the random phase). Where rlsuite's time goes: env stepping alone (random
@@ -91,6 +92,28 @@ def memory_section() -> list[str]:
             f"{m['sample_ms']:.2f} ms. Target (issue 11): ≤ 8 GB.", ""]
 
 
+def vectorization_section() -> list[str]:
+    """Env steps/s of each backend with random actions, 8 envs: what the cards' `vectorization` choices rest on."""
+    import dataclasses
+
+    from rlsuite.cards import load_env_card
+    from rlsuite.profiling import env_rate
+
+    lines = ["## Vectorization backends (8 envs, random actions, env steps/s)", "",
+             "| env | sync | async | envpool |", "|---|---|---|---|"]
+    for env_id, steps in (("MinAtar/Breakout-v1", 16_000), ("ALE/Pong-v5", 2_400)):
+        card = load_env_card(env_id)
+        rates = {}
+        for backend in ("sync", "async", "envpool"):
+            if backend == "envpool" and not env_id.startswith("ALE/"):
+                rates[backend] = "—"
+                continue
+            rates[backend] = f"{env_rate(dataclasses.replace(card, vectorization=backend), 8, steps):,.0f}"
+        lines.append(f"| {env_id} | {rates['sync']} | {rates['async']} | {rates['envpool']} |")
+    return lines + ["", "MinAtar's cards use sync (a step is microseconds, less than a round trip to a worker "
+                    "process); Atari's use async (Breakout: auto, EnvPool when installed).", ""]
+
+
 def speed_section(out: Path) -> list[str]:
     from rlsuite import runs
     from rlsuite.cards import load_env_card
@@ -167,7 +190,7 @@ def pong_section(out: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="memory,speed,minatar,pong")
+    parser.add_argument("--sections", default="memory,vectorization,speed,minatar,pong")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="results")
     parser.add_argument("--fill-memory", type=int, default=None, help=argparse.SUPPRESS)
@@ -183,6 +206,8 @@ def main() -> None:
     for name in args.sections.split(","):
         if name == "memory":
             done[name] = memory_section()
+        elif name == "vectorization":
+            done[name] = vectorization_section()
         elif name == "speed":
             done[name] = speed_section(out)
         elif name == "minatar":
@@ -190,10 +215,10 @@ def main() -> None:
         elif name == "pong":
             done[name] = pong_section(out)
         else:
-            sys.exit(f"unknown section {name}; choose from memory, speed, minatar, pong")
+            sys.exit(f"unknown section {name}; choose from memory, vectorization, speed, minatar, pong")
         head = header("Pixels: DQN and PPO on image observations", f"python benchmarks/pixels.py --sections {name}",
                       list(range(args.seeds)))
-        write_sections(report_path, head, done, ("memory", "speed", "minatar", "pong"))
+        write_sections(report_path, head, done, ("memory", "vectorization", "speed", "minatar", "pong"))
         print(f"wrote {report_path} ({name})", flush=True)
 
 
