@@ -14,7 +14,6 @@ is rewritten after each cell, so a stopped invocation still leaves every finishe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import yaml
 from rlsuite import compare
 from rlsuite.cards import load_env_card
 from rlsuite.report import header, runs_section
+from rlsuite.rundir import float_path
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,8 @@ def main() -> None:
         entry = yaml.safe_load(Path(path).read_text())
         env_id = key.split(":")[1]
         candidates[key] = (entry.get(env_id, entry), path)
-    float_path = os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("MKL_ENABLE_INSTRUCTIONS") or "native"
     started = time.time()
-    report = header(f"Cards on fresh seeds (float path: {float_path})",
+    report = header(f"Cards on fresh seeds (float path: {float_path()})",
                     f"python {' '.join(['benchmarks/cards.py'] + sys.argv[1:])}", seeds)
     report += ["Targets are issue 10's. A card is never tuned on these seeds; a card changed after being seen "
                "here is validated again on new seeds.", ""]

@@ -32,7 +32,7 @@ from rlsuite.errors import UserError
 from rlsuite.evaluation import evaluate
 from rlsuite.envs import threshold as env_threshold
 from rlsuite.optim import Diverged
-from rlsuite.rundir import (METRIC_COLUMNS, RunLock, hardware, versions, atomic_write_text, csv_rows, disk_error, truncate_metrics,
+from rlsuite.rundir import (METRIC_COLUMNS, RunLock, float_path, hardware, versions, atomic_write_text, csv_rows, disk_error, truncate_metrics,
                             write_run_config, write_status)
 from rlsuite.stats import solve_stats
 
@@ -417,7 +417,7 @@ class Run:
                            "episodes": len(final), "returns": [float(r) for r in final]},
             **solve_stats(evals, float(final.mean()), self.threshold),
             "max_return": getattr(self.env_card, "max_return", None),
-            "hardware": hardware(), "versions": versions(), "run_dir": str(self.dir),
+            "hardware": hardware(), "float_path": float_path(), "versions": versions(), "run_dir": str(self.dir),
         }
         atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=1))
         self.mark("complete", step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from rlsuite.rundir import hardware, versions
+from rlsuite.rundir import float_path, hardware, versions
 from rlsuite.stats import aggregate
 
 
@@ -14,10 +14,14 @@ def fmt(x, digits: int = 1) -> str:
 
 
 def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 1) -> list[str]:
+    path = float_path()
+    if path != "native":  # the command that regenerates the report must select the same float path
+        command = f"{path} {command}"
     return [
         f"# {title}", "",
         f"Regenerate: `{command}`  ",
-        f"Date: {dt.date.today().isoformat()} · Hardware: {hardware()} · torch threads: {threads} · device: {device}  ",
+        f"Date: {dt.date.today().isoformat()} · Hardware: {hardware()} · float path: {path} · "
+        f"torch threads: {threads} · device: {device}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + f"  \nSeeds: {list(seeds)}", "",
         "Evaluation per `../shared/PROTOCOL.md`: a separate env seeded `seed + 10000`, deterministic policy, "
         "every `eval_every` steps (env card), final evaluation 20 episodes, raw returns. *solved*: some evaluation "

@@ -71,6 +71,19 @@ def versions() -> dict:
     return out
 
 
+# The switches that select another float path on the same machine (PROTOCOL.md: a learning claim should
+# hold on another CPU's kernels too). ATEN_CPU_CAPABILITY picks torch's own vector kernels; MKL_CBWR and
+# MKL_ENABLE_INSTRUCTIONS pick MKL's GEMM code path (on AMD CPUs MKL runs its AVX2 path whatever
+# MKL_ENABLE_INSTRUCTIONS says; benchmarks/floatpaths.py measures which switches change results here).
+FLOAT_PATH_VARS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+
+
+def float_path() -> str:
+    """'native', or the float-path switches set in this process, e.g. 'ATEN_CPU_CAPABILITY=default'."""
+    chosen = [f"{k}={os.environ[k]}" for k in FLOAT_PATH_VARS if os.environ.get(k)]
+    return " ".join(chosen) or "native"
+
+
 def hardware() -> str:
     """'CPU model, N cores, GPU name' (the GPU only where torch is already loaded and sees one)."""
     cpu = platform.processor() or platform.machine()

@@ -217,3 +217,21 @@ def test_metrics_rows_after_the_checkpoint_step_are_refused(tmp_path):
     path.write_text("step,wall_s\n10,0.1\n900,0.2\n20,0.3\n")
     with pytest.raises(UserError, match="line 3 is corrupt or does not belong before the checkpoint"):
         truncate_metrics(path, 3, ["step", "wall_s"], max_step=500)
+
+
+def test_float_path_is_recorded_and_put_in_the_regenerate_command(monkeypatch):
+    """A report made under another float path must say so, and its Regenerate line must select it again
+    (before, cards.py knew two of the switches and the command line none)."""
+    from rlsuite.report import header
+    from rlsuite.rundir import float_path
+
+    for var in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR"):
+        monkeypatch.delenv(var, raising=False)
+    assert float_path() == "native"
+    assert "Regenerate: `python b.py`" in "\n".join(header("t", "python b.py", [0]))
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    assert float_path() == "ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE"
+    text = "\n".join(header("t", "python b.py", [0]))
+    assert "Regenerate: `ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE python b.py`" in text
+    assert "float path: ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE" in text
