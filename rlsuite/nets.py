@@ -256,12 +256,16 @@ class EnsembleMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(members, 1, b).uniform_(-bound, bound)))
         self.act = ACTIVATIONS[activation]()
 
-    def forward(self, x: torch.Tensor, detach_weights: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, detach_weights: bool = False, first: int | None = None) -> torch.Tensor:
         """detach_weights: gradients flow to x only (an actor's loss through its critics skips their weight
-        gradients, which the critics' own update would discard anyway)."""
-        h = x.float().expand(self.members, *x.shape) if x.dim() == 2 else x.float()
+        gradients, which the critics' own update would discard anyway). first=k: members 0..k-1 only (TD3's
+        actor reads Q_1 alone; computing Q_2 too would be arithmetic thrown away)."""
+        members = self.members if first is None else first
+        h = x.float().expand(members, *x.shape) if x.dim() == 2 else x.float()
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if first is not None:
+                w, b = w[:first], b[:first]
             if detach_weights:
                 w, b = w.detach(), b.detach()
             h = torch.baddbmm(b, h, w)  # (K, B, a) @ (K, a, b) + (K, 1, b)

@@ -73,6 +73,20 @@ def test_detached_critic_weights_pass_the_same_gradient_to_the_actions():
     assert all(w.grad is None for w in ens.weights)  # no weight gradients computed
 
 
+def test_first_member_alone_is_the_same_q1_for_less_arithmetic():
+    """TD3's actor reads Q_1 only: first=1 gives Q_1's values and the same action gradient as the full
+    ensemble's member 0, without computing Q_2 (before, both members were run and Q_2 thrown away)."""
+    ens = EnsembleMLP(5, (8, 8), 1, members=2)
+    x = torch.randn(7, 5, requires_grad=True)
+    full = ens(x, detach_weights=True)
+    alone = ens(x, detach_weights=True, first=1)
+    assert alone.shape == (1, 7, 1)
+    assert torch.allclose(alone[0], full[0])
+    g_full = torch.autograd.grad(full[0].sum(), x)[0]
+    g_alone = torch.autograd.grad(alone[0].sum(), x)[0]
+    assert torch.allclose(g_full, g_alone)
+
+
 def _batch(obs_dim=3, act_dim=2, n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"obs": torch.randn(n, obs_dim, generator=g), "actions": torch.rand(n, act_dim, generator=g) * 2 - 1,

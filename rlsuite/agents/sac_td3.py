@@ -135,8 +135,10 @@ def build_critics(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> EnsembleM
     return EnsembleMLP(obs_dim + act_dim, cfg.hidden, 1, members=2, activation=cfg.activation)
 
 
-def q_values(critics: EnsembleMLP, obs: torch.Tensor, actions: torch.Tensor, detach_weights: bool = False) -> torch.Tensor:
-    return critics(torch.cat([obs.flatten(1).float(), actions], dim=1), detach_weights).squeeze(-1)  # (2, B)
+def q_values(critics: EnsembleMLP, obs: torch.Tensor, actions: torch.Tensor, detach_weights: bool = False,
+             first: int | None = None) -> torch.Tensor:
+    """(2, B): Q_1 and Q_2 (first=1: Q_1 alone, (1, B))."""
+    return critics(torch.cat([obs.flatten(1).float(), actions], dim=1), detach_weights, first).squeeze(-1)
 
 
 def rescaler(action_space):
@@ -213,7 +215,7 @@ def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, updat
     stats = {"critic_loss": critic_loss.detach()}
     # delayed: the actor and every target net move once per policy_delay critic updates
     if update % cfg.policy_delay == 0:
-        actor_loss = -q_values(critics, obs, actor(obs), detach_weights=True)[0].mean()  # Q_1 only
+        actor_loss = -q_values(critics, obs, actor(obs), detach_weights=True, first=1)[0].mean()  # Q_1 only
         gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
         update_target(critics, nets["critics_target"], cfg.tau)
         update_target(actor, nets["actor_target"], cfg.tau)
