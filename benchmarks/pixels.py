@@ -34,7 +34,7 @@ import torch
 from rlsuite import compare
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import header, ratio_lines, read_sections, write_sections
+from rlsuite.report import header, ratio_lines, read_sections, stamped, write_sections
 from rlsuite.stats import aggregate
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
@@ -216,8 +216,9 @@ def main() -> None:
             done[name] = pong_section(out)
         else:
             sys.exit(f"unknown section {name}; choose from memory, vectorization, speed, minatar, pong")
-        head = header("Pixels: DQN and PPO on image observations", f"python benchmarks/pixels.py --sections {name}",
-                      list(range(args.seeds)))
+        done[name] = stamped(done[name], f"python benchmarks/pixels.py --sections {name}",
+                             list(range(args.seeds)) if name == "minatar" else None)
+        head = header("Pixels: DQN and PPO on image observations", "python benchmarks/pixels.py", None)
         write_sections(report_path, head, done, ("memory", "vectorization", "speed", "minatar", "pong"))
         print(f"wrote {report_path} ({name})", flush=True)
 

@@ -22,7 +22,8 @@ def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 
         f"Regenerate: `{command}`  ",
         f"Date: {dt.date.today().isoformat()} · Hardware: {hardware()} · float path: {path} · "
         f"torch threads: {threads} · device: {device}  ",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + f"  \nSeeds: {list(seeds)}", "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items())
+        + (f"  \nSeeds: {list(seeds)}" if seeds is not None else "  \nSeeds: each section states its own"), "",
         "Evaluation per `../shared/PROTOCOL.md`: a separate env seeded `seed + 10000`, deterministic policy, "
         "every `eval_every` steps (env card), final evaluation 20 episodes, raw returns. *solved*: some evaluation "
         "mean ≥ threshold; *stays solved*: the final 20-episode evaluation ≥ threshold. Medians over seeds; "
@@ -133,6 +134,17 @@ def read_sections(path) -> dict[str, list[str]]:
         name, _, body = part.partition(" -->\n")
         done[name] = body.rstrip("\n").split("\n")
     return done
+
+
+def stamped(section: list[str], command: str, seeds=None) -> list[str]:
+    """A section of a report whose sections are regenerated separately: its own command, date and float path
+    under its title (the page's header names the whole script)."""
+    path = float_path()
+    if path != "native":
+        command = f"{path} {command}"
+    stamp = f"*This section: `{command}` · {dt.date.today().isoformat()} · float path: {path}"
+    stamp += f" · seeds {list(seeds)}*" if seeds is not None else "*"
+    return [*section[:1], "", stamp, *section[1:]]
 
 
 def write_sections(path, head: list[str], done: dict[str, list[str]], order) -> None:
