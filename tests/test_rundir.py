@@ -235,3 +235,17 @@ def test_float_path_is_recorded_and_put_in_the_regenerate_command(monkeypatch):
     text = "\n".join(header("t", "python b.py", [0]))
     assert "Regenerate: `ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE python b.py`" in text
     assert "float path: ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE" in text
+
+
+def test_a_sectioned_report_stamps_each_section_with_its_own_command(monkeypatch):
+    """continuous.md / pixels.md are rewritten a section at a time: the page header used to carry the last
+    section's command and seeds as if they covered every section."""
+    from rlsuite.report import header, stamped
+
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    out = stamped(["## Title", "", "body"], "python b.py --sections x", [0, 1])
+    assert out[0] == "## Title" and out[-1] == "body"
+    assert "`MKL_CBWR=COMPATIBLE python b.py --sections x`" in out[2] and "seeds [0, 1]" in out[2]
+    assert "Seeds: each section states its own" in "\n".join(header("t", "python b.py", None))
