@@ -65,7 +65,7 @@ WHY = {
     "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune/dqn-CartPole-v1/report.md) at the card's "
                        "50k steps and at 100k (results/cards-dqn-100k.md, tuning seeds 10-19 and fresh seeds 300-309): "
                        "neither stayed solved on more fresh seeds than this card. The seeds that miss here never reach "
-                       "the threshold within the budget rather than collapse after it: a stalled ε-greedy run.",
+                       "the threshold within the budget rather than collapse after it.",
     "dqn:LunarLander-v3": "The budget is the zoo's 100k steps. The seeds that miss mostly end between 100 and 200, "
                           "not in a crash: DQN on LunarLander is still improving at 100k steps, and one 20-episode "
                           "evaluation of a policy near 200 falls either side. Tried: the learning rate annealed to 0 "
