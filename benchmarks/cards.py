@@ -52,7 +52,7 @@ CELLS = (
     Cell("ppo", "LunarLander-v3", 9), Cell("dqn", "LunarLander-v3", 7),
 )
 NOTES = {
-    "ppo:CartPole-v1": "Card: found by `rlsuite tune` on seeds 10-14 (results/tune/ppo-CartPole-v1/report.md), "
+    "ppo:CartPole-v1": "Card: found by `rlsuite tune` on seeds 10-14 (results/tune-cards/ppo-CartPole-v1/report.md), "
                        "after the zoo's values stayed solved in 8/10 of seeds 100-109 (101 and 107 solved, then "
                        "collapsed); validated on seeds 200-209 (cards-changed.md).",
     "dqn:CartPole-v1": "Card: 3-step returns (agents/dqn.yaml), chosen on seeds 10-19.",
@@ -62,7 +62,7 @@ NOTES = {
 # Why a cell misses its target (issue 10: "reported with its measured figure and why"): what was tried and
 # where its evidence is. The figures themselves come from the runs (diagnosis below), never from this text.
 WHY = {
-    "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune/dqn-CartPole-v1/report.md) at the card's "
+    "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune-cards/dqn-CartPole-v1/report.md) at the card's "
                        "50k steps and at 100k (results/cards-dqn-100k.md, tuning seeds 10-19 and fresh seeds 300-309): "
                        "neither stayed solved on more fresh seeds than this card. The seeds that miss here never reach "
                        "the threshold within the budget rather than collapse after it.",
@@ -75,7 +75,7 @@ WHY = {
                           "updates at a constant rate do not hold a landing policy. SB3 with the zoo's values stays "
                           "solved on none of its seeds either (results/README.md). Tried: two hand-made variants on "
                           "tuning seeds 10-13 and a tune study over the optimiser, env count, rates, GAE and "
-                          "observation normalisation (results/tune/a2c-LunarLander-v3/report.md): no trial stayed "
+                          "observation normalisation (results/tune-cards/a2c-LunarLander-v3/report.md): no trial stayed "
                           "solved on most of its seeds.",
 }
 

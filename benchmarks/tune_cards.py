@@ -1,7 +1,12 @@
-"""Tune the cards that missed their issue-10 target, and publish each study's report in results/tune/.
+"""Tune the cards that missed their issue-10 target, and publish each study in results/tune-cards/.
 
     python benchmarks/tune_cards.py                       # every study below, resumable
     python benchmarks/tune_cards.py --studies ppo-CartPole-v1
+    python benchmarks/tune_cards.py --publish-only        # republish the studies as they stand, no training
+
+A published study is the study folder without its trial runs: report, figures, best.yaml, tune.json and the
+journal, so `rlsuite tune show results/tune-cards/<study>` works on it. (results/tune/ is left to a user's
+own `rlsuite tune` studies, which go to OUT/tune/<study>.)
 
 Each study is an ordinary `rlsuite tune` study (its runs and journal under OUT/runs/tune/, reused and
 continued on a re-run) on seeds 10-14 (10-17 for the 8-seed one): never the validation seeds (100-109, and 200-209 for a card
@@ -20,6 +25,7 @@ from pathlib import Path
 import torch
 
 from rlsuite.study import tune
+from rlsuite.tune_report import write_report
 
 # study -> (agent:env, trials, seeds from 10, workers, extra --search entries). The spaces are the cards'
 # `tune:` sections, with the schedules the CartPole cards use made searchable (anneal: value ->
@@ -43,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", default=",".join(STUDIES))
     parser.add_argument("--out", default="results")
+    parser.add_argument("--publish-only", action="store_true", help="republish the studies as they are; no trials")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -51,21 +58,28 @@ def main() -> None:
             sys.exit(f"unknown study {key}; choose from {', '.join(STUDIES)}")
         cell, trials, seeds, workers, search = STUDIES[key]
         agent, env_id = cell.split(":")
-        result = tune(agent, env_id, trials, seeds=seeds, first_seed=10, search=search, workers=workers,
-                      out=out / "runs", name=key, echo=lambda line: print(key, line, flush=True))
-        if result["exit_code"]:
-            sys.exit(result["exit_code"])
-        published = out / "tune" / Path(result["tune_dir"]).name
+        tune_dir = out / "runs" / "tune" / key
+        if not args.publish_only:
+            result = tune(agent, env_id, trials, seeds=seeds, first_seed=10, search=search, workers=workers,
+                          out=out / "runs", name=key, echo=lambda line: print(key, line, flush=True))
+            if result["exit_code"]:
+                sys.exit(result["exit_code"])
+            tune_dir = Path(result["tune_dir"])
+        elif not (tune_dir / "tune.json").exists():
+            print(f"{key}: no study at {tune_dir} to publish; run it first (without --publish-only)")
+            continue
+        published = out / "tune-cards" / key
         published.mkdir(parents=True, exist_ok=True)
-        for name in ("report.md", "best.yaml", "history.png", "history.svg", "importances.png", "importances.svg",
-                     "best_vs_card.png", "best_vs_card.svg"):
-            source = Path(result["tune_dir"]) / name
+        for name in ("tune.json", "study.journal", "best.yaml", "history.png", "history.svg", "importances.png",
+                     "importances.svg", "best_vs_card.png", "best_vs_card.svg"):
+            source = tune_dir / name
             if source.exists():
                 shutil.copyfile(source, published / name)
-        text = (published / "report.md").read_text()
+        report = write_report(published)  # written in place: it names the published folder, and no runs
+        text = report.read_text()
         title, _, rest = text.partition("\n")
-        (published / "report.md").write_text(f"{title}\n\nRegenerate: `python benchmarks/tune_cards.py --studies {key}`\n{rest}")
-        print(f"wrote {published / 'report.md'}")
+        report.write_text(f"{title}\n\nRegenerate: `python benchmarks/tune_cards.py --studies {key}`\n{rest}")
+        print(f"wrote {report}")
 
 
 if __name__ == "__main__":

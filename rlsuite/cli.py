@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import signal
+import shlex
 import sys
 from pathlib import Path
 
@@ -216,22 +217,50 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 
 
 @main.command()
-@click.argument("agent")
-@click.argument("env_id", metavar="ENV")
-@click.option("--seeds", type=int, default=10, show_default=True,
-              help="seeds 0..N-1, the same for both (PROTOCOL.md: comparisons use at least 10)")
+@click.argument("args", nargs=-1, required=True, metavar="AGENT ENV | GROUP GROUP...")
+@click.option("--seeds", type=int, default=None,
+              help="seeds 0..N-1, the same for both (default 10; PROTOCOL.md: comparisons use at least 10)")
 @click.option("--steps", type=int, default=None, help="environment steps for both (default: each card's budget)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a card field; settings SB3 also has (lr, learning_starts, eval_episodes, ...) change on both sides")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--force", is_flag=True, help="retrain runs that already finished")
+@click.option("-o", "--output", default=None, help="with groups of runs: the report's path (default compare.md)")
 @friendly
-def compare(agent, env_id, seeds, steps, overrides, out, force):
-    """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk."""
+def compare(args, seeds, steps, overrides, out, force, output):
+    """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk.
+    Or, given groups of finished runs ([LABEL=]PATH, a run, a folder of runs or a quoted glob), the same
+    table and plot for those runs: trial runs of a study, sweeps, benchmark runs.
+
+    \b
+    Examples:
+      rlsuite compare dqn CartPole-v1 --seeds 10
+      rlsuite compare best='results/tune/dqn-CartPole-v1/runs/*-10dff62a51-s*' \\
+                      card='results/tune/dqn-CartPole-v1/runs/*-42054efb7f-s*' -o best-vs-card.md
+    """
+    import glob
+
+    from rlsuite.agents import agent_names
     from rlsuite.baselines import baseline_hyperparameters
-    from rlsuite.compare import compare_report
+    from rlsuite.compare import compare_report, compare_runs
     from rlsuite.cards import parse_overrides
 
+    first = args[0]
+    if first not in agent_names() and ("=" in first or glob.has_magic(first) or Path(first).exists()):  # runs
+        if seeds is not None or steps is not None or overrides or force:
+            raise UserError("--seeds, --steps, --set and --force choose what to train; comparing finished runs takes "
+                            f"none of them (or give an agent first: {', '.join(agent_names())})")
+        command = "rlsuite compare " + " ".join(shlex.quote(a) for a in args) + (f" -o {output}" if output else "")
+        table, report = compare_runs(list(args), output or "compare.md", command)
+        click.echo("\n".join(table))
+        click.echo(f"report: {report}")
+        return
+    if len(args) != 2:
+        raise UserError(f"rlsuite compare AGENT ENV takes two arguments, got {len(args)}: {' '.join(args)}")
+    if output is not None:
+        raise UserError("-o is for groups of finished runs; `compare AGENT ENV` writes its report under OUT/runs")
+    agent, env_id = args
+    seeds = 10 if seeds is None else seeds
     baseline_hyperparameters(agent, env_id)  # no SB3 counterpart: fail before any training
     if not 0 < seeds <= 10_000:
         raise UserError(f"--seeds must be in [1, 10000], got {seeds}")
@@ -357,6 +386,9 @@ def tune():
       rlsuite tune ppo CartPole-v1 --trials 200 --workers 16 --storage tune.journal
       rlsuite tune dqn LunarLander-v3 --trials 100 --backend ray --address auto
       rlsuite tune show results/tune/dqn-CartPole-v1              # best trials, plots, the card entry
+      rlsuite tune show results/tune-cards/dqn-CartPole-v1        # a study behind a shipped card
+
+    Every option of a study: `rlsuite tune run --help`.
     """
 
 

@@ -88,3 +88,86 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     report = root / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return table, report
+
+
+# ---------------------------------------------------------------------------------------------
+# `rlsuite compare GROUP GROUP ...`: runs that already exist (trial runs of a study, sweeps, benchmarks)
+def run_groups(specs: list[str]) -> dict[str, list[Path]]:
+    """'[LABEL=]PATH_OR_GLOB' -> label: run directories. A path is a run or a folder of runs (as `plot`
+    takes them); a quoted glob such as 'runs/dqn-CartPole-v1-10dff62a51-s*' picks runs by name."""
+    import glob
+
+    from rlsuite.errors import UserError
+    from rlsuite.plots import expand_run_dirs
+
+    groups: dict[str, list[Path]] = {}
+    for spec in specs:
+        label, sep, pattern = spec.partition("=")
+        if not sep or "/" in label:  # no label, or the '=' belongs to the path
+            label, pattern = spec, spec
+        if not label.strip() or not pattern.strip():
+            raise UserError(f"{spec!r}: give a group as LABEL=PATH (or just PATH), e.g. best='runs/x-*'")
+        if label in groups:
+            raise UserError(f"the label {label!r} is given twice; each group needs its own")
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise UserError(f"{pattern} matches nothing")
+        groups[label] = expand_run_dirs(matches)
+    return groups
+
+
+def finished_summary(run_dir: Path) -> dict:
+    """summary.json of a finished run; one line naming the run and what to do otherwise."""
+    import json
+
+    from rlsuite.errors import UserError
+    from rlsuite.rundir import read_status
+
+    path = Path(run_dir) / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        status = (read_status(run_dir) or {}).get("status", "unknown")
+        raise UserError(f"{run_dir} has not finished (status: {status}); compare takes finished runs: resume it "
+                        f"with `rlsuite train --resume {run_dir}`, or leave it out") from None
+    except ValueError:
+        raise UserError(f"{path} is damaged (not JSON); re-run that run or leave it out") from None
+
+
+def compare_runs(specs: list[str], output: str | Path, command: str) -> tuple[list[str], Path]:
+    """Finished runs, grouped, on one table, one per-seed table and one plot, as `compare` reports its own."""
+    from rlsuite.errors import UserError
+    from rlsuite.plots import plot_curves
+    from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
+
+    output = Path(output)
+    if output.suffix != ".md" or output.is_dir():
+        raise UserError(f"-o {output} must be a markdown path, e.g. -o compare.md")
+    groups = run_groups(specs)
+    if len(groups) < 2:
+        raise UserError("give at least two groups of runs to compare, e.g. best='runs/x-*' card='runs/y-*'")
+    results = {label: [finished_summary(d) for d in dirs] for label, dirs in groups.items()}
+    envs = sorted({s["env_id"] for v in results.values() for s in v})
+    if len(envs) > 1:
+        raise UserError(f"these runs are on {len(envs)} envs ({', '.join(envs)}); compare one env at a time")
+    try:
+        max_return = load_env_card(envs[0]).max_return
+    except Exception:  # a run of an env whose card is gone: the table does without the max-return column
+        max_return = None
+    table = aggregate_table(results, max_return)
+    labels = list(results)
+    r = ratio_lines(results[labels[0]], results[labels[1]], labels[0], labels[1])
+    if results[labels[0]][0].get("threshold") is not None and r["wall_to_solve"] == r["wall_to_solve"]:
+        table += [f"{labels[0]} / {labels[1]}: median wall-to-solve {r['wall_to_solve']:.2f}×, "
+                  f"median steps/s {r['steps_per_s']:.2f}×"]
+    else:
+        table += [f"{labels[0]} / {labels[1]}: median steps/s {r['steps_per_s']:.2f}×"]
+    run_labels = {str(d): label for label, dirs in groups.items() for d in dirs}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure = plot_curves(list(run_labels), output.with_suffix(".png"), labels=run_labels,
+                         title=f"{envs[0]}: {' vs '.join(labels)}, mean and 95% band").paths[0]
+    seeds = sorted({s["seed"] for v in results.values() for s in v})
+    lines = header(f"{envs[0]}: {' vs '.join(labels)}", command, seeds) + table + [""]
+    lines += per_seed_table(results) + [f"![curves]({figure.name})", ""]
+    output.write_text("\n".join(lines) + "\n")
+    return table, output

@@ -224,6 +224,10 @@ def write_report(tune_dir: str | Path) -> Path:
         entry = card_entry(settings, best.params, comment)
         atomic_write_text(tune_dir / "best.yaml", entry)
         lines += [f"## Best trial: {best.number} (objective {best.value:.3f}; finals {finals})", ""]
+        best_runs = best.user_attrs.get("runs", [])
+        if best_runs and (tune_dir / "runs").exists():  # a glob `compare` / `plot` take: runs differ only in seed
+            stem = Path(best_runs[0]).name.rsplit("-s", 1)[0]
+            lines += [f"Its runs: `{tune_dir / 'runs' / stem}-s*`", ""]
         if card is not None:
             lines += [f"Current card on the same seeds: objective {card[0]:.3f}, finals "
                       f"{', '.join(f'{f:.1f}' for f in card[1])}.", ""]
@@ -231,9 +235,13 @@ def write_report(tune_dir: str | Path) -> Path:
         if card is not None:
             runs_best = best.user_attrs.get("runs", [])
             labels = {**{d: f"best (trial {best.number})" for d in runs_best}, **{d: "current card" for d in card[2]}}
-            fig = plot_curves(list(labels), tune_dir / "best_vs_card", labels=labels,
-                              title=f"{settings.agent} on {settings.env_id}: best trial vs current card, seeds {seeds}")
-            lines += [f"![best vs card]({fig.paths[0].name})", ""]
+            figure = tune_dir / "best_vs_card.png"
+            if all((Path(d) / "metrics.csv").exists() for d in labels):
+                figure = plot_curves(list(labels), tune_dir / "best_vs_card", labels=labels,
+                                     title=f"{settings.agent} on {settings.env_id}: best trial vs current card, "
+                                           f"seeds {seeds}").paths[0]
+            if figure.exists():  # a published copy without the runs keeps the figure it was published with
+                lines += [f"![best vs card]({figure.name})", ""]
     else:
         lines += ["No trial has completed yet.", ""]
     if trials:
@@ -259,11 +267,16 @@ def write_report(tune_dir: str | Path) -> Path:
             note = f"pruned at seed {settings.seeds[step // settings.steps]} step {step % settings.steps:,}"
         lines.append(f"| {t.number} | {state} | {value} | {finals} | " + " | ".join(_fmt(t.params.get(n, "—")) for n in names)
                      + f" | {note.replace('|', '/')} |")
-    write_hparams(settings, tune_dir, trials)  # workers write them as trials finish; this fills any gap
-    hp = len(list((tune_dir / "tensorboard").glob("trial-*"))) if (tune_dir / "tensorboard").exists() else 0
-    lines += ["", f"TensorBoard HParams: `tensorboard --logdir {tune_dir / 'tensorboard'}` ({hp} complete trials). "
-              f"Trial runs are ordinary run directories under `{tune_dir / 'runs'}`: `rlsuite plot` and "
-              "`rlsuite eval` take them.", ""]
+    if (tune_dir / "runs").exists():
+        write_hparams(settings, tune_dir, trials)  # workers write them as trials finish; this fills any gap
+        hp = len(list((tune_dir / "tensorboard").glob("trial-*"))) if (tune_dir / "tensorboard").exists() else 0
+        lines += ["", f"TensorBoard HParams: `tensorboard --logdir {tune_dir / 'tensorboard'}` ({hp} complete trials). "
+                  f"Trial runs are ordinary run directories under `{tune_dir / 'runs'}`: `rlsuite plot`, "
+                  "`rlsuite compare` (groups of runs) and `rlsuite eval` take them.", ""]
+    else:
+        lines += ["", "This folder holds the study without its trial runs (a published copy: report, figures, "
+                  "best.yaml, tune.json and the journal), so `rlsuite tune show` reads it but the runs, their curves "
+                  "and the TensorBoard logs stay where the study ran.", ""]
     report = tune_dir / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
     return report

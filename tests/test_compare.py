@@ -303,3 +303,36 @@ def test_finished_runs_stay_reusable_when_fields_with_defaults_are_added():
     assert runs._experiment(old) == runs._experiment(new)
     old["config"]["gamma"] = 0.5
     assert runs._experiment(old) != runs._experiment(new)
+
+
+def test_compare_takes_groups_of_finished_runs(tmp_path, tiny_run):
+    """Issue 10: compare works on trial runs unchanged. Two groups of finished runs (a folder of runs, a
+    quoted glob) on one table, with the per-seed table and the curves beside it."""
+    from rlsuite import runs
+
+    other = tmp_path / "other"
+    for seed in (2, 3):
+        runs.train("dqn", "CartPole-v1", seed=seed, steps=600, overrides=dict(TINY_DQN), out=other, progress=False)
+    report = tmp_path / "cmp.md"
+    result = invoke("compare", f"tiny={tiny_run}", f"other={other}/runs/*-s*", "-o", report)
+    assert result.exit_code == 0, result.output
+    assert "| tiny | 1 |" not in result.output  # the aggregate table, not a per-seed row, goes to the terminal
+    assert "| tiny |" in result.output and "| other |" in result.output
+    assert "tiny / other: median" in result.output
+    text = report.read_text()
+    assert "| other | 2 |" in text and "| other | 3 |" in text and "| tiny | 1 |" in text
+    assert report.with_suffix(".png").exists()
+
+
+def test_compare_of_runs_bad_input_is_one_line(tmp_path, tiny_run):
+    assert_one_line_error(invoke("compare", f"a={tiny_run}"), "at least two groups")
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={tmp_path}/nothing-*"), "matches nothing")
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"a={tiny_run}"), "given twice")
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={tiny_run}", "--seeds", "3"), "takes none of them")
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={tiny_run}", "-o", tmp_path / "x.png"), "markdown")
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
+    (stopped / "status.json").write_text('{"status": "interrupted", "step": 300}')
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={stopped}"), "has not finished", "interrupted")
+    assert_one_line_error(invoke("compare", "dqn", "CartPole-v1", "-o", tmp_path / "c.md"), "groups of finished runs")

@@ -257,6 +257,30 @@ def test_a_moved_study_keeps_its_own_journal_and_a_lost_or_damaged_one_is_one_li
     assert_one_line_error(invoke("tune", "show", moved), "journal", "missing")
 
 
+def test_trial_runs_go_to_compare_and_a_published_copy_without_runs_still_shows(finished_study, tmp_path):
+    """Issue 10 item 4: compare takes trial runs (grouped by the glob the report prints). A study published
+    without its runs (results/tune-cards/) is read by `tune show`; before, the committed copies had no
+    tune.json or journal and `tune show` refused them."""
+    import shutil
+
+    report = (finished_study / "report.md").read_text()
+    glob_line = next(line for line in report.splitlines() if line.startswith("Its runs: `"))
+    best = glob_line.split("`")[1]
+    other = next(p for p in (finished_study / "runs").iterdir() if not p.match(best))
+    result = invoke("compare", f"best={best}", f"other={other}", "-o", tmp_path / "best.md")
+    assert result.exit_code == 0, result.output
+    assert "| best |" in result.output and "| other |" in result.output
+    copy = tmp_path / "published"
+    copy.mkdir()
+    for name in ("tune.json", "study.journal", "best.yaml"):
+        shutil.copyfile(finished_study / name, copy / name)
+    result = invoke("tune", "show", copy)
+    assert result.exit_code == 0, result.output
+    text = (copy / "report.md").read_text()
+    assert "without its trial runs" in text and "## Best trial" in text
+    assert not (copy / "tensorboard").exists() and "Its runs:" not in text
+
+
 def test_a_resumed_study_does_not_replay_its_first_random_proposals(tmp_path):
     assert invoke(*tune_args(tmp_path, 1)).exit_code == 0
     assert invoke(*tune_args(tmp_path, 2)).exit_code == 0
