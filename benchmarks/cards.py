@@ -66,17 +66,21 @@ WHY = {
                        "50k steps and at 100k (results/cards-dqn-100k.md, tuning seeds 10-19 and fresh seeds 300-309): "
                        "neither stayed solved on more fresh seeds than this card. The seeds that miss here never reach "
                        "the threshold within the budget rather than collapse after it.",
-    "dqn:LunarLander-v3": "The budget is the zoo's 100k steps. The seeds that miss mostly end between 100 and 200, "
-                          "not in a crash: DQN on LunarLander is still improving at 100k steps, and one 20-episode "
-                          "evaluation of a policy near 200 falls either side. Tried: the learning rate annealed to 0 "
-                          "over the budget (no better on tuning seeds 10-13). Not yet tried on 10 fresh seeds: a "
-                          "larger stated budget.",
-    "a2c:LunarLander-v3": "Most seeds reach 200 at some evaluation and fall back by the end: A2C's small on-policy "
-                          "updates at a constant rate do not hold a landing policy. SB3 with the zoo's values stays "
-                          "solved on none of its seeds either (results/README.md). Tried: two hand-made variants on "
-                          "tuning seeds 10-13 and a tune study over the optimiser, env count, rates, GAE and "
-                          "observation normalisation (results/tune-cards/a2c-LunarLander-v3/report.md): no trial stayed "
-                          "solved on most of its seeds.",
+    "dqn:LunarLander-v3": "The budget is the zoo's 100k steps (the same for SB3 in results/README.md). The misses "
+                          "above end near the threshold, not in a crash, and some fell back after reaching it: with a "
+                          "constant learning rate the greedy policy still moves at 100k steps, and one 20-episode "
+                          "evaluation of a policy near 200 falls either side. The zoo itself reports these values "
+                          "below 200 on average at 100k steps (its figure is quoted in agents/dqn.yaml). Tried: the "
+                          "learning rate annealed to 0 over the budget, on 4 tuning seeds (10-13; not kept as a "
+                          "report): no better. Not yet tried on 10 fresh seeds: a larger stated budget.",
+    "a2c:LunarLander-v3": "Most of the misses reached 200 at some evaluation and fell back by the end, even with the "
+                          "card's learning rate annealed to 0: A2C's small on-policy steps (8 envs × 5 steps per "
+                          "update) do not hold a landing policy. SB3 with the zoo's values does no better "
+                          "(results/README.md). Tried: two hand-made variants on tuning seeds 10-13 (described in "
+                          "benchmarks/tune_cards.py; not kept as reports) and a tune study over the card's space plus "
+                          "the optimiser, env count and observation normalisation "
+                          "(results/tune-cards/a2c-LunarLander-v3/report.md): its best trial stays solved on none of "
+                          "its seeds.",
 }
 
 
