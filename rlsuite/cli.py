@@ -444,11 +444,12 @@ def tune_show(tune_dir):
         click.echo(line)
 
 
-SECTIONS = ("dqn", "pg", "reinforce", "cards", "tuning", "mnist", "faults", "pixels", "continuous", "matrix")
+SECTIONS = ("dqn", "pg", "reinforce", "cards", "floatpaths", "tuning", "mnist", "faults", "pixels", "continuous",
+            "matrix")
 
 
 @main.command()
-@click.option("--sections", default="dqn,pg,reinforce,cards,tuning,mnist,faults,pixels,continuous,matrix",
+@click.option("--sections", default="dqn,pg,reinforce,cards,floatpaths,tuning,mnist,faults,pixels,continuous,matrix",
               show_default=True,
               help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
@@ -462,6 +463,8 @@ def bench(sections, seeds, out):
     pg      results/pg.md: REINFORCE / A2C / PPO targets (CartPole, PPO LunarLander)
     reinforce  results/reinforce.md: REINFORCE on CartPole, Acrobot, LunarLander (10 seeds)
     cards   results/cards.md: every shipped card against issue 10's target on fresh seeds 100-109
+    floatpaths  results/float-paths.md: which float-path switches change the arithmetic here; then the
+            validated cards again under ATEN_CPU_CAPABILITY=default (results/float-default/)
     tuning  results/tuning.md: what `rlsuite tune` costs (DQN CartPole; pruning; 2 workers)
     mnist   results/mnist.md: the supervised module
     faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
@@ -476,14 +479,14 @@ def bench(sections, seeds, out):
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():
         raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
-    extra = {"pg": ["--sections", "cartpole,reinforce,lunarlander"]}
+    extra = {"pg": ["--sections", "cartpole,reinforce,lunarlander"], "floatpaths": ["--cards"]}
     names = [n.strip() for n in sections.split(",") if n.strip()]
     for name in names:
         if name not in SECTIONS or not (scripts / f"{name}.py").exists():
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")
     for name in names:
         cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
-        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
+        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "floatpaths", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
         if subprocess.run(cmd).returncode != 0:
             raise UserError(f"benchmark section '{name}' failed; its output is above")
