@@ -464,7 +464,7 @@ def bench(sections, seeds, out):
     reinforce  results/reinforce.md: REINFORCE on CartPole, Acrobot, LunarLander (10 seeds)
     cards   results/cards.md: every shipped card against issue 10's target on fresh seeds 100-109
     floatpaths  results/float-paths.md: which float-path switches change the arithmetic here; then the
-            validated cards again under ATEN_CPU_CAPABILITY=default (results/float-default/)
+            validated cards again under ATEN_CPU_CAPABILITY=default, seeds 100-104 (results/float-default/)
     tuning  results/tuning.md: what `rlsuite tune` costs (DQN CartPole; pruning; 2 workers)
     mnist   results/mnist.md: the supervised module
     faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
