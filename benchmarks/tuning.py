@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--studies", default=",".join(STUDIES))
     parser.add_argument("--steps", type=int, default=None, help="per seed (default: the card's 50,000); for a smoke test")
     parser.add_argument("--out", default="results")
+    parser.add_argument("--conditions", default=None,
+                        help="how the studies were timed (what else ran beside them), stated in the report")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -108,7 +110,8 @@ def main() -> None:
     budget = f"{args.steps:,}" if args.steps else "50,000"
     report += [f"Each trial: the DQN card's `tune:` space on CartPole-v1, 3 seeds (10-12) × {budget} steps, scored by "
                "rlsuite.tuning.objective; TPE with sampler seed 0. Wall-clock is the whole `tune` call (trials, "
-               "evaluations, storage), the current card's reference runs excluded.", "",
+               "evaluations, storage), the current card's reference runs excluded." +
+               (f" Conditions: {args.conditions}" if args.conditions else ""), "",
                "| study | pruner | workers | trials done | complete / pruned / failed | wall (min) | trials per hour | "
                "env steps trained | env steps/s | best objective |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res.values():
