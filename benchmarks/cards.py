@@ -63,7 +63,8 @@ NOTES = {
 # where its evidence is. The figures themselves come from the runs (diagnosis below), never from this text.
 WHY = {
     "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune-cards/dqn-CartPole-v1/report.md) at the card's "
-                       "50k steps and at 100k (results/cards-dqn-100k.md, tuning seeds 10-19 and fresh seeds 300-309): "
+                       "50k steps (results/cards-changed.md, fresh seeds 200-209) and at 100k (results/cards-dqn-100k.md, "
+                       "fresh seeds 300-309): "
                        "neither stayed solved on more fresh seeds than this card. The seeds that miss here never reach "
                        "the threshold within the budget rather than collapse after it.",
     "dqn:LunarLander-v3": "The budget is the zoo's 100k steps (the same for SB3 in results/README.md). The misses "
