@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -106,7 +107,7 @@ def main() -> None:
             enqueue = res["unpruned"]["params"][:args.trials]
         res[name] = run_study(root, name, args.trials, enqueue, args.steps)
     report = header("What tuning costs: rlsuite tune on DQN CartPole-v1",
-                    f"python {' '.join(['benchmarks/tuning.py'] + sys.argv[1:])}", [10, 11, 12])
+                    f"python {shlex.join(['benchmarks/tuning.py'] + sys.argv[1:])}", [10, 11, 12])
     budget = f"{args.steps:,}" if args.steps else "50,000"
     report += [f"Each trial: the DQN card's `tune:` space on CartPole-v1, 3 seeds (10-12) × {budget} steps, scored by "
                "rlsuite.tuning.objective; TPE with sampler seed 0. Wall-clock is the whole `tune` call (trials, "
