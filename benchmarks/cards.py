@@ -65,8 +65,9 @@ WHY = {
     "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune-cards/dqn-CartPole-v1/report.md) at the card's "
                        "50k steps (results/cards-changed.md, fresh seeds 200-209) and at 100k (results/cards-dqn-100k.md, "
                        "fresh seeds 300-309): "
-                       "neither stayed solved on more fresh seeds than this card. The seeds that miss here never reach "
-                       "the threshold within the budget rather than collapse after it.",
+                       "neither stayed solved on more fresh seeds than this card. DQN's CartPole runs end either side of "
+                       "the threshold seed by seed: some never reach it in the budget, some reach it and fall back "
+                       "(results/cards-dqn-fresh400.md: the card on seeds no choice has seen).",
     "dqn:LunarLander-v3": "The budget is the zoo's 100k steps (the same for SB3 in results/README.md). The misses "
                           "above end near the threshold, not in a crash, and some fell back after reaching it: with a "
                           "constant learning rate the greedy policy still moves at 100k steps, and one 20-episode "
