@@ -219,6 +219,13 @@ def test_metrics_rows_after_the_checkpoint_step_are_refused(tmp_path):
         truncate_metrics(path, 3, ["step", "wall_s"], max_step=500)
 
 
+def test_a_finished_run_records_its_float_path(tiny_run):
+    from rlsuite.rundir import float_path
+
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert summary["float_path"] == float_path()  # trained in this process, under the same switches
+
+
 def test_float_path_is_recorded_and_put_in_the_regenerate_command(monkeypatch):
     """A report made under another float path must say so, and its Regenerate line must select it again
     (before, cards.py knew two of the switches and the command line none)."""
