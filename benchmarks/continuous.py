@@ -28,8 +28,8 @@ from rlsuite.baselines import differences_from_zoo
 from rlsuite.cards import load_env_card
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import (aggregate_table, header, per_seed_table, ratio_lines, read_sections, stamped,
-                            write_sections)
+from rlsuite.report import (aggregate_table, header, per_seed_table, ratio_lines, stamped,
+                            write_section)
 from rlsuite.stats import aggregate
 
 SECTIONS = ("pendulum", "mujoco", "updates")
@@ -180,17 +180,16 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "continuous.md"
-    done = read_sections(path)
     for name in args.sections.split(","):
         if name not in SECTIONS:
             sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
         seeds = list(range(args.seeds or (5 if name == "pendulum" else 3)))
         section = (pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds)
                    if name == "mujoco" else updates_section())
-        done[name] = stamped(section, f"python benchmarks/continuous.py --sections {name}",
-                             seeds if name != "updates" else None)
+        section = stamped(section, f"python benchmarks/continuous.py --sections {name}",
+                          seeds if name != "updates" else None)
         head = header("Continuous control: SAC and TD3 vs SB3", "python benchmarks/continuous.py", None)
-        write_sections(path, head, done, SECTIONS)
+        write_section(path, head, name, section, SECTIONS)
         print(f"wrote {path} ({name})", flush=True)
 
 

@@ -34,7 +34,7 @@ import torch
 from rlsuite import compare
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import header, ratio_lines, read_sections, stamped, write_sections
+from rlsuite.report import header, ratio_lines, stamped, write_section
 from rlsuite.stats import aggregate
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
@@ -202,24 +202,24 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "pixels.md"
-    done = read_sections(report_path)  # sections not run this time keep their previous text
     for name in args.sections.split(","):
         if name == "memory":
-            done[name] = memory_section()
+            section = memory_section()
         elif name == "vectorization":
-            done[name] = vectorization_section()
+            section = vectorization_section()
         elif name == "speed":
-            done[name] = speed_section(out)
+            section = speed_section(out)
         elif name == "minatar":
-            done[name] = minatar_section(out, list(range(args.seeds)))
+            section = minatar_section(out, list(range(args.seeds)))
         elif name == "pong":
-            done[name] = pong_section(out)
+            section = pong_section(out)
         else:
             sys.exit(f"unknown section {name}; choose from memory, vectorization, speed, minatar, pong")
-        done[name] = stamped(done[name], f"python benchmarks/pixels.py --sections {name}",
-                             list(range(args.seeds)) if name == "minatar" else None)
+        section = stamped(section, f"python benchmarks/pixels.py --sections {name}",
+                          list(range(args.seeds)) if name == "minatar" else None)
         head = header("Pixels: DQN and PPO on image observations", "python benchmarks/pixels.py", None)
-        write_sections(report_path, head, done, ("memory", "vectorization", "speed", "minatar", "pong"))
+        # sections not run this time keep their previous text (another process may be running them)
+        write_section(report_path, head, name, section, ("memory", "vectorization", "speed", "minatar", "pong"))
         print(f"wrote {report_path} ({name})", flush=True)
 
 

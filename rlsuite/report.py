@@ -147,11 +147,18 @@ def stamped(section: list[str], command: str, seeds=None) -> list[str]:
     return [*section[:1], "", stamp, *section[1:]]
 
 
-def write_sections(path, head: list[str], done: dict[str, list[str]], order) -> None:
+def write_section(path, head: list[str], name: str, section: list[str], order) -> None:
+    """Replace one section of a sectioned report. The file is read again right here, not when the
+    script started: two benchmark processes working on different sections of one report (hours
+    apart) must not erase each other's finished sections. Written atomically."""
     from pathlib import Path
 
+    from rlsuite.rundir import atomic_write_text
+
+    done = read_sections(path)
+    done[name] = section
     lines = list(head)
     for key in order:
         if key in done:
             lines += [f"<!-- section: {key} -->", *done[key]]
-    Path(path).write_text("\n".join(lines) + "\n")
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")

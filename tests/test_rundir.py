@@ -256,3 +256,16 @@ def test_a_sectioned_report_stamps_each_section_with_its_own_command(monkeypatch
     assert out[0] == "## Title" and out[-1] == "body"
     assert "`MKL_CBWR=COMPATIBLE python b.py --sections x`" in out[2] and "seeds [0, 1]" in out[2]
     assert "Seeds: each section states its own" in "\n".join(header("t", "python b.py", None))
+
+
+def test_two_report_writers_keep_each_others_sections(tmp_path):
+    # Two benchmark processes regenerate different sections of one report, hours apart. Before the fix each
+    # wrote back the sections it had read at its start, so the later writer erased the earlier one's section.
+    from rlsuite.report import read_sections, write_section
+
+    path, order = tmp_path / "r.md", ("a", "b", "c")
+    write_section(path, ["# R"], "c", ["## C", "old"], order)
+    write_section(path, ["# R"], "a", ["## A", "first process"], order)   # process 1 finishes section a
+    write_section(path, ["# R"], "b", ["## B", "second process"], order)  # process 2 finishes section b later
+    assert read_sections(path) == {"a": ["## A", "first process"], "b": ["## B", "second process"], "c": ["## C", "old"]}
+    assert path.read_text().startswith("# R\n<!-- section: a -->")
