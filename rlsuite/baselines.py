@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlsuite.cards import CommonConfig, Schedule, _to_schedule, apply, load_agent_card, load_env_card
+from rlsuite.cards import CommonConfig, EnvCard, Schedule, _to_schedule, apply, load_agent_card, load_env_card
 from rlsuite.engine import Run, resolve_device
 from rlsuite.rundir import new_run_dir
 from rlsuite.envs import make_env, resolve_env_id
@@ -209,12 +209,13 @@ def baseline_fingerprint(agent: str, env_id: str, steps: int | None = None, over
             "env_card": dataclasses.asdict(load_env_card(env_id))}
 
 
-def make_model(agent: str, env_id: str, hp: dict, seed: int, device, n_envs: int):
+def make_model(agent: str, card: EnvCard | str, hp: dict, seed: int, device, n_envs: int):
+    """The SB3 model for `hp` on the env card (or the id of one)."""
     import torch
     import stable_baselines3 as sb3
     from stable_baselines3.common.env_util import make_vec_env
 
-    card = load_env_card(env_id)
+    card = load_env_card(card) if isinstance(card, str) else card
     envs = make_vec_env(lambda: make_env(card), n_envs=n_envs, seed=seed)
     if hp.get("normalize"):
         from stable_baselines3.common.vec_env import VecNormalize
@@ -293,8 +294,6 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
                    device: str = "auto", progress: bool = True, name: str | None = None,
                    stop_at: int | None = None, lock=None, overrides: dict | None = None) -> dict:
     """SB3 with the card's baseline values; `overrides` (SB3 names) change some, e.g. for a short timing run."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
     from rlsuite.agents import get_agent
     from rlsuite.runs import check_seed
 
@@ -324,30 +323,87 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
     extra = {"baseline": {"algorithm": f"stable_baselines3.{SB3_ALGORITHMS[agent]}", "hyperparameters": hp,
                           "source": source}}
 
+    with Run(run_dir, agent, config, card, seed, dev, implementation="sb3", progress=progress,
+             stop_at=stop_at, extra=extra, lock=lock) as run:
+        return _learn(model, run)
+
+
+def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None,
+                    lock=None, on_eval=None) -> dict:
+    """Continue an interrupted SB3 baseline run from its checkpoint (see sb3_resume: not bit-exact, the
+    running episodes restart). Its config.yaml has the hyperparameters it was started with."""
+    from rlsuite.rundir import RunLock
+    from rlsuite.runs import load_run
+    from rlsuite.sb3_resume import restore_training_state
+
+    run_dir = Path(run_dir)
+    _, config, card, data = load_run(run_dir)
+    if (run_dir / "summary.json").exists():
+        raise UserError(f"{run_dir} is already complete (summary.json exists); an SB3 baseline cannot be trained "
+                        "beyond its budget, start a new one with the larger --steps")
+    hp = dict((data.get("baseline") or {}).get("hyperparameters") or {})
+    dev = resolve_device(device or data.get("device", "auto"))
+    lock = lock if lock is not None and lock.held else RunLock(run_dir).acquire()
+    try:
+        with Run(run_dir, data["agent"], config, card, data["seed"], dev, implementation="sb3", resume=True,
+                 progress=progress, stop_at=stop_at, lock=lock, on_eval=on_eval) as run:
+            if "training" not in run.restored["state"]:
+                raise UserError(f"{run_dir}/checkpoints/last.pt holds only the SB3 policy (written before SB3 runs "
+                                "could resume); train this baseline again")
+            model = make_model(data["agent"], card, hp, data["seed"], dev, int(hp.get("n_envs", 1)))
+            step = restore_training_state(model, run.restored["state"])
+            model.get_env().seed(data["seed"] + step)  # fresh episodes, not a replay of the first ones
+            return _learn(model, run)
+    finally:
+        lock.release()
+
+
+def resumable_baseline(run_dir: Path) -> bool:
+    """Whether an interrupted SB3 run's checkpoint has its training state (runs from before it had not)."""
+    from rlsuite.checkpoint import load_checkpoint
+
+    try:
+        return "training" in load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt").get("state", {})
+    except UserError:
+        return False
+
+
+def _learn(model, run: Run) -> dict:
+    """SB3's learn() up to the run's budget (from where a resumed model stands), reporting through the
+    rlsuite Run: episodes, evaluations, progress, checkpoints with the training state, stops."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from rlsuite.sb3_resume import training_state
+
     class ForwardToRun(BaseCallback):
         """Hands SB3's finished episodes and step counter to the rlsuite Run."""
 
-        def __init__(self, run: Run, act):
+        def __init__(self, act):
             super().__init__()
-            self.run, self.act = run, act
+            self.act = act
 
         def _on_training_start(self) -> None:
-            self.run.start_clock()
+            run.start_clock()
 
         def _on_step(self) -> bool:
             step = self.num_timesteps
             for info in self.locals.get("infos", []):
                 if "episode" in info:  # SB3's Monitor wrapper: raw episode return and length
-                    self.run.log_episode(step, float(info["episode"]["r"]), int(info["episode"]["l"]))
-            self.run.maybe_evaluate(step, self.act)
-            self.run.progress(step)
-            return not self.run.should_stop(step)
+                    run.log_episode(step, float(info["episode"]["r"]), int(info["episode"]["l"]))
+            run.maybe_evaluate(step, self.act)
+            run.progress(step)
+            if run.should_stop(step):
+                return False
+            if run.checkpoint_due(step):
+                run.save_checkpoint(step, {**sb3_state(model), **training_state(model)})
+            return True
 
-    with Run(run_dir, agent, config, card, seed, dev, implementation="sb3", progress=progress,
-             stop_at=stop_at, extra=extra, lock=lock) as run:
-        act = sb3_policy(model)
-        model.learn(total_timesteps=config.total_steps, callback=ForwardToRun(run, act))
-        return run.finish(int(model.num_timesteps), act, sb3_state(model))
+    act = sb3_policy(model)
+    total, done = run.config.total_steps, int(model.num_timesteps)
+    model.learn(total_timesteps=total - done, callback=ForwardToRun(act), reset_num_timesteps=done == 0)
+    step = int(model.num_timesteps)
+    # A run that stops early keeps what it needs to go on; a finished one only what evaluation needs.
+    return run.finish(step, act, sb3_state(model) if step >= total else {**sb3_state(model), **training_state(model)})
 
 
 def sb3_state(model) -> dict:
@@ -372,7 +428,7 @@ def load_sb3_policy(data: dict, card, state: dict, device):
 
     hp = dict((data.get("baseline") or {}).get("hyperparameters") or {})
     hp.pop("normalize", None)  # the saved statistics replace a fresh VecNormalize
-    model = make_model(data["agent"], card.id, hp, data["seed"], device, int(hp.get("n_envs", 1)))
+    model = make_model(data["agent"], card, hp, data["seed"], device, int(hp.get("n_envs", 1)))
     model.policy.load_state_dict(state["policy"])
     norm = state.get("obs_norm")
     if norm is not None:

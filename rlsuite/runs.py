@@ -115,8 +115,13 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
     stopped or finished run trains on to the new total (its schedules stretch over the new budget)."""
     run_dir = Path(run_dir)
     spec, config, card, data = load_run(run_dir)
+    if data.get("implementation", "rlsuite") == "sb3" and steps is None:
+        from rlsuite.baselines import resume_baseline
+
+        return resume_baseline(run_dir, progress=progress, stop_at=stop_at, device=device, lock=lock, on_eval=on_eval)
     if data.get("implementation", "rlsuite") != "rlsuite":
-        raise UserError(f"{run_dir} was made by {data['implementation']}; only rlsuite runs can be resumed")
+        raise UserError(f"{run_dir} was made by {data['implementation']}; it can continue to its own budget "
+                        "(without --steps), not beyond it")
     if data["agent"] == "supervised":
         raise UserError(f"{run_dir} is a supervised run; train a new one with `rlsuite supervised`")
     lock = lock if lock is not None and lock.held else RunLock(run_dir).acquire()
@@ -270,10 +275,15 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
             return json.loads(summary.read_text())
         resumable = (same and not force and fingerprint is not None and (run_dir / "checkpoints" / "last.pt").exists()
                      and read_status(run_dir)["status"] in ("interrupted", "running")
-                     and (run_dir / "config.yaml").exists()
-                     and read_run_config(run_dir).get("implementation", "rlsuite") == "rlsuite")
-        if resumable:
+                     and (run_dir / "config.yaml").exists())
+        implementation = read_run_config(run_dir).get("implementation", "rlsuite") if resumable else None
+        if implementation == "rlsuite":
             return resume(run_dir, progress=False, lock=lock, on_eval=on_eval)
+        if implementation == "sb3":
+            from rlsuite.baselines import resumable_baseline, resume_baseline
+
+            if resumable_baseline(run_dir):  # an SB3 run checkpointed before it could resume starts over
+                return resume_baseline(run_dir, progress=False, lock=lock, on_eval=on_eval)
         for child in run_dir.iterdir():  # a failed, stale or forced run is redone from scratch
             if child.name != "lock":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
