@@ -28,7 +28,7 @@ from rlsuite.baselines import differences_from_zoo
 from rlsuite.cards import load_env_card
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import (aggregate_table, header, per_seed_table, ratio_lines, stamped,
+from rlsuite.report import (aggregate_table, header, pending_note, per_seed_table, ratio_lines, stamped,
                             write_section)
 from rlsuite.stats import aggregate
 
@@ -82,13 +82,18 @@ def pendulum_section(out: Path, seeds) -> list[str]:
                     "env + acting: the gradient steps, replay sampling and bookkeeping):", "", *SPLIT_HEAD, *splits, ""]
 
 
-def mujoco_section(out: Path, seeds) -> list[str]:
+def mujoco_section(out: Path, seeds, publish=None) -> list[str]:
+    """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(lines)`),
+    with the cells still to run named, so a stopped invocation leaves its finished cells in the report."""
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
              f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
              "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps.", ""]
-    for env_id in ("Hopper-v5", "HalfCheetah-v5"):
-        for agent in ("sac", "td3", "ppo"):  # cheapest per step last: PPO's 1M steps cost about SAC's 300k
-            lines += cell_lines(agent, env_id, cell(agent, env_id, seeds, out), out)
+    # cheapest per step last: PPO's 1M steps cost about SAC's 300k
+    cells = [(agent, env_id) for env_id in ("Hopper-v5", "HalfCheetah-v5") for agent in ("sac", "td3", "ppo")]
+    for k, (agent, env_id) in enumerate(cells):
+        lines += cell_lines(agent, env_id, cell(agent, env_id, seeds, out), out)
+        if publish is not None and k + 1 < len(cells):
+            publish(pending_note(lines, 4, [f"{a.upper()} {e}" for a, e in cells[k + 1:]], len(cells)))
     return lines
 
 
@@ -184,12 +189,15 @@ def main() -> None:
         if name not in SECTIONS:
             sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
         seeds = list(range(args.seeds or (5 if name == "pendulum" else 3)))
-        section = (pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds)
-                   if name == "mujoco" else updates_section())
-        section = stamped(section, f"python benchmarks/continuous.py --sections {name}",
-                          seeds if name != "updates" else None)
         head = header("Continuous control: SAC and TD3 vs SB3", "python benchmarks/continuous.py", None)
-        write_section(path, head, name, section, SECTIONS)
+
+        def publish(section, name=name, seeds=seeds):
+            section = stamped(section, f"python benchmarks/continuous.py --sections {name}",
+                              seeds if name != "updates" else None)
+            write_section(path, head, name, section, SECTIONS)
+
+        publish(pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds, publish)
+                if name == "mujoco" else updates_section())
         print(f"wrote {path} ({name})", flush=True)
 
 

@@ -34,7 +34,7 @@ import torch
 from rlsuite import compare
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import header, ratio_lines, stamped, write_section
+from rlsuite.report import header, pending_note, ratio_lines, stamped, write_section
 from rlsuite.stats import aggregate
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
@@ -148,7 +148,8 @@ def speed_section(out: Path) -> list[str]:
     return lines + split + [""]
 
 
-def minatar_section(out: Path, seeds: list[int]) -> list[str]:
+def minatar_section(out: Path, seeds: list[int], publish=None) -> list[str]:
+    """Each finished cell is published at once (`publish(lines)`), with the cells still to run named."""
     root = out / "runs" / "bench-pixels"
     lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
              f"Seeds {seeds}. SB3 runs rlsuite's CNN (nets.CNN) as its features extractor: SB3's NatureCNN needs "
@@ -157,22 +158,25 @@ def minatar_section(out: Path, seeds: list[int]) -> list[str]:
              "| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | paper DQN (5M) |",
              "|---|---|---|---|---|---|---|"]
     figures = []
-    for agent in ("dqn", "ppo"):
-        for env_id in MINATAR:
-            res = compare.side_by_side(env_id, seeds, root / agent, compare.ours_and_sb3(agent, env_id), False,
-                                       lambda label, seed, s, a=agent, e=env_id: print(a, e, label, seed,
-                                       round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True))
-            a, b = aggregate(res["rlsuite"]), aggregate(res["sb3"])
-            r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
-            fmt = lambda g: f"{g['final_iqm']:.1f} [{g['final_ci'][0]:.1f}, {g['final_ci'][1]:.1f}]"  # noqa: E731
-            paper = PAPER_DQN.get(env_id, "—") if agent == "dqn" else "—"
-            lines.append(f"| {agent.upper()} | {env_id} | {fmt(a)} | {fmt(b)} | {'yes' if a['final_iqm'] >= b['final_iqm'] else 'no'} | "
-                         f"{r['steps_per_s']:.2f}× | {paper} |")
-            labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
-            name = f"pixels_{agent}_{env_id.replace('/', '-')}"
-            paths = plot_curves(list(labels), out / "figures" / name, labels=labels,
-                                title=f"{agent} on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
-            figures.append(f"![{agent} {env_id}](figures/{paths[0].name})")
+    cells = [(agent, env_id) for agent in ("dqn", "ppo") for env_id in MINATAR]
+    for k, (agent, env_id) in enumerate(cells):
+        if k and publish is not None:
+            publish(pending_note(lines + [""] + figures + [""], 4, [f"{a.upper()} {e}" for a, e in cells[k:]],
+                                 len(cells)))
+        res = compare.side_by_side(env_id, seeds, root / agent, compare.ours_and_sb3(agent, env_id), False,
+                                   lambda label, seed, s, a=agent, e=env_id: print(a, e, label, seed,
+                                   round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True))
+        a, b = aggregate(res["rlsuite"]), aggregate(res["sb3"])
+        r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
+        fmt = lambda g: f"{g['final_iqm']:.1f} [{g['final_ci'][0]:.1f}, {g['final_ci'][1]:.1f}]"  # noqa: E731
+        paper = PAPER_DQN.get(env_id, "—") if agent == "dqn" else "—"
+        lines.append(f"| {agent.upper()} | {env_id} | {fmt(a)} | {fmt(b)} | {'yes' if a['final_iqm'] >= b['final_iqm'] else 'no'} | "
+                     f"{r['steps_per_s']:.2f}× | {paper} |")
+        labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
+        name = f"pixels_{agent}_{env_id.replace('/', '-')}"
+        paths = plot_curves(list(labels), out / "figures" / name, labels=labels,
+                            title=f"{agent} on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
+        figures.append(f"![{agent} {env_id}](figures/{paths[0].name})")
     return lines + [""] + figures + [""]
 
 
@@ -202,6 +206,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "pixels.md"
+    head = header("Pixels: DQN and PPO on image observations", "python benchmarks/pixels.py", None)
+
+    def publish(name: str, section: list[str]) -> None:
+        section = stamped(section, f"python benchmarks/pixels.py --sections {name}",
+                          list(range(args.seeds)) if name == "minatar" else None)
+        # sections not run this time keep their previous text (another process may be running them)
+        write_section(report_path, head, name, section, ("memory", "vectorization", "speed", "minatar", "pong"))
     for name in args.sections.split(","):
         if name == "memory":
             section = memory_section()
@@ -210,16 +221,12 @@ def main() -> None:
         elif name == "speed":
             section = speed_section(out)
         elif name == "minatar":
-            section = minatar_section(out, list(range(args.seeds)))
+            section = minatar_section(out, list(range(args.seeds)), partial(publish, name))
         elif name == "pong":
             section = pong_section(out)
         else:
             sys.exit(f"unknown section {name}; choose from memory, vectorization, speed, minatar, pong")
-        section = stamped(section, f"python benchmarks/pixels.py --sections {name}",
-                          list(range(args.seeds)) if name == "minatar" else None)
-        head = header("Pixels: DQN and PPO on image observations", "python benchmarks/pixels.py", None)
-        # sections not run this time keep their previous text (another process may be running them)
-        write_section(report_path, head, name, section, ("memory", "vectorization", "speed", "minatar", "pong"))
+        publish(name, section)
         print(f"wrote {report_path} ({name})", flush=True)
 
 

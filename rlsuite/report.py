@@ -147,6 +147,14 @@ def stamped(section: list[str], command: str, seeds=None) -> list[str]:
     return [*section[:1], "", stamp, *section[1:]]
 
 
+def pending_note(lines: list[str], at: int, pending: list[str], total: int) -> list[str]:
+    """A section published before all its cells have run: `lines` with, at index `at`, which cells are
+    still to come (a benchmark of many CPU-hours spans sessions; what finished is reported as it finishes)."""
+    note = (f"**In progress: {total - len(pending)} of {total} cells finished.** Not yet run: {', '.join(pending)} "
+            "(re-running this section's command reuses the finished runs and resumes the open one).")
+    return [*lines[:at], note, "", *lines[at:]]
+
+
 def write_section(path, head: list[str], name: str, section: list[str], order) -> None:
     """Replace one section of a sectioned report. The file is read again right here, not when the
     script started: two benchmark processes working on different sections of one report (hours

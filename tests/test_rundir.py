@@ -269,3 +269,12 @@ def test_two_report_writers_keep_each_others_sections(tmp_path):
     write_section(path, ["# R"], "b", ["## B", "second process"], order)  # process 2 finishes section b later
     assert read_sections(path) == {"a": ["## A", "first process"], "b": ["## B", "second process"], "c": ["## C", "old"]}
     assert path.read_text().startswith("# R\n<!-- section: a -->")
+
+
+def test_a_section_published_before_its_last_cell_names_the_cells_to_come():
+    from rlsuite.report import pending_note
+
+    lines = ["## T", "", "intro", "", "| table |", "| row |"]
+    out = pending_note(lines, 4, ["PPO Hopper-v5", "SAC HalfCheetah-v5"], 6)
+    assert out[:4] == lines[:4] and out[6:] == lines[4:]
+    assert out[4].startswith("**In progress: 4 of 6 cells finished.** Not yet run: PPO Hopper-v5, SAC HalfCheetah-v5")
