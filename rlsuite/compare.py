@@ -54,9 +54,6 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     import hashlib
     import json
 
-    from rlsuite.plots import plot_curves
-    from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
-
     tag = ""
     if steps is not None or overrides:  # different budgets or settings must not reuse each other's runs
         tag = "-" + hashlib.sha1(json.dumps([steps, sorted(overrides.items())]).encode()).hexdigest()[:8]
@@ -73,19 +70,30 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
         echo(f"rlsuite only (SB3 has no such setting): {', '.join(ours_only)}")
     results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None),
                            force, progress)
-    r = ratio_lines(results["rlsuite"], results["sb3"], "rlsuite", "sb3")
-    table = aggregate_table(results, load_env_card(env_id).max_return)
-    solvable = results["rlsuite"][0].get("threshold") is not None
-    table += [(f"rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, " if solvable else "rlsuite / SB3: ")
-              + f"median steps/s {r['steps_per_s']:.2f}×"]
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
-    plots = plot_curves(list(labels), root / "curves", labels=labels,
-                        title=f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds").paths
     command = f"rlsuite compare {agent} {env_id} --seeds {n_seeds}" + (f" --steps {steps}" if steps else "") + \
         "".join(f" --set {k}={v}" for k, v in overrides.items())
-    lines = header(f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds) + table + [""]
-    lines += per_seed_table(results) + [f"![curves]({plots[0].name})", ""]
-    report = root / "report.md"
+    return write_report(results, labels, load_env_card(env_id).max_return, root / "report.md", root / "curves",
+                        f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds,
+                        f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds")
+
+
+def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, report: Path, figure: Path,
+                 title: str, command: str, seeds, plot_title: str) -> tuple[list[str], Path]:
+    """The comparison report of two groups of finished runs (the first against the second): the across-seed
+    table with the ratios, the per-seed table and one plot; returns (table, report path)."""
+    from rlsuite.plots import plot_curves
+    from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
+
+    table = aggregate_table(results, max_return)
+    first, second = list(results)[:2]
+    r = ratio_lines(results[first], results[second], first, second)
+    solvable = results[first][0].get("threshold") is not None and r["wall_to_solve"] == r["wall_to_solve"]
+    table += [f"{first} / {second}: " + (f"median wall-to-solve {r['wall_to_solve']:.2f}×, " if solvable else "")
+              + f"median steps/s {r['steps_per_s']:.2f}×"]
+    report.parent.mkdir(parents=True, exist_ok=True)
+    plot = plot_curves(list(run_labels), figure, labels=run_labels, title=plot_title).paths[0]
+    lines = header(title, command, seeds) + table + [""] + per_seed_table(results) + [f"![curves]({plot.name})", ""]
     report.write_text("\n".join(lines) + "\n")
     return table, report
 
@@ -137,8 +145,6 @@ def finished_summary(run_dir: Path) -> dict:
 def compare_runs(specs: list[str], output: str | Path, command: str) -> tuple[list[str], Path]:
     """Finished runs, grouped, on one table, one per-seed table and one plot, as `compare` reports its own."""
     from rlsuite.errors import UserError
-    from rlsuite.plots import plot_curves
-    from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
 
     output = Path(output)
     if output.suffix != ".md" or output.is_dir():
@@ -154,20 +160,9 @@ def compare_runs(specs: list[str], output: str | Path, command: str) -> tuple[li
         max_return = load_env_card(envs[0]).max_return
     except Exception:  # a run of an env whose card is gone: the table does without the max-return column
         max_return = None
-    table = aggregate_table(results, max_return)
     labels = list(results)
-    r = ratio_lines(results[labels[0]], results[labels[1]], labels[0], labels[1])
-    if results[labels[0]][0].get("threshold") is not None and r["wall_to_solve"] == r["wall_to_solve"]:
-        table += [f"{labels[0]} / {labels[1]}: median wall-to-solve {r['wall_to_solve']:.2f}×, "
-                  f"median steps/s {r['steps_per_s']:.2f}×"]
-    else:
-        table += [f"{labels[0]} / {labels[1]}: median steps/s {r['steps_per_s']:.2f}×"]
     run_labels = {str(d): label for label, dirs in groups.items() for d in dirs}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure = plot_curves(list(run_labels), output.with_suffix(".png"), labels=run_labels,
-                         title=f"{envs[0]}: {' vs '.join(labels)}, mean and 95% band").paths[0]
     seeds = sorted({s["seed"] for v in results.values() for s in v})
-    lines = header(f"{envs[0]}: {' vs '.join(labels)}", command, seeds) + table + [""]
-    lines += per_seed_table(results) + [f"![curves]({figure.name})", ""]
-    output.write_text("\n".join(lines) + "\n")
-    return table, output
+    return write_report(results, run_labels, max_return, output, output.with_suffix(".png"),
+                        f"{envs[0]}: {' vs '.join(labels)}", command, seeds,
+                        f"{envs[0]}: {' vs '.join(labels)}, mean and 95% band")

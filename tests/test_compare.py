@@ -98,7 +98,7 @@ def test_compare_tiny_and_reuse(tmp_path):
             *[a for k, v in TINY_EVAL.items() for a in ("--set", f"{k}={v}")])
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    assert "| rlsuite |" in result.output and "| sb3 |" in result.output and "rlsuite / SB3" in result.output
+    assert "| rlsuite |" in result.output and "| sb3 |" in result.output and "rlsuite / sb3: median" in result.output
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     text = report.read_text()
     assert "IQM final [95% CI]" in text and (report.parent / "curves.png").exists()
