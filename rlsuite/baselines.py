@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlsuite.cards import CommonConfig, EnvCard, Schedule, _to_schedule, apply, load_agent_card, load_env_card
 from rlsuite.engine import Run, resolve_device
-from rlsuite.rundir import new_run_dir
+from rlsuite.rundir import new_run_dir, read_run_config
 from rlsuite.envs import make_env, resolve_env_id
 from rlsuite.errors import UserError
 
@@ -278,9 +278,7 @@ def cnn_extractor_class():
 
 def sb3_policy(model):
     """The deterministic SB3 policy as an `act(obs_batch) -> actions` for rlsuite's evaluate()."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    norm = model.get_env() if isinstance(model.get_env(), VecNormalize) else None
+    norm = model.get_vec_normalize_env()  # under VecTransposeImage too
 
     def act(obs):
         if norm is not None:
@@ -330,28 +328,38 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
 
 def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None,
                     lock=None, on_eval=None) -> dict:
-    """Continue an interrupted SB3 baseline run from its checkpoint (see sb3_resume: not bit-exact, the
-    running episodes restart). Its config.yaml has the hyperparameters it was started with."""
+    """Continue an interrupted SB3 baseline run from its checkpoint (see sb3_resume for what differs from an
+    uninterrupted run). Its config.yaml has the hyperparameters it was started with. A run stopped at its
+    budget (killed during the final evaluation) only finishes."""
     from rlsuite.rundir import RunLock
     from rlsuite.runs import load_run
-    from rlsuite.sb3_resume import restore_training_state
+    from rlsuite.sb3_resume import cut_episodes, restore_training_state
 
     run_dir = Path(run_dir)
     _, config, card, data = load_run(run_dir)
-    if (run_dir / "summary.json").exists():
-        raise UserError(f"{run_dir} is already complete (summary.json exists); an SB3 baseline cannot be trained "
-                        "beyond its budget, start a new one with the larger --steps")
     hp = dict((data.get("baseline") or {}).get("hyperparameters") or {})
     dev = resolve_device(device or data.get("device", "auto"))
     lock = lock if lock is not None and lock.held else RunLock(run_dir).acquire()
     try:
+        if (run_dir / "summary.json").exists():
+            raise UserError(f"{run_dir} is already complete (summary.json exists); an SB3 baseline cannot be trained "
+                            "beyond its budget, start a new one with the larger --steps")
         with Run(run_dir, data["agent"], config, card, data["seed"], dev, implementation="sb3", resume=True,
                  progress=progress, stop_at=stop_at, lock=lock, on_eval=on_eval) as run:
-            if "training" not in run.restored["state"]:
+            state, step = run.restored["state"], run.restored["step"]
+            if step >= config.total_steps:  # trained to the budget: what is left is the final evaluation
+                run.start_clock()
+                return run.finish(step, load_sb3_policy(data, card, state, dev), state)
+            if "training" not in state:
                 raise UserError(f"{run_dir}/checkpoints/last.pt holds only the SB3 policy (written before SB3 runs "
                                 "could resume); train this baseline again")
             model = make_model(data["agent"], card, hp, data["seed"], dev, int(hp.get("n_envs", 1)))
-            step = restore_training_state(model, run.restored["state"])
+            restore_training_state(model, state)
+            if "buffer" in state:
+                cut_episodes(model)
+            elif hasattr(model, "replay_buffer"):  # checkpoints without it (save_buffer: false): refill first
+                model.learning_starts = step + max(int(model.learning_starts), int(model.batch_size))
+            run.restored["state"] = {}  # the buffer now lives in SB3's arrays; do not hold it twice
             model.get_env().seed(data["seed"] + step)  # fresh episodes, not a replay of the first ones
             return _learn(model, run)
     finally:
@@ -359,62 +367,87 @@ def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | N
 
 
 def resumable_baseline(run_dir: Path) -> bool:
-    """Whether an interrupted SB3 run's checkpoint has its training state (runs from before it had not)."""
-    from rlsuite.checkpoint import load_checkpoint
+    """Whether an interrupted SB3 run can continue: its checkpoint has the training state (those written
+    before SB3 runs could resume have not), or it reached its budget. Memory-mapped: the buffer is not read."""
+    import torch
 
     try:
-        return "training" in load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt").get("state", {})
-    except UserError:
+        ckpt = torch.load(Path(run_dir) / "checkpoints" / "last.pt", map_location="cpu", weights_only=True, mmap=True)
+        total = read_run_config(Path(run_dir))["config"]["total_steps"]
+        return "training" in ckpt.get("state", {}) or int(ckpt.get("step", 0)) >= int(total)
+    except Exception:  # unreadable or foreign: trained again, as before
         return False
 
 
 def _learn(model, run: Run) -> dict:
     """SB3's learn() up to the run's budget (from where a resumed model stands), reporting through the
-    rlsuite Run: episodes, evaluations, progress, checkpoints with the training state, stops."""
+    rlsuite Run: episodes, evaluations, progress, checkpoints with the training state, stops.
+
+    Checkpoints and stops happen at rollout boundaries (SB3's on_rollout_start and the first step after
+    it, whose transition is not stored yet), where buffer, counters and weights agree: a resume then
+    loses no collected data and no gradient step. A stop can wait up to one rollout (n_steps x n_envs
+    steps for PPO/A2C, train_freq for DQN/SAC/TD3)."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from rlsuite.sb3_resume import training_state
+    from rlsuite.sb3_resume import can_resume, training_state
+
+    total = run.config.total_steps
+    save_buffer = getattr(run.config, "save_buffer", True)
+
+    def state() -> dict:
+        extra = training_state(model, save_buffer) if can_resume(model) else {}
+        return {**sb3_state(model), **extra}
 
     class ForwardToRun(BaseCallback):
         """Hands SB3's finished episodes and step counter to the rlsuite Run."""
 
         def __init__(self, act):
             super().__init__()
-            self.act = act
+            self.act, self.boundary, self.stopped = act, False, False
 
         def _on_training_start(self) -> None:
             run.start_clock()
 
+        def _on_rollout_start(self) -> None:
+            self.boundary = True
+            step = int(model.num_timesteps)
+            if step < total and run.checkpoint_due(step):
+                run.save_checkpoint(step, state())
+
         def _on_step(self) -> bool:
             step = self.num_timesteps
+            if self.boundary and run.should_stop(step - model.n_envs):
+                # The first step of a rollout: its transition is not stored, nothing trained on it. Stop as of
+                # the boundary (the step is undone below); the episodes it ended are logged after the resume.
+                self.stopped = True
+                return False
+            self.boundary = False
             for info in self.locals.get("infos", []):
                 if "episode" in info:  # SB3's Monitor wrapper: raw episode return and length
                     run.log_episode(step, float(info["episode"]["r"]), int(info["episode"]["l"]))
             run.maybe_evaluate(step, self.act)
             run.progress(step)
-            if run.should_stop(step):
-                return False
-            if run.checkpoint_due(step):
-                run.save_checkpoint(step, {**sb3_state(model), **training_state(model)})
             return True
 
     act = sb3_policy(model)
-    total, done = run.config.total_steps, int(model.num_timesteps)
-    model.learn(total_timesteps=total - done, callback=ForwardToRun(act), reset_num_timesteps=done == 0)
+    callback = ForwardToRun(act)
+    done = int(model.num_timesteps)
+    model.learn(total_timesteps=total - done, callback=callback, reset_num_timesteps=done == 0)
+    if callback.stopped:
+        model.num_timesteps -= model.n_envs
     step = int(model.num_timesteps)
     # A run that stops early keeps what it needs to go on; a finished one only what evaluation needs.
-    return run.finish(step, act, sb3_state(model) if step >= total else {**sb3_state(model), **training_state(model)})
+    return run.finish(step, act, sb3_state(model) if step >= total else state())
 
 
 def sb3_state(model) -> dict:
     """What re-evaluating an SB3 run needs, as plain tensors (loadable with weights_only=True): the
     policy's weights and, under VecNormalize, the observation statistics the policy was trained on."""
     import torch
-    from stable_baselines3.common.vec_env import VecNormalize
 
     state = {"policy": model.policy.state_dict()}
-    env = model.get_env()
-    if isinstance(env, VecNormalize) and env.norm_obs:
+    env = model.get_vec_normalize_env()  # under VecTransposeImage too
+    if env is not None and env.norm_obs:
         rms = env.obs_rms
         state["obs_norm"] = {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var),
                              "count": float(rms.count), "clip": float(env.clip_obs), "epsilon": float(env.epsilon)}

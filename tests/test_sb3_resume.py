@@ -29,15 +29,23 @@ def flat(state, prefix=""):
     return {prefix: state.numpy() if isinstance(state, torch.Tensor) else state}
 
 
+def scalars(model) -> dict:
+    """The model's own int/float attributes (counters, schedule positions), those a run may differ in aside."""
+    skip = {"seed", "start_time", "_num_timesteps_at_start", "_total_timesteps"}  # learn() sets these
+    return {k: v for k, v in vars(model).items() if type(v) in (int, float) and k not in skip}
+
+
 @pytest.mark.parametrize("agent,env_id,changes", [
     ("dqn", "CartPole-v1", {"learning_starts": 50, "target_update_interval": 7}),  # counters drive target updates
     ("sac", "Pendulum-v1", {"learning_starts": 50, "buffer_size": 1000}),  # a learned entropy coefficient
+    ("td3", "Pendulum-v1", {"learning_starts": 50, "buffer_size": 300, "n_envs": 2,  # a wrapped buffer, 2 envs
+                            "train_freq": 1}),
     ("a2c", "Acrobot-v1", {"n_envs": 2}),  # VecNormalize statistics (the zoo's normalize: true)
 ])
 def test_training_state_round_trips_into_a_fresh_model(agent, env_id, changes):
     hp = {**baseline_hyperparameters(agent, env_id)[0], **changes}
     model = make_model(agent, env_id, hp, 0, "cpu", int(hp.get("n_envs", 1)))
-    model.learn(300)
+    model.learn(400)
     saved = {**sb3_state(model), **training_state(model)}
     fresh = make_model(agent, env_id, hp, 1, "cpu", int(hp.get("n_envs", 1)))
     assert restore_training_state(fresh, saved) == model.num_timesteps
@@ -45,18 +53,24 @@ def test_training_state_round_trips_into_a_fresh_model(agent, env_id, changes):
     assert a.keys() == b.keys()
     for key in a:
         assert np.array_equal(a[key], b[key]), key
-    assert a["training.counters.num_timesteps."] >= 300
-    if agent in ("dqn", "sac"):  # the filled part of the replay buffer, and where the next write goes
-        assert a["buffer.pos."] == model.replay_buffer.pos and len(a["buffer.observations."]) == model.replay_buffer.pos
-    if agent == "sac":
-        assert "training.variables.log_ent_coef." in a and "training.modules.ent_coef_optimizer.state.0.exp_avg." in a
+    assert scalars(fresh) == scalars(model)  # every counter SB3 keeps, not only those saved on purpose
+    assert a["training.counters.num_timesteps."] >= 400
+    if agent in ("dqn", "sac", "td3"):  # the filled part of the replay buffer, and where the next write goes
+        buf = model.replay_buffer
+        assert a["buffer.pos."] == buf.pos and len(a["buffer.observations."]) == (buf.buffer_size if buf.full else buf.pos)
+        assert np.array_equal(fresh.replay_buffer.next_observations, buf.next_observations)
+    if agent == "td3":
+        assert model.replay_buffer.full and model.replay_buffer.observations.shape[1] == 2
+    if agent == "sac":  # restored in place: the entropy optimizer still trains the model's own tensor
+        assert fresh.ent_coef_optimizer.param_groups[0]["params"][0] is fresh.log_ent_coef
+        assert "training.modules.ent_coef_optimizer.state.0.exp_avg." in a
     if agent == "a2c":
-        assert a["training.vec_normalize.obs_rms.count."] > 300
+        assert a["training.vec_normalize.obs_rms.count."] > 400
 
 
-def train_fn(stop_at=None, **kwargs):
-    return partial(train_baseline, "dqn", "CartPole-v1", steps=800, progress=False, stop_at=stop_at,
-                   overrides={"learning_starts": 100, **FAST_EVAL}, **kwargs)
+def train_fn(stop_at=None, agent="dqn", env_id="CartPole-v1", steps=800, changes=None, **kwargs):
+    return partial(train_baseline, agent, env_id, steps=steps, progress=False, stop_at=stop_at,
+                   overrides={"learning_starts": 100, **FAST_EVAL, **(changes or {})}, **kwargs)
 
 
 def steps_logged(run_dir: Path) -> list[int]:
@@ -64,21 +78,45 @@ def steps_logged(run_dir: Path) -> list[int]:
         return [int(r["step"]) for r in csv.DictReader(f)]
 
 
-def test_an_interrupted_sb3_run_continues_where_it_stopped(tmp_path):
-    first = reuse_or_train(tmp_path, "sb3-run", train_fn(stop_at=400, out=tmp_path), fingerprint={"x": 1})
+def must_not_restart(**_):
+    raise AssertionError("the interrupted SB3 run was trained again from step 0")
+
+
+@pytest.mark.parametrize("agent,env_id,steps,changes", [
+    ("dqn", "CartPole-v1", 800, {"learning_starts": 100}),  # train_freq 256: a stop mid-chunk lost its updates
+    ("ppo", "CartPole-v1", 800, {}),  # 8 envs x 32 steps a rollout: a stop mid-rollout lost the rollout
+    ("sac", "Pendulum-v1", 600, {"learning_starts": 100}),
+])
+def test_an_interrupted_sb3_run_continues_where_it_stopped(tmp_path, agent, env_id, steps, changes):
+    overrides = {**FAST_EVAL, **changes}
+    whole = partial(train_baseline, agent, env_id, steps=steps, progress=False, out=tmp_path / "whole",
+                    overrides=overrides)()
+    first = reuse_or_train(tmp_path, "run", partial(train_baseline, agent, env_id, steps=steps, progress=False,
+                                                    stop_at=steps // 2, out=tmp_path, overrides=overrides),
+                           fingerprint={"x": 1})
     run_dir = Path(first["run_dir"])
-    assert first["status"] == "interrupted" and 400 <= first["step"] < 800
-    wall = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["engine"]["wall_s"]
-
-    def must_not_restart(**_):
-        raise AssertionError("the interrupted SB3 run was trained again from step 0")
-
-    summary = reuse_or_train(tmp_path, "sb3-run", must_not_restart, fingerprint={"x": 1})
-    assert summary["status"] == "complete" and summary["steps"] >= 800 and summary["wall_s"] > wall
-    steps = steps_logged(run_dir)
-    assert steps == sorted(steps) and steps[0] < first["step"] < steps[-1]  # one history, not two
+    assert first["status"] == "interrupted" and steps // 2 <= first["step"] < steps
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["step"] == first["step"] == ckpt["state"]["training"]["counters"]["num_timesteps"]
+    if "buffer" in ckpt["state"]:  # one env: every step up to the checkpoint is stored, none after it
+        assert ckpt["state"]["buffer"]["pos"] == ckpt["step"]
+    summary = reuse_or_train(tmp_path, "run", must_not_restart, fingerprint={"x": 1})
+    assert summary["status"] == "complete" and summary["wall_s"] > ckpt["engine"]["wall_s"]
+    assert summary["steps"] == whole["steps"]  # the same rollouts and chunks as the uninterrupted run
+    logged = steps_logged(run_dir)
+    assert logged == sorted(logged) and logged[0] < first["step"] < logged[-1]  # one history, not two
     assert json.loads((run_dir / "status.json").read_text())["status"] == "complete"
     assert "training" not in torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["state"]
+
+
+def test_an_sb3_run_killed_in_its_final_evaluation_only_finishes(tmp_path):
+    done = reuse_or_train(tmp_path, "run", train_fn(out=tmp_path), fingerprint={"x": 1})
+    run_dir = Path(done["run_dir"])
+    (run_dir / "summary.json").unlink()  # as if killed during the final evaluation, after the last checkpoint
+    (run_dir / "status.json").write_text(json.dumps({"status": "running", "step": done["steps"]}))
+    again = reuse_or_train(tmp_path, "run", must_not_restart, fingerprint={"x": 1})
+    assert again["status"] == "complete" and again["steps"] == done["steps"]
+    assert again["final_eval"]["returns"] == done["final_eval"]["returns"]  # the same policy, the same episodes
 
 
 def test_cli_resumes_an_sb3_run_and_refuses_to_extend_it(tmp_path):
