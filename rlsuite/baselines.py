@@ -314,6 +314,10 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
     if total <= 0:
         raise UserError(f"--steps must be a positive number of environment steps, got {total}")
     config = dataclasses.replace(config, total_steps=int(total))
+    if config.video_every:  # filming must work before a run that films starts
+        from rlsuite.video import check_can_record
+
+        check_can_record(card)
     dev = resolve_device(device)
     n_envs = int(hp.get("n_envs", 1))
     model = make_model(agent, env_id, hp, seed, dev, n_envs)

@@ -331,6 +331,8 @@ class CommonConfig:
     checkpoint_every: int | None = param(None, "environment steps between checkpoints (none: by time only)")
     checkpoint_minutes: float = param(2.0, "wall-clock minutes between checkpoints; also at the end and on a stop")
     save_buffer: bool = param(True, "include the replay buffer in checkpoints (exact resume)")
+    video_every: int | None = param(None, "film one greedy episode into RUN/videos every N-th evaluation "
+                                          "(the video extra; none: no videos during training)")
     torch_threads: int = param(1, "torch intra-op threads (1 is fastest for small nets on CPU)")
 
     def validate(self):
@@ -340,7 +342,7 @@ class CommonConfig:
         require(self, ("num_envs",), lambda v: v <= 4096, "at most 4096")
         require(self, ("torch_threads",), lambda v: v <= 256, "at most 256")
         require(self, ("eval_episodes", "final_eval_episodes"), lambda v: v <= 10_000, "at most 10000")
-        require(self, ("checkpoint_every",), lambda v: v is None or v > 0, "positive (or none)")
+        require(self, ("checkpoint_every", "video_every"), lambda v: v is None or v > 0, "positive (or none)")
         require(self, ("checkpoint_minutes",), positive, "positive")
 
 

@@ -331,11 +331,29 @@ class Run:
     def maybe_evaluate(self, step: int, act: Callable) -> None:
         """Evaluate when `step` has passed the next evaluation point (PROTOCOL.md: every eval_every)."""
         if self.next_eval is not None and step >= self.next_eval:
+            point = self.next_eval  # the evaluation's place in the schedule: the same after a resume
             while self.next_eval <= step:
                 self.next_eval += self.config.eval_every
             returns = self.evaluate(step, act, self.config.eval_episodes)
+            every = getattr(self.config, "video_every", None)
+            if every and (point // self.config.eval_every) % every == 0:
+                self.film(step, act)
             if self.on_eval is not None and self.on_eval(step, float(returns.mean())):
                 self.stop_reason = "pruned"
+
+    def film(self, step: int, act: Callable) -> None:
+        """One greedy episode into RUN/videos (video_every). Filming was checked before the run started; if it
+        fails later (a disk, a renderer), training goes on without videos after one line saying so."""
+        if getattr(self, "_filming_failed", False):
+            return
+        from rlsuite.video import record_episodes
+
+        with self.untimed():
+            try:
+                record_episodes(act, self.env_card, self.dir / "videos", 1, self.seed + EVAL_SEED_OFFSET, f"step{step}")
+            except (UserError, OSError) as e:
+                self._filming_failed = True
+                print(f"[{self._title()}] no more videos in this run: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
 
     def flush(self) -> None:
         self._metrics_file.flush()

@@ -53,6 +53,10 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
                                 f"--env-kwargs): {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
     finally:
         env.close()
+    if getattr(config, "video_every", None):  # filming must work before a run that films starts
+        from rlsuite.video import check_can_record
+
+        check_can_record(card)
     return spec, config, card
 
 

@@ -35,21 +35,20 @@ class ViewableFrames(gym.Wrapper):
 
 def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int = 108_000) -> dict:
     """Play `episodes` greedy episodes (seeded seed, seed+1, ...) into FOLDER; returns paths and returns."""
+    who = "" if policy.implementation == "rlsuite" else f"{policy.implementation}-"  # SB3's films apart from ours
+    prefix = f"{who}{policy.agent}-{policy.env_card.id.replace('/', '-')}-step{policy.step}"
+    return record_episodes(policy.act, policy.env_card, folder, episodes, seed, prefix, max_steps)
+
+
+def _render_env(card, seed: int):
+    """The evaluation env rendering rgb_array frames, tried once; one line when this cannot work here."""
     if importlib.util.find_spec("moviepy") is None:
-        raise UserError("--video needs moviepy to write MP4s; pip install 'rlsuite[video]'")
-    card = policy.env_card
+        raise UserError("videos need moviepy to write MP4s; pip install 'rlsuite[video]'")
     probe = make_env(card, training=False)
     modes = probe.metadata.get("render_modes", [])
     probe.close()
     if "rgb_array" not in modes:
         raise UserError(f"{card.id} cannot render frames (its render modes: {modes or 'none'}); no video possible")
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the video folder {folder} ({e.strerror}); give a writable --video DIR") from None
-    who = "" if policy.implementation == "rlsuite" else f"{policy.implementation}-"  # SB3's films apart from ours
-    prefix = f"{who}{policy.agent}-{card.id.replace('/', '-')}-step{policy.step}"
     warnings.filterwarnings("ignore", module="gymnasium")  # fps / overwrite / dtype notices about rendering
     if not os.environ.get("XDG_RUNTIME_DIR"):  # pygame (classic control's renderer) complains without one
         os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rlsuite-xdg-")
@@ -61,6 +60,25 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
         env.close()
         raise UserError(f"{card.id} cannot render on this machine ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:80] if str(e) else ''}); for MuJoCo set MUJOCO_GL=egl or osmesa") from None
+    return env
+
+
+def check_can_record(card) -> None:
+    """Raise the one-line UserError `record_episodes` would, before a training run starts filming."""
+    _render_env(card, 0).close()
+
+
+def record_episodes(act, card, folder: str | Path, episodes: int, seed: int, prefix: str,
+                    max_steps: int = 108_000) -> dict:
+    """Play `episodes` episodes of `act(obs_batch) -> actions` on the env card's evaluation env (seeded seed,
+    seed+1, ...) into FOLDER/PREFIX-episode-I.mp4; returns paths and returns."""
+    folder = Path(folder)
+    env = _render_env(card, seed)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        env.close()
+        raise UserError(f"cannot create the video folder {folder} ({e.strerror}); give a writable --video DIR") from None
     before = set(folder.glob("*.mp4"))
     env = gym.wrappers.RecordVideo(ViewableFrames(env), str(folder), episode_trigger=lambda _: True,
                                    name_prefix=prefix, disable_logger=True)
@@ -70,7 +88,7 @@ def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int 
             obs, _ = env.reset(seed=seed + i)
             total = 0.0
             for _ in range(max_steps):
-                obs, reward, terminated, truncated, _ = env.step(policy.act(np.asarray(obs)[None])[0])
+                obs, reward, terminated, truncated, _ = env.step(act(np.asarray(obs)[None])[0])
                 total += float(reward)
                 if terminated or truncated:
                     break

@@ -13,7 +13,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from conftest import assert_one_line_error
+from conftest import TINY_DQN, assert_one_line_error
 from rlsuite import nets, runs, supervised
 from rlsuite.cards import load_env_card
 from rlsuite.checkpoint import load_checkpoint
@@ -405,3 +405,28 @@ def test_compare_set_changes_both_sides_where_sb3_has_the_setting():
                                         "final_eval_episodes": "1"})
     assert sb3 == {"learning_starts": 500, "learning_rate": {"linear": [1e-3, 0]}, "final_eval_episodes": 1}
     assert ours_only == ["double"]
+
+
+def test_a_run_films_every_nth_evaluation_and_resume_keeps_the_schedule(tmp_path):
+    """video_every: one greedy episode into RUN/videos at every 2nd evaluation (steps 600 and 1200 here, on the
+    evaluation schedule, so a resumed run films where an uninterrupted one would)."""
+    pytest.importorskip("moviepy")
+    overrides = {**TINY_DQN, "video_every": "2"}
+    first = runs.train("dqn", "CartPole-v1", seed=0, steps=1200, overrides=overrides, out=tmp_path, progress=False,
+                       stop_at=700)
+    run_dir = Path(first["run_dir"])
+    assert [p.name for p in sorted((run_dir / "videos").glob("*.mp4"))] == ["step600-episode-0.mp4"]
+    runs.resume(run_dir, progress=False)
+    assert [p.name for p in sorted((run_dir / "videos").glob("*.mp4"))] == ["step1200-episode-0.mp4",
+                                                                          "step600-episode-0.mp4"]
+    assert all(p.stat().st_size > 1000 for p in (run_dir / "videos").glob("*.mp4"))
+
+
+def test_video_every_is_checked_before_a_run_starts(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else real(name, *a))
+    result = CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--set", "video_every=2", "--out", str(tmp_path)])
+    assert_one_line_error(result, "pip install 'rlsuite[video]'")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run directory left
+    assert_one_line_error(CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--set", "video_every=0",
+                                                    "--out", str(tmp_path)]), "video_every")
