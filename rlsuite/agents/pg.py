@@ -152,11 +152,16 @@ def build_actor_critic(cfg: PGConfig, obs_space, action_space, critic: bool = Tr
     return nn.ModuleDict(parts)
 
 
+def log_prob(dist, actions: torch.Tensor) -> torch.Tensor:
+    """Per-sample log π(a|s); a Gaussian's independent dimensions are summed."""
+    logp = dist.log_prob(actions)
+    return logp.sum(-1) if isinstance(dist, torch.distributions.Normal) else logp
+
+
 def log_prob_entropy(dist, actions: torch.Tensor):
     """Per-sample log π(a|s) and entropy; a Gaussian's independent dimensions are summed."""
-    if isinstance(dist, torch.distributions.Normal):
-        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)
-    return dist.log_prob(actions), dist.entropy()
+    entropy = dist.entropy()
+    return log_prob(dist, actions), entropy.sum(-1) if isinstance(dist, torch.distributions.Normal) else entropy
 
 
 def deterministic_policy(model: nn.ModuleDict, norm: ObsNormalizer, action_space, device):
@@ -327,7 +332,7 @@ def train(cfg: PGConfig, run: Run) -> dict:
                     obs_n = norm(obs, update=True)
                     dist = model["actor"](torch.as_tensor(obs_n, device=device))
                     action = dist.sample()
-                    logp, _ = log_prob_entropy(dist, action)
+                    logp = log_prob(dist, action)  # the entropy is the update's business: not computed here
                     action = action.cpu().numpy()
                     env_action = np.clip(action, action_space.low, action_space.high) if box else action
                     next_obs, reward, terminated, truncated, info = envs.step(env_action)
