@@ -359,13 +359,14 @@ def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | N
                                 "could resume); train this baseline again")
             model = make_model(data["agent"], card, hp, data["seed"], dev, int(hp.get("n_envs", 1)))
             restore_training_state(model, state)
+            refill_until = 0
             if "buffer" in state:
                 cut_episodes(model)
-            elif hasattr(model, "replay_buffer"):  # checkpoints without it (save_buffer: false): refill first
-                model.learning_starts = step + max(int(model.learning_starts), int(model.batch_size))
+            elif hasattr(model, "replay_buffer"):  # a checkpoint without it (save_buffer: false): as rlsuite's DQN,
+                refill_until = step + max(int(model.learning_starts), int(model.batch_size))  # act, refill, then learn
             run.restored["state"] = {}  # the buffer now lives in SB3's arrays; do not hold it twice
             model.get_env().seed(data["seed"] + step)  # fresh episodes, not a replay of the first ones
-            return _learn(model, run)
+            return _learn(model, run, refill_until)
     finally:
         lock.release()
 
@@ -383,9 +384,11 @@ def resumable_baseline(run_dir: Path) -> bool:
         return False
 
 
-def _learn(model, run: Run) -> dict:
+def _learn(model, run: Run, refill_until: int = 0) -> dict:
     """SB3's learn() up to the run's budget (from where a resumed model stands), reporting through the
-    rlsuite Run: episodes, evaluations, progress, checkpoints with the training state, stops.
+    rlsuite Run: episodes, evaluations, progress, checkpoints with the training state, stops. Before step
+    `refill_until` an off-policy model acts with its policy but takes no gradient step (its replay buffer
+    was not checkpointed and is being refilled).
 
     Checkpoints and stops happen at rollout boundaries (SB3's on_rollout_start and the first step after
     it, whose transition is not stored yet), where buffer, counters and weights agree: a resume then
@@ -397,6 +400,7 @@ def _learn(model, run: Run) -> dict:
 
     total = run.config.total_steps
     save_buffer = getattr(run.config, "save_buffer", True)
+    gradient_steps = getattr(model, "gradient_steps", None)
 
     def state() -> dict:
         extra = training_state(model, save_buffer) if can_resume(model) else {}
@@ -415,6 +419,8 @@ def _learn(model, run: Run) -> dict:
         def _on_rollout_start(self) -> None:
             self.boundary = True
             step = int(model.num_timesteps)
+            if refill_until:  # SB3 trains after each chunk by gradient_steps: none until the buffer is refilled
+                model.gradient_steps = 0 if step < refill_until else gradient_steps
             if step < total and run.checkpoint_due(step):
                 run.save_checkpoint(step, state())
 
@@ -439,6 +445,8 @@ def _learn(model, run: Run) -> dict:
     model.learn(total_timesteps=total - done, callback=callback, reset_num_timesteps=done == 0)
     if callback.stopped:
         model.num_timesteps -= model.n_envs
+    if refill_until:
+        model.gradient_steps = gradient_steps  # a checkpoint taken now records the card's value
     step = int(model.num_timesteps)
     # A run that stops early keeps what it needs to go on; a finished one only what evaluation needs.
     return run.finish(step, act, sb3_state(model) if step >= total else state())

@@ -145,3 +145,23 @@ def test_an_sb3_checkpoint_from_before_resume_existed_is_trained_again(tmp_path)
 
     summary = reuse_or_train(tmp_path, "old", retrain, fingerprint={"x": 1})
     assert calls == [1] and summary["status"] == "complete"
+
+
+def test_an_sb3_run_without_its_buffer_in_checkpoints_refills_it_before_learning(tmp_path, monkeypatch):
+    """save_buffer: false (the Atari cards: SB3 would write ~5.6 GB a checkpoint): a resumed run acts with its
+    policy for learning_starts steps, refilling the buffer, before its next gradient step (as rlsuite's DQN)."""
+    import stable_baselines3 as sb3
+
+    trained_at = []
+    real = sb3.DQN.train
+    monkeypatch.setattr(sb3.DQN, "train", lambda self, *a, **k: (trained_at.append(self.num_timesteps), real(self, *a, **k))[1])
+    overrides = {**FAST_EVAL, "learning_starts": 100, "train_freq": 4, "gradient_steps": 1, "save_buffer": False}
+    fn = partial(train_baseline, "dqn", "CartPole-v1", steps=800, progress=False, out=tmp_path, overrides=overrides)
+    first = reuse_or_train(tmp_path, "run", partial(fn, stop_at=400), fingerprint={"x": 1})
+    ckpt = torch.load(Path(first["run_dir"]) / "checkpoints" / "last.pt", weights_only=True)
+    assert "buffer" not in ckpt["state"] and "training" in ckpt["state"]
+    trained_at.clear()
+    summary = reuse_or_train(tmp_path, "run", must_not_restart, fingerprint={"x": 1})
+    assert summary["status"] == "complete" and summary["steps"] == 800
+    assert trained_at and min(trained_at) > first["step"] + 100  # nothing learned from a near-empty buffer
+    assert len(trained_at) >= (800 - first["step"] - 100) // 4 - 2  # and learning again after the refill
