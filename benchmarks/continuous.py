@@ -94,11 +94,12 @@ def mujoco_section(out: Path, seeds, publish=None) -> list[str]:
              ("sac", "HalfCheetah-v5"), ("td3", "HalfCheetah-v5")]
     shown = [(agent, env_id) for env_id in ("Hopper-v5", "HalfCheetah-v5") for agent in ("sac", "td3", "ppo")]
     done: dict[tuple[str, str], list[str]] = {}
+    intro = len(lines)  # where the progress note goes
     for k, (agent, env_id) in enumerate(cells):
         done[agent, env_id] = cell_lines(agent, env_id, cell(agent, env_id, seeds, out), out)
         body = lines + [line for key in shown if key in done for line in done[key]]
         if publish is not None and k + 1 < len(cells):
-            publish(pending_note(body, 4, [f"{a.upper()} {e}" for a, e in cells[k + 1:]], len(cells)))
+            publish(pending_note(body, intro, [f"{a.upper()} {e}" for a, e in cells[k + 1:]], len(cells)))
     return body
 
 

@@ -158,14 +158,15 @@ def minatar_section(out: Path, seeds: list[int], publish=None) -> list[str]:
     lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
              f"Seeds {seeds}. SB3 runs rlsuite's CNN (nets.CNN) as its features extractor: SB3's NatureCNN needs "
              "36x36 inputs at least. Final = the 20-episode evaluation at 1M steps (raw game scores); the MinAtar "
-             "paper's DQN is read from its curves at 5M frames (its DQN trains every step; these cards every 4th).", "",
-             "| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | paper DQN (5M) |",
-             "|---|---|---|---|---|---|---|"]
+             "paper's DQN is read from its curves at 5M frames (its DQN trains every step; these cards every 4th).", ""]
+    intro = len(lines)  # where the progress note goes
+    lines += ["| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | paper DQN (5M) |",
+              "|---|---|---|---|---|---|---|"]
     figures = []
     cells = [(agent, env_id) for agent in ("dqn", "ppo") for env_id in MINATAR]
     for k, (agent, env_id) in enumerate(cells):
         if k and publish is not None:
-            publish(pending_note(lines + [""] + figures + [""], 4, [f"{a.upper()} {e}" for a, e in cells[k:]],
+            publish(pending_note(lines + [""] + figures + [""], intro, [f"{a.upper()} {e}" for a, e in cells[k:]],
                                  len(cells)))
         res = compare.side_by_side(env_id, seeds, root / agent, compare.ours_and_sb3(agent, env_id), False,
                                    lambda label, seed, s, a=agent, e=env_id: print(a, e, label, seed,

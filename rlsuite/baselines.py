@@ -174,7 +174,8 @@ SHARED_SETTINGS = {"lr": "learning_rate", "batch_size": "batch_size", "buffer_si
                    "max_grad_norm": "max_grad_norm", "num_envs": "n_envs", "policy_delay": "policy_delay",
                    "target_policy_noise": "target_policy_noise", "target_noise_clip": "target_noise_clip",
                    "eval_every": "eval_every", "eval_episodes": "eval_episodes",
-                   "final_eval_episodes": "final_eval_episodes", "checkpoint_every": "checkpoint_every"}
+                   "final_eval_episodes": "final_eval_episodes", "checkpoint_every": "checkpoint_every",
+                   "checkpoint_minutes": "checkpoint_minutes", "save_buffer": "save_buffer", "video_every": "video_every"}
 
 
 def sb3_overrides_for(overrides: dict) -> tuple[dict, list[str]]:
@@ -348,15 +349,15 @@ def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | N
         if (run_dir / "summary.json").exists():
             raise UserError(f"{run_dir} is already complete (summary.json exists); an SB3 baseline cannot be trained "
                             "beyond its budget, start a new one with the larger --steps")
+        if not resumable_baseline(run_dir):  # told before the Run opens: opening would rewrite its files
+            raise UserError(f"{run_dir}/checkpoints/last.pt holds only the SB3 policy (written before SB3 runs could "
+                            "resume, or a run with dict observations); train this baseline again")
         with Run(run_dir, data["agent"], config, card, data["seed"], dev, implementation="sb3", resume=True,
                  progress=progress, stop_at=stop_at, lock=lock, on_eval=on_eval) as run:
             state, step = run.restored["state"], run.restored["step"]
             if step >= config.total_steps:  # trained to the budget: what is left is the final evaluation
                 run.start_clock()
                 return run.finish(step, load_sb3_policy(data, card, state, dev), state)
-            if "training" not in state:
-                raise UserError(f"{run_dir}/checkpoints/last.pt holds only the SB3 policy (written before SB3 runs "
-                                "could resume); train this baseline again")
             model = make_model(data["agent"], card, hp, data["seed"], dev, int(hp.get("n_envs", 1)))
             restore_training_state(model, state)
             refill_until = 0
@@ -428,7 +429,7 @@ def _learn(model, run: Run, refill_until: int = 0) -> dict:
             step = self.num_timesteps
             if self.boundary and run.should_stop(step - model.n_envs):
                 # The first step of a rollout: its transition is not stored, nothing trained on it. Stop as of
-                # the boundary (the step is undone below); the episodes it ended are logged after the resume.
+                # the boundary (the step is undone below); the resume starts fresh episodes.
                 self.stopped = True
                 return False
             self.boundary = False

@@ -335,8 +335,10 @@ class Run:
             while self.next_eval <= step:
                 self.next_eval += self.config.eval_every
             returns = self.evaluate(step, act, self.config.eval_episodes)
-            every = getattr(self.config, "video_every", None)
-            if every and (point // self.config.eval_every) % every == 0:
+            # Film when any evaluation point passed here is every N-th (a PPO rollout may pass several at once).
+            every, first, last = getattr(self.config, "video_every", None), point // self.config.eval_every, \
+                (self.next_eval - self.config.eval_every) // self.config.eval_every
+            if every and last // every > (first - 1) // every:
                 self.film(step, act)
             if self.on_eval is not None and self.on_eval(step, float(returns.mean())):
                 self.stop_reason = "pruned"
@@ -351,7 +353,7 @@ class Run:
         with self.untimed():
             try:
                 record_episodes(act, self.env_card, self.dir / "videos", 1, self.seed + EVAL_SEED_OFFSET, f"step{step}")
-            except (UserError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 - writers and renderers fail in their own ways; training goes on
                 self._filming_failed = True
                 print(f"[{self._title()}] no more videos in this run: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
 

@@ -159,14 +159,20 @@ def write_section(path, head: list[str], name: str, section: list[str], order) -
     """Replace one section of a sectioned report. The file is read again right here, not when the
     script started: two benchmark processes working on different sections of one report (hours
     apart) must not erase each other's finished sections. Written atomically."""
+    import fcntl
     from pathlib import Path
 
     from rlsuite.rundir import atomic_write_text
 
-    done = read_sections(path)
-    done[name] = section
-    lines = list(head)
-    for key in order:
-        if key in done:
-            lines += [f"<!-- section: {key} -->", *done[key]]
-    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    path = Path(path)
+    # Read and write under a lock on a sidecar file: two processes finishing sections at the same moment
+    # would otherwise both read the old file and the later write would drop the other's section.
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = read_sections(path)
+        done[name] = section
+        lines = list(head)
+        for key in order:
+            if key in done:
+                lines += [f"<!-- section: {key} -->", *done[key]]
+        atomic_write_text(path, "\n".join(lines) + "\n")

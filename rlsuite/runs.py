@@ -296,6 +296,9 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
         return train_fn(name=name, lock=lock)
 
 
+STORAGE_ONLY = ("save_buffer", "checkpoint_every", "checkpoint_minutes", "video_every")
+
+
 def _experiment(stamp: dict) -> dict:
     """The part of a fingerprint that changes what a run computes: an env card's prose and benchmark
     budget do not (the steps actually trained are in the config), so editing them reuses the runs."""
@@ -314,6 +317,9 @@ def _experiment(stamp: dict) -> dict:
         except UserError:
             defaults = {}
         stamp["config"] = {k: v for k, v in stamp["config"].items() if not (k in defaults and v == defaults[k])}
+    for part in ("config", "hyperparameters"):  # how a run is stored or filmed does not change what it computes
+        if isinstance(stamp.get(part), dict):
+            stamp[part] = {k: v for k, v in stamp[part].items() if k not in STORAGE_ONLY}
     if stamp.get("steps") is None and isinstance(stamp.get("hyperparameters"), dict):
         stamp["steps"] = stamp["hyperparameters"].get("n_timesteps")  # an SB3 run at the zoo's own budget
     return stamp

@@ -78,7 +78,7 @@ def record_episodes(act, card, folder: str | Path, episodes: int, seed: int, pre
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         env.close()
-        raise UserError(f"cannot create the video folder {folder} ({e.strerror}); give a writable --video DIR") from None
+        raise UserError(f"cannot create the video folder {folder} ({e.strerror}); make it writable or free space") from None
     before = set(folder.glob("*.mp4"))
     env = gym.wrappers.RecordVideo(ViewableFrames(env), str(folder), episode_trigger=lambda _: True,
                                    name_prefix=prefix, disable_logger=True)

@@ -413,8 +413,10 @@ def test_a_run_films_every_nth_evaluation_and_resume_keeps_the_schedule(tmp_path
     pytest.importorskip("moviepy")
     overrides = {**TINY_DQN, "video_every": "2"}
     first = runs.train("dqn", "CartPole-v1", seed=0, steps=1200, overrides=overrides, out=tmp_path, progress=False,
-                       stop_at=700)
+                       stop_at=400)  # a counter restarted by the resume would film at 900: the schedule films at 1200
     run_dir = Path(first["run_dir"])
+    assert not (run_dir / "videos").exists()
+    runs.resume(run_dir, progress=False, stop_at=700)
     assert [p.name for p in sorted((run_dir / "videos").glob("*.mp4"))] == ["step600-episode-0.mp4"]
     runs.resume(run_dir, progress=False)
     assert [p.name for p in sorted((run_dir / "videos").glob("*.mp4"))] == ["step1200-episode-0.mp4",
@@ -430,3 +432,45 @@ def test_video_every_is_checked_before_a_run_starts(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run directory left
     assert_one_line_error(CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--set", "video_every=0",
                                                     "--out", str(tmp_path)]), "video_every")
+
+
+def test_filming_every_nth_evaluation_when_one_rollout_passes_several(tmp_path):
+    """A PPO rollout (here 4 envs x 64 steps = 256) longer than eval_every (100) passes several evaluation
+    points at once; filming must not depend on which of them the rollout ends after."""
+    pytest.importorskip("moviepy")
+    overrides = {"num_envs": "4", "n_steps": "64", "batch_size": "64", "eval_every": "100", "eval_episodes": "1",
+                 "final_eval_episodes": "1", "hidden": "8", "video_every": "3"}
+    run_dir = Path(runs.train("ppo", "CartPole-v1", seed=0, steps=1024, overrides=overrides, out=tmp_path,
+                              progress=False)["run_dir"])
+    # evaluations at 256 (points 100, 200), 512 (300..500), 768 (600, 700), 1024 (800..1000): every 3rd point
+    # is 300, 600, 900, passed in the rollouts ending at 512, 768 and 1024
+    assert sorted(p.name for p in (run_dir / "videos").glob("*.mp4")) == [
+        "step1024-episode-0.mp4", "step512-episode-0.mp4", "step768-episode-0.mp4"]
+
+
+def test_a_filming_failure_ends_the_videos_not_the_training(tmp_path, monkeypatch, capsys):
+    from rlsuite import video
+
+    pytest.importorskip("moviepy")
+
+    def broken(*a, **k):
+        raise RuntimeError("ffmpeg writer broke")
+
+    monkeypatch.setattr(video, "record_episodes", broken)
+    summary = runs.train("dqn", "CartPole-v1", seed=0, steps=900, overrides={**TINY_DQN, "video_every": "1"},
+                         out=tmp_path, progress=False)
+    assert summary["status"] == "complete"
+    err = capsys.readouterr().err
+    assert err.count("no more videos in this run: ffmpeg writer broke") == 1
+
+
+def test_sb3_baselines_film_with_video_every(tmp_path):
+    from rlsuite.baselines import sb3_overrides_for, train_baseline
+
+    pytest.importorskip("moviepy")
+    sb3_set, ours_only = sb3_overrides_for({"video_every": "2", "save_buffer": "false"})
+    assert sb3_set == {"video_every": 2, "save_buffer": False} and ours_only == []  # compare --set reaches SB3
+    run_dir = Path(train_baseline("dqn", "CartPole-v1", steps=600, out=tmp_path, progress=False,
+                                  overrides={"eval_every": 200, "eval_episodes": 1, "final_eval_episodes": 1,
+                                             **sb3_set})["run_dir"])
+    assert [p.name for p in (run_dir / "videos").glob("*.mp4")] == ["step400-episode-0.mp4"]

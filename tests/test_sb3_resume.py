@@ -135,8 +135,11 @@ def test_an_sb3_checkpoint_from_before_resume_existed_is_trained_again(tmp_path)
     ckpt = torch.load(path, weights_only=True)
     ckpt["state"] = {"policy": ckpt["state"]["policy"]}  # what an SB3 checkpoint held before
     torch.save(ckpt, path)
+    metrics, status = (Path(first["run_dir"]) / "metrics.csv").read_text(), (Path(first["run_dir"]) / "status.json").read_text()
     result = CliRunner().invoke(main, ["train", "--resume", first["run_dir"], "--quiet"])
     assert_one_line_error(result, "holds only the SB3 policy", "train this baseline again")
+    assert (Path(first["run_dir"]) / "metrics.csv").read_text() == metrics  # refused before anything was touched
+    assert (Path(first["run_dir"]) / "status.json").read_text() == status
     calls = []
 
     def retrain(**kwargs):
@@ -165,3 +168,13 @@ def test_an_sb3_run_without_its_buffer_in_checkpoints_refills_it_before_learning
     assert summary["status"] == "complete" and summary["steps"] == 800
     assert trained_at and min(trained_at) > first["step"] + 100  # nothing learned from a near-empty buffer
     assert len(trained_at) >= (800 - first["step"] - 100) // 4 - 2  # and learning again after the refill
+
+
+def test_how_a_run_is_stored_or_filmed_does_not_make_it_stale(tmp_path):
+    """save_buffer, checkpoint_* and video_every change no result: a finished run with other values is reused."""
+    from rlsuite.runs import _experiment
+
+    stamp = {"agent": "sb3-dqn", "env_id": "ALE/Pong-v5", "steps": 20000, "hyperparameters": {"buffer_size": 100000}}
+    stored = {**stamp, "hyperparameters": {"buffer_size": 100000, "save_buffer": False, "video_every": 3}}
+    assert _experiment(stored) == _experiment(stamp)
+    assert _experiment({**stamp, "hyperparameters": {"buffer_size": 5}}) != _experiment(stamp)
