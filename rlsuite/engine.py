@@ -33,7 +33,7 @@ from rlsuite.evaluation import evaluate
 from rlsuite.envs import threshold as env_threshold
 from rlsuite.optim import Diverged
 from rlsuite.rundir import (METRIC_COLUMNS, RunLock, float_path, hardware, versions, atomic_write_text, csv_rows, disk_error, truncate_metrics,
-                            write_run_config, write_status)
+                            read_run_config, write_run_config, write_status)
 from rlsuite.stats import solve_stats
 
 EVAL_SEED_OFFSET = 10_000  # evaluation envs are seeded apart from the training streams
@@ -111,6 +111,7 @@ class Run:
         self._last_return: float | None = None
         self._last_eval: float | None = None
         self.restored: dict | None = None
+        self.resumed_at: list[int] = []
         self.envs_restarted = False
         self.last_checkpoint_step: int | None = None
         self.total_steps = total if total is not None else getattr(config, "total_steps", None)
@@ -138,6 +139,11 @@ class Run:
             # Rows written after the checkpoint belong to the future the resume replays: drop them, by
             # writing a new file and renaming it (a kill mid-way leaves the old file whole).
             truncate_metrics(metrics, self._metrics_rows, self.columns, max_step=ckpt["step"])
+            # Where the run was resumed, for its summary: reports mark such runs (SB3's resumes are not exact).
+            data = read_run_config(self.dir)
+            data["resumed_at"] = [*data.get("resumed_at", []), ckpt["step"]]
+            write_run_config(self.dir, data)
+            self.resumed_at = data["resumed_at"]
         else:
             with open(metrics, "w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
@@ -436,7 +442,7 @@ class Run:
             "final_eval": {"mean": float(final.mean()), "std": float(final.std()),
                            "episodes": len(final), "returns": [float(r) for r in final]},
             **solve_stats(evals, float(final.mean()), self.threshold),
-            "max_return": getattr(self.env_card, "max_return", None),
+            "max_return": getattr(self.env_card, "max_return", None), "resumed_at": self.resumed_at,
             "hardware": hardware(), "float_path": float_path(), "versions": versions(), "run_dir": str(self.dir),
         }
         atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=1))

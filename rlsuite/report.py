@@ -63,19 +63,32 @@ def aggregate_table(results: dict[str, list[dict]], max_return: float | None = N
 
 
 def per_seed_table(results: dict[str, list[dict]]) -> list[str]:
+    def seed(s: dict) -> str:  # † marks a run that was resumed from a checkpoint
+        return f"{s['seed']}†" if s.get("resumed_at") else str(s["seed"])
+
     if _no_threshold(results):
         lines = ["| implementation | seed | final | steps/s |", "|---|---|---|---|"]
-        lines += [f"| {name} | {s['seed']} | {s['final_eval']['mean']:.1f} | {s['steps_per_s']:,.0f} |"
+        lines += [f"| {name} | {seed(s)} | {s['final_eval']['mean']:.1f} | {s['steps_per_s']:,.0f} |"
                   for name, summaries in results.items() for s in summaries]
-        return lines + [""]
+        return lines + resumed_note(results) + [""]
     lines = ["| implementation | seed | final (20 ep.) | steps-to-solve | wall-to-solve (s) | steps/s | outcome |",
              "|---|---|---|---|---|---|---|"]
     for name, summaries in results.items():
         for s in summaries:
             outcome = "stays solved" if s["stays_solved"] else "solved, then collapsed" if s["solved"] else "not solved"
-            lines.append(f"| {name} | {s['seed']} | {s['final_eval']['mean']:.1f} | {fmt(s['steps_to_solve'], 0)} | "
+            lines.append(f"| {name} | {seed(s)} | {s['final_eval']['mean']:.1f} | {fmt(s['steps_to_solve'], 0)} | "
                          f"{fmt(s['wall_to_solve'])} | {s['steps_per_s']:,.0f} | {outcome} |")
-    return lines + [""]
+    return lines + resumed_note(results) + [""]
+
+
+def resumed_note(results: dict[str, list[dict]]) -> list[str]:
+    """The footnote for runs that were resumed: where, and what a resume keeps."""
+    resumed = [f"{name} seed {s['seed']} at step {', '.join(f'{k:,}' for k in s['resumed_at'])}"
+               for name, summaries in results.items() for s in summaries if s.get("resumed_at")]
+    if not resumed:
+        return []
+    return ["", f"† resumed from a checkpoint: {'; '.join(resumed)}. rlsuite's resumes are exact; SB3's restart the "
+                "episodes that were running (sb3_resume.py)."]
 
 
 def verdict(value: float, target: float, higher_is_better: bool) -> str:

@@ -107,6 +107,11 @@ def test_an_interrupted_sb3_run_continues_where_it_stopped(tmp_path, agent, env_
     assert logged == sorted(logged) and logged[0] < first["step"] < logged[-1]  # one history, not two
     assert json.loads((run_dir / "status.json").read_text())["status"] == "complete"
     assert "training" not in torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["state"]
+    assert summary["resumed_at"] == [first["step"]] and whole["resumed_at"] == []  # reports mark resumed runs
+    from rlsuite.report import per_seed_table
+
+    table = "\n".join(per_seed_table({"sb3": [summary]}))
+    assert f"| sb3 | 0† |" in table and f"sb3 seed 0 at step {first['step']:,}" in table
 
 
 def test_an_sb3_run_killed_in_its_final_evaluation_only_finishes(tmp_path):
