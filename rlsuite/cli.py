@@ -472,7 +472,8 @@ def bench(sections, seeds, out):
     continuous  results/continuous.md: SAC and TD3 vs SB3 on Pendulum-v1, Hopper-v5, HalfCheetah-v5
     matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
             REINFORCE curves (10 seeds, the env cards' budgets), with an index of the other reports
-    Finished runs under OUT/runs are reused while their settings match, so a rerun only trains what is missing.
+    Finished runs under OUT/runs are reused while their settings match and interrupted ones (rlsuite's and SB3's)
+    resume, so a rerun only trains what is missing.
     """
     import subprocess
 
