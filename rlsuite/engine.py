@@ -112,6 +112,7 @@ class Run:
         self._last_eval: float | None = None
         self.restored: dict | None = None
         self.resumed_at: list[int] = []
+        self._filming_failed = False
         self.envs_restarted = False
         self.last_checkpoint_step: int | None = None
         self.total_steps = total if total is not None else getattr(config, "total_steps", None)
@@ -352,7 +353,7 @@ class Run:
     def film(self, step: int, act: Callable) -> None:
         """One greedy episode into RUN/videos (video_every). Filming was checked before the run started; if it
         fails later (a disk, a renderer), training goes on without videos after one line saying so."""
-        if getattr(self, "_filming_failed", False):
+        if self._filming_failed:
             return
         from rlsuite.video import record_episodes
 
@@ -361,7 +362,8 @@ class Run:
                 record_episodes(act, self.env_card, self.dir / "videos", 1, self.seed + EVAL_SEED_OFFSET, f"step{step}")
             except Exception as e:  # noqa: BLE001 - writers and renderers fail in their own ways; training goes on
                 self._filming_failed = True
-                print(f"[{self._title()}] no more videos in this run: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+                why = (str(e).splitlines() or [type(e).__name__])[0]
+                print(f"[{self._title()}] no more videos in this run: {why}", file=sys.stderr, flush=True)
 
     def flush(self) -> None:
         self._metrics_file.flush()

@@ -448,20 +448,21 @@ def test_filming_every_nth_evaluation_when_one_rollout_passes_several(tmp_path):
         "step1024-episode-0.mp4", "step512-episode-0.mp4", "step768-episode-0.mp4"]
 
 
-def test_a_filming_failure_ends_the_videos_not_the_training(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("error,said", [(RuntimeError("ffmpeg writer broke"), "ffmpeg writer broke"),
+                                        (RuntimeError(), "RuntimeError")])  # an error without a message too
+def test_a_filming_failure_ends_the_videos_not_the_training(tmp_path, monkeypatch, capsys, error, said):
     from rlsuite import video
 
     pytest.importorskip("moviepy")
 
     def broken(*a, **k):
-        raise RuntimeError("ffmpeg writer broke")
+        raise error
 
     monkeypatch.setattr(video, "record_episodes", broken)
     summary = runs.train("dqn", "CartPole-v1", seed=0, steps=900, overrides={**TINY_DQN, "video_every": "1"},
                          out=tmp_path, progress=False)
     assert summary["status"] == "complete"
-    err = capsys.readouterr().err
-    assert err.count("no more videos in this run: ffmpeg writer broke") == 1
+    assert capsys.readouterr().err.count(f"no more videos in this run: {said}") == 1
 
 
 def test_sb3_baselines_film_with_video_every(tmp_path):
