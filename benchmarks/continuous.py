@@ -28,7 +28,7 @@ from rlsuite.baselines import differences_from_zoo
 from rlsuite.cards import load_env_card
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import (aggregate_table, header, pending_note, per_seed_table, ratio_lines, stamped,
+from rlsuite.report import (aggregate_table, cpu_ratio, header, pending_note, per_seed_table, ratio_lines, stamped,
                             write_section)
 from rlsuite.stats import aggregate
 
@@ -58,7 +58,8 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
                   f"- rlsuite / SB3: median wall-to-solve {r['wall_to_solve']:.2f}×, median steps/s "
                   f"**{r['steps_per_s']:.2f}×** (target ≥ 1.5×; per seed {', '.join(f'{p:.2f}' for p in r['pairs'])})", ""]
     else:
-        lines += [f"- rlsuite / SB3 median steps/s **{r['steps_per_s']:.2f}×** (target ≥ 1.5×)", ""]
+        lines += [f"- rlsuite / SB3 median steps/s **{r['steps_per_s']:.2f}×** (target ≥ 1.5×); per CPU second of the "
+                  f"training process (other load on the machine does not skew it): {cpu_ratio(r)}", ""]
     lines += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
     paths = plot_curves(list(labels), out / "figures" / f"continuous_{agent}_{env_id}", labels=labels,

@@ -34,7 +34,7 @@ import torch
 from rlsuite import compare
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import header, pending_note, ratio_lines, stamped, write_section
+from rlsuite.report import cpu_ratio, header, pending_note, ratio_lines, stamped, write_section
 from rlsuite.stats import aggregate
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
@@ -158,10 +158,13 @@ def minatar_section(out: Path, seeds: list[int], publish=None) -> list[str]:
     lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
              f"Seeds {seeds}. SB3 runs rlsuite's CNN (nets.CNN) as its features extractor: SB3's NatureCNN needs "
              "36x36 inputs at least. Final = the 20-episode evaluation at 1M steps (raw game scores); the MinAtar "
-             "paper's DQN is read from its curves at 5M frames (its DQN trains every step; these cards every 4th).", ""]
+             "paper's DQN is read from its curves at 5M frames (its DQN trains every step; these cards every 4th). "
+             "Steps/s ratios are medians over seeds of wall-clock rates; the CPU ratio uses the training process's "
+             "CPU time instead, which other load on this shared machine does not skew (— where a run predates it).", ""]
     intro = len(lines)  # where the progress note goes
-    lines += ["| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | paper DQN (5M) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | "
+              "CPU steps/s ratio | paper DQN (5M) |",
+              "|---|---|---|---|---|---|---|---|"]
     figures = []
     cells = [(agent, env_id) for agent in ("dqn", "ppo") for env_id in MINATAR]
     for k, (agent, env_id) in enumerate(cells):
@@ -176,7 +179,7 @@ def minatar_section(out: Path, seeds: list[int], publish=None) -> list[str]:
         fmt = lambda g: f"{g['final_iqm']:.1f} [{g['final_ci'][0]:.1f}, {g['final_ci'][1]:.1f}]"  # noqa: E731
         paper = PAPER_DQN.get(env_id, "—") if agent == "dqn" else "—"
         lines.append(f"| {agent.upper()} | {env_id} | {fmt(a)} | {fmt(b)} | {'yes' if a['final_iqm'] >= b['final_iqm'] else 'no'} | "
-                     f"{r['steps_per_s']:.2f}× | {paper} |")
+                     f"{r['steps_per_s']:.2f}× | {cpu_ratio(r)} | {paper} |")
         labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
         name = f"pixels_{agent}_{env_id.replace('/', '-')}"
         paths = plot_curves(list(labels), out / "figures" / name, labels=labels,

@@ -107,6 +107,7 @@ class Run:
         self.stop_signal: str | None = None
         self._eval_seconds = 0.0
         self._wall_offset = 0.0
+        self._eval_cpu, self._cpu_offset, self._cpu_start = 0.0, 0.0, time.process_time()
         self._metrics_rows = 0
         self._last_return: float | None = None
         self._last_eval: float | None = None
@@ -133,6 +134,7 @@ class Run:
             self.restored = ckpt
             eng = ckpt["engine"]
             self._wall_offset, self._metrics_rows = eng["wall_s"], eng["metrics_rows"]
+            self._cpu_offset = eng.get("cpu_s")  # None: checkpointed before CPU time was kept, so unknown
             self.next_eval = eng["next_eval"]
             if self.next_checkpoint is not None:
                 self.next_checkpoint = eng["next_checkpoint"] or ckpt["step"] + self.next_checkpoint
@@ -265,19 +267,29 @@ class Run:
             set_rng_state(self.restored["rng"])
         self._start = time.perf_counter()
         self._eval_seconds = 0.0
+        self._cpu_start, self._eval_cpu = time.process_time(), 0.0
 
     @contextlib.contextmanager
     def untimed(self):
         """A block whose time is not training time (evaluation, measurement)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self._eval_seconds += time.perf_counter() - t0
+            self._eval_cpu += time.process_time() - c0
 
     def wall(self) -> float:
         """Training wall-clock seconds so far, evaluation excluded (and across resumes)."""
         return self._wall_offset + time.perf_counter() - self._start - self._eval_seconds
+
+    def cpu(self) -> float | None:
+        """Training CPU seconds of this process so far, evaluation excluded (and across resumes); None when
+        a resumed checkpoint did not keep them. Unlike wall(), other load on a shared machine does not inflate
+        it, so ratios of two implementations stay fair; env worker processes (async, EnvPool) are not in it."""
+        if self._cpu_offset is None:
+            return None
+        return self._cpu_offset + time.process_time() - self._cpu_start - self._eval_cpu
 
     # -- logging --------------------------------------------------------------------------------
     def log_row(self, step: int, wall: float | None = None, **values) -> None:
@@ -390,7 +402,7 @@ class Run:
         data = {"format": CHECKPOINT_FORMAT, "agent": self.agent, "implementation": self.implementation,
                 "env_id": self.env_card.id if self.env_card else None, "step": step, "state": state,
                 "rng": rng_state(),
-                "engine": {"wall_s": self.wall(), "metrics_rows": self._metrics_rows,
+                "engine": {"wall_s": self.wall(), "cpu_s": self.cpu(), "metrics_rows": self._metrics_rows,
                            "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint}}
         path = self.dir / "checkpoints" / "last.pt"
         learned = {k: v for k, v in state.items() if k not in NOT_LEARNED}
@@ -433,7 +445,7 @@ class Run:
             return {"status": "interrupted", "step": step, "run_dir": str(self.dir), "signal": self.stop_signal,
                     "reason": self.stop_reason,
                     "exit_code": STOP_SIGNALS[getattr(signal, self.stop_signal)][1] if self.stop_signal else 0}
-        wall = self.wall()
+        wall, cpu = self.wall(), self.cpu()
         final = self.evaluate(step, act, self.config.final_eval_episodes)
         self._metrics_file.flush()
         evals = [r for r in csv_rows(self.dir / "metrics.csv") if r["eval_mean"]]
@@ -441,6 +453,7 @@ class Run:
             "status": "complete", "agent": self.agent, "implementation": self.implementation,
             "env_id": self.env_card.id, "seed": self.seed, "steps": step, "wall_s": wall,
             "steps_per_s": step / wall if wall > 0 else None,
+            "cpu_s": cpu, "steps_per_cpu_s": step / cpu if cpu else None,
             "final_eval": {"mean": float(final.mean()), "std": float(final.std()),
                            "episodes": len(final), "returns": [float(r) for r in final]},
             **solve_stats(evals, float(final.mean()), self.threshold),

@@ -100,12 +100,25 @@ def verdict(value: float, target: float, higher_is_better: bool) -> str:
 
 
 def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str) -> dict:
-    """Median ratios ours/theirs for wall-to-solve and steps/s, plus the per-seed steps/s pairs."""
+    """Median ratios ours/theirs for wall-to-solve and steps/s, plus the per-seed steps/s pairs; and
+    `steps_per_cpu_s`, the ratio of steps per CPU second of the training process (which other load on a
+    shared machine does not skew), when every run kept its CPU time (None otherwise)."""
+    import statistics
+
     a, b = aggregate(ours), aggregate(theirs)
+    cpu = None
+    if ours and theirs and all(s.get("steps_per_cpu_s") for s in [*ours, *theirs]):
+        cpu = (statistics.median(s["steps_per_cpu_s"] for s in ours)
+               / statistics.median(s["steps_per_cpu_s"] for s in theirs))
     return {"wall_to_solve": a["median_wall_to_solve"] / b["median_wall_to_solve"],
-            "steps_per_s": a["median_steps_per_s"] / b["median_steps_per_s"],
+            "steps_per_s": a["median_steps_per_s"] / b["median_steps_per_s"], "steps_per_cpu_s": cpu,
             "pairs": [x["steps_per_s"] / y["steps_per_s"] for x, y in zip(ours, theirs)],
             "labels": (label_ours, label_theirs), "ours": a, "theirs": b}
+
+
+def cpu_ratio(r: dict) -> str:
+    """The CPU-time steps/s ratio of ratio_lines for a table cell ('—' where some run did not keep it)."""
+    return f"{r['steps_per_cpu_s']:.2f}×" if r.get("steps_per_cpu_s") else "—"
 
 
 def index_lines(results: Path) -> list[str]:

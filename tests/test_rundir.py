@@ -278,3 +278,34 @@ def test_a_section_published_before_its_last_cell_names_the_cells_to_come():
     out = pending_note(lines, 4, ["PPO Hopper-v5", "SAC HalfCheetah-v5"], 6)
     assert out[:4] == lines[:4] and out[6:] == lines[4:]
     assert out[4].startswith("**In progress: 4 of 6 cells finished.** Not yet run: PPO Hopper-v5, SAC HalfCheetah-v5")
+
+
+def test_runs_keep_their_cpu_time_across_a_resume_and_reports_use_it(tmp_path):
+    """Steps per CPU second of the training process: a ratio other load on a shared machine does not skew."""
+    import json
+
+    import torch
+
+    from conftest import TINY_DQN
+    from rlsuite import runs
+    from rlsuite.report import cpu_ratio, ratio_lines
+
+    first = runs.train("dqn", "CartPole-v1", seed=0, steps=900, overrides=dict(TINY_DQN), out=tmp_path,
+                       progress=False, stop_at=500)
+    run_dir = Path(first["run_dir"])
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["engine"]["cpu_s"] > 0
+    summary = runs.resume(run_dir, progress=False)
+    assert summary["cpu_s"] > ckpt["engine"]["cpu_s"] and summary["steps_per_cpu_s"] == 900 / summary["cpu_s"]
+    assert summary["cpu_s"] <= summary["wall_s"] * 1.5  # one thread: CPU time does not run ahead of the clock
+    other = {**summary, "steps_per_s": summary["steps_per_s"] / 4, "steps_per_cpu_s": summary["steps_per_cpu_s"] / 2}
+    r = ratio_lines([summary], [other], "a", "b")
+    assert r["steps_per_s"] == pytest.approx(4) and r["steps_per_cpu_s"] == pytest.approx(2) and cpu_ratio(r) == "2.00×"
+    # a run resumed from a checkpoint written before CPU time was kept: unknown, never a partial count
+    old = dict(summary, steps_per_cpu_s=None)
+    assert ratio_lines([old], [other], "a", "b")["steps_per_cpu_s"] is None and cpu_ratio(ratio_lines([old], [other], "a", "b")) == "—"
+    (run_dir / "summary.json").unlink()
+    ckpt["engine"].pop("cpu_s")
+    torch.save(ckpt, run_dir / "checkpoints" / "last.pt")
+    (run_dir / "status.json").write_text(json.dumps({"status": "interrupted", "step": ckpt["step"]}))
+    assert runs.resume(run_dir, progress=False)["cpu_s"] is None
