@@ -2,6 +2,7 @@
 
     python benchmarks/continuous.py --sections pendulum         # SAC and TD3 on Pendulum-v1, 5 seeds
     python benchmarks/continuous.py --sections mujoco           # Hopper-v5, HalfCheetah-v5: SAC, TD3 (300k), PPO (1M)
+    python benchmarks/continuous.py --sections mujoco --cells sac,td3   # a second process takes those cells
 
 Sections (the report is rewritten after each; runs under OUT/runs/bench-continuous are reused and resumed):
   pendulum  SAC and TD3 on Pendulum-v1 at the zoo's values (the cards run them: `hyperparameters vs zoo` says
@@ -25,10 +26,11 @@ import torch
 
 from rlsuite import compare, runs
 from rlsuite.baselines import differences_from_zoo
+from rlsuite.benchgrid import fill_grid
 from rlsuite.cards import load_env_card
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import (aggregate_table, cpu_ratio, header, pending_note, per_seed_table, ratio_lines, stamped,
+from rlsuite.report import (aggregate_table, cpu_ratio, header, per_seed_table, ratio_lines, stamped,
                             write_section)
 from rlsuite.stats import aggregate
 
@@ -83,9 +85,10 @@ def pendulum_section(out: Path, seeds) -> list[str]:
                     "env + acting: the gradient steps, replay sampling and bookkeeping):", "", *SPLIT_HEAD, *splits, ""]
 
 
-def mujoco_section(out: Path, seeds, publish=None) -> list[str]:
+def mujoco_section(out: Path, seeds, publish=None, only: str | None = None) -> list[str]:
     """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(lines)`),
-    with the cells still to run named, so a stopped invocation leaves its finished cells in the report."""
+    with the cells still to run named, so a stopped invocation leaves its finished cells in the report;
+    `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid)."""
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
              f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
              "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps.", ""]
@@ -94,14 +97,16 @@ def mujoco_section(out: Path, seeds, publish=None) -> list[str]:
     cells = [("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("sac", "Hopper-v5"), ("td3", "Hopper-v5"),
              ("sac", "HalfCheetah-v5"), ("td3", "HalfCheetah-v5")]
     shown = [(agent, env_id) for env_id in ("Hopper-v5", "HalfCheetah-v5") for agent in ("sac", "td3", "ppo")]
-    done: dict[tuple[str, str], list[str]] = {}
-    intro = len(lines)  # where the progress note goes
-    for k, (agent, env_id) in enumerate(cells):
-        done[agent, env_id] = cell_lines(agent, env_id, cell(agent, env_id, seeds, out), out)
-        body = lines + [line for key in shown if key in done for line in done[key]]
-        if publish is not None and k + 1 < len(cells):
-            publish(pending_note(body, intro, [f"{a.upper()} {e}" for a, e in cells[k + 1:]], len(cells)))
-    return body
+
+    def peek(key):
+        agent, env_id = key
+        steps = load_env_card(env_id).budget_for(agent)
+        return compare.finished(env_id, seeds, out / "runs" / "bench-continuous" / agent,
+                                compare.ours_and_sb3(agent, env_id, steps))
+
+    return fill_grid(cells, shown, lambda key: cell(*key, seeds, out), peek,
+                     lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),
+                     lambda key: f"{key[0].upper()} {key[1]}", publish, only)
 
 
 def updates_section(reps: int = 3, n: int = 150) -> list[str]:
@@ -187,6 +192,9 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--seeds", type=int, default=None, help="default: 5 (pendulum), 3 (mujoco)")
     parser.add_argument("--out", default="results")
+    parser.add_argument("--cells", default=None,
+                        help="mujoco: train only these cells (agents, env ids or agent:env_id, comma-separated); cells "
+                             "another process finished are reported, those it is training skipped")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -203,7 +211,7 @@ def main() -> None:
                               seeds if name != "updates" else None)
             write_section(path, head, name, section, SECTIONS)
 
-        publish(pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds, publish)
+        publish(pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds, publish, args.cells)
                 if name == "mujoco" else updates_section())
         print(f"wrote {path} ({name})", flush=True)
 

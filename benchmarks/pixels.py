@@ -3,6 +3,7 @@
     python benchmarks/pixels.py                                  # every section (many hours on 2 cores)
     python benchmarks/pixels.py --sections memory,speed          # minutes
     python benchmarks/pixels.py --sections minatar --seeds 3     # MinAtar learning, resumable
+    python benchmarks/pixels.py --sections minatar --cells ppo   # a second process takes the PPO cells
 
 Sections (the report is rewritten after each, so a stopped invocation keeps what it finished):
   memory   the frame-sharing replay memory of a 1M-transition Atari DQN, filled with 1M frames in a
@@ -32,9 +33,10 @@ import numpy as np
 import torch
 
 from rlsuite import compare
+from rlsuite.benchgrid import fill_grid
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import cpu_ratio, header, pending_note, ratio_lines, stamped, write_section
+from rlsuite.report import cpu_ratio, header, ratio_lines, stamped, write_section
 from rlsuite.stats import aggregate
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
@@ -152,8 +154,9 @@ def speed_section(out: Path) -> list[str]:
                             "(the zoo's values); at equal hyperparameters they bound what a faster loop can gain.", ""]
 
 
-def minatar_section(out: Path, seeds: list[int], publish=None) -> list[str]:
-    """Each finished cell is published at once (`publish(lines)`), with the cells still to run named."""
+def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None = None) -> list[str]:
+    """Each finished cell is published at once (`publish(lines)`), with the cells still to run named;
+    `only` (e.g. "ppo") trains those cells alone, so a second process can take them (benchgrid)."""
     root = out / "runs" / "bench-pixels"
     lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
              f"Seeds {seeds}. SB3 runs rlsuite's CNN (nets.CNN) as its features extractor: SB3's NatureCNN needs "
@@ -165,27 +168,31 @@ def minatar_section(out: Path, seeds: list[int], publish=None) -> list[str]:
     lines += ["| agent | game | rlsuite IQM final [95% CI] | SB3 IQM final [95% CI] | rlsuite ≥ SB3 | steps/s ratio | "
               "CPU steps/s ratio | paper DQN (5M) |",
               "|---|---|---|---|---|---|---|---|"]
-    figures = []
     cells = [(agent, env_id) for agent in ("dqn", "ppo") for env_id in MINATAR]
-    for k, (agent, env_id) in enumerate(cells):
-        if k and publish is not None:
-            publish(pending_note(lines + [""] + figures + [""], intro, [f"{a.upper()} {e}" for a, e in cells[k:]],
-                                 len(cells)))
-        res = compare.side_by_side(env_id, seeds, root / agent, compare.ours_and_sb3(agent, env_id), False,
-                                   lambda label, seed, s, a=agent, e=env_id: print(a, e, label, seed,
-                                   round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True))
+
+    def train(key):
+        agent, env_id = key
+        return compare.side_by_side(env_id, seeds, root / agent, compare.ours_and_sb3(agent, env_id), False,
+                                    lambda label, seed, s: print(agent, env_id, label, seed,
+                                    round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True))
+
+    def render(key, res):
+        agent, env_id = key
         a, b = aggregate(res["rlsuite"]), aggregate(res["sb3"])
         r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
         fmt = lambda g: f"{g['final_iqm']:.1f} [{g['final_ci'][0]:.1f}, {g['final_ci'][1]:.1f}]"  # noqa: E731
         paper = PAPER_DQN.get(env_id, "—") if agent == "dqn" else "—"
-        lines.append(f"| {agent.upper()} | {env_id} | {fmt(a)} | {fmt(b)} | {'yes' if a['final_iqm'] >= b['final_iqm'] else 'no'} | "
-                     f"{r['steps_per_s']:.2f}× | {cpu_ratio(r)} | {paper} |")
+        row = (f"| {agent.upper()} | {env_id} | {fmt(a)} | {fmt(b)} | {'yes' if a['final_iqm'] >= b['final_iqm'] else 'no'} | "
+               f"{r['steps_per_s']:.2f}× | {cpu_ratio(r)} | {paper} |")
         labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
         name = f"pixels_{agent}_{env_id.replace('/', '-')}"
         paths = plot_curves(list(labels), out / "figures" / name, labels=labels,
                             title=f"{agent} on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
-        figures.append(f"![{agent} {env_id}](figures/{paths[0].name})")
-    return lines + [""] + figures + [""]
+        return [row], [f"![{agent} {env_id}](figures/{paths[0].name})"]
+
+    return fill_grid(cells, cells, train,
+                     lambda key: compare.finished(key[1], seeds, root / key[0], compare.ours_and_sb3(*key)),
+                     render, lines, intro, lambda key: f"{key[0].upper()} {key[1]}", publish, only)
 
 
 def pong_section(out: Path) -> list[str]:
@@ -205,6 +212,10 @@ def main() -> None:
     parser.add_argument("--sections", default="memory,vectorization,speed,minatar,pong")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="results")
+    parser.add_argument("--cells", default=None,
+                        help="minatar: train only these cells (agents, env ids or agent:env_id, comma-separated), "
+                             "e.g. `--cells ppo` in a second process while the first runs every cell; cells "
+                             "another process finished are reported, those it is training skipped")
     parser.add_argument("--fill-memory", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fill_memory:
@@ -229,7 +240,7 @@ def main() -> None:
         elif name == "speed":
             section = speed_section(out)
         elif name == "minatar":
-            section = minatar_section(out, list(range(args.seeds)), partial(publish, name))
+            section = minatar_section(out, list(range(args.seeds)), partial(publish, name), args.cells)
         elif name == "pong":
             section = pong_section(out)
         else:

@@ -13,6 +13,10 @@ from rlsuite.cards import load_env_card
 from rlsuite.baselines import baseline_fingerprint, train_baseline
 
 
+def run_name(label: str, env_id: str, seed: int) -> str:
+    return f"{label}-{env_id.replace('/', '-').replace(':', '-')}-s{seed}"
+
+
 def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, dict]], force: bool = False,
                  on_result: Callable | None = None) -> dict[str, list[dict]]:
     """variants: label -> (f(seed=..., out=..., progress=False, name=...) -> summary, fingerprint). Run
@@ -22,8 +26,7 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
     for seed in seeds:
         for label, (fn, stamp) in variants.items():
             job = partial(fn, seed=seed, out=out, progress=False)
-            safe_env = env_id.replace("/", "-").replace(":", "-")
-            results[label].append(runs.reuse_or_train(out, f"{label}-{safe_env}-s{seed}", job, force, stamp))
+            results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
             if results[label][-1].get("status") == "interrupted":  # Ctrl-C / SIGTERM: stop here, not at the next seed
                 print(f"stopped; {results[label][-1]['run_dir']} is checkpointed: re-run the same command to resume",
                       file=sys.stderr, flush=True)
@@ -31,6 +34,14 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
             if on_result:
                 on_result(label, seed, results[label][-1])
     return results
+
+
+def finished(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, dict]]) -> dict[str, list[dict]] | None:
+    """What side_by_side would return if every one of its runs has finished with these settings, else
+    None; trains and touches nothing (a benchmark reports the cells another process is training)."""
+    results = {label: [runs.finished_summary(out, run_name(label, env_id, seed), stamp) for seed in seeds]
+               for label, (_, stamp) in variants.items()}
+    return None if any(s is None for v in results.values() for s in v) else results
 
 
 def ours(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> tuple[Callable, dict]:

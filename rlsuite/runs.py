@@ -268,15 +268,11 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
     except OSError as e:
         raise UserError(f"cannot create {run_dir} ({e.strerror}); choose a writable --out") from None
     with RunLock(run_dir) as lock:
-        summary, stamp = run_dir / "summary.json", run_dir / "fingerprint.json"
+        stamp = run_dir / "fingerprint.json"
         fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
-        try:
-            old = json.loads(stamp.read_text()) if stamp.exists() else None
-        except ValueError:
-            old = None
-        same = fingerprint is None or (old is not None and _experiment(old) == _experiment(fingerprint))
-        if summary.exists() and same and not force:
-            return json.loads(summary.read_text())
+        same = _same_experiment(run_dir, fingerprint)
+        if not force and (done := finished_summary(out, name, fingerprint)) is not None:
+            return done
         resumable = (same and not force and fingerprint is not None and (run_dir / "checkpoints" / "last.pt").exists()
                      and read_status(run_dir)["status"] in ("interrupted", "running")
                      and (run_dir / "config.yaml").exists())
@@ -294,6 +290,30 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
         if fingerprint is not None:
             stamp.write_text(json.dumps(fingerprint, indent=1))
         return train_fn(name=name, lock=lock)
+
+
+def _same_experiment(run_dir: Path, fingerprint: dict | None) -> bool:
+    stamp = run_dir / "fingerprint.json"
+    try:
+        old = json.loads(stamp.read_text()) if stamp.exists() else None
+    except ValueError:
+        old = None
+    fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
+    return fingerprint is None or (old is not None and _experiment(old) == _experiment(fingerprint))
+
+
+def finished_summary(out: str | Path, name: str, fingerprint: dict | None = None) -> dict | None:
+    """The summary of OUT/runs/NAME if that run finished with these settings, else None. Only looks: no
+    lock, nothing trained, resumed or deleted; so a benchmark can report cells another process trains
+    (summary.json is written atomically and last, so it is whole whenever it exists)."""
+    run_dir = Path(out) / "runs" / name
+    summary = run_dir / "summary.json"
+    if not summary.exists() or not _same_experiment(run_dir, fingerprint):
+        return None
+    try:
+        return json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 STORAGE_ONLY = ("save_buffer", "checkpoint_every", "checkpoint_minutes", "video_every")

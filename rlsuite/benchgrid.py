@@ -1,0 +1,64 @@
+"""A benchmark grid: cells (an agent on an env, rlsuite vs SB3 over seeds) that take many CPU-hours,
+so they span sessions and, on a machine with spare cores, several processes.
+
+Each process trains the cells given to it (all by default), in order; a cell another live process is
+training is skipped (its runs are locked) and reported once that process finishes it. After every
+cell the whole section is rendered again from what is finished on disk, so whichever process publishes
+last shows every finished cell, and the cells still to run are named."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Hashable
+
+from rlsuite.rundir import RunBusy
+
+
+def mine(key: tuple, only: str | None) -> bool:
+    """Whether a cell (agent, env_id) is this process's to train: `only` is a comma list of agents, env
+    ids or agent:env_id pairs (e.g. "ppo", "dqn:MinAtar/Asterix-v1"); None or "" is every cell."""
+    if not only:
+        return True
+    wanted = {w.strip() for w in only.split(",") if w.strip()}
+    return bool(wanted & {key[0], key[1], f"{key[0]}:{key[1]}"})
+
+
+def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, peek: Callable, render: Callable,
+              head: list[str], intro: int, name: Callable = str, publish: Callable | None = None,
+              only: str | None = None) -> list[str]:
+    """Train `cells` (in this order) and return the section.
+
+    train(key) -> result, reusing finished runs and resuming open ones (raises RunBusy for a run another
+    process holds); peek(key) -> the result if all its runs are finished, else None, touching nothing;
+    render(key, result) -> (table lines, lines after the table). `shown` is the report's order; `head`
+    the lines before the table, the progress note going in at index `intro`. publish(lines) is called
+    after every cell trained here."""
+    results: dict = {}
+
+    def section() -> list[str]:
+        got = {key: results[key] if key in results else peek(key) for key in shown}
+        table, after = [], []
+        for key in shown:
+            if got[key] is not None:
+                rows, extra = render(key, got[key])
+                table += rows
+                after += extra
+        lines = head + table + ([""] + after if after else []) + [""]
+        pending = [name(key) for key in cells if got[key] is None]
+        if not pending:
+            return lines
+        from rlsuite.report import pending_note
+
+        return pending_note(lines, intro, pending, len(cells))
+
+    for key in cells:
+        if not mine(key, only):
+            continue
+        try:
+            results[key] = train(key)
+        except RunBusy as e:  # another process is training this cell: it will publish it
+            print(f"skipped {name(key)}: {e}", file=sys.stderr, flush=True)
+            continue
+        if publish is not None:
+            publish(section())
+    return section()

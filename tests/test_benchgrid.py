@@ -1,0 +1,101 @@
+"""Benchmark grids that span processes: a second process takes some cells, each reports all finished ones."""
+
+import json
+from functools import partial
+
+import pytest
+
+from rlsuite import compare, runs
+from rlsuite.benchgrid import fill_grid, mine
+from rlsuite.rundir import RunBusy, RunLock
+
+
+def test_a_cell_filter_takes_agents_env_ids_or_pairs():
+    key = ("ppo", "MinAtar/Breakout-v1")
+    assert mine(key, None) and mine(key, "")
+    assert mine(key, "ppo") and mine(key, "dqn, ppo") and mine(key, "MinAtar/Breakout-v1")
+    assert mine(key, "ppo:MinAtar/Breakout-v1")
+    assert not mine(key, "dqn") and not mine(key, "ppo:MinAtar/Asterix-v1") and not mine(key, "pp")
+
+
+def _fake_job(calls, name, out, lock=None, **_):
+    calls.append(name)
+    d = out / "runs" / name
+    d.mkdir(parents=True, exist_ok=True)
+    summary = {"name": name}
+    (d / "summary.json").write_text(json.dumps(summary))
+    return summary
+
+
+def test_finished_looks_without_training_and_only_at_runs_with_the_same_settings(tmp_path):
+    calls = []
+    job = partial(_fake_job, calls)
+    stamp = {"agent": "ppo", "config": {"lr": 1e-3}}
+    variants = {"rlsuite": (job, stamp), "sb3": (job, {"agent": "sb3-ppo", "steps": 10})}
+    assert compare.finished("E-v0", [0, 1], tmp_path, variants) is None
+    assert not (tmp_path / "runs").exists()  # looking creates nothing
+    compare.side_by_side("E-v0", [0], tmp_path, variants)
+    assert compare.finished("E-v0", [0, 1], tmp_path, variants) is None  # seed 1 has not run
+    got = compare.finished("E-v0", [0], tmp_path, variants)
+    assert got == {"rlsuite": [{"name": "rlsuite-E-v0-s0"}], "sb3": [{"name": "sb3-E-v0-s0"}]}
+    assert runs.finished_summary(tmp_path, "rlsuite-E-v0-s0", {**stamp, "config": {"lr": 3e-4}}) is None  # stale
+    assert len(calls) == 2
+
+
+def test_a_second_process_takes_some_cells_and_every_publish_shows_all_finished_cells(tmp_path):
+    trained, published = [], []
+    on_disk = {}  # what peek finds finished
+
+    def train(key):
+        if key == "c":
+            raise RunBusy("c is in use by pid 1")  # another live process is training it
+        trained.append(key)
+        on_disk[key] = f"{key.upper()} trained here"
+        return on_disk[key]
+
+    def render(key, result):
+        return [f"| {result} |"], [f"fig {key}"]
+
+    head = ["## Grid", "", "intro", "", "| result |", "|---|"]
+    cells = ["a", "b", "c", "d"]
+    section = fill_grid(cells, ["d", "c", "b", "a"], train, on_disk.get, render, head, 4,
+                        lambda k: k.upper(), published.append)
+    assert trained == ["a", "b", "d"]  # c was busy: skipped, not waited for
+    assert len(published) == 3
+    assert "Not yet run: C" in section[4] and "3 of 4" in section[4]
+    assert section[6:] == ["| result |", "|---|", "| D trained here |", "| B trained here |", "| A trained here |",
+                           "", "fig d", "fig b", "fig a", ""]
+
+
+def test_cells_outside_the_filter_are_reported_only_once_finished(tmp_path):
+    trained, published = [], []
+    on_disk = {}
+
+    def train(key):
+        trained.append(key)
+        on_disk[key] = key
+        return key
+
+    render = lambda key, result: ([f"| {result} |"], [])  # noqa: E731
+    cells = [("dqn", "E"), ("ppo", "E"), ("ppo", "F")]
+    section = fill_grid(cells, cells, train, on_disk.get, render, ["## G", "| x |"], 1,
+                        lambda k: f"{k[0]} {k[1]}", published.append, only="ppo")
+    assert trained == [("ppo", "E"), ("ppo", "F")]
+    assert "Not yet run: dqn E" in section[1] and "2 of 3" in section[1]
+    on_disk[("dqn", "E")] = ("dqn", "E")  # the other process finishes its cell: the next section has all three
+    section = fill_grid(cells, cells, train, on_disk.get, render, ["## G", "| x |"], 1, only="nothing")
+    assert not any("In progress" in line for line in section) and len(section) == 6
+
+
+def test_a_run_locked_by_another_process_makes_its_cell_skipped_not_retrained(tmp_path):
+    calls = []
+    job = partial(_fake_job, calls)
+    variants = {"rlsuite": (job, {"agent": "ppo"})}
+    (tmp_path / "runs" / "rlsuite-E-v0-s0").mkdir(parents=True)
+    with RunLock(tmp_path / "runs" / "rlsuite-E-v0-s0"):  # as another process training it holds it
+        with pytest.raises(RunBusy):
+            compare.side_by_side("E-v0", [0], tmp_path, variants)
+        section = fill_grid(["E-v0"], ["E-v0"], lambda e: compare.side_by_side(e, [0], tmp_path, variants),
+                            lambda e: compare.finished(e, [0], tmp_path, variants),
+                            lambda e, r: ([f"| {e} |"], []), ["## G", "| x |"], 1)
+    assert calls == [] and "Not yet run: E-v0" in section[1]
