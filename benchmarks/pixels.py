@@ -11,8 +11,10 @@ Sections (the report is rewritten after each, so a stopped invocation keeps what
   vectorization  env steps/s of sync, async and EnvPool for MinAtar and Pong (8 envs, random actions).
   speed    Atari Pong steps/s at the zoo's values, rlsuite (gymnasium vector env, then EnvPool) vs SB3,
            alternating in this process; DQN starts learning after 2,000 steps on both sides (the zoo's
-           100k would time only the random phase). Where rlsuite's time goes: env stepping alone (random
-           actions, the same vector env), env + acting (the policy's forward passes), the rest = updates.
+           100k would time only the random phase). Every variant is timed again at each invocation; rlsuite
+           sync and SB3 (both step their envs in-process) also per CPU-second. Where rlsuite's time goes: env
+           stepping alone (random actions, the same vector env), env + acting (the policy's forward passes),
+           the rest = updates; one PPO minibatch step, rlsuite vs SB3, in CPU ms.
   minatar  MinAtar Breakout, SpaceInvaders, Asterix: DQN and PPO, rlsuite vs SB3 with the same values
            (SB3 runs rlsuite's CNN as its features extractor), 1M steps, final IQM [95% CI], curves, the
            MinAtar paper's DQN beside. Runs under OUT/runs/bench-pixels, reused and resumed.
@@ -116,6 +118,47 @@ def vectorization_section() -> list[str]:
                     "process); Atari's use async (Breakout: auto, EnvPool when installed).", ""]
 
 
+def ppo_minibatch_ms(reps: int = 3, n: int = 5) -> dict[str, float]:
+    """CPU ms of one PPO minibatch step at the zoo's Atari values (256 stacks of 4x84x84, the Nature CNN
+    shared by actor and critic, forward + backward + clip + Adam), rlsuite's network and loss terms vs
+    SB3's ActorCriticCnnPolicy: best of `reps` interleaved repeats of `n` steps, process time."""
+    import gymnasium as gym
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+
+    from rlsuite.agents.pg import PPOConfig, build_actor_critic, log_prob_entropy, policy_and_values
+    from rlsuite.optim import gradient_step
+
+    obs_space, action_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6)
+    torch.manual_seed(0)
+    ours = build_actor_critic(PPOConfig(share_trunk=True, hidden=[512]), obs_space, action_space)
+    ours_opt = torch.optim.Adam(ours.parameters(), lr=2.5e-4, eps=1e-5)
+    sb3 = ActorCriticCnnPolicy(obs_space, action_space, lambda _: 2.5e-4)
+    obs, actions = torch.randint(0, 256, (256, 4, 84, 84), dtype=torch.uint8), torch.randint(0, 6, (256,))
+
+    def step_ours() -> None:
+        dist, values = policy_and_values(ours, obs)
+        logp, entropy = log_prob_entropy(dist, actions)
+        gradient_step(ours_opt, logp.mean() + values.pow(2).mean() - entropy.mean(), 0.5)
+
+    def step_sb3() -> None:
+        values, logp, entropy = sb3.evaluate_actions(obs, actions)
+        sb3.optimizer.zero_grad()
+        (logp.mean() + values.pow(2).mean() - entropy.mean()).backward()
+        torch.nn.utils.clip_grad_norm_(sb3.parameters(), 0.5)
+        sb3.optimizer.step()
+
+    best = {"rlsuite": float("inf"), "sb3": float("inf")}
+    for fn in (step_ours, step_sb3):
+        fn()  # warm-up
+    for _ in range(reps):
+        for name, fn in (("rlsuite", step_ours), ("sb3", step_sb3)):
+            t = time.process_time()
+            for _ in range(n):
+                fn()
+            best[name] = min(best[name], (time.process_time() - t) / n * 1000)
+    return best
+
+
 def speed_section(out: Path) -> list[str]:
     from rlsuite import runs
     from rlsuite.cards import load_env_card
@@ -123,13 +166,18 @@ def speed_section(out: Path) -> list[str]:
     env_id = "ALE/Pong-v5"
     root = out / "runs" / "bench-pixels" / "speed"
     lines = ["## Atari Pong: steps/s at the zoo's values", "",
-             "Alternating in this process, one torch thread, CPU. rlsuite's cards run the zoo's values (agents/*.yaml, "
-             "`ALE/Pong-v5`); DQN learns from step 2,000 on both sides. `rlsuite (envpool)` is the same card with "
-             "`vectorization: envpool`, `rlsuite (sync)` with gymnasium's in-process vector env (SB3's DummyVecEnv "
-             "steps its envs in-process too; the card's async env runs one worker process per env).", "",
+             "Alternating in this process, one torch thread, CPU, every variant timed again at each invocation (a "
+             "rate measured hours earlier under other load is not comparable). rlsuite's cards run the zoo's values "
+             "(agents/*.yaml, `ALE/Pong-v5`); DQN learns from step 2,000 on both sides. `rlsuite (envpool)` is the "
+             "same card with `vectorization: envpool`, `rlsuite (sync)` with gymnasium's in-process vector env "
+             "(SB3's DummyVecEnv steps its envs in-process too; the card's async env runs one worker process per "
+             "env). Wall-clock rates on this shared 2-core machine move with other load; the last column divides "
+             "steps by the training process's CPU time instead, which load does not skew, for the two variants "
+             "whose envs step inside that process (rlsuite sync and SB3; async and EnvPool workers' time is not in "
+             "it).", "",
              "| agent | steps | rlsuite steps/s | rlsuite (envpool) | rlsuite (sync) | SB3 steps/s | rlsuite / SB3 | "
-             "envpool / SB3 | sync / SB3 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "envpool / SB3 | sync / SB3 | sync / SB3 per CPU-second |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     split = ["", "Where rlsuite's time goes (the card's vector env on this machine, steps/s; the last share is "
              "what the full run adds to env + acting):", "", *SPLIT_HEAD]
     for agent in ("dqn", "ppo"):
@@ -142,16 +190,21 @@ def speed_section(out: Path) -> list[str]:
                                        env_changes=changes),
                                runs.fingerprint(agent, env_id, steps, ours_set or None, env_changes=changes))
         card = load_env_card(env_id)
-        res = compare.side_by_side(env_id, [0], root / agent, variants, False,
+        res = compare.side_by_side(env_id, [0], root / agent, variants, True,
                                    lambda label, seed, s: print(agent, label, f"{s['steps_per_s']:.0f} steps/s", flush=True))
         ours, pool, sync, sb3 = (res[k][0]["steps_per_s"] for k in ("rlsuite", "rlsuite-envpool", "rlsuite-sync", "sb3"))
+        cpu = ratio_lines(res["rlsuite-sync"], res["sb3"], "sync", "sb3")
         lines.append(f"| {agent.upper()} | {steps:,} | {ours:,.0f} | {pool:,.0f} | {sync:,.0f} | {sb3:,.0f} | "
-                     f"{ours / sb3:.2f}× | {pool / sb3:.2f}× | {sync / sb3:.2f}× |")
+                     f"{ours / sb3:.2f}× | {pool / sb3:.2f}× | {sync / sb3:.2f}× | {cpu_ratio(cpu)} |")
         config = runs.load_run(Path(res["rlsuite"][0]["run_dir"]))[1]
         policy = runs.load_policy(res["rlsuite"][0]["run_dir"])
         split.append(split_row(agent.upper(), time_split(card, config.num_envs, ours, policy.act)))
-    return lines + split + ["", "The updates (the last share) run the same network on the same batches and epochs on both sides "
-                            "(the zoo's values); at equal hyperparameters they bound what a faster loop can gain.", ""]
+    ms = ppo_minibatch_ms()
+    return lines + split + [
+        "", f"One PPO minibatch step at these values (256 stacks, the shared Nature CNN, forward + backward + clip + "
+        f"Adam; CPU ms, best of 3 interleaved repeats): rlsuite **{ms['rlsuite']:.0f}**, SB3 **{ms['sb3']:.0f}** "
+        f"(SB3 / rlsuite {ms['sb3'] / ms['rlsuite']:.2f}×). A 1,024-step rollout trains 16 of them (4 epochs of 4 "
+        "minibatches) on both sides: at equal hyperparameters the updates bound what a faster loop can gain.", ""]
 
 
 def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None = None) -> list[str]:
