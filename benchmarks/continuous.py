@@ -28,6 +28,7 @@ from rlsuite import compare, runs
 from rlsuite.baselines import differences_from_zoo
 from rlsuite.benchgrid import fill_grid
 from rlsuite.cards import load_env_card
+from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
 from rlsuite.report import (aggregate_table, cpu_ratio, header, per_seed_table, ratio_lines, stamped,
@@ -85,8 +86,8 @@ def pendulum_section(out: Path, seeds) -> list[str]:
                     "env + acting: the gradient steps, replay sampling and bookkeeping):", "", *SPLIT_HEAD, *splits, ""]
 
 
-def mujoco_section(out: Path, seeds, publish=None, only: str | None = None) -> list[str]:
-    """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(lines)`),
+def mujoco_section(out: Path, seeds, publish=None, only: str | None = None):
+    """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(render)`),
     with the cells still to run named, so a stopped invocation leaves its finished cells in the report;
     `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid)."""
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
@@ -200,6 +201,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "continuous.md"
+    if args.cells and args.sections != "mujoco":  # a second process must not redo the other sections
+        sys.exit("--cells picks cells of the mujoco grid: use it with --sections mujoco alone")
     for name in args.sections.split(","):
         if name not in SECTIONS:
             sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
@@ -207,12 +210,16 @@ def main() -> None:
         head = header("Continuous control: SAC and TD3 vs SB3", "python benchmarks/continuous.py", None)
 
         def publish(section, name=name, seeds=seeds):
-            section = stamped(section, f"python benchmarks/continuous.py --sections {name}",
-                              seeds if name != "updates" else None)
-            write_section(path, head, name, section, SECTIONS)
+            """section: the lines, or (the MuJoCo grid) the function rendering them, called under the report's lock."""
+            write_section(path, head, name, lambda: stamped(section() if callable(section) else section,
+                                                            f"python benchmarks/continuous.py --sections {name}",
+                                                            seeds if name != "updates" else None), SECTIONS)
 
-        publish(pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds, publish, args.cells)
-                if name == "mujoco" else updates_section())
+        try:
+            publish(pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds, publish, args.cells)
+                    if name == "mujoco" else updates_section())
+        except UserError as e:
+            sys.exit(str(e))
         print(f"wrote {path} ({name})", flush=True)
 
 

@@ -36,6 +36,7 @@ import torch
 
 from rlsuite import compare
 from rlsuite.benchgrid import fill_grid
+from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
 from rlsuite.report import cpu_ratio, header, ratio_lines, stamped, write_section
@@ -173,8 +174,8 @@ def speed_section(out: Path) -> list[str]:
              "(SB3's DummyVecEnv steps its envs in-process too; the card's async env runs one worker process per "
              "env). Wall-clock rates on this shared 2-core machine move with other load; the last column divides "
              "steps by the training process's CPU time instead, which load does not skew, for the two variants "
-             "whose envs step inside that process (rlsuite sync and SB3; async and EnvPool workers' time is not in "
-             "it).", "",
+             "whose envs step on its main thread (rlsuite sync and SB3's DummyVecEnv; the async env's worker "
+             "processes are not in it, EnvPool's threads are).", "",
              "| agent | steps | rlsuite steps/s | rlsuite (envpool) | rlsuite (sync) | SB3 steps/s | rlsuite / SB3 | "
              "envpool / SB3 | sync / SB3 | sync / SB3 per CPU-second |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -207,8 +208,8 @@ def speed_section(out: Path) -> list[str]:
         "minibatches) on both sides: at equal hyperparameters the updates bound what a faster loop can gain.", ""]
 
 
-def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None = None) -> list[str]:
-    """Each finished cell is published at once (`publish(lines)`), with the cells still to run named;
+def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None = None):
+    """Each finished cell is published at once (`publish(render)`), with the cells still to run named;
     `only` (e.g. "ppo") trains those cells alone, so a second process can take them (benchgrid)."""
     root = out / "runs" / "bench-pixels"
     lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
@@ -280,11 +281,15 @@ def main() -> None:
     report_path = out / "pixels.md"
     head = header("Pixels: DQN and PPO on image observations", "python benchmarks/pixels.py", None)
 
-    def publish(name: str, section: list[str]) -> None:
-        section = stamped(section, f"python benchmarks/pixels.py --sections {name}",
-                          list(range(args.seeds)) if name == "minatar" else None)
+    def publish(name: str, section) -> None:
+        """section: the lines, or (a benchmark grid) the function rendering them, called under the report's lock."""
+        def lines() -> list[str]:
+            return stamped(section() if callable(section) else section, f"python benchmarks/pixels.py --sections {name}",
+                           list(range(args.seeds)) if name == "minatar" else None)
         # sections not run this time keep their previous text (another process may be running them)
-        write_section(report_path, head, name, section, ("memory", "vectorization", "speed", "minatar", "pong"))
+        write_section(report_path, head, name, lines, ("memory", "vectorization", "speed", "minatar", "pong"))
+    if args.cells and args.sections != "minatar":  # a second process must not redo the other sections
+        sys.exit("--cells picks cells of the minatar grid: use it with --sections minatar alone")
     for name in args.sections.split(","):
         if name == "memory":
             section = memory_section()
@@ -293,7 +298,10 @@ def main() -> None:
         elif name == "speed":
             section = speed_section(out)
         elif name == "minatar":
-            section = minatar_section(out, list(range(args.seeds)), partial(publish, name), args.cells)
+            try:
+                section = minatar_section(out, list(range(args.seeds)), partial(publish, name), args.cells)
+            except UserError as e:
+                sys.exit(str(e))
         elif name == "pong":
             section = pong_section(out)
         else:

@@ -3,15 +3,21 @@ so they span sessions and, on a machine with spare cores, several processes.
 
 Each process trains the cells given to it (all by default), in order; a cell another live process is
 training is skipped (its runs are locked) and reported once that process finishes it. After every
-cell the whole section is rendered again from what is finished on disk, so whichever process publishes
-last shows every finished cell, and the cells still to run are named."""
+cell the whole section is rendered again from what is finished on disk, under the report's lock
+(report.write_section), so whichever process publishes last shows every finished cell, and the cells
+still to run are named."""
 
 from __future__ import annotations
 
 import sys
 from typing import Callable, Hashable
 
+from rlsuite.errors import UserError
 from rlsuite.rundir import RunBusy
+
+
+def _names(key: tuple) -> set[str]:
+    return {key[0], key[1], f"{key[0]}:{key[1]}"}
 
 
 def mine(key: tuple, only: str | None) -> bool:
@@ -19,20 +25,29 @@ def mine(key: tuple, only: str | None) -> bool:
     ids or agent:env_id pairs (e.g. "ppo", "dqn:MinAtar/Asterix-v1"); None or "" is every cell."""
     if not only:
         return True
-    wanted = {w.strip() for w in only.split(",") if w.strip()}
-    return bool(wanted & {key[0], key[1], f"{key[0]}:{key[1]}"})
+    return bool({w.strip() for w in only.split(",")} & _names(key))
+
+
+def check_only(cells: list[tuple], only: str | None) -> None:
+    """A filter word that names no cell is a typo (it would train nothing, silently): one line naming them."""
+    unknown = [w.strip() for w in (only or "").split(",") if w.strip() and not any(w.strip() in _names(k) for k in cells)]
+    if unknown:
+        choices = sorted({k[0] for k in cells}) + sorted({k[1] for k in cells})
+        raise UserError(f"--cells {', '.join(unknown)} names no cell; use agents, env ids or agent:env_id from "
+                        f"{', '.join(choices)}")
 
 
 def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, peek: Callable, render: Callable,
               head: list[str], intro: int, name: Callable = str, publish: Callable | None = None,
-              only: str | None = None) -> list[str]:
-    """Train `cells` (in this order) and return the section.
+              only: str | None = None) -> Callable[[], list[str]]:
+    """Train `cells` (in this order); return the function that renders the section from disk.
 
     train(key) -> result, reusing finished runs and resuming open ones (raises RunBusy for a run another
     process holds); peek(key) -> the result if all its runs are finished, else None, touching nothing;
     render(key, result) -> (table lines, lines after the table). `shown` is the report's order; `head`
-    the lines before the table, the progress note going in at index `intro`. publish(lines) is called
-    after every cell trained here."""
+    the lines before the table, the progress note going in at index `intro`. publish(section) is called
+    after every cell trained here, with the rendering function (to call under the report's lock)."""
+    check_only(cells, only)
     results: dict = {}
 
     def section() -> list[str]:
@@ -60,5 +75,5 @@ def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, pee
             print(f"skipped {name(key)}: {e}", file=sys.stderr, flush=True)
             continue
         if publish is not None:
-            publish(section())
-    return section()
+            publish(section)
+    return section

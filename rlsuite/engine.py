@@ -286,7 +286,8 @@ class Run:
     def cpu(self) -> float | None:
         """Training CPU seconds of this process so far, evaluation excluded (and across resumes); None when
         a resumed checkpoint did not keep them. Unlike wall(), other load on a shared machine does not inflate
-        it, so ratios of two implementations stay fair; env worker processes (async, EnvPool) are not in it."""
+        it, so ratios of two implementations stay fair. Worker processes of an async vector env are not in it
+        (EnvPool's threads are: they belong to this process)."""
         if self._cpu_offset is None:
             return None
         return self._cpu_offset + time.process_time() - self._cpu_start - self._eval_cpu

@@ -4,6 +4,7 @@ environment steps and against training wall-clock seconds, the solve threshold a
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +142,13 @@ def _save(fig, out: Path, dpi: int) -> list[Path]:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with matplotlib.rc_context({"svg.hashsalt": "rlsuite"}):
-            for p in paths:
-                fig.savefig(p, dpi=dpi, metadata={"Date": None} if p.suffix == ".svg" else None)
+            for p in paths:  # via a temporary file: a reader (or a second benchmark process) never sees half
+                tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}")
+                try:
+                    fig.savefig(tmp, dpi=dpi, metadata={"Date": None} if p.suffix == ".svg" else None)
+                    os.replace(tmp, p)
+                finally:
+                    tmp.unlink(missing_ok=True)
     except (OSError, UnicodeEncodeError) as e:
         raise UserError(f"cannot write {out.with_suffix('.png')} ({getattr(e, 'strerror', None) or e}); "
                         "choose a writable -o path") from None

@@ -181,10 +181,12 @@ def pending_note(lines: list[str], at: int, pending: list[str], total: int) -> l
     return [*lines[:at], note, "", *lines[at:]]
 
 
-def write_section(path, head: list[str], name: str, section: list[str], order) -> None:
+def write_section(path, head: list[str], name: str, section, order) -> None:
     """Replace one section of a sectioned report. The file is read again right here, not when the
     script started: two benchmark processes working on different sections of one report (hours
-    apart) must not erase each other's finished sections. Written atomically."""
+    apart) must not erase each other's finished sections. Written atomically. `section` is the lines,
+    or a function making them, called under the lock: two processes sharing one section (a benchmark
+    grid) each render it from what is on disk then, so a slower render cannot overwrite a newer one."""
     import fcntl
     from pathlib import Path
 
@@ -196,7 +198,7 @@ def write_section(path, head: list[str], name: str, section: list[str], order) -
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = read_sections(path)
-        done[name] = section
+        done[name] = section() if callable(section) else section
         lines = list(head)
         for key in order:
             if key in done:

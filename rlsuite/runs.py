@@ -271,8 +271,13 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
         stamp = run_dir / "fingerprint.json"
         fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
         same = _same_experiment(run_dir, fingerprint)
-        if not force and (done := finished_summary(out, name, fingerprint)) is not None:
-            return done
+        summary = run_dir / "summary.json"
+        if same and not force and summary.exists():
+            try:  # finished: reused. An unreadable summary is reported, never a reason to delete the run
+                return json.loads(summary.read_text())
+            except (OSError, ValueError) as e:
+                raise UserError(f"{summary} cannot be read ({getattr(e, 'strerror', None) or e}); restore it, or "
+                                "delete the run directory to train that run again") from None
         resumable = (same and not force and fingerprint is not None and (run_dir / "checkpoints" / "last.pt").exists()
                      and read_status(run_dir)["status"] in ("interrupted", "running")
                      and (run_dir / "config.yaml").exists())
@@ -295,8 +300,8 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
 def _same_experiment(run_dir: Path, fingerprint: dict | None) -> bool:
     stamp = run_dir / "fingerprint.json"
     try:
-        old = json.loads(stamp.read_text()) if stamp.exists() else None
-    except ValueError:
+        old = json.loads(stamp.read_text())
+    except (OSError, ValueError):  # missing, or removed by the process redoing a stale run as we look
         old = None
     fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
     return fingerprint is None or (old is not None and _experiment(old) == _experiment(fingerprint))

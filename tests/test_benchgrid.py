@@ -59,7 +59,7 @@ def test_a_second_process_takes_some_cells_and_every_publish_shows_all_finished_
     head = ["## Grid", "", "intro", "", "| result |", "|---|"]
     cells = ["a", "b", "c", "d"]
     section = fill_grid(cells, ["d", "c", "b", "a"], train, on_disk.get, render, head, 4,
-                        lambda k: k.upper(), published.append)
+                        lambda k: k.upper(), published.append)()
     assert trained == ["a", "b", "d"]  # c was busy: skipped, not waited for
     assert len(published) == 3
     assert "Not yet run: C" in section[4] and "3 of 4" in section[4]
@@ -78,13 +78,15 @@ def test_cells_outside_the_filter_are_reported_only_once_finished(tmp_path):
 
     render = lambda key, result: ([f"| {result} |"], [])  # noqa: E731
     cells = [("dqn", "E"), ("ppo", "E"), ("ppo", "F")]
-    section = fill_grid(cells, cells, train, on_disk.get, render, ["## G", "| x |"], 1,
-                        lambda k: f"{k[0]} {k[1]}", published.append, only="ppo")
+    render_section = fill_grid(cells, cells, train, on_disk.get, render, ["## G", "| x |"], 1,
+                               lambda k: f"{k[0]} {k[1]}", published.append, only="ppo")
+    section = render_section()
     assert trained == [("ppo", "E"), ("ppo", "F")]
     assert "Not yet run: dqn E" in section[1] and "2 of 3" in section[1]
-    on_disk[("dqn", "E")] = ("dqn", "E")  # the other process finishes its cell: the next section has all three
-    section = fill_grid(cells, cells, train, on_disk.get, render, ["## G", "| x |"], 1, only="nothing")
-    assert not any("In progress" in line for line in section) and len(section) == 6
+    on_disk[("dqn", "E")] = ("dqn", "E")  # the other process finishes its cell: rendered again, all three show
+    assert not any("In progress" in line for line in render_section()) and len(render_section()) == 6
+    # what is published is the rendering itself, called under the report's lock: it sees the newest disk
+    assert published[0] is render_section
 
 
 def test_a_run_locked_by_another_process_makes_its_cell_skipped_not_retrained(tmp_path):
@@ -97,5 +99,74 @@ def test_a_run_locked_by_another_process_makes_its_cell_skipped_not_retrained(tm
             compare.side_by_side("E-v0", [0], tmp_path, variants)
         section = fill_grid(["E-v0"], ["E-v0"], lambda e: compare.side_by_side(e, [0], tmp_path, variants),
                             lambda e: compare.finished(e, [0], tmp_path, variants),
-                            lambda e, r: ([f"| {e} |"], []), ["## G", "| x |"], 1)
+                            lambda e, r: ([f"| {e} |"], []), ["## G", "| x |"], 1)()
     assert calls == [] and "Not yet run: E-v0" in section[1]
+
+
+def test_a_cell_filter_that_names_no_cell_is_refused_in_one_line():
+    from rlsuite.errors import UserError
+
+    cells = [("dqn", "MinAtar/Breakout-v1"), ("ppo", "MinAtar/Breakout-v1")]
+    trained = []
+    with pytest.raises(UserError, match=r"--cells PPO, Breakout names no cell; use agents, env ids or agent:env_id "
+                                        r"from dqn, ppo, MinAtar/Breakout-v1"):
+        fill_grid(cells, cells, trained.append, lambda k: None, lambda k, r: ([], []), [], 0, only="ppo,PPO,Breakout")
+    assert trained == []
+
+
+def test_a_finished_run_whose_summary_cannot_be_read_is_reported_never_deleted(tmp_path):
+    """A regression of the refactor: reuse_or_train must not treat an unreadable summary as 'not finished'
+    (the run is complete, not resumable, and would be wiped and retrained)."""
+    from rlsuite.errors import UserError
+
+    calls = []
+    job = partial(_fake_job, calls)
+    stamp = {"agent": "ppo"}
+    runs.reuse_or_train(tmp_path, "r", partial(job, out=tmp_path), fingerprint=stamp)
+    (tmp_path / "runs" / "r" / "summary.json").write_text("{trunc")
+    with pytest.raises(UserError, match="summary.json cannot be read .*; restore it, or delete the run directory"):
+        runs.reuse_or_train(tmp_path, "r", partial(job, out=tmp_path), fingerprint=stamp)
+    assert calls == ["r"] and (tmp_path / "runs" / "r" / "summary.json").read_text() == "{trunc"
+    assert runs.finished_summary(tmp_path, "r", stamp) is None  # looking only: not finished, nothing raised
+
+
+def test_looking_at_a_run_being_redone_does_not_fail(tmp_path, monkeypatch):
+    """The other process may delete fingerprint.json between our exists() and read (a stale run redone)."""
+    from pathlib import Path
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    real = Path.read_text
+
+    def vanishing(self, *a, **k):
+        if self.name == "fingerprint.json":
+            raise FileNotFoundError(2, "No such file or directory")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", vanishing)
+    (run / "fingerprint.json").write_text("{}")
+    assert runs.finished_summary(tmp_path, "r", {"agent": "ppo"}) is None
+
+
+def test_a_grid_section_is_rendered_under_the_report_lock(tmp_path):
+    """Two processes publishing one grid: the one that renders later must also write later, so each
+    renders while it holds the report's lock (a stale render cannot overwrite a newer one)."""
+    import fcntl
+
+    from rlsuite.report import read_sections, write_section
+
+    path = tmp_path / "r.md"
+    seen = []
+
+    def render():
+        with open(tmp_path / ".r.md.lock", "w") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("unlocked")
+            except BlockingIOError:
+                seen.append("locked")
+        return ["## Grid", "row"]
+
+    write_section(path, ["# R"], "grid", render, ("grid",))
+    assert seen == ["locked"] and read_sections(path) == {"grid": ["## Grid", "row"]}

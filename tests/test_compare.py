@@ -62,6 +62,8 @@ def test_plot_draws_one_curve_per_group(tmp_path, sb3_run, tiny_run):
     result = invoke("plot", sb3_run, tiny_run, "-o", tmp_path / "x.png")
     assert result.exit_code == 0 and "tensorboard --logdir" in result.output
     assert (tmp_path / "x.png").exists() and (tmp_path / "x.svg").exists()
+    # written via temporary files and renames (two benchmark processes may redraw one figure): none left over
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["c.png", "c.svg", "x.png", "x.svg"]
 
 
 def test_plot_bad_inputs(tmp_path, tiny_run):
