@@ -150,6 +150,10 @@ def _to_int_tuple(value: Any, key: str) -> tuple[int, ...]:
     return tuple(_to_int(v, key) for v in value)
 
 
+# SB3 / rl-zoo argument -> the rlsuite field it corresponds to, where the names differ (for error hints)
+SB3_NAMES = {"learning_rate": "lr", "n_envs": "num_envs", "n_timesteps": "total_steps", "noise_std": "action_noise"}
+
+
 def coerce(cls, key: str, value: Any) -> Any:
     """Convert `value` to the declared type of field `key` of dataclass `cls`."""
     hints = typing.get_type_hints(cls)
@@ -157,7 +161,10 @@ def coerce(cls, key: str, value: Any) -> Any:
         names = [f.name for f in dataclasses.fields(cls)]
         if key in {f.name for f in dataclasses.fields(EnvCard)}:
             raise UserError(f"'{key}' is an env-card field, not a hyperparameter: set it in the env card "
-                            f"(envs/<EnvId>.yaml; `rlsuite list` names the card folder)")
+                            f"(envs/<EnvId>.yaml; the last line of `rlsuite list` names the folder)")
+        if SB3_NAMES.get(key) in names:  # the zoo's / SB3's name for a field rlsuite names otherwise
+            raise UserError(f"unknown hyperparameter '{key}' for {cls.__name__}: that is the zoo's (SB3's) name; "
+                            f"rlsuite calls it {SB3_NAMES[key]} (--set {SB3_NAMES[key]}=...)")
         raise UserError(
             f"unknown hyperparameter '{key}' for {cls.__name__}{close_matches(key, names)}; "
             f"`rlsuite list {getattr(cls, 'agent_name', '')}` shows the valid ones"

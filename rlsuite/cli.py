@@ -78,9 +78,10 @@ def _print_result(result: dict) -> None:
         solved = (f"  threshold {result['threshold']:g}: "
                   + ("solved" if result["stays_solved"] else "solved then collapsed" if result["solved"] else "not solved")
                   + (f" (first at {result['steps_to_solve']:,} steps, {result['wall_to_solve']:.1f} s)" if result["solved"] else ""))
-    click.echo(f"final evaluation: {final['mean']:.1f} ± {final['std']:.1f} over {final['episodes']} episodes{solved}")
+    episodes = f"{final['episodes']} episode{'s' if final['episodes'] != 1 else ''}"
+    click.echo(f"final evaluation: {final['mean']:.1f} ± {final['std']:.1f} over {episodes}{solved}")
     click.echo(f"{result['steps']:,} steps in {result['wall_s']:.1f} s ({result['steps_per_s']:,.0f} steps/s)")
-    click.echo(f"run directory: {result['run_dir']}")
+    click.echo(f"run directory: {Path(result['run_dir']).absolute()}")  # the same form after a resume
 
 
 @main.command()
@@ -195,7 +196,12 @@ def list_(agent, env_id):
         card = load_agent_card(name)
         entries = ", ".join(card.get("envs") or {}) or "-"
         click.echo(f"{name:<11}{spec.summary}\n{'':<11}card entries: {entries}  (agents/{name}.yaml)")
+    from rlsuite.cards import cards_root
+
+    envs = cards_root() / "envs"
     click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
+    click.echo(f"Env cards (threshold, budgets, evaluation, preprocessing, vectorization): {envs}/<EnvId>.yaml, "
+               f"{len(list(envs.glob('*.yaml')))} of them (ALE/Pong-v5 -> ALE__Pong-v5.yaml).")
 
 
 @main.command()

@@ -94,7 +94,7 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
     """The comparison report of two groups of finished runs (the first against the second): the across-seed
     table with the ratios, the per-seed table and one plot; returns (table, report path)."""
     from rlsuite.plots import plot_curves
-    from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines
+    from rlsuite.report import aggregate_table, final_episodes, header, per_seed_table, ratio_lines
 
     table = aggregate_table(results, max_return)
     first, second = list(results)[:2]
@@ -105,7 +105,7 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
               + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else "")]
     report.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_curves(list(run_labels), figure, labels=run_labels, title=plot_title).paths[0]
-    lines = header(title, command, seeds) + table + [""] + per_seed_table(results) + [f"![curves]({plot.name})", ""]
+    lines = header(title, command, seeds, episodes=final_episodes(results)) + table + [""] + per_seed_table(results) + [f"![curves]({plot.name})", ""]
     report.write_text("\n".join(lines) + "\n")
     return table, report
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -135,9 +136,35 @@ def _constructor_arguments(env_id: str) -> list[str]:
         return []
 
 
+_MUJOCO_SEEN: set[str] = set()
+
+
+def _mujoco_warnings_once(env_id: str) -> None:
+    """MuJoCo 4 warns about a deprecated attribute of gymnasium's HalfCheetah model every time the model is
+    compiled: once per env, twenty-two lines per run. Each distinct warning is printed once per process
+    instead (only where nobody has installed a handler of their own)."""
+    entry = gym.spec(env_id).entry_point
+    if not (isinstance(entry, str) and entry.startswith("gymnasium.envs.mujoco")):
+        return
+    try:
+        import mujoco
+    except ImportError:
+        return  # gym.make names the missing extra
+    if mujoco.get_mju_user_warning() is not None:
+        return
+
+    def once(message: str) -> None:
+        if message not in _MUJOCO_SEEN:
+            _MUJOCO_SEEN.add(message)
+            print(f"MuJoCo warning (shown once): {message}", file=sys.stderr, flush=True)
+
+    mujoco.set_mju_user_warning(once)
+
+
 def make_env(card: EnvCard, training: bool = True, render_mode: str | None = None) -> gym.Env:
     """One environment with the card's wrappers (train-only wrappers skipped when not training)."""
     env_id = resolve_env_id(card.id)
+    _mujoco_warnings_once(env_id)
     kwargs: dict[str, Any] = dict(card.make_kwargs)
     if render_mode:
         kwargs["render_mode"] = render_mode

@@ -13,7 +13,17 @@ def fmt(x, digits: int = 1) -> str:
     return "—" if x is None else f"{x:,.{digits}f}"
 
 
-def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 1) -> list[str]:
+def final_episodes(results: dict[str, list[dict]]) -> str:
+    """How many episodes the final evaluations ran ('20'; '3-20' when runs differ): a report states what
+    its runs did, not the protocol's default."""
+    counts = sorted({n for v in results.values() for s in v
+                     if (n := s["final_eval"].get("episodes") or len(s["final_eval"].get("returns", [])))})
+    if not counts:  # summaries that do not say: the protocol's count
+        return "20"
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
+def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 1, episodes: str = "20") -> list[str]:
     path = float_path()
     if path != "native":  # the command that regenerates the report must select the same float path
         command = f"{path} {command}"
@@ -25,8 +35,8 @@ def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items())
         + (f"  \nSeeds: {list(seeds)}" if seeds is not None else "  \nSeeds: each section states its own"), "",
         "Evaluation per `../shared/PROTOCOL.md`: a separate env seeded `seed + 10000`, deterministic policy, "
-        "every `eval_every` steps (env card), final evaluation 20 episodes, raw returns. *solved*: some evaluation "
-        "mean ≥ threshold; *stays solved*: the final 20-episode evaluation ≥ threshold. Medians over seeds; "
+        f"every `eval_every` steps (env card), final evaluation {episodes} episodes, raw returns. *solved*: some "
+        f"evaluation mean ≥ threshold; *stays solved*: the final {episodes}-episode evaluation ≥ threshold. Medians over seeds; "
         "`*` marks medians that include unsolved runs counted at the full budget. Wall-clock excludes evaluation.", "",
     ]
 
@@ -71,7 +81,7 @@ def per_seed_table(results: dict[str, list[dict]]) -> list[str]:
         lines += [f"| {name} | {seed(s)} | {s['final_eval']['mean']:.1f} | {s['steps_per_s']:,.0f} |"
                   for name, summaries in results.items() for s in summaries]
         return lines + resumed_note(results) + [""]
-    lines = ["| implementation | seed | final (20 ep.) | steps-to-solve | wall-to-solve (s) | steps/s | outcome |",
+    lines = [f"| implementation | seed | final ({final_episodes(results)} ep.) | steps-to-solve | wall-to-solve (s) | steps/s | outcome |",
              "|---|---|---|---|---|---|---|"]
     for name, summaries in results.items():
         for s in summaries:

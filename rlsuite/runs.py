@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -70,9 +71,22 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
     spec, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
     dev = resolve_device(device)
     run_dir = new_run_dir(Path(out), agent, env_id, seed, name, exist_ok=lock is not None)
+    if (note := budget_note(config)) is not None:  # once every check has passed: the run does start
+        print(note, file=sys.stderr, flush=True)
     with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock,
              on_eval=on_eval) as run:
         return spec.train(config, run)
+
+
+def budget_note(config) -> str | None:
+    """A run too short to learn anything looks like a run that learned nothing: say so before it starts
+    (an off-policy agent acts at random, without a gradient step, until learning_starts)."""
+    starts = getattr(config, "learning_starts", None)
+    if starts is None or config.total_steps > starts:
+        return None
+    return (f"note: this run's {config.total_steps:,} steps end before learning starts (learning_starts "
+            f"{starts:,}): every action is random and no gradient step runs; give more --steps or "
+            "--set learning_starts=N")
 
 
 def check_seed(seed, what: str = "--seed") -> int:

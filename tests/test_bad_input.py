@@ -34,6 +34,8 @@ TRAIN = [
     (["--set", "double=maybe"], "is not a boolean"),
     (["--set", "loss=l1"], "is not one of huber, mse"),
     (["--set", "nosuchfield=1"], "unknown hyperparameter"),
+    (["--set", "learning_rate=1e-3"], "that is the zoo's (SB3's) name; rlsuite calls it lr (--set lr=...)"),
+    (["--set", "vectorization=sync"], "is an env-card field, not a hyperparameter"),
     (["--set", "=1"], "is not key=value"),
     (["--seed", "-1"], "--seed must be an integer in [0, 2^32)"),
     (["--seed", str(2**70)], "--seed must be an integer in [0, 2^32)"),

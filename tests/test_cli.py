@@ -34,6 +34,8 @@ def test_train_then_eval_then_list(tmp_path):
     result = invoke("eval", run_dir, "--episodes", 2)
     assert result.exit_code == 0 and "over 2 episodes" in result.output
 
+    assert f"run directory: {run_dir.absolute()}" in invoke("train", "--resume", run_dir, "--steps", 700).output
+
     result = invoke("list")
     assert result.exit_code == 0 and "dqn" in result.output and "CartPole-v1" in result.output
     result = invoke("list", "dqn")
@@ -131,3 +133,16 @@ def test_list_supervised_and_pg_agents():
     assert result.exit_code == 0 and "augment_shift" in result.output
     result = invoke("list", "ppo")
     assert result.exit_code == 0 and "clip_range" in result.output and "Pendulum-v1" in result.output
+
+
+def test_a_run_too_short_to_learn_says_so_before_it_starts(tmp_path):
+    """--steps below learning_starts: random actions, no update; the run would look like one that learned nothing."""
+    sets = [*TINY_SETS, "--set", "final_eval_episodes=1"]
+    result = invoke("train", "dqn", "CartPole-v1", "--steps", 150, "--out", tmp_path, *sets)
+    assert result.exit_code == 0, result.output
+    assert ("note: this run's 150 steps end before learning starts (learning_starts 200): every action is random "
+            "and no gradient step runs; give more --steps or --set learning_starts=N") in result.output
+    assert result.output.index("note:") < result.output.index("final evaluation")
+    assert "over 1 episode " in result.output  # one episode, not "1 episodes"
+    result = invoke("train", "dqn", "CartPole-v1", "--steps", 250, "--out", tmp_path, *sets)
+    assert result.exit_code == 0 and "note:" not in result.output

@@ -104,6 +104,8 @@ def test_compare_tiny_and_reuse(tmp_path):
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     text = report.read_text()
     assert "IQM final [95% CI]" in text and (report.parent / "curves.png").exists()
+    n = TINY_EVAL["final_eval_episodes"]  # the report states the runs' own count, not the protocol's 20
+    assert f"final evaluation {n} episodes" in text and f"final ({n} ep.)" in text
     summaries = sorted(report.parent.glob("runs/*/summary.json"))
     before = [(p, p.stat().st_mtime_ns, p.read_text()) for p in summaries]
     again = invoke(*args)  # finished runs are reused, not retrained: no summary is rewritten

@@ -202,3 +202,20 @@ def test_cards_run_the_zoos_values_where_they_say_so():
         assert differences_from_zoo(agent, env_id) == {}, (agent, env_id)
     # the zoo updates TD3 once per LunarLanderContinuous episode; a fixed train_freq cannot, and the table says so
     assert set(differences_from_zoo("td3", "LunarLanderContinuous-v3")) == {"train_freq", "gradient_steps"}
+
+
+def test_a_repeated_mujoco_warning_is_printed_once(capfd):
+    """MuJoCo 4 warns about HalfCheetah's deprecated 'settotalmass' at every model compile: 22 lines a run."""
+    mujoco = pytest.importorskip("mujoco")
+    if int(mujoco.__version__.split(".")[0]) < 4:
+        pytest.skip("MuJoCo 3 does not emit this warning")
+    from rlsuite import envs
+    from rlsuite.cards import load_env_card
+
+    envs._MUJOCO_SEEN.clear()
+    card = load_env_card("HalfCheetah-v5")
+    for _ in range(3):
+        envs.make_env(card).close()
+    out, err = capfd.readouterr()
+    assert "settotalmass" not in out
+    assert err.count("settotalmass") == 1 and "MuJoCo warning (shown once):" in err
