@@ -25,6 +25,24 @@ def test_cnn_infers_layout_and_flatten_size(obs_shape, channels_last, batch_shap
     assert out.shape == (2, 32) and net.out_dim == 32
 
 
+@pytest.mark.parametrize("obs_shape", [(4, 84, 84), (84, 84, 4), (10, 10, 7), (1, 28, 28)])
+def test_cnn_convolves_nhwc_memory_and_computes_what_the_plain_layout_does(obs_shape):
+    """The frames reach the convolutions NHWC in memory (faster on the CPU), with the same result as the
+    plain NCHW computation: same shape semantics, same flatten order for the layer after."""
+    torch.manual_seed(0)
+    net = CNN(obs_shape, hidden=32, scale=1 / 255)
+    frames = torch.randint(0, 256, (3, *obs_shape), dtype=torch.uint8)
+    seen = []
+    hook = net.convs[0].register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    out = net(frames)
+    hook.remove()
+    nchw = (frames.permute(0, 3, 1, 2) if net.channels_last else frames).float().contiguous() / 255
+    with torch.no_grad():
+        reference = net.fc(torch.nn.Sequential(*net.convs)(nchw))
+    assert seen == [True] and torch.allclose(out, reference, atol=1e-5)
+
+
 def test_cnn_presets_differ_by_image_size():
     assert len([m for m in CNN((4, 84, 84)).convs if isinstance(m, torch.nn.Conv2d)]) == 3  # Nature CNN
     assert len([m for m in CNN((10, 10, 4)).convs if isinstance(m, torch.nn.Conv2d)]) == 1  # MinAtar
