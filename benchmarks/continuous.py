@@ -36,6 +36,13 @@ from rlsuite.report import (aggregate_table, cpu_ratio, header, per_seed_table, 
 from rlsuite.stats import aggregate
 
 SECTIONS = ("pendulum", "mujoco", "updates")
+# Published reference points, all at 1M steps: the zoo's benchmark.md (one run each, -v3 envs, deterministic
+# evaluation) and CleanRL's docs (SAC: -v2, training episodic return; TD3 and PPO: -v4, 3 seeds).
+REFERENCES = {
+    ("sac", "Hopper-v5"): ("2,326", "2,310 ± 343"), ("sac", "HalfCheetah-v5"): ("9,535", "9,635 ± 1,424"),
+    ("td3", "Hopper-v5"): ("3,606", "3,135 ± 360"), ("td3", "HalfCheetah-v5"): ("9,656", "9,583 ± 126"),
+    ("ppo", "Hopper-v5"): ("2,410", "2,383 ± 272"), ("ppo", "HalfCheetah-v5"): ("5,819", "1,443 ± 46"),
+}
 
 
 def log(label, seed, s):
@@ -63,6 +70,10 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
     else:
         lines += [f"- rlsuite / SB3 median steps/s **{r['steps_per_s']:.2f}×** (target ≥ 1.5×); per CPU second of the "
                   f"training process (other load on the machine does not skew it): {cpu_ratio(r)}", ""]
+    if (agent, env_id) in REFERENCES:
+        zoo, cleanrl = REFERENCES[agent, env_id]
+        lines += [f"- published, at 1M steps (this budget: {first['steps']:,}): the zoo {zoo} (one run, -v3), "
+                  f"CleanRL {cleanrl} ({'-v2, training returns' if agent == 'sac' else '-v4, 3 seeds'})", ""]
     lines += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
     paths = plot_curves(list(labels), out / "figures" / f"continuous_{agent}_{env_id}", labels=labels,
