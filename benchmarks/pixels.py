@@ -205,7 +205,8 @@ def speed_section(out: Path) -> list[str]:
         "", f"One PPO minibatch step at these values (256 stacks, the shared Nature CNN, forward + backward + clip + "
         f"Adam; CPU ms, best of 3 interleaved repeats): rlsuite **{ms['rlsuite']:.0f}**, SB3 **{ms['sb3']:.0f}** "
         f"(SB3 / rlsuite {ms['sb3'] / ms['rlsuite']:.2f}×). A 1,024-step rollout trains 16 of them (4 epochs of 4 "
-        "minibatches) on both sides: at equal hyperparameters the updates bound what a faster loop can gain.", ""]
+        "minibatches) on both sides, so at equal hyperparameters the ratio of these steps, more than the loop "
+        "around them, sets PPO's steps/s ratio.", ""]
 
 
 def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None = None):
