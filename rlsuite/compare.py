@@ -105,7 +105,8 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
               + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else "")]
     report.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_curves(list(run_labels), figure, labels=run_labels, title=plot_title).paths[0]
-    lines = header(title, command, seeds, episodes=final_episodes(results)) + table + [""] + per_seed_table(results) + [f"![curves]({plot.name})", ""]
+    lines = (header(title, command, seeds, episodes=final_episodes(results)) + table + [""] + per_seed_table(results)
+             + [f"![curves]({plot.name})", ""])
     report.write_text("\n".join(lines) + "\n")
     return table, report
 

@@ -36,7 +36,8 @@ def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 
         + (f"  \nSeeds: {list(seeds)}" if seeds is not None else "  \nSeeds: each section states its own"), "",
         "Evaluation per `../shared/PROTOCOL.md`: a separate env seeded `seed + 10000`, deterministic policy, "
         f"every `eval_every` steps (env card), final evaluation {episodes} episodes, raw returns. *solved*: some "
-        f"evaluation mean ≥ threshold; *stays solved*: the final {episodes}-episode evaluation ≥ threshold. Medians over seeds; "
+        f"evaluation mean ≥ threshold; *stays solved*: the final {episodes}-episode evaluation ≥ threshold. "
+        "Medians over seeds; "
         "`*` marks medians that include unsolved runs counted at the full budget. Wall-clock excludes evaluation.", "",
     ]
 
@@ -81,7 +82,8 @@ def per_seed_table(results: dict[str, list[dict]]) -> list[str]:
         lines += [f"| {name} | {seed(s)} | {s['final_eval']['mean']:.1f} | {s['steps_per_s']:,.0f} |"
                   for name, summaries in results.items() for s in summaries]
         return lines + resumed_note(results) + [""]
-    lines = [f"| implementation | seed | final ({final_episodes(results)} ep.) | steps-to-solve | wall-to-solve (s) | steps/s | outcome |",
+    lines = [f"| implementation | seed | final ({final_episodes(results)} ep.) | steps-to-solve | wall-to-solve (s) | "
+             "steps/s | outcome |",
              "|---|---|---|---|---|---|---|"]
     for name, summaries in results.items():
         for s in summaries:
