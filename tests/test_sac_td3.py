@@ -2,6 +2,7 @@
 exact resume, and a learning test."""
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -219,3 +220,43 @@ def test_a_repeated_mujoco_warning_is_printed_once(capfd):
     out, err = capfd.readouterr()
     assert "settotalmass" not in out
     assert err.count("settotalmass") == 1 and "MuJoCo warning (shown once):" in err
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
+    """Issue 12: baseline, compare, plot, sweep, eval (with --video) and tune, through the CLI, on tiny budgets."""
+    from click.testing import CliRunner
+
+    def invoke(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    result = invoke("baseline", agent, "Pendulum-v1", "--steps", 300, "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    result = invoke("compare", agent, "Pendulum-v1", "--seeds", 1, "--steps", 400, "--out", tmp_path / "c", *sets)
+    assert result.exit_code == 0, result.output
+    assert "| rlsuite |" in result.output and "| sb3 |" in result.output
+    report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
+    run_dirs = sorted(report.parent.glob("runs/*"))
+    assert [p.name.split("-")[0] for p in run_dirs] == ["rlsuite", "sb3"]
+    assert invoke("plot", *run_dirs, "-o", tmp_path / "curves.png").exit_code == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+    rlsuite_run = run_dirs[0]
+    result = invoke("eval", rlsuite_run, "--episodes", 1, "--json")
+    assert result.exit_code == 0 and len(json.loads(result.output)["returns"]) == 1
+    pytest.importorskip("moviepy")
+    result = invoke("eval", rlsuite_run, "--episodes", 1, "--video", tmp_path / "videos")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == 1
+
+    result = invoke("sweep", agent, "Pendulum-v1", "--seeds", 1, "--steps", 300, "--workers", 1,
+                    "--out", tmp_path / "s", *sets, "--set", "lr=1e-3,3e-4")
+    assert result.exit_code == 0 and "2 runs finished, 0 failed" in result.output, result.output
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {loguniform: [1.0e-4, 1.0e-2]}\n")
+    result = invoke("tune", agent, "Pendulum-v1", "--trials", 2, "--seeds", 1, "--steps", 300, "--workers", 1,
+                    "--space", space, "--out", tmp_path / "t", "--no-reference", *sets)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "t" / "tune" / f"{agent}-Pendulum-v1").is_dir()
