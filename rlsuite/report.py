@@ -212,7 +212,7 @@ def write_section(path, head: list[str], name: str, section, order) -> None:
         done = read_sections(path)
         done[name] = section() if callable(section) else section
         lines = list(head)
-        for key in order:
-            if key in done:
-                lines += [f"<!-- section: {key} -->", *done[key]]
+        # sections this caller does not know (a newer script's, written while an older process runs) are kept
+        for key in [*[k for k in order if k in done], *[k for k in done if k not in order]]:
+            lines += [f"<!-- section: {key} -->", *done[key]]
         atomic_write_text(path, "\n".join(lines) + "\n")

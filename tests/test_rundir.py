@@ -271,6 +271,17 @@ def test_two_report_writers_keep_each_others_sections(tmp_path):
     assert path.read_text().startswith("# R\n<!-- section: a -->")
 
 
+def test_a_writer_that_does_not_know_a_section_keeps_it(tmp_path):
+    # A long benchmark process started from an older script (sections a, b) publishes while a newer script
+    # has added section n to the same report. Before the fix the older writer dropped n on every publish.
+    from rlsuite.report import read_sections, write_section
+
+    path = tmp_path / "r.md"
+    write_section(path, ["# R"], "n", ["## N", "newer script"], ("a", "n", "b"))
+    write_section(path, ["# R"], "a", ["## A", "older process"], ("a", "b"))
+    assert read_sections(path) == {"a": ["## A", "older process"], "n": ["## N", "newer script"]}
+
+
 def test_a_section_published_before_its_last_cell_names_the_cells_to_come():
     from rlsuite.report import pending_note
 
