@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from rlsuite.agents import get_agent
 from rlsuite.cards import EnvCard, apply, check_env_card, resolve
@@ -19,6 +20,7 @@ from rlsuite.rundir import RunLock, new_run_dir, read_run_config, read_status, w
 from rlsuite.envs import make_env, resolve_env_id
 from rlsuite.errors import UserError
 from rlsuite.evaluation import evaluate
+from rlsuite.nets import bf16_is_native
 
 
 def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
@@ -71,11 +73,23 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
     spec, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
     dev = resolve_device(device)
     run_dir = new_run_dir(Path(out), agent, env_id, seed, name, exist_ok=lock is not None)
-    if (note := budget_note(config)) is not None:  # once every check has passed: the run does start
+    for note in start_notes(config, dev):  # once every check has passed: the run does start
         print(note, file=sys.stderr, flush=True)
     with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock,
              on_eval=on_eval) as run:
         return spec.train(config, run)
+
+
+def start_notes(config, device: torch.device) -> list[str]:
+    return [note for note in (budget_note(config), precision_note(config, device)) if note is not None]
+
+
+def precision_note(config, device: torch.device) -> str | None:
+    """bf16 on hardware without bf16 units is emulated: slower than fp32, the opposite of why it was asked for."""
+    if getattr(config, "precision", "fp32") != "bf16" or bf16_is_native(device):
+        return None
+    return (f"note: precision=bf16, but this {device.type.upper()} has no native bfloat16 matrix multiplies "
+            "(AVX512-BF16 or AMX): they are emulated, slower than fp32; --set precision=fp32 is faster here")
 
 
 def budget_note(config) -> str | None:
@@ -172,6 +186,8 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
         dev = resolve_device(device or data.get("device", "auto"))
         if dev.type == "cuda" and data.get("device", "cpu").startswith("cpu") and device is None:
             dev = resolve_device("auto")
+        if (note := precision_note(config, dev)) is not None:  # a run moved to a machine without bf16 units
+            print(note, file=sys.stderr, flush=True)
         with Run(run_dir, data["agent"], config, card, data["seed"], dev, resume=True, progress=progress,
                  stop_at=stop_at, lock=lock, on_eval=on_eval) as run:
             return spec.train(config, run)

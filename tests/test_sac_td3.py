@@ -16,7 +16,7 @@ from rlsuite import runs
 from rlsuite.agents.sac_td3 import SACConfig, TD3Config, build_learner, sac_update, smoothed_target_actions, td3_update
 from rlsuite.checkpoint import load_checkpoint
 from rlsuite.cli import main
-from rlsuite.nets import EnsembleMLP, TanhGaussianHead, squashed_log_prob
+from rlsuite.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision, squashed_log_prob
 from rlsuite.optim import DivergenceGuard
 
 TINY = {"learning_starts": "100", "batch_size": "32", "hidden": "16,16", "eval_every": "300", "eval_episodes": "2",
@@ -86,6 +86,65 @@ def test_first_member_alone_is_the_same_q1_for_less_arithmetic():
     g_full = torch.autograd.grad(full[0].sum(), x)[0]
     g_alone = torch.autograd.grad(alone[0].sum(), x)[0]
     assert torch.allclose(g_full, g_alone)
+
+
+def test_bf16_runs_the_hidden_layers_in_bf16_and_every_output_in_fp32():
+    """precision=bf16: hidden matmuls in bfloat16, outputs in float32. A Q near 300 read in bf16 would be
+    rounded to a multiple of 2 (8 significant bits); from a float32 output layer it keeps its fine digits."""
+    torch.manual_seed(0)
+    ens = EnsembleMLP(5, (64, 64), 1, members=2)
+    with torch.no_grad():
+        ens.biases[-1].fill_(300.0)
+    x = torch.randn(32, 5)
+    exact = ens(x)
+    with matmul_precision("bf16", "cpu"):
+        hidden = torch.relu(torch.baddbmm(ens.biases[0], x.expand(2, 32, 5), ens.weights[0]))
+        q = ens(x)
+        trunk = MLP(5, (16,))
+        features = trunk(x)
+        head = TanhGaussianHead(16, 2)
+        actions, logp = head(features)
+        mu = DeterministicTanhHead(16, 2)(features)
+    assert hidden.dtype == torch.bfloat16 and features.dtype == torch.bfloat16  # the speed: bf16 GEMMs
+    assert q.dtype == actions.dtype == logp.dtype == mu.dtype == torch.float32
+    assert (q - exact).abs().max() < 0.05  # a bf16 output would be off by up to 1 (and every q even)
+    assert matmul_precision("fp32", "cpu").__class__.__name__ == "nullcontext"
+
+
+@pytest.mark.parametrize("cls", [SACConfig, TD3Config])
+def test_a_bf16_update_follows_the_fp32_update(cls):
+    """Same networks, same batch: one update under bf16 gives losses within 2% of fp32's (or 1e-3 of a loss near 0), and moves the
+    critics' weights the same way (Adam's first step is a sign step, so the signs agree almost everywhere)."""
+    steps = {}
+    for precision in ("fp32", "bf16"):
+        cfg = cls(hidden=(64, 64), precision=precision)
+        torch.manual_seed(0)
+        nets, opts = build_learner(cfg, 3, 2, "cpu")
+        before = [p.detach().clone() for p in nets["critics"].parameters()]
+        torch.manual_seed(1)  # the same policy samples and smoothing noise
+        with matmul_precision(precision, "cpu"):
+            stats = (sac_update(cfg, nets, opts, _batch(), DivergenceGuard()) if cls is SACConfig else
+                     td3_update(cfg, nets, opts, _batch(), DivergenceGuard(), 2))
+        moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(nets["critics"].parameters(), before)])
+        steps[precision] = stats, moved
+    (s32, m32), (s16, m16) = steps["fp32"], steps["bf16"]
+    for key in ("critic_loss", "actor_loss"):
+        assert float(s16[key]) == pytest.approx(float(s32[key]), rel=0.02, abs=1e-3)
+    assert (torch.sign(m16) == torch.sign(m32)).float().mean() > 0.95
+
+
+def test_bf16_without_native_support_says_it_is_slower(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import rlsuite.runs
+
+    monkeypatch.setattr(rlsuite.runs, "bf16_is_native", lambda device: False)
+    result = CliRunner().invoke(main, ["train", "sac", "Pendulum-v1", "--steps", "200", "--set", "precision=bf16",
+                                       "--out", str(tmp_path), "--quiet", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]])
+    assert result.exit_code == 0, result.output
+    assert "emulated, slower than fp32; --set precision=fp32" in result.output
+    result = CliRunner().invoke(main, ["train", "sac", "Pendulum-v1", "--set", "precision=fp16", "--out", str(tmp_path)])
+    assert_one_line_error(result, "precision='fp16' is not one of fp32, bf16")
 
 
 def _batch(obs_dim=3, act_dim=2, n=64, seed=0):
@@ -160,11 +219,12 @@ def test_unsupported_action_spaces_are_one_line_errors(tmp_path, agent, env_id, 
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("agent, env_id", [("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("sac", "Hopper-v5")])
-def test_determinism_and_exact_resume(tmp_path, agent, env_id):
+@pytest.mark.parametrize("agent, env_id, precision", [("sac", "Pendulum-v1", "fp32"), ("td3", "Pendulum-v1", "fp32"),
+                                                       ("sac", "Hopper-v5", "fp32"), ("td3", "Pendulum-v1", "bf16")])
+def test_determinism_and_exact_resume(tmp_path, agent, env_id, precision):
     # Hopper: the MuJoCo simulator's state is checkpointed (mj_getState), so its episodes continue exactly
     pytest.importorskip("mujoco") if env_id == "Hopper-v5" else None
-    kw = dict(seed=2, steps=800, overrides=dict(TINY), progress=False)
+    kw = dict(seed=2, steps=800, overrides=dict(TINY, precision=precision), progress=False)
     a = runs.train(agent, env_id, out=tmp_path / "a", **kw)
     b = runs.train(agent, env_id, out=tmp_path / "b", **kw)
     rows = _metrics_without_wall(a["run_dir"])

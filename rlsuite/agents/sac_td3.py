@@ -35,7 +35,7 @@ from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
 from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, true_next_obs
 from rlsuite.errors import UserError
-from rlsuite.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead
+from rlsuite.nets import (MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision)
 from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
 from rlsuite.storage import NStepAccumulator, ReplayBuffer, naive_replay_bytes
 
@@ -55,6 +55,9 @@ class OffPolicyConfig(CommonConfig):
     hidden: tuple[int, ...] = param((256, 256), "hidden sizes of the actor and of each critic")
     activation: str = param("relu", "activation", choices=("relu", "tanh", "elu", "gelu"))
     max_grad_norm: float | None = param(None, "gradient-norm clip (none: off, as SB3)")
+    precision: str = param("fp32", "matrix multiplies of the updates: fp32, or bf16 (autocast: hidden layers in "
+                           "bfloat16, weights, optimiser and outputs in float32; about 2x faster updates where "
+                           "bf16 is native: AVX512-BF16/AMX CPUs, GPUs)", choices=PRECISIONS)
     log_every: int = param(1_000, "env steps between loss logs")
 
     def validate(self):
@@ -334,12 +337,11 @@ def train(cfg: OffPolicyConfig, run: Run) -> dict:
             for _ in range(cfg.gradient_steps):
                 batch = buffer.gather(buffer.sample_indices(cfg.batch_size, rng))
                 updates += 1
-                if sac:
-                    stats = sac_update(cfg, nets, opts, batch, guard)
-                    if updates % cfg.target_update_interval == 0:
-                        update_target(critics, nets["critics_target"], cfg.tau)
-                else:
-                    stats = td3_update(cfg, nets, opts, batch, guard, updates)
+                with matmul_precision(cfg.precision, device):
+                    stats = sac_update(cfg, nets, opts, batch, guard) if sac else \
+                        td3_update(cfg, nets, opts, batch, guard, updates)
+                if sac and updates % cfg.target_update_interval == 0:
+                    update_target(critics, nets["critics_target"], cfg.tau)
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1
