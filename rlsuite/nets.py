@@ -41,7 +41,9 @@ def matmul_precision(precision: str, device: torch.device | str):
     project's CPU) while weights, gradients and the optimiser stay float32. Output layers opt out (`fp32`)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    # No cast cache: an update steps its critics' weights in place and may read them again in the same
+    # context; a cached bf16 copy would be the pre-step weights. Each weight is read once per pass anyway.
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def bf16_is_native(device: torch.device | str) -> bool:
