@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import platform
 from typing import Sequence
 
 import torch
@@ -36,27 +37,35 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def matmul_precision(precision: str, device: torch.device | str):
-    """The context an update runs in. bf16: torch's autocast, so hidden-layer matrix multiplies run in
-    bfloat16 (native on CPUs with AVX512-BF16 or AMX, and on GPUs: about 4x the fp32 GEMM rate on this
-    project's CPU) while weights, gradients and the optimiser stay float32. Output layers opt out (`fp32`)."""
+    """The context an update's forward passes run in. bf16: torch's autocast, so hidden-layer matrix
+    multiplies run in bfloat16 (native on CPUs with AVX512-BF16 or AMX: about 4x the fp32 GEMM rate on this
+    project's CPU) while weights, gradients and the optimiser stay float32. Output layers opt out (`fp32`);
+    backward passes run outside autocast (optim.gradient_step)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    # No cast cache: an update steps its critics' weights in place and may read them again in the same
-    # context; a cached bf16 copy would be the pre-step weights. Each weight is read once per pass anyway.
+    # No cast cache: an update steps weights in place and could read them again in the same context, where a
+    # cached bf16 copy would be the pre-step weights. The casts are cheap beside the matmuls (measured: none).
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def bf16_is_native(device: torch.device | str) -> bool:
-    """False where bf16 matmuls would be emulated (a CPU without AVX512-BF16/AMX: slower than fp32)."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """False where bf16 matmuls would be emulated, slower than fp32: an x86 CPU without AVX512-BF16 or AMX
+    (oneDNN emulates bf16 on plain AVX-512), a GPU older than Ampere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # ARM: oneDNN knows whether it has bf16 kernels
 
 
 def fp32(x: torch.Tensor):
-    """Output layers run in float32 even inside a bf16 autocast: bf16 keeps 8 significant bits, so a Q-value
-    of 300 would be rounded to steps of 2, coarser than one step's reward, and log-probabilities would
-    lose the precision the entropy temperature is tuned on. Heads are tiny, so this costs nothing."""
+    """Output layers run in float32 even inside a bf16 autocast: their results feed the losses, targets,
+    log-probabilities and tanh, which would otherwise be rounded to bf16's 8 significant bits (a Q near 300 to
+    a multiple of 2). The hidden layers' rounding remains, by design of precision=bf16. Heads are tiny, so
+    this costs nothing; outside an autocast it is not even entered."""
+    if not torch.is_autocast_enabled(x.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(x.device.type, enabled=False)
 
 

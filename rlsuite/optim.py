@@ -49,9 +49,15 @@ class DivergenceGuard:
 
 def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None,
                   guard: DivergenceGuard | None = None) -> None:
-    """zero_grad -> backward -> clip the global gradient norm (torch's clip_grad_norm_) -> step."""
+    """zero_grad -> backward -> clip the global gradient norm (torch's clip_grad_norm_) -> step. The backward
+    pass runs outside any autocast (PyTorch's advice for mixed precision): layers that ran in float32 forward
+    get float32 gradients, those that ran in bf16 keep their bf16 backward."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if torch.is_autocast_enabled(loss.device.type):
+        with torch.autocast(loss.device.type, enabled=False):
+            loss.backward()
+    else:
+        loss.backward()
     watched = [loss]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if max_grad_norm is not None:

@@ -17,7 +17,7 @@ from rlsuite.agents.sac_td3 import SACConfig, TD3Config, build_learner, sac_upda
 from rlsuite.checkpoint import load_checkpoint
 from rlsuite.cli import main
 from rlsuite.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision, squashed_log_prob
-from rlsuite.optim import DivergenceGuard
+from rlsuite.optim import DivergenceGuard, gradient_step
 
 TINY = {"learning_starts": "100", "batch_size": "32", "hidden": "16,16", "eval_every": "300", "eval_episodes": "2",
         "final_eval_episodes": "2", "checkpoint_every": "400", "log_every": "100", "buffer_size": "5000"}
@@ -89,8 +89,9 @@ def test_first_member_alone_is_the_same_q1_for_less_arithmetic():
 
 
 def test_bf16_runs_the_hidden_layers_in_bf16_and_every_output_in_fp32():
-    """precision=bf16: hidden matmuls in bfloat16, outputs in float32. A Q near 300 read in bf16 would be
-    rounded to a multiple of 2 (8 significant bits); from a float32 output layer it keeps its fine digits."""
+    """precision=bf16: hidden matmuls in bfloat16, outputs in float32. An output layer run in bf16 would round
+    a Q near 300 to a multiple of 2 (8 significant bits) before the loss sees it; in float32 it is not rounded
+    (the hidden layers' rounding, which remains, is the same in both, so the bias carries the 300 here)."""
     torch.manual_seed(0)
     ens = EnsembleMLP(5, (64, 64), 1, members=2)
     with torch.no_grad():
@@ -108,7 +109,41 @@ def test_bf16_runs_the_hidden_layers_in_bf16_and_every_output_in_fp32():
     assert hidden.dtype == torch.bfloat16 and features.dtype == torch.bfloat16  # the speed: bf16 GEMMs
     assert q.dtype == actions.dtype == logp.dtype == mu.dtype == torch.float32
     assert (q - exact).abs().max() < 0.05  # a bf16 output would be off by up to 1 (and every q even)
+    assert torch.is_autocast_enabled("cpu") is False  # the context ends with the update
     assert matmul_precision("fp32", "cpu").__class__.__name__ == "nullcontext"
+
+
+def test_under_bf16_the_output_layers_backward_runs_in_fp32():
+    """gradient_step runs backward outside autocast: the output layer's weight gradient is the float32 product
+    of its (bf16-computed) input and the loss gradient. Before, backward ran inside the autocast, so that
+    product ran as a bf16 matmul and came back rounded to 8 significant bits."""
+    torch.manual_seed(0)
+    ens = EnsembleMLP(5, (64, 64), 1, members=2)
+    x = torch.randn(32, 5)
+    opt = torch.optim.SGD(ens.parameters(), lr=0.0)
+    with matmul_precision("bf16", "cpu"):
+        h = x.expand(2, 32, 5)
+        for w, b in zip(list(ens.weights)[:-1], list(ens.biases)[:-1]):
+            h = torch.relu(torch.baddbmm(b, h, w))  # the last layer's input, as the forward pass computes it
+        loss = ens(x).sum()  # dloss/dq = 1, so the last weight's gradient is the column sum of h
+        gradient_step(opt, loss, None)
+    expected = h.float().sum(dim=1).unsqueeze(-1)
+    assert torch.allclose(ens.weights[-1].grad, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_is_native_only_with_bf16_units(monkeypatch):
+    from rlsuite import nets
+
+    monkeypatch.setattr(nets.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)  # e.g. Skylake/Cascade Lake AVX-512
+    assert nets.bf16_is_native("cpu") is False  # before: oneDNN's check, true on any AVX-512 CPU, emulating bf16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert nets.bf16_is_native("cpu") is True
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))  # V100: emulated
+    assert nets.bf16_is_native("cuda") is False
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert nets.bf16_is_native("cuda") is True
 
 
 @pytest.mark.parametrize("cls", [SACConfig, TD3Config])
