@@ -53,10 +53,21 @@ def log(label, seed, s):
     print(s["env_id"], label, seed, round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True)
 
 
+def mujoco_variants(agent: str, env_id: str) -> dict:
+    """rlsuite and SB3 at the card's values; for SAC and TD3 also rlsuite with precision=bf16, alternating
+    with the other two seed by seed (so its speed ratio is measured side by side too)."""
+    steps = load_env_card(env_id).budget_for(agent)
+    variants = compare.ours_and_sb3(agent, env_id, steps)
+    if agent in ("sac", "td3"):
+        variants["rlsuite-bf16"] = compare.ours(agent, env_id, steps, {"precision": "bf16"})
+    return variants
+
+
 def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32") -> dict:
     steps = load_env_card(env_id).budget_for(agent)
     if precision == "fp32":
         return compare.side_by_side(env_id, seeds, out / "runs" / "bench-continuous" / agent,
+                                    mujoco_variants(agent, env_id) if env_id != "Pendulum-v1" else
                                     compare.ours_and_sb3(agent, env_id, steps), False, log)
     variants = compare.ours_and_sb3(agent, env_id, steps, {"precision": precision})
     return compare.side_by_side(env_id, seeds, out / "runs" / f"bench-continuous-{precision}" / agent,
@@ -80,6 +91,10 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
     else:
         lines += [f"- rlsuite / SB3 median steps/s **{r['steps_per_s']:.2f}×** (target ≥ 1.5×); per CPU second of the "
                   f"training process (other load on the machine does not skew it): {cpu_ratio(r)}", ""]
+        if "rlsuite-bf16" in res:
+            b = ratio_lines(res["rlsuite-bf16"], res["sb3"], "rlsuite-bf16", "sb3")
+            lines[-1:] = [f"- rlsuite with precision=bf16 (the bf16 section) / SB3 median steps/s "
+                          f"**{b['steps_per_s']:.2f}×**; per CPU second: {cpu_ratio(b)}", ""]
     if (agent, env_id) in REFERENCES:
         zoo, cleanrl = REFERENCES[agent, env_id]
         lines += [f"- published, at 1M steps (this budget: {first['steps']:,}): the zoo {zoo} (one run, -v3), "
@@ -137,7 +152,9 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None):
     `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid)."""
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
              f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
-             "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps.", ""]
+             "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps. "
+             "SAC and TD3 cells also run rlsuite with `--set precision=bf16` (rows `rlsuite-bf16`; see the bf16 "
+             "section), alternating with the other two seed by seed.", ""]
     # The cheapest cells first (PPO's 1M steps take minutes, a SAC or TD3 300k run about an hour a side), so a
     # session's compute finishes whole cells early; the report still lists them env by env, SAC, TD3, PPO.
     cells = [("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("sac", "Hopper-v5"), ("td3", "Hopper-v5"),
@@ -146,9 +163,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None):
 
     def peek(key):
         agent, env_id = key
-        steps = load_env_card(env_id).budget_for(agent)
-        return compare.finished(env_id, seeds, out / "runs" / "bench-continuous" / agent,
-                                compare.ours_and_sb3(agent, env_id, steps))
+        return compare.finished(env_id, seeds, out / "runs" / "bench-continuous" / agent, mujoco_variants(agent, env_id))
 
     return fill_grid(cells, shown, lambda key: cell(*key, seeds, out), peek,
                      lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),
