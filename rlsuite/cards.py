@@ -165,6 +165,11 @@ def coerce(cls, key: str, value: Any) -> Any:
         if SB3_NAMES.get(key) in names:  # the zoo's / SB3's name for a field rlsuite names otherwise
             raise UserError(f"unknown hyperparameter '{key}' for {cls.__name__}: that is the zoo's (SB3's) name; "
                             f"rlsuite calls it {SB3_NAMES[key]} (--set {SB3_NAMES[key]}=...)")
+        others = [name for name, spec in _agent_configs().items() if key in {f.name for f in dataclasses.fields(spec)}]
+        if others:  # a real setting, of other agents
+            raise UserError(f"'{key}' is a setting of {', '.join(others)}, not of "
+                            f"{getattr(cls, 'agent_name', cls.__name__)}; `rlsuite list "
+                            f"{getattr(cls, 'agent_name', '')}` shows the valid ones")
         raise UserError(
             f"unknown hyperparameter '{key}' for {cls.__name__}{close_matches(key, names)}; "
             f"`rlsuite list {getattr(cls, 'agent_name', '')}` shows the valid ones"
@@ -351,6 +356,12 @@ class CommonConfig:
         require(self, ("eval_episodes", "final_eval_episodes"), lambda v: v <= 10_000, "at most 10000")
         require(self, ("checkpoint_every", "video_every"), lambda v: v is None or v > 0, "positive (or none)")
         require(self, ("checkpoint_minutes",), positive, "positive")
+
+
+def _agent_configs() -> dict:
+    from rlsuite.agents import _registry  # imported here: the agents import this module
+
+    return {name: spec.config_cls for name, spec in _registry().items()}
 
 
 def require_hidden(config) -> None:

@@ -77,8 +77,10 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     from rlsuite.baselines import sb3_overrides_for
 
     sb3_set, ours_only = sb3_overrides_for(overrides)  # --set changes both sides where both have the setting
-    if ours_only:
-        echo(f"rlsuite only (SB3 has no such setting): {', '.join(ours_only)}")
+    only_line = (f"rlsuite only (SB3 has no such setting): {', '.join(f'{k}={overrides[k]}' for k in ours_only)}"
+                 if ours_only else None)
+    if only_line:
+        echo(only_line)
     results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None),
                            force, progress)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
@@ -86,13 +88,15 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
         "".join(f" --set {k}={v}" for k, v in overrides.items())
     return write_report(results, labels, load_env_card(env_id).max_return, root / "report.md", root / "curves",
                         f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds,
-                        f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds")
+                        f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds",
+                        [only_line, ""] if only_line else [])
 
 
 def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, report: Path, figure: Path,
-                 title: str, command: str, seeds, plot_title: str) -> tuple[list[str], Path]:
-    """The comparison report of two groups of finished runs (the first against the second): the across-seed
-    table with the ratios, the per-seed table and one plot; returns (table, report path)."""
+                 title: str, command: str, seeds, plot_title: str, preamble: list[str] = ()) -> tuple[list[str], Path]:
+    """The comparison report of two groups of finished runs (the first against the second): PREAMBLE (what
+    differs between the sides beyond the command), the across-seed table with the ratios, the per-seed
+    table and one plot; returns (table, report path)."""
     from rlsuite.plots import plot_curves
     from rlsuite.report import aggregate_table, final_episodes, header, per_seed_table, ratio_lines
 
@@ -105,7 +109,8 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
               + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else "")]
     report.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_curves(list(run_labels), figure, labels=run_labels, title=plot_title).paths[0]
-    lines = (header(title, command, seeds, episodes=final_episodes(results)) + table + [""] + per_seed_table(results)
+    lines = (header(title, command, seeds, episodes=final_episodes(results)) + list(preamble) + table + [""]
+             + per_seed_table(results)
              + [f"![curves]({plot.name})", ""])
     report.write_text("\n".join(lines) + "\n")
     return table, report

@@ -84,12 +84,14 @@ def start_notes(config, device: torch.device) -> list[str]:
     return [note for note in (budget_note(config), precision_note(config, device)) if note is not None]
 
 
-def precision_note(config, device: torch.device) -> str | None:
+def precision_note(config, device: torch.device, resuming: bool = False) -> str | None:
     """bf16 on hardware without bf16 units is emulated: slower than fp32, the opposite of why it was asked for."""
     if getattr(config, "precision", "fp32") != "bf16" or bf16_is_native(device):
         return None
+    fix = ("a resumed run keeps its precision; a new run with --set precision=fp32 would be faster here" if resuming
+           else "--set precision=fp32 is faster here")
     return (f"note: precision=bf16, but this {device.type.upper()} has no native bfloat16 matrix multiplies "
-            "(AVX512-BF16 or AMX): they are emulated, slower than fp32; --set precision=fp32 is faster here")
+            f"(AVX512-BF16 or AMX): they are emulated, slower than fp32; {fix}")
 
 
 def budget_note(config) -> str | None:
@@ -186,7 +188,7 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
         dev = resolve_device(device or data.get("device", "auto"))
         if dev.type == "cuda" and data.get("device", "cpu").startswith("cpu") and device is None:
             dev = resolve_device("auto")
-        if (note := precision_note(config, dev)) is not None:  # a run moved to a machine without bf16 units
+        if (note := precision_note(config, dev, resuming=True)) is not None:  # moved to a machine without bf16 units
             print(note, file=sys.stderr, flush=True)
         with Run(run_dir, data["agent"], config, card, data["seed"], dev, resume=True, progress=progress,
                  stop_at=stop_at, lock=lock, on_eval=on_eval) as run:

@@ -100,7 +100,7 @@ def _hand_edited(tmp_path, tiny_run, edit) -> Path:
     (lambda d: d.update(seed="zero"), "'seed' must be an integer"),
     (lambda d: d["config"].update(lr="fast"), "lr='fast' is not a number"),
     (lambda d: d["config"].update(hidden=[0]), "hidden must be"),
-    (lambda d: d.update(agent="ppo"), "unknown hyperparameter 'adam_eps' for PPOConfig"),
+    (lambda d: d.update(agent="ppo"), "'adam_eps' is a setting of dqn, not of ppo"),
     (lambda d: d.update(agent="ddpg"), "unknown agent 'ddpg'"),
     (lambda d: d.update(config=[1, 2]), "not an rlsuite run config"),
     (lambda d: d["env_card"].update(wrappers="TimeLimit"), "wrappers must be a list"),

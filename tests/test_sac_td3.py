@@ -178,8 +178,16 @@ def test_bf16_without_native_support_says_it_is_slower(tmp_path, monkeypatch):
                                        "--out", str(tmp_path), "--quiet", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]])
     assert result.exit_code == 0, result.output
     assert "emulated, slower than fp32; --set precision=fp32" in result.output
+    # moved to such a machine, a resumed run keeps its precision: the note says what would help instead
+    run_dir = next((tmp_path / "runs").iterdir())
+    result = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--steps", "300", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "a resumed run keeps its precision; a new run with --set precision=fp32" in result.output
     result = CliRunner().invoke(main, ["train", "sac", "Pendulum-v1", "--set", "precision=fp16", "--out", str(tmp_path)])
     assert_one_line_error(result, "precision='fp16' is not one of fp32, bf16")
+    # another agent's setting: named as such (before: "unknown hyperparameter ... did you mean: activation?")
+    result = CliRunner().invoke(main, ["train", "ppo", "CartPole-v1", "--set", "precision=bf16", "--out", str(tmp_path)])
+    assert_one_line_error(result, "'precision' is a setting of sac, td3, not of ppo")
 
 
 def _batch(obs_dim=3, act_dim=2, n=64, seed=0):
@@ -332,6 +340,8 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
     assert result.exit_code == 0, result.output
     assert "| rlsuite |" in result.output and "| sb3 |" in result.output
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
+    # a setting only rlsuite has is stated in the saved report too, not only on the terminal
+    assert "rlsuite only (SB3 has no such setting): hidden=16,16, log_every=100" in report.read_text()
     run_dirs = sorted(report.parent.glob("runs/*"))
     assert [p.name.split("-")[0] for p in run_dirs] == ["rlsuite", "sb3"]
     assert invoke("plot", *run_dirs, "-o", tmp_path / "curves.png").exit_code == 0
