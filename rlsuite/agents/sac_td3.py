@@ -57,7 +57,8 @@ class OffPolicyConfig(CommonConfig):
     max_grad_norm: float | None = param(None, "gradient-norm clip (none: off, as SB3)")
     precision: str = param("fp32", "matrix multiplies of the updates: fp32, or bf16 (autocast: hidden layers in "
                            "bfloat16, weights, optimiser and outputs in float32; about 2x faster updates measured on "
-                           "an AVX512-BF16 CPU; native on AMX CPUs and Ampere+ GPUs too, emulated and slower elsewhere)", choices=PRECISIONS)
+                           "an AVX512-BF16 CPU; native on AMX CPUs and Ampere+ GPUs too, emulated and slower elsewhere; "
+                           "learning matched fp32 on Pendulum, not on a first Hopper seed: results/continuous.md)", choices=PRECISIONS)
     log_every: int = param(1_000, "env steps between loss logs")
 
     def validate(self):
