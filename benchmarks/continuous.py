@@ -53,25 +53,23 @@ def log(label, seed, s):
     print(s["env_id"], label, seed, round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True)
 
 
-def mujoco_variants(agent: str, env_id: str) -> dict:
-    """rlsuite and SB3 at the card's values; for SAC and TD3 also rlsuite with precision=bf16, alternating
-    with the other two seed by seed (so its speed ratio is measured side by side too)."""
+def variants(agent: str, env_id: str, precision: str = "fp32") -> dict:
+    """rlsuite (at `precision`) and SB3 at the card's values. The MuJoCo SAC and TD3 cells also run rlsuite
+    with precision=bf16, alternating with the other two seed by seed (so its speed ratio is side by side too)."""
     steps = load_env_card(env_id).budget_for(agent)
-    variants = compare.ours_and_sb3(agent, env_id, steps)
-    if agent in ("sac", "td3"):
-        variants["rlsuite-bf16"] = compare.ours(agent, env_id, steps, {"precision": "bf16"})
-    return variants
+    found = compare.ours_and_sb3(agent, env_id, steps, None if precision == "fp32" else {"precision": precision})
+    if env_id != "Pendulum-v1" and agent in ("sac", "td3"):
+        found["rlsuite-bf16"] = compare.ours(agent, env_id, steps, {"precision": "bf16"})
+    return found
+
+
+def runs_root(out: Path, agent: str, precision: str = "fp32") -> Path:
+    return out / "runs" / ("bench-continuous" if precision == "fp32" else f"bench-continuous-{precision}") / agent
 
 
 def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32") -> dict:
-    steps = load_env_card(env_id).budget_for(agent)
-    if precision == "fp32":
-        return compare.side_by_side(env_id, seeds, out / "runs" / "bench-continuous" / agent,
-                                    mujoco_variants(agent, env_id) if env_id != "Pendulum-v1" else
-                                    compare.ours_and_sb3(agent, env_id, steps), False, log)
-    variants = compare.ours_and_sb3(agent, env_id, steps, {"precision": precision})
-    return compare.side_by_side(env_id, seeds, out / "runs" / f"bench-continuous-{precision}" / agent,
-                                variants, False, log)
+    return compare.side_by_side(env_id, seeds, runs_root(out, agent, precision), variants(agent, env_id, precision),
+                                False, log)
 
 
 def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None = None, precision: str = "fp32") -> list[str]:
@@ -163,7 +161,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None):
 
     def peek(key):
         agent, env_id = key
-        return compare.finished(env_id, seeds, out / "runs" / "bench-continuous" / agent, mujoco_variants(agent, env_id))
+        return compare.finished(env_id, seeds, runs_root(out, agent), variants(agent, env_id))
 
     return fill_grid(cells, shown, lambda key: cell(*key, seeds, out), peek,
                      lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),

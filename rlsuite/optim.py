@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from rlsuite.errors import UserError
+from rlsuite.nets import fp32
 
 
 def make_adam(params, lr: float, eps: float) -> torch.optim.Adam:
@@ -53,10 +54,7 @@ def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad
     pass runs outside any autocast (PyTorch's advice for mixed precision): layers that ran in float32 forward
     get float32 gradients, those that ran in bf16 keep their bf16 backward."""
     optimizer.zero_grad(set_to_none=True)
-    if torch.is_autocast_enabled(loss.device.type):
-        with torch.autocast(loss.device.type, enabled=False):
-            loss.backward()
-    else:
+    with fp32(loss):
         loss.backward()
     watched = [loss]
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -35,7 +35,7 @@ from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
 from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, true_next_obs
 from rlsuite.errors import UserError
-from rlsuite.nets import (MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision)
+from rlsuite.nets import MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision
 from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
 from rlsuite.storage import NStepAccumulator, ReplayBuffer, naive_replay_bytes
 
@@ -58,7 +58,8 @@ class OffPolicyConfig(CommonConfig):
     precision: str = param("fp32", "matrix multiplies of the updates: fp32, or bf16 (autocast: hidden layers in "
                            "bfloat16, weights, optimiser and outputs in float32; about 2x faster updates measured on "
                            "an AVX512-BF16 CPU; native on AMX CPUs and Ampere+ GPUs too, emulated and slower elsewhere; "
-                           "learning matched fp32 on Pendulum, not on a first Hopper seed: results/continuous.md)", choices=PRECISIONS)
+                           "learning matched fp32 on Pendulum, not on a first Hopper seed: results/continuous.md)",
+                           choices=PRECISIONS)
     log_every: int = param(1_000, "env steps between loss logs")
 
     def validate(self):
