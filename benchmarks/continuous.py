@@ -3,6 +3,7 @@
     python benchmarks/continuous.py --sections pendulum         # SAC and TD3 on Pendulum-v1, 5 seeds
     python benchmarks/continuous.py --sections mujoco           # Hopper-v5, HalfCheetah-v5: SAC, TD3 (300k), PPO (1M)
     python benchmarks/continuous.py --sections mujoco --cells sac,td3   # a second process takes those cells
+    python benchmarks/continuous.py --sections mujoco --rows rlsuite-bf16   # ... or only those rows of the cells
     python benchmarks/continuous.py --sections bf16             # SAC and TD3 on Pendulum-v1 with precision=bf16
 
 Sections (the report is rewritten after each; runs under OUT/runs/bench-continuous are reused and resumed):
@@ -67,9 +68,22 @@ def runs_root(out: Path, agent: str, precision: str = "fp32") -> Path:
     return out / "runs" / ("bench-continuous" if precision == "fp32" else f"bench-continuous-{precision}") / agent
 
 
-def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32") -> dict:
-    return compare.side_by_side(env_id, seeds, runs_root(out, agent, precision), variants(agent, env_id, precision),
-                                False, log)
+def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32", rows: str | None = None) -> dict | None:
+    """Train (or reuse) the cell's runs; `rows` (comma-separated labels) trains only those rows, and the
+    cell is then returned only when every row's runs are finished (None: another process still owes some)."""
+    found = variants(agent, env_id, precision)
+    if not rows:
+        return compare.side_by_side(env_id, seeds, runs_root(out, agent, precision), found, False, log)
+    picked = {label: v for label, v in found.items() if label in rows.split(",")}
+    compare.side_by_side(env_id, seeds, runs_root(out, agent, precision), picked, False, log)
+    return compare.finished(env_id, seeds, runs_root(out, agent, precision), found)
+
+
+def check_rows(rows: str | None) -> None:
+    """A row label no MuJoCo cell has would train nothing, silently: one line naming the labels there are."""
+    unknown = [w for w in (rows or "").split(",") if w and w not in ("rlsuite", "sb3", "rlsuite-bf16")]
+    if unknown:
+        raise UserError(f"--rows {', '.join(unknown)} names no row; use rlsuite, sb3, rlsuite-bf16 (comma-separated)")
 
 
 def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None = None, precision: str = "fp32") -> list[str]:
@@ -144,10 +158,12 @@ def bf16_section(out: Path, seeds) -> list[str]:
     return lines
 
 
-def mujoco_section(out: Path, seeds, publish=None, only: str | None = None):
+def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows: str | None = None):
     """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(render)`),
     with the cells still to run named, so a stopped invocation leaves its finished cells in the report;
-    `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid)."""
+    `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid);
+    `rows` (e.g. "rlsuite-bf16") only those rows of them."""
+    check_rows(rows)
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
              f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
              "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps. "
@@ -163,7 +179,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None):
         agent, env_id = key
         return compare.finished(env_id, seeds, runs_root(out, agent), variants(agent, env_id))
 
-    return fill_grid(cells, shown, lambda key: cell(*key, seeds, out), peek,
+    return fill_grid(cells, shown, lambda key: cell(*key, seeds, out, rows=rows), peek,
                      lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),
                      lambda key: f"{key[0].upper()} {key[1]}", publish, only)
 
@@ -265,13 +281,16 @@ def main() -> None:
     parser.add_argument("--cells", default=None,
                         help="mujoco: train only these cells (agents, env ids or agent:env_id, comma-separated); cells "
                              "another process finished are reported, those it is training skipped")
+    parser.add_argument("--rows", default=None,
+                        help="mujoco: train only these rows of the cells (rlsuite, sb3, rlsuite-bf16; comma-separated), "
+                             "e.g. a second process answering the bf16 question first")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "continuous.md"
-    if args.cells and args.sections != "mujoco":  # a second process must not redo the other sections
-        sys.exit("--cells picks cells of the mujoco grid: use it with --sections mujoco alone")
+    if (args.cells or args.rows) and args.sections != "mujoco":  # a second process must not redo the other sections
+        sys.exit("--cells and --rows pick runs of the mujoco grid: use them with --sections mujoco alone")
     for name in args.sections.split(","):
         if name not in SECTIONS:
             sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
@@ -285,8 +304,11 @@ def main() -> None:
                                                             seeds if name != "updates" else None), SECTIONS)
 
         try:
-            publish(pendulum_section(out, seeds) if name == "pendulum" else mujoco_section(out, seeds, publish, args.cells)
-                    if name == "mujoco" else bf16_section(out, seeds) if name == "bf16" else updates_section())
+            if name == "mujoco":
+                publish(mujoco_section(out, seeds, publish, args.cells, args.rows))
+            else:
+                publish(pendulum_section(out, seeds) if name == "pendulum" else bf16_section(out, seeds)
+                        if name == "bf16" else updates_section())
         except UserError as e:
             sys.exit(str(e))
         print(f"wrote {path} ({name})", flush=True)

@@ -214,5 +214,8 @@ def write_section(path, head: list[str], name: str, section, order) -> None:
         lines = list(head)
         # sections this caller does not know (a newer script's, written while an older process runs) are kept
         for key in [*[k for k in order if k in done], *[k for k in done if k not in order]]:
-            lines += [f"<!-- section: {key} -->", *done[key]]
-        atomic_write_text(path, "\n".join(lines) + "\n")
+            body = list(done[key])
+            while body and not body[-1].strip():  # one blank line between sections, however a section ends
+                body.pop()
+            lines += [f"<!-- section: {key} -->", *body, ""]
+        atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")

@@ -282,6 +282,21 @@ def test_a_writer_that_does_not_know_a_section_keeps_it(tmp_path):
     assert read_sections(path) == {"a": ["## A", "older process"], "n": ["## N", "newer script"]}
 
 
+def test_republishing_a_report_leaves_it_byte_for_byte(tmp_path):
+    # A benchmark process republishes finished sections at its start. Sections read back had lost their trailing
+    # blank lines while freshly rendered ones kept theirs, so every restart changed the committed file's blank lines.
+    from rlsuite.report import read_sections, write_section
+
+    path, order = tmp_path / "r.md", ("a", "b")
+    write_section(path, ["# R", ""], "a", ["## A", "row", "", ""], order)
+    write_section(path, ["# R", ""], "b", ["## B", "row", ""], order)
+    before = path.read_text()
+    assert before == "# R\n\n<!-- section: a -->\n## A\nrow\n\n<!-- section: b -->\n## B\nrow\n"
+    write_section(path, ["# R", ""], "a", ["## A", "row", ""], order)
+    write_section(path, ["# R", ""], "b", read_sections(path)["b"], order)
+    assert path.read_text() == before
+
+
 def test_a_section_published_before_its_last_cell_names_the_cells_to_come():
     from rlsuite.report import pending_note
 
