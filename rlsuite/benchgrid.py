@@ -37,6 +37,27 @@ def check_only(cells: list[tuple], only: str | None) -> None:
                         f"{', '.join(choices)}")
 
 
+def check_rows(rows: str | None, labels) -> None:
+    """A row label no cell has would train nothing, silently: one line naming the grid's labels."""
+    unknown = [w.strip() for w in (rows or "").split(",") if w.strip() and w.strip() not in labels]
+    if unknown:
+        raise UserError(f"--rows {', '.join(unknown)} names no row of this grid; use {', '.join(labels)} "
+                        "(comma-separated)")
+
+
+def train_rows(env_id: str, seeds, out, variants: dict, rows: str | None, on_result=None) -> dict | None:
+    """A cell's runs (compare.side_by_side), or with `rows` (comma-separated labels, e.g. "rlsuite-bf16") only
+    those rows' runs (a cell without them trains nothing): a process can answer one row's question first. The cell is returned only once every
+    row's runs are finished (None: another process still owes some), so a publish never shows half a cell."""
+    from rlsuite import compare
+
+    if not rows:
+        return compare.side_by_side(env_id, seeds, out, variants, False, on_result)
+    picked = {label: v for label, v in variants.items() if label in {w.strip() for w in rows.split(",")}}
+    compare.side_by_side(env_id, seeds, out, picked, False, on_result)
+    return compare.finished(env_id, seeds, out, variants)
+
+
 def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, peek: Callable, render: Callable,
               head: list[str], intro: int, name: Callable = str, publish: Callable | None = None,
               only: str | None = None) -> Callable[[], list[str]]:

@@ -6,7 +6,8 @@ from functools import partial
 import pytest
 
 from rlsuite import compare, runs
-from rlsuite.benchgrid import fill_grid, mine
+from rlsuite.benchgrid import check_rows, fill_grid, mine, train_rows
+from rlsuite.errors import UserError
 from rlsuite.rundir import RunBusy, RunLock
 
 
@@ -40,6 +41,22 @@ def test_finished_looks_without_training_and_only_at_runs_with_the_same_settings
     assert got == {"rlsuite": [{"name": "rlsuite-E-v0-s0"}], "sb3": [{"name": "sb3-E-v0-s0"}]}
     assert runs.finished_summary(tmp_path, "rlsuite-E-v0-s0", {**stamp, "config": {"lr": 3e-4}}) is None  # stale
     assert len(calls) == 2
+
+
+def test_a_row_filter_trains_only_those_rows_and_shows_the_cell_once_all_rows_are_done(tmp_path):
+    calls = []
+    job = partial(_fake_job, calls)
+    variants = {"rlsuite": (job, {"a": 1}), "sb3": (job, {"b": 2}), "rlsuite-bf16": (job, {"c": 3})}
+    assert train_rows("E-v0", [0, 1], tmp_path, variants, "rlsuite-bf16") is None  # the other rows are owed
+    assert calls == ["rlsuite-bf16-E-v0-s0", "rlsuite-bf16-E-v0-s1"]
+    assert train_rows("E-v0", [0, 1], tmp_path, {"rlsuite": variants["rlsuite"]}, "rlsuite-bf16") is None
+    assert len(calls) == 2  # a cell without the row trains nothing
+    got = train_rows("E-v0", [0, 1], tmp_path, variants, None)  # the rest, the bf16 runs reused
+    assert len(calls) == 6 and [s["name"] for s in got["rlsuite-bf16"]] == calls[:2]
+    assert train_rows("E-v0", [0, 1], tmp_path, variants, "sb3") == got and len(calls) == 6  # all done: the cell
+    check_rows("sb3, rlsuite-bf16", list(variants))
+    with pytest.raises(UserError, match="--rows bf16 names no row of this grid; use rlsuite, sb3, rlsuite-bf16"):
+        check_rows("bf16", list(variants))
 
 
 def test_a_second_process_takes_some_cells_and_every_publish_shows_all_finished_cells(tmp_path):
