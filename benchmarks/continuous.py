@@ -20,25 +20,27 @@ Sections (the report is rewritten after each; runs under OUT/runs/bench-continuo
             (process time, so a loaded machine slows both alike), which bound the steps/s ratio where
             updates are 99% of the time; rlsuite's update with precision=bf16 beside them.
   ppotime   where PPO's time goes in the finished MuJoCo cells: each side's CPU time per env step in those
-            runs, split into its update (timed alone now, on a rollout of the card's size) and the rest
-            (collecting: env, normalisation, acting, storage).
+            runs, its update's share (timed alone now, both sides on one rollout SB3 collected at the card's
+            values) and everything else (the difference).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rlsuite import compare, runs
 from rlsuite.baselines import differences_from_zoo
-from rlsuite.benchgrid import check_rows, fill_grid, train_rows
+from rlsuite.benchgrid import check_only, check_rows, fill_grid, mine, train_rows
 from rlsuite.cards import load_env_card
 from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
-from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
+from rlsuite.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
 from rlsuite.report import (aggregate_table, cpu_ratio, header, per_seed_table, ratio_lines, stamped,
                             write_section)
 from rlsuite.stats import aggregate
@@ -162,7 +164,8 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
     cells = [("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("sac", "Hopper-v5"), ("td3", "Hopper-v5"),
              ("sac", "HalfCheetah-v5"), ("td3", "HalfCheetah-v5")]
     shown = [(agent, env_id) for env_id in ("Hopper-v5", "HalfCheetah-v5") for agent in ("sac", "td3", "ppo")]
-    check_rows(rows, list(dict.fromkeys(label for key in cells for label in variants(*key))))
+    check_only(cells, only)  # before the rows are checked against the cells it picks
+    check_rows(rows, list(dict.fromkeys(label for key in cells if mine(key, only) for label in variants(*key))))
 
     def peek(key):
         agent, env_id = key
@@ -176,10 +179,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
 def updates_section(reps: int = 3, n: int = 150) -> list[str]:
     """Per gradient update: GEMM FLOPs and CPU time, rlsuite's update function vs SB3's train() (same
     network sizes, batch, a replay memory of random transitions)."""
-    import time
-
     import gymnasium as gym
-    import numpy as np
     from stable_baselines3 import SAC, TD3
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -241,13 +241,7 @@ def updates_section(reps: int = 3, n: int = 150) -> list[str]:
             with FlopCounterMode(display=False) as fc:
                 fn(2)
             flops[side] = fc.get_total_flops() / 2
-        cpu = {side: [] for side, _ in sides}
-        for _ in range(reps):
-            for side, fn in sides:
-                t0 = time.process_time()
-                fn(n)
-                cpu[side].append((time.process_time() - t0) / n)
-        best = {side: min(v) for side, v in cpu.items()}
+        best = {side: t / n for side, t in best_cpu_times({side: partial(fn, n) for side, fn in sides}, reps).items()}
         lines.append(f"| {name} | {'-'.join(map(str, hidden))} | {flops['rlsuite'] / 1e6:.0f} | {flops['sb3'] / 1e6:.0f} | "
                      f"{flops['sb3'] / flops['rlsuite']:.2f}× | {best['rlsuite'] * 1e3:.2f} | {best['sb3'] * 1e3:.2f} | "
                      f"**{best['sb3'] / best['rlsuite']:.2f}×** | {flops['rlsuite'] / best['rlsuite'] / 1e9:.0f} | "
@@ -263,71 +257,69 @@ def updates_section(reps: int = 3, n: int = 150) -> list[str]:
 
 
 def ppo_time_section(out: Path, seeds, reps: int = 5) -> list[str]:
-    """Where PPO's time goes in the finished MuJoCo cells: the runs' CPU seconds per env step (median over seeds,
-    eval excluded), less each side's update per step timed alone here; the rest is collecting the rollout."""
+    """Where PPO's time goes in the finished MuJoCo cells: the runs' CPU time per env step (median over seeds,
+    eval excluded), and each side's own update per env step timed alone here on one real rollout."""
     import statistics
-    import time
-
-    import numpy as np
-    from stable_baselines3.common.callbacks import CallbackList
 
     from rlsuite.agents.pg import build_actor_critic, ppo_update
     from rlsuite.baselines import baseline_hyperparameters, make_model
     from rlsuite.optim import DivergenceGuard, make_adam
 
     lines = ["## Where PPO's time goes on MuJoCo, rlsuite vs SB3", "",
-             "CPU ms per env step of the finished MuJoCo PPO runs (the median over seeds of each run's training-process "
-             "CPU time, evaluation excluded), split into the update and the rest. The update is timed alone here: "
-             f"each side's own update on one rollout of the card's size, best of {reps} interleaved repeats of its "
-             "process time, divided by the rollout's steps. The rest (the total less the update) is collecting the "
-             "rollout: env stepping, observation and reward normalisation, acting, storage, logging.", "",
+             "CPU ms per env step. Total: the finished MuJoCo PPO runs' training-process CPU time (the median over "
+             "seeds; evaluation excluded). Update: each side's own update timed alone here, on one rollout SB3 "
+             "collected at the card's values (rlsuite's update gets the same tensors), best of "
+             f"{reps} interleaved repeats of its process time, divided by the rollout's steps. Everything else is the "
+             "total less the update (collecting, GAE, the value pass, checkpoints, logging): a difference of two "
+             "measurements taken hours apart, so read it to about ±0.05 ms.", "",
              "| env | rollout × epochs, batch | total: rlsuite | SB3 | SB3 / rlsuite | update: rlsuite | SB3 | "
-             "SB3 / rlsuite | the rest: rlsuite | SB3 | SB3 / rlsuite |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "SB3 / rlsuite | everything else: rlsuite | SB3 | SB3 / rlsuite |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     shares = []
     for env_id in ("Hopper-v5", "HalfCheetah-v5"):
         found = compare.finished(env_id, seeds, runs_root(out, "ppo"), variants("ppo", env_id))
-        if found is None or not all(s.get("steps_per_cpu_s") for v in found.values() for s in v):
+        if found is None:
             lines.append(f"| {env_id} | not yet: the PPO cell has unfinished runs | | | | | | | | | |")
+            continue
+        if not all(s.get("steps_per_cpu_s") for v in found.values() for s in v):
+            lines.append(f"| {env_id} | some runs predate CPU-time keeping: no total | | | | | | | | | |")
             continue
         total = {side: 1e3 / statistics.median(s["steps_per_cpu_s"] for s in found[side]) for side in ("rlsuite", "sb3")}
         _, cfg, card = runs.prepare("ppo", env_id)
+        hp = baseline_hyperparameters("ppo", env_id)[0]
         torch.manual_seed(0)
-        model = make_model("ppo", card, baseline_hyperparameters("ppo", env_id)[0], 0, "cpu", 1)
+        model = make_model("ppo", card, hp, 0, "cpu", int(hp.get("n_envs", 1)))
+        theirs = (model.n_steps, model.n_envs, model.n_epochs, model.batch_size)
+        if theirs != (cfg.n_steps, cfg.num_envs, cfg.n_epochs, cfg.batch_size):  # else the two updates differ in size
+            raise UserError(f"ppo {env_id}: SB3's rollout, envs, epochs, batch {theirs} differ from the card's")
         _, callback = model._setup_learn(10 * model.n_steps, callback=None)
-        if isinstance(callback, CallbackList):
-            callback.on_training_start(locals(), globals())
-        model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)  # a real rollout to train on
-        env = model.env
-        ours = build_actor_critic(cfg, env.observation_space, env.action_space)
+        callback.on_training_start(locals(), globals())  # as SB3's learn() does before collecting
+        model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+        buf = model.rollout_buffer
+        batch = {name: torch.as_tensor(getattr(buf, field)).flatten(0, 1).float()  # (T, N, ...) -> (T*N, ...)
+                 for name, field in (("obs", "observations"), ("actions", "actions"), ("logprobs", "log_probs"),
+                                     ("values", "values"), ("advantages", "advantages"), ("returns", "returns"))}
+        ours = build_actor_critic(cfg, model.env.observation_space, model.env.action_space)
         optimizer, guard, rng = make_adam(ours.parameters(), cfg.lr(0.0), cfg.optimizer_eps), DivergenceGuard(), \
             np.random.default_rng(0)
-        n, act_dim = cfg.n_steps * cfg.num_envs, env.action_space.shape[0]
-        batch = {"obs": torch.randn(n, env.observation_space.shape[0]), "actions": torch.randn(n, act_dim),
-                 "logprobs": torch.randn(n), "values": torch.randn(n), "advantages": torch.randn(n),
-                 "returns": torch.randn(n)}
-        sides = {"rlsuite": lambda: ppo_update(ours, optimizer, batch, cfg, 0.0, rng, guard), "sb3": model.train}
-        best = {side: float("inf") for side in sides}
-        for rep in range(reps + 1):  # the first pass warms up (allocations, Adam's state)
-            for side, fn in sides.items():
-                t0 = time.process_time()
-                fn()
-                if rep:
-                    best[side] = min(best[side], (time.process_time() - t0) / n * 1e3)
-        rest = {side: total[side] - best[side] for side in sides}
-        shares.append((env_id, best["rlsuite"] / total["rlsuite"]))
+        best = best_cpu_times({"rlsuite": lambda: ppo_update(ours, optimizer, batch, cfg, 0.0, rng, guard),
+                               "sb3": model.train}, reps)
+        n = cfg.n_steps * cfg.num_envs
+        update = {side: t / n * 1e3 for side, t in best.items()}
+        rest = {side: total[side] - update[side] for side in total}
+        shares.append((env_id, update["rlsuite"] / total["rlsuite"]))
 
         def trio(d):
             return f"{d['rlsuite']:.3f} | {d['sb3']:.3f} | **{d['sb3'] / d['rlsuite']:.2f}×**"
 
-        lines.append(f"| {env_id} | {cfg.n_steps} × {cfg.n_epochs}, {cfg.batch_size} | {trio(total)} | {trio(best)} | "
+        lines.append(f"| {env_id} | {cfg.n_steps} × {cfg.n_epochs}, {cfg.batch_size} | {trio(total)} | {trio(update)} | "
                      f"{trio(rest)} |")
     if not shares:
         return lines + [""]
     return lines + ["", "The update is " + ", ".join(f"{share:.0%} of rlsuite's step on {env_id}" for env_id, share in shares) +
-                    ". The total ratio is the two parts' ratios weighted by those shares, so it reaches 1.5× only where "
-                    "the parts do; where it misses, the table says which part holds it back. Both updates run the same "
-                    "small matrix multiplies (two 256-256 networks at batch 32 or 64), the arithmetic neither side can "
-                    "skip at the same hyperparameters.", ""]
+                    ". The total ratio is the parts' ratios weighted by those shares: 1.5× overall needs the parts "
+                    "to average 1.5× at those weights. Both updates run the same small matrix multiplies (two 256-256 "
+                    "networks at batch 32 or 64), arithmetic neither side can skip at the same hyperparameters.", ""]
 
 
 def main() -> None:

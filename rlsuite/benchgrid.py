@@ -41,21 +41,22 @@ def check_rows(rows: str | None, labels) -> None:
     """A row label no cell has would train nothing, silently: one line naming the grid's labels."""
     unknown = [w.strip() for w in (rows or "").split(",") if w.strip() and w.strip() not in labels]
     if unknown:
-        raise UserError(f"--rows {', '.join(unknown)} names no row of this grid; use {', '.join(labels)} "
+        raise UserError(f"--rows {', '.join(unknown)} names no row of these cells; use {', '.join(labels)} "
                         "(comma-separated)")
 
 
 def train_rows(env_id: str, seeds, out, variants: dict, rows: str | None, on_result=None) -> dict | None:
-    """A cell's runs (compare.side_by_side), or with `rows` (comma-separated labels, e.g. "rlsuite-bf16") only
-    those rows' runs (a cell without them trains nothing): a process can answer one row's question first. The cell is returned only once every
-    row's runs are finished (None: another process still owes some), so a publish never shows half a cell."""
+    """A cell's runs (compare.side_by_side), or with `rows` (comma-separated labels, e.g. "rlsuite-bf16")
+    only those rows' runs, so a process can answer one row's question first; a cell without those rows
+    trains nothing. Runs another process holds are left to it while the rest go on (RunBusy at the end).
+    With `rows` the cell is returned only once all its rows are finished (None: another process still
+    owes some), so a publish never shows half a cell."""
     from rlsuite import compare
 
-    if not rows:
-        return compare.side_by_side(env_id, seeds, out, variants, False, on_result)
-    picked = {label: v for label, v in variants.items() if label in {w.strip() for w in rows.split(",")}}
-    compare.side_by_side(env_id, seeds, out, picked, False, on_result)
-    return compare.finished(env_id, seeds, out, variants)
+    wanted = {w.strip() for w in (rows or "").split(",") if w.strip()}
+    picked = {label: v for label, v in variants.items() if not wanted or label in wanted}
+    result = compare.side_by_side(env_id, seeds, out, picked, False, on_result, skip_busy=True)
+    return compare.finished(env_id, seeds, out, variants) if wanted else result
 
 
 def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, peek: Callable, render: Callable,
@@ -72,7 +73,8 @@ def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, pee
     results: dict = {}
 
     def section() -> list[str]:
-        got = {key: results[key] if key in results else peek(key) for key in shown}
+        # a cell this process trained only some rows of (None) is looked up on disk like the others
+        got = {key: results[key] if results.get(key) is not None else peek(key) for key in shown}
         table, after = [], []
         for key in shown:
             if got[key] is not None:

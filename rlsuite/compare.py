@@ -18,21 +18,34 @@ def run_name(label: str, env_id: str, seed: int) -> str:
 
 
 def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, dict]], force: bool = False,
-                 on_result: Callable | None = None) -> dict[str, list[dict]]:
+                 on_result: Callable | None = None, skip_busy: bool = False) -> dict[str, list[dict]]:
     """variants: label -> (f(seed=..., out=..., progress=False, name=...) -> summary, fingerprint). Run
     directories are OUT/runs/<label>-<env>-s<seed> (so give each agent its own OUT), reused while their
-    fingerprint matches; alternating order so machine drift hits every variant alike."""
+    fingerprint matches; alternating order so machine drift hits every variant alike. A run another process
+    holds raises RunBusy at once, or with `skip_busy` once every other run is done (a benchmark grid's
+    processes sharing a cell: one holding a run must not stop the other's work on the rest)."""
+    from rlsuite.rundir import RunBusy
+
     results: dict[str, list[dict]] = {label: [] for label in variants}
+    busy: list[str] = []
     for seed in seeds:
         for label, (fn, stamp) in variants.items():
             job = partial(fn, seed=seed, out=out, progress=False)
-            results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
+            try:
+                results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
+            except RunBusy as e:
+                if not skip_busy:
+                    raise
+                busy.append(str(e))
+                continue
             if results[label][-1].get("status") == "interrupted":  # Ctrl-C / SIGTERM: stop here, not at the next seed
                 print(f"stopped; {results[label][-1]['run_dir']} is checkpointed: re-run the same command to resume",
                       file=sys.stderr, flush=True)
                 sys.exit(results[label][-1].get("exit_code") or 130)
             if on_result:
                 on_result(label, seed, results[label][-1])
+    if busy:
+        raise RunBusy(busy[0] + (f" (and {len(busy) - 1} more runs)" if len(busy) > 1 else ""))
     return results
 
 

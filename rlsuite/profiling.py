@@ -37,3 +37,17 @@ def split_row(label: str, split: dict) -> str:
 
 SPLIT_HEAD = ["| run | env alone | env + acting | full training | env | acting | updates and the rest |",
               "|---|---|---|---|---|---|---|"]
+
+
+def best_cpu_times(sides: dict, reps: int) -> dict[str, float]:
+    """Process seconds of one call of each side's function, best of `reps` passes that take the sides in turn
+    (so other load on the machine slows every side alike), after one pass to warm up (allocations, an
+    optimiser's first step)."""
+    best = {side: float("inf") for side in sides}
+    for rep in range(reps + 1):
+        for side, fn in sides.items():
+            t0 = time.process_time()
+            fn()
+            if rep:
+                best[side] = min(best[side], time.process_time() - t0)
+    return best

@@ -55,8 +55,32 @@ def test_a_row_filter_trains_only_those_rows_and_shows_the_cell_once_all_rows_ar
     assert len(calls) == 6 and [s["name"] for s in got["rlsuite-bf16"]] == calls[:2]
     assert train_rows("E-v0", [0, 1], tmp_path, variants, "sb3") == got and len(calls) == 6  # all done: the cell
     check_rows("sb3, rlsuite-bf16", list(variants))
-    with pytest.raises(UserError, match="--rows bf16 names no row of this grid; use rlsuite, sb3, rlsuite-bf16"):
+    with pytest.raises(UserError, match="--rows bf16 names no row of these cells; use rlsuite, sb3, rlsuite-bf16"):
         check_rows("bf16", list(variants))
+
+
+def test_a_cell_whose_rows_are_owed_by_another_process_goes_on_with_its_other_runs(tmp_path):
+    # Process B held the bf16 run of seed 1; before the fix process A stopped at it and left the cell's
+    # later seeds to no one (B trains only its rows).
+    calls = []
+    job = partial(_fake_job, calls)
+    variants = {"rlsuite": (job, {"a": 1}), "rlsuite-bf16": (job, {"c": 3})}
+    (tmp_path / "runs" / "rlsuite-bf16-E-v0-s0").mkdir(parents=True)
+    with RunLock(tmp_path / "runs" / "rlsuite-bf16-E-v0-s0"):
+        with pytest.raises(RunBusy, match="rlsuite-bf16-E-v0-s0 is in use"):
+            train_rows("E-v0", [0, 1], tmp_path, variants, None)
+    assert calls == ["rlsuite-E-v0-s0", "rlsuite-E-v0-s1", "rlsuite-bf16-E-v0-s1"]
+
+
+def test_a_cell_trained_here_in_part_is_shown_once_another_process_finishes_it():
+    # Before the fix a process that trained only some rows of a cell kept it "not yet run" in every
+    # publish, even after the other process had finished it on disk.
+    on_disk = {}
+    section = fill_grid(["a"], ["a"], lambda key: None, on_disk.get, lambda key, r: ([f"| {r} |"], []),
+                        ["## G", "| x |"], 1)
+    assert "Not yet run: a" in section()[1]
+    on_disk["a"] = "A done"
+    assert section() == ["## G", "| x |", "| A done |", ""]
 
 
 def test_a_second_process_takes_some_cells_and_every_publish_shows_all_finished_cells(tmp_path):
