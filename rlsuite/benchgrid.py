@@ -16,6 +16,11 @@ from rlsuite.errors import UserError
 from rlsuite.rundir import RunBusy
 
 
+def _words(text: str | None) -> list[str]:
+    """The words of a comma-separated filter (--cells, --rows); None or "" has none."""
+    return [w.strip() for w in (text or "").split(",") if w.strip()]
+
+
 def _names(key: tuple) -> set[str]:
     return {key[0], key[1], f"{key[0]}:{key[1]}"}
 
@@ -25,12 +30,12 @@ def mine(key: tuple, only: str | None) -> bool:
     ids or agent:env_id pairs (e.g. "ppo", "dqn:MinAtar/Asterix-v1"); None or "" is every cell."""
     if not only:
         return True
-    return bool({w.strip() for w in only.split(",")} & _names(key))
+    return bool(set(_words(only)) & _names(key))
 
 
 def check_only(cells: list[tuple], only: str | None) -> None:
     """A filter word that names no cell is a typo (it would train nothing, silently): one line naming them."""
-    unknown = [w.strip() for w in (only or "").split(",") if w.strip() and not any(w.strip() in _names(k) for k in cells)]
+    unknown = [w for w in _words(only) if not any(w in _names(k) for k in cells)]
     if unknown:
         choices = sorted({k[0] for k in cells}) + sorted({k[1] for k in cells})
         raise UserError(f"--cells {', '.join(unknown)} names no cell; use agents, env ids or agent:env_id from "
@@ -39,7 +44,7 @@ def check_only(cells: list[tuple], only: str | None) -> None:
 
 def check_rows(rows: str | None, labels) -> None:
     """A row label no cell has would train nothing, silently: one line naming the grid's labels."""
-    unknown = [w.strip() for w in (rows or "").split(",") if w.strip() and w.strip() not in labels]
+    unknown = [w for w in _words(rows) if w not in labels]
     if unknown:
         raise UserError(f"--rows {', '.join(unknown)} names no row of these cells; use {', '.join(labels)} "
                         "(comma-separated)")
@@ -53,7 +58,7 @@ def train_rows(env_id: str, seeds, out, variants: dict, rows: str | None, on_res
     owes some), so a publish never shows half a cell."""
     from rlsuite import compare
 
-    wanted = {w.strip() for w in (rows or "").split(",") if w.strip()}
+    wanted = set(_words(rows))
     picked = {label: v for label, v in variants.items() if not wanted or label in wanted}
     result = compare.side_by_side(env_id, seeds, out, picked, False, on_result, skip_busy=True)
     return compare.finished(env_id, seeds, out, variants) if wanted else result
