@@ -178,11 +178,11 @@ SHARED_SETTINGS = {"lr": "learning_rate", "batch_size": "batch_size", "buffer_si
                    "checkpoint_minutes": "checkpoint_minutes", "save_buffer": "save_buffer", "video_every": "video_every"}
 
 
-def sb3_overrides_for(overrides: dict) -> tuple[dict, list[str]]:
-    """(the SB3 arguments for those --set keys both sides have, the keys only rlsuite has)."""
+def _sb3_value(value):
+    """A --set value as SB3 takes it: YAML read safely, numbers where YAML 1.1 left strings (1e-3)."""
     import yaml
 
-    def numbers(v):  # YAML 1.1 reads 1e-3 as a string
+    def numbers(v):
         if isinstance(v, str):
             try:
                 return float(v)
@@ -194,10 +194,69 @@ def sb3_overrides_for(overrides: dict) -> tuple[dict, list[str]]:
             return {k: numbers(x) for k, x in v.items()}
         return v
 
+    return numbers(yaml.safe_load(value) if isinstance(value, str) else value)
+
+
+def _sb3_form(agent: str, key: str, value, hp: dict, overrides: dict) -> dict | None:
+    """The SB3 arguments for a setting whose SB3 name or form depends on the agent or the card's baseline
+    values `hp` (None: SB3 has no such setting)."""
+    from rlsuite.cards import _agent_configs, coerce
+
+    ours = coerce(_agent_configs()[agent], key, value)  # as rlsuite reads it: hidden=64,64 -> (64, 64)
+    image = hp.get("features_extractor") is not None or hp.get("policy") == "CnnPolicy"
+    if key == "hidden" and not image:  # on images rlsuite's hidden sizes and SB3's net_arch mean different layers
+        return {"net_arch": {"pi": list(ours), "vf": list(ours)} if agent in ("a2c", "ppo") else list(ours)}
+    if key == "activation" and not image:
+        return {"activation_fn": ours}
+    if key == "log_std_init" and agent in ("a2c", "ppo"):
+        return {"policy_kwargs": {**(hp.get("policy_kwargs") or {}), "log_std_init": ours}}
+    if key == "action_noise" and agent == "td3":  # both add it to actions scaled to [-1, 1]
+        return {"noise_type": "normal" if ours else None, "noise_std": ours}
+    if key == "target_entropy" and agent == "sac":
+        return {"target_entropy": "auto" if ours is None else ours}
+    if key in ("ent_coef", "ent_coef_init") and agent == "sac":  # one SB3 argument for the two settings
+        return _sac_ent_coef(overrides, hp)
+    return None
+
+
+def _sac_ent_coef(overrides: dict, hp: dict) -> dict:
+    """SAC's ent_coef (a number: fixed; none: tuned) and ent_coef_init as SB3's one ent_coef: a number,
+    "auto", or "auto_<start>"."""
+    from rlsuite.agents.sac_td3 import SACConfig
+    from rlsuite.cards import coerce
+
+    fixed = coerce(SACConfig, "ent_coef", overrides["ent_coef"]) if "ent_coef" in overrides else None
+    if fixed is not None:
+        return {"ent_coef": fixed}
+    if "ent_coef" not in overrides and not str(hp.get("ent_coef", "auto")).startswith("auto"):
+        return {}  # the card's α is fixed on both sides: a start for a tuned one changes nothing
+    if "ent_coef_init" in overrides:
+        return {"ent_coef": f"auto_{coerce(SACConfig, 'ent_coef_init', overrides['ent_coef_init'])}"}
+    return {"ent_coef": "auto"}
+
+
+def sb3_overrides_for(overrides: dict, agent: str | None = None, hp: dict | None = None) -> tuple[dict, list[str]]:
+    """(the SB3 arguments for those --set keys both sides have, the keys only rlsuite has). With `agent` (and
+    the card's baseline values `hp`), settings SB3 names or shapes otherwise are translated (hidden ->
+    net_arch, TD3's action_noise -> noise_std, SAC's ent_coef_init -> ent_coef="auto_<init>", ...) and a
+    shared name that this SB3 algorithm lacks (SAC's and TD3's max_grad_norm) is rlsuite's alone."""
+    hp = hp or {}
+    accepted = None
+    if agent in SB3_ALGORITHMS:
+        import inspect
+
+        import stable_baselines3 as sb3
+
+        accepted = set(inspect.signature(getattr(sb3, SB3_ALGORITHMS[agent]).__init__).parameters)
+        accepted |= {f.name for f in dataclasses.fields(BaselineConfig)} | set(_OURS)
     out, ours_only = {}, []
     for key, value in overrides.items():
-        if key in SHARED_SETTINGS:
-            out[SHARED_SETTINGS[key]] = numbers(yaml.safe_load(value) if isinstance(value, str) else value)
+        translated = _sb3_form(agent, key, value, hp, overrides) if agent in SB3_ALGORITHMS else None
+        name = SHARED_SETTINGS.get(key)
+        if translated is not None:
+            out.update(translated)
+        elif name is not None and (accepted is None or name in accepted):
+            out[name] = _sb3_value(value)
         else:
             ours_only.append(key)
     return out, ours_only
@@ -247,7 +306,8 @@ def make_model(agent: str, card: EnvCard | str, hp: dict, seed: int, device, n_e
     if "net_arch" in hp:
         policy_kwargs["net_arch"] = hp["net_arch"]
     if "activation_fn" in hp:
-        policy_kwargs["activation_fn"] = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[hp["activation_fn"]]
+        policy_kwargs["activation_fn"] = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU,
+                                          "gelu": torch.nn.GELU}[hp["activation_fn"]]
     cls = getattr(sb3, SB3_ALGORITHMS[agent])
     try:
         return cls(hp.get("policy", "MlpPolicy"), envs, seed=seed, device=device, verbose=0,

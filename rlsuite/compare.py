@@ -87,9 +87,10 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     def progress(label, seed, summary):
         echo(f"{label} seed {seed}: final {summary['final_eval']['mean']:.1f}, {summary['steps_per_s']:,.0f} steps/s")
 
-    from rlsuite.baselines import sb3_overrides_for
+    from rlsuite.baselines import baseline_hyperparameters, sb3_overrides_for
 
-    sb3_set, ours_only = sb3_overrides_for(overrides)  # --set changes both sides where both have the setting
+    # --set changes both sides where both have the setting (in SB3's name and form)
+    sb3_set, ours_only = sb3_overrides_for(overrides, agent, baseline_hyperparameters(agent, env_id)[0])
     only_line = (f"rlsuite only (SB3 has no such setting): {', '.join(f'{k}={overrides[k]}' for k in ours_only)}"
                  if ours_only else None)
     if only_line:

@@ -341,7 +341,7 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
     assert "| rlsuite |" in result.output and "| sb3 |" in result.output
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     # a setting only rlsuite has is stated in the saved report too, not only on the terminal
-    assert "rlsuite only (SB3 has no such setting): hidden=16,16, log_every=100" in report.read_text()
+    assert "rlsuite only (SB3 has no such setting): log_every=100" in report.read_text()  # hidden: both sides
     run_dirs = sorted(report.parent.glob("runs/*"))
     assert [p.name.split("-")[0] for p in run_dirs] == ["rlsuite", "sb3"]
     assert invoke("plot", *run_dirs, "-o", tmp_path / "curves.png").exit_code == 0
@@ -365,3 +365,37 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
                     "--space", space, "--out", tmp_path / "t", "--no-reference", *sets)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "t" / "tune" / f"{agent}-Pendulum-v1").is_dir()
+
+
+@pytest.mark.parametrize("agent, env_id, overrides, sb3, ours_only", [
+    # TD3's exploration noise is SB3's noise_std; SB3's SAC and TD3 clip no gradients; hidden is net_arch
+    ("td3", "Pendulum-v1", {"action_noise": "0.2", "max_grad_norm": "10", "hidden": "64,64"},
+     {"noise_type": "normal", "noise_std": 0.2, "net_arch": [64, 64]}, ["max_grad_norm"]),
+    ("td3", "Pendulum-v1", {"action_noise": "0"}, {"noise_type": None, "noise_std": 0.0}, []),
+    # SAC's tuned α and its start are SB3's one ent_coef ("auto_<start>"); target_entropy keeps its name
+    ("sac", "Hopper-v5", {"ent_coef_init": "0.1", "target_entropy": "-2"},
+     {"ent_coef": "auto_0.1", "target_entropy": -2.0}, []),
+    ("sac", "Hopper-v5", {"ent_coef": "null"}, {"ent_coef": "auto"}, []),
+    ("sac", "Hopper-v5", {"ent_coef": "0.2", "ent_coef_init": "0.5"}, {"ent_coef": 0.2}, []),
+    # PPO: one size list for actor and critic; log_std_init joins the card's other policy_kwargs
+    ("ppo", "Hopper-v5", {"hidden": "64,64", "log_std_init": "-1", "max_grad_norm": "1"},
+     {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "policy_kwargs": {"log_std_init": -1.0, "ortho_init": False},
+      "max_grad_norm": 1}, []),
+])
+def test_compare_set_reaches_sb3_in_its_own_names(agent, env_id, overrides, sb3, ours_only):
+    """`compare --set` changes SB3 too wherever SB3 has the setting, under its own name and form; before, these
+    were reported as rlsuite-only (or, max_grad_norm on SAC, failed inside SB3 after rlsuite's first run)."""
+    from rlsuite.baselines import baseline_hyperparameters, sb3_overrides_for
+
+    assert sb3_overrides_for(overrides, agent, baseline_hyperparameters(agent, env_id)[0]) == (sb3, ours_only)
+
+
+def test_compare_set_max_grad_norm_on_sac_trains_both_sides(tmp_path):
+    """The late failure the old mapping had: SB3's SAC got max_grad_norm and raised after rlsuite's run."""
+    from click.testing import CliRunner
+
+    sets = [a for k, v in {**TINY, "max_grad_norm": "10"}.items() for a in ("--set", f"{k}={v}")]
+    result = CliRunner().invoke(main, ["compare", "sac", "Pendulum-v1", "--seeds", "1", "--steps", "300", "--out",
+                                       str(tmp_path), *sets])
+    assert result.exit_code == 0, result.output
+    assert "rlsuite only (SB3 has no such setting): log_every=100, max_grad_norm=10" in result.output
