@@ -49,6 +49,36 @@ def test_tanh_gaussian_log_prob_is_the_change_of_variables():
     assert actions.abs().max() <= 1 and logp.shape == (5,) and torch.isfinite(logp).all()
 
 
+@pytest.mark.parametrize("log_std_bias, floor", [(0.0, None), (-25.0, -20.0), (9.0, 2.0)])
+def test_tanh_gaussian_head_samples_and_rates_its_actions(log_std_bias, floor):
+    """The head SAC acts and learns with: a = tanh(u), u ~ N(W x + b, exp(clamp(V x + c, -20, 2))), and the
+    log-prob it returns is the change of variables at that u, computed here from the action alone (u =
+    atanh a, in float64) and the layers' weights; the log-std outside [-20, 2] is clamped (SAC's code, SB3)."""
+    torch.manual_seed(0)
+    head = TanhGaussianHead(3, 2)
+    with torch.no_grad():
+        head.log_std.weight.zero_()
+        head.log_std.bias.fill_(log_std_bias)
+        if floor is not None:  # u near 0: tanh keeps its digits (std e^-20) and few actions saturate (std e^2)
+            head.mean.weight.zero_()
+            head.mean.bias.zero_()
+    x = torch.randn(4000, 3)
+    with torch.no_grad():
+        actions, logp = head(x)
+    a = actions.double()
+    keep = (a.abs() < 0.99).all(-1)  # atanh of a float32 action near ±1 loses the digits this needs
+    assert keep.sum() > 100
+    mean = (x.double() @ head.mean.weight.double().T + head.mean.bias.double())[keep]
+    log_std = torch.full_like(mean, log_std_bias if floor is None else floor)
+    u = torch.atanh(a[keep])
+    direct = (-((u - mean) ** 2) / (2 * log_std.exp() ** 2) - log_std - 0.5 * math.log(2 * math.pi)
+              - torch.log(1 - a[keep] ** 2)).sum(-1)
+    assert torch.allclose(logp.double()[keep], direct, rtol=1e-4, atol=1e-3 if floor == 2.0 else 1e-4)
+    if floor != 2.0:  # (at std e^2 only the unsaturated samples are kept: their spread is cut)
+        z = (u - mean) / log_std.exp()  # the samples follow the clamped std, not the unclamped one
+        assert 0.9 < float(z.std()) < 1.1 and abs(float(z.mean())) < 0.1
+
+
 def test_ensemble_member_is_a_plain_mlp():
     ens = EnsembleMLP(4, (8, 8), 1, members=2)
     x = torch.randn(5, 4)
@@ -214,13 +244,18 @@ def test_entropy_temperature_rises_when_entropy_is_low_and_falls_when_high(log_s
     assert np.sign(nets["log_alpha"].item() - before) == direction  # target entropy -dim(A) = -2
 
 
-def test_td3_targets_by_hand_and_delayed_updates():
-    cfg = TD3Config(hidden=(16, 16), target_policy_noise=0.0, tau=0.5, policy_delay=2)
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_td3_targets_by_hand_and_delayed_updates(smoothing):
+    """y = r + d min_k Q'_k(s', a'), a' = clip(μ'(s') + clip(ε, -c, c), -1, 1), ε ~ N(0, σ'²): computed here
+    from the target networks and the same random draws (σ' 0.3 with c 0.1 clips most of them)."""
+    cfg = TD3Config(hidden=(16, 16), target_policy_noise=smoothing, target_noise_clip=0.1, tau=0.5, policy_delay=2)
     torch.manual_seed(1)
     nets, opts = build_learner(cfg, 3, 2, "cpu")
     batch = _batch()
-    with torch.no_grad():  # y = r + d * min_k Q'_k(s', μ'(s')) (no smoothing noise here)
+    with torch.no_grad():
+        torch.manual_seed(7)  # the update draws its smoothing noise first, so it gets these same numbers
         a2 = nets["actor_target"](batch["next_obs"])
+        a2 = (a2 + (torch.randn(a2.shape) * smoothing).clamp(-0.1, 0.1)).clamp(-1.0, 1.0)
         q_next = nets["critics_target"](torch.cat([batch["next_obs"], a2], 1)).squeeze(-1).min(0).values
         y = batch["rewards"] + batch["discounts"] * q_next
         q = nets["critics"](torch.cat([batch["obs"], batch["actions"]], 1)).squeeze(-1)
@@ -228,6 +263,7 @@ def test_td3_targets_by_hand_and_delayed_updates():
     actor0 = [p.clone() for p in nets["actor"].parameters()]
     target0 = [p.clone() for p in nets["critics_target"].parameters()]
     actor_target0 = [p.clone() for p in nets["actor_target"].parameters()]
+    torch.manual_seed(7)
     stats = td3_update(cfg, nets, opts, batch, DivergenceGuard(), update=1)
     assert stats["critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert "actor_loss" not in stats  # update 1 of policy_delay 2: the actor and the targets wait
