@@ -288,7 +288,8 @@ def test_td3_target_smoothing_noise_is_clipped_and_actions_stay_in_bounds():
 
 @pytest.mark.parametrize("env_id, fragment", [("CartPole-v1", "needs continuous (Box) actions"),
                                               ("toy_envs:UnboundedActions-v0", "bounds, but they are infinite"),
-                                              ("toy_envs:MatrixActions-v0", "needs a flat Box action vector")])
+                                              ("toy_envs:MatrixActions-v0", "needs a flat Box action vector"),
+                                              ("toy_envs:DictObsBoxActions-v0", "needs Box (array) observations")])
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_unsupported_action_spaces_are_one_line_errors(tmp_path, agent, env_id, fragment):
     from click.testing import CliRunner

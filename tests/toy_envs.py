@@ -129,5 +129,13 @@ class MatrixActionsEnv(NanRewardEnv):
     action_space = gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32)
 
 
+class DictObsBoxActionsEnv(NanRewardEnv):
+    """Continuous actions SAC/TD3 can take, observations they cannot (a Dict)."""
+
+    observation_space = DictObsEnv.observation_space
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+
 gym.register("UnboundedActions-v0", entry_point=UnboundedActionsEnv)
+gym.register("DictObsBoxActions-v0", entry_point=DictObsBoxActionsEnv)
 gym.register("MatrixActions-v0", entry_point=MatrixActionsEnv)

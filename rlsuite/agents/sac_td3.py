@@ -33,7 +33,7 @@ from torch import nn
 from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
 from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
-from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, true_next_obs
+from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, require_box_obs, true_next_obs
 from rlsuite.errors import UserError
 from rlsuite.nets import MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision
 from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
@@ -119,9 +119,7 @@ def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, en
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
         raise UserError(f"{name} squashes actions into the env's bounds, but they are infinite ({action_space}); "
                         "declare finite bounds with an ActionWrapper of your own (package.module:Class in the env card)")
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise UserError(f"{name} needs Box (array) observations, got {type(obs_space).__name__}; flatten them with "
-                        "a wrapper in the env card (e.g. FlattenObservation)")
+    require_box_obs(obs_space, name)
     if cfg is not None:
         act_dim = int(action_space.shape[0])
         check_memory(naive_replay_bytes(cfg.buffer_size, obs_space.shape, np.float32) + cfg.buffer_size * 4 * act_dim,
