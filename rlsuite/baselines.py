@@ -166,7 +166,7 @@ def _sb3_schedule(value, key: str):
 
 
 # rlsuite field -> SB3 argument, for the settings both implementations have (`compare --set` changes both)
-SHARED_SETTINGS = {"lr": "learning_rate", "batch_size": "batch_size", "buffer_size": "buffer_size",
+SHARED_SETTINGS = {"total_steps": "n_timesteps", "lr": "learning_rate", "batch_size": "batch_size", "buffer_size": "buffer_size",
                    "learning_starts": "learning_starts", "gamma": "gamma", "train_freq": "train_freq",
                    "gradient_steps": "gradient_steps", "target_update_interval": "target_update_interval",
                    "tau": "tau", "n_steps": "n_steps", "n_epochs": "n_epochs", "ent_coef": "ent_coef",

@@ -90,7 +90,15 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     from rlsuite.baselines import baseline_hyperparameters, sb3_overrides_for
 
     # --set changes both sides where both have the setting (in SB3's name and form)
-    sb3_set, ours_only = sb3_overrides_for(overrides, agent, baseline_hyperparameters(agent, env_id)[0])
+    hp = baseline_hyperparameters(agent, env_id)[0]
+    sb3_set, ours_only = sb3_overrides_for(overrides, agent, hp)
+    if steps is None:  # one budget for both: rlsuite's (where the card records no zoo values, SB3's would differ)
+        from rlsuite.agents import get_agent
+        from rlsuite.cards import resolve
+
+        total = resolve(agent, get_agent(agent).config_cls, env_id, overrides)[0].total_steps
+        if hp.get("n_timesteps") != total:
+            sb3_set["n_timesteps"] = total
     only_line = (f"rlsuite only (SB3 has no such setting): {', '.join(f'{k}={overrides[k]}' for k in ours_only)}"
                  if ours_only else None)
     if only_line:

@@ -339,7 +339,8 @@ def test_cards_run_the_zoos_values_where_they_say_so():
     from rlsuite.baselines import differences_from_zoo
 
     for agent, env_id in (("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("sac", "Hopper-v5"), ("td3", "HalfCheetah-v5"),
-                          ("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("ppo", "Walker2d-v5")):
+                          ("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("ppo", "Walker2d-v5"),
+                          ("sac", "MountainCarContinuous-v0"), ("td3", "MountainCarContinuous-v0")):
         assert differences_from_zoo(agent, env_id) == {}, (agent, env_id)
     # the zoo updates TD3 once per LunarLanderContinuous episode; a fixed train_freq cannot, and the table says so
     assert set(differences_from_zoo("td3", "LunarLanderContinuous-v3")) == {"train_freq", "gradient_steps"}
@@ -436,3 +437,19 @@ def test_compare_set_max_grad_norm_on_sac_trains_both_sides(tmp_path):
                                        str(tmp_path), *sets])
     assert result.exit_code == 0, result.output
     assert "rlsuite only (SB3 has no such setting): log_every=100, max_grad_norm=10" in result.output
+
+
+def test_compare_trains_both_sides_for_the_same_steps(tmp_path):
+    """Without --steps, SB3 trains as long as rlsuite's card says: before, `--set total_steps=300` (or an env
+    with no zoo values, such as TD3 on MountainCarContinuous before its card) left SB3 at another budget."""
+    from click.testing import CliRunner
+
+    # one update per step on both sides (the card's SB3 side updates per 200-step episode: it would end at 400)
+    sets = [a for k, v in {**TINY, "total_steps": "300", "train_freq": "1", "gradient_steps": "1"}.items()
+            for a in ("--set", f"{k}={v}")]
+    result = CliRunner().invoke(main, ["compare", "td3", "Pendulum-v1", "--seeds", "1", "--out", str(tmp_path), *sets])
+    assert result.exit_code == 0, result.output
+    assert "total_steps" not in result.output.split("rlsuite only")[-1].splitlines()[0]
+    steps = {p.name.split("-")[0]: json.loads((p / "summary.json").read_text())["steps"]
+             for p in tmp_path.glob("runs/compare-*/runs/*")}
+    assert steps == {"rlsuite": 300, "sb3": 300}

@@ -129,6 +129,26 @@ def test_card_resolution_order(tmp_path, monkeypatch):
     assert other.gamma == 0.5 and other.eval_every == 111
 
 
+def test_every_card_entry_resolves_to_a_valid_config():
+    """Each agent card's entry for a named env (and its baseline section's envs) gives a config that passes
+    validation: `rlsuite train AGENT ENV` must not stop at the card. (PPO's MountainCarContinuous entry had the
+    zoo's batch 256 over a rollout of 8, which SB3 shrinks silently and rlsuite rejects.)"""
+    import yaml
+
+    from rlsuite.agents import agent_names, get_agent
+    from rlsuite.cards import agent_card_path, resolve
+
+    checked = 0
+    for agent in agent_names():
+        card = yaml.safe_load(agent_card_path(agent).read_text())
+        for env_id in sorted(set(card.get("envs") or {}) | set(card.get("baseline") or {})):
+            if "*" in env_id:  # a pattern (ALE/*): its games are covered by the pixel tests
+                continue
+            resolve(agent, get_agent(agent).config_cls, env_id)[0].validate()
+            checked += 1
+    assert checked >= 25
+
+
 def test_learning_starts_acts_uniformly_at_random(tmp_path, monkeypatch):
     """Before learning_starts the greedy network is never asked (SB3: uniform random actions)."""
     from rlsuite.agents import dqn
