@@ -213,10 +213,7 @@ def updates_section(reps: int = 3, n: int = 150) -> list[str]:
             for _ in range(k):
                 counter["u"] += 1
                 with matmul_precision(precision, "cpu"):
-                    if name == "SAC":
-                        sac_update(cfg, nets, opts, batch, guard)
-                    else:
-                        td3_update(cfg, nets, opts, batch, guard, counter["u"])
+                    (sac_update if name == "SAC" else td3_update)(cfg, nets, opts, batch, guard, counter["u"])
 
         def ours_bf16(k: int) -> None:
             ours(k, "bf16")

@@ -188,8 +188,7 @@ def test_a_bf16_update_follows_the_fp32_update(cls):
         before = [p.detach().clone() for p in nets["critics"].parameters()]
         torch.manual_seed(1)  # the same policy samples and smoothing noise
         with matmul_precision(precision, "cpu"):
-            stats = (sac_update(cfg, nets, opts, _batch(), DivergenceGuard()) if cls is SACConfig else
-                     td3_update(cfg, nets, opts, _batch(), DivergenceGuard(), 2))
+            stats = (sac_update if cls is SACConfig else td3_update)(cfg, nets, opts, _batch(), DivergenceGuard(), 2)
         moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(nets["critics"].parameters(), before)])
         steps[precision] = stats, moved
     (s32, m32), (s16, m16) = steps["fp32"], steps["bf16"]
@@ -240,7 +239,7 @@ def test_entropy_temperature_rises_when_entropy_is_low_and_falls_when_high(log_s
         head.log_std.weight.zero_()
         head.log_std.bias.fill_(log_std_bias)
     before = nets["log_alpha"].item()
-    sac_update(cfg, nets, opts, _batch(), DivergenceGuard())
+    sac_update(cfg, nets, opts, _batch(), DivergenceGuard(), 1)
     assert np.sign(nets["log_alpha"].item() - before) == direction  # target entropy -dim(A) = -2
 
 

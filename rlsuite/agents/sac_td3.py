@@ -173,7 +173,7 @@ def load_policy(cfg: OffPolicyConfig, envs_or_spaces, state: dict, device: torch
 
 # ---------------------------------------------------------------------------------------------
 # One gradient step of each algorithm, on a batch {obs, actions, rewards, next_obs, discounts}.
-def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard) -> dict:
+def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard, update: int) -> dict:
     actor, critics, critics_target, log_alpha = nets["actor"], nets["critics"], nets["critics_target"], nets["log_alpha"]
     obs, next_obs = batch["obs"], batch["next_obs"]
     # α: from the current policy's log-probabilities on this batch (SB3's order: α, critics, actor)
@@ -197,6 +197,9 @@ def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard) -> di
     q_pi = q_values(critics, obs, actions_pi, detach_weights=True).min(dim=0).values
     actor_loss = (alpha * logp_pi - q_pi).mean()
     gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
+    # target critics: Polyak averaging every target_update_interval updates (the actor has no target in SAC)
+    if update % cfg.target_update_interval == 0:
+        update_target(critics, critics_target, cfg.tau)
     return stats | {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha}
 
 
@@ -339,10 +342,7 @@ def train(cfg: OffPolicyConfig, run: Run) -> dict:
                 batch = buffer.gather(buffer.sample_indices(cfg.batch_size, rng))
                 updates += 1
                 with matmul_precision(cfg.precision, device):
-                    stats = sac_update(cfg, nets, opts, batch, guard) if sac else \
-                        td3_update(cfg, nets, opts, batch, guard, updates)
-                if sac and updates % cfg.target_update_interval == 0:
-                    update_target(critics, nets["critics_target"], cfg.tau)
+                    stats = (sac_update if sac else td3_update)(cfg, nets, opts, batch, guard, updates)
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1
