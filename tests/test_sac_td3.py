@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch.distributions import Normal
 
 from conftest import assert_one_line_error
@@ -396,12 +397,12 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
                     "--out", tmp_path / "s", *sets, "--set", "lr=1e-3,3e-4")
     assert result.exit_code == 0 and "2 runs finished, 0 failed" in result.output, result.output
 
-    space = tmp_path / "space.yaml"
-    space.write_text("lr: {loguniform: [1.0e-4, 1.0e-2]}\n")
+    # the card's own search space (the --set fields above are fixed, so it searches lr, gamma, tau, ...)
     result = invoke("tune", agent, "Pendulum-v1", "--trials", 2, "--seeds", 1, "--steps", 300, "--workers", 1,
-                    "--space", space, "--out", tmp_path / "t", "--no-reference", *sets)
+                    "--out", tmp_path / "t", "--no-reference", *sets)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "t" / "tune" / f"{agent}-Pendulum-v1").is_dir()
+    best = yaml.safe_load((tmp_path / "t" / "tune" / f"{agent}-Pendulum-v1" / "best.yaml").read_text())["Pendulum-v1"]
+    assert {"lr", "gamma", "tau"} <= set(best) and best["hidden"] == [16, 16]  # searched, and fixed by --set
 
 
 @pytest.mark.parametrize("agent, env_id, overrides, sb3, ours_only", [

@@ -174,7 +174,7 @@ def test_every_card_space_parses():
     from rlsuite.cards import load_agent_card
     from rlsuite.tuning import parse_space
 
-    for agent in ("dqn", "ppo", "a2c", "reinforce"):
+    for agent in ("dqn", "ppo", "a2c", "reinforce", "sac", "td3"):
         assert parse_space(load_agent_card(agent)["tune"], get_agent(agent).config_cls, agent)
 
 
