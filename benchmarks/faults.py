@@ -2,11 +2,13 @@
 
     python benchmarks/faults.py                     # 10 kill -9 trials, 5 SIGTERM trials, 3 disk-full trials
     python benchmarks/faults.py --kills 20 --disk /mnt/tiny
+    python benchmarks/faults.py --agent td3 --env Hopper-v5 --steps 6000 --set hidden=32,32 ...  # faults-td3-Hopper-v5.md
 
-kill -9   `rlsuite train dqn CartPole-v1` with a checkpoint every few seconds is killed with SIGKILL at a
+kill -9   `rlsuite train dqn CartPole-v1` (or --agent/--env) with a checkpoint every few seconds is killed with SIGKILL at a
           random moment, then resumed with `--resume`; repeated until the run completes. The promise: the
           run completes, its metrics.csv has no lost, duplicated or out-of-order rows, and (classic control
-          resumes exactly) its metrics equal an uninterrupted run's, wall-clock aside.
+          and MuJoCo resume exactly; off-policy agents with their replay memory) its metrics equal an
+          uninterrupted run's, wall-clock aside.
 SIGTERM   the same with SIGTERM: exit code 143, status `interrupted`, a checkpoint at the stop step.
 disk full `--out` on a small filesystem (a tmpfs given with --disk; skipped without one) that fills up
           mid-run: one line, no traceback, the last good checkpoint loads, and after space is freed
@@ -29,6 +31,7 @@ from pathlib import Path
 
 SETS = ["--set", "checkpoint_minutes=0.03", "--set", "eval_every=2500"]  # a checkpoint every ~2 s
 STEPS = 30_000
+TRAIN: list = ["dqn", "CartPole-v1"]  # the agent and env under trial (--agent, --env)
 
 
 def rlsuite(*args, **kw) -> subprocess.Popen:
@@ -46,12 +49,15 @@ def train_dir(out: Path) -> Path | None:
     return next(iter(runs.iterdir()), None) if runs.exists() else None
 
 
+GAP = (0.5, 6.0)  # seconds between a start and its stop (--gap): past the process's start-up, or it never runs
+
+
 def interrupted_run(out: Path, sig: int, rng: random.Random, max_rounds: int = 30) -> dict:
     """Start, stop with `sig` at random moments, resume until complete; what each promise looked like."""
-    proc = rlsuite("train", "dqn", "CartPole-v1", "--seed", 0, "--steps", STEPS, "--out", out, "--quiet", *SETS)
+    proc = rlsuite("train", *TRAIN, "--seed", 0, "--steps", STEPS, "--out", out, "--quiet", *SETS)
     stops, codes, errors = 0, [], []
     for _ in range(max_rounds):
-        time.sleep(rng.uniform(0.5, 6.0))
+        time.sleep(rng.uniform(*GAP))
         if proc.poll() is None:
             proc.send_signal(sig)
             stops += 1
@@ -61,38 +67,58 @@ def interrupted_run(out: Path, sig: int, rng: random.Random, max_rounds: int = 3
             errors.append(err.strip().splitlines()[-1])
         run_dir = train_dir(out)
         if run_dir is None:  # killed before the run directory existed: start again
-            proc = rlsuite("train", "dqn", "CartPole-v1", "--seed", 0, "--steps", STEPS, "--out", out, "--quiet", *SETS)
+            proc = rlsuite("train", *TRAIN, "--seed", 0, "--steps", STEPS, "--out", out, "--quiet", *SETS)
             continue
         if (run_dir / "summary.json").exists():
             break
         if not (run_dir / "checkpoints" / "last.pt").exists():  # killed before the first checkpoint
             shutil.rmtree(run_dir)
-            proc = rlsuite("train", "dqn", "CartPole-v1", "--seed", 0, "--steps", STEPS, "--out", out, "--quiet", *SETS)
+            proc = rlsuite("train", *TRAIN, "--seed", 0, "--steps", STEPS, "--out", out, "--quiet", *SETS)
             continue
         proc = rlsuite("train", "--resume", run_dir, "--quiet")
+    else:  # out of rounds: the last start or resume runs to its end
+        _, err = proc.communicate()
+        codes.append(proc.returncode)
+        if "Traceback" in err:
+            errors.append(err.strip().splitlines()[-1])
     run_dir = train_dir(out)
     return {"stops": stops, "codes": codes, "tracebacks": errors, "run_dir": run_dir,
             "complete": run_dir is not None and (run_dir / "summary.json").exists()}
 
 
 def main() -> None:
+    global STEPS, GAP
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--terms", type=int, default=5)
     parser.add_argument("--disk", default=None, help="a small, empty, writable filesystem for the disk-full trials")
     parser.add_argument("--out", default="results")
-    parser.add_argument("--work", default="/tmp/rlsuite-faults")
+    parser.add_argument("--work", default=None, help="scratch folder (default /tmp/rlsuite-faults[-AGENT-ENV])")
+    parser.add_argument("--agent", default="dqn")
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--steps", type=int, default=STEPS, help="each trial's run length")
+    parser.add_argument("--gap", default="0.5-6", help="seconds from a start to its stop, drawn uniformly (A-B)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="settings of the runs under trial (after the checkpoint and evaluation ones)")
     args = parser.parse_args()
-    work = Path(args.work)
+    STEPS = args.steps
+    GAP = tuple(float(x) for x in args.gap.split("-"))
+    TRAIN[:] = [args.agent, args.env]
+    SETS.extend(x for kv in args.set for x in ("--set", kv))
+    suffix = "" if TRAIN == ["dqn", "CartPole-v1"] else f"-{args.agent}-{args.env.replace('/', '-')}"
+    report = f"faults{suffix}.md"
+    work = Path(args.work or f"/tmp/rlsuite-faults{suffix}")
     shutil.rmtree(work, ignore_errors=True)
     rng = random.Random(0)
     from rlsuite.report import header
 
-    lines = header("Fault trials: kill -9, SIGTERM, a full disk", f"python {' '.join(['benchmarks/faults.py'] + sys.argv[1:])}",
+    lines = header("Fault trials: kill -9, SIGTERM, a full disk" + (f" ({' '.join(TRAIN)})" if suffix else ""), f"python {' '.join(['benchmarks/faults.py'] + sys.argv[1:])}",
                    [0])
-    reference = rlsuite("train", "dqn", "CartPole-v1", "--seed", 0, "--steps", STEPS, "--out", work / "reference",
+    reference = rlsuite("train", *TRAIN, "--seed", 0, "--steps", STEPS, "--out", work / "reference",
                         "--quiet", *SETS)
-    reference.communicate()
+    _, err = reference.communicate()
+    if reference.returncode != 0:  # a bad --set or env: nothing to compare the trials with
+        sys.exit(f"the reference run failed: {err.strip().splitlines()[-1] if err.strip() else reference.returncode}")
     ref_rows = metrics(train_dir(work / "reference"))
 
     for name, sig, n, code in (("kill -9", signal.SIGKILL, args.kills, -9), ("SIGTERM", signal.SIGTERM, args.terms, 143)):
@@ -109,7 +135,7 @@ def main() -> None:
         ok = sum(all((x["complete"], x["ordered"], x["identical"], x["codes_ok"], not x["tracebacks"])) for x in rows)
         lines += [f"## {name}: {ok}/{n} trials kept every promise", "",
                   f"Each trial stopped the run {sum(x['stops'] for x in rows) / max(n, 1):.1f} times on average "
-                  f"(random moments, 0.5–6 s apart) and resumed it until it completed.", "",
+                  f"(random moments, {GAP[0]:g}–{GAP[1]:g} s after each start) and resumed it until it completed.", "",
                   "| trial | stops | completed | rows in order | metrics identical to an uninterrupted run | "
                   f"exit codes {code if code > 0 else 'SIGKILL'}/0 only (seen) | tracebacks |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {x['trial']} | {x['stops']} | {x['complete']} | {x['ordered']} | {x['identical']} | "
@@ -122,7 +148,7 @@ def main() -> None:
             for child in disk.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
             filler = disk / "filler"
-            proc = rlsuite("train", "dqn", "CartPole-v1", "--steps", 200_000, "--out", disk, "--quiet", *SETS)
+            proc = rlsuite("train", *TRAIN, "--steps", 200_000, "--out", disk, "--quiet", *SETS)
             time.sleep(4 + 2 * i)
             free = shutil.disk_usage(disk).free
             with open(filler, "wb") as f:  # fill the disk while the run writes
@@ -157,8 +183,8 @@ def main() -> None:
     else:
         lines += ["## disk full: not run (give --disk with a small filesystem, e.g. a 3 MiB tmpfs)", ""]
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    Path(args.out, "faults.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {Path(args.out, 'faults.md')}")
+    Path(args.out, report).write_text("\n".join(lines) + "\n")
+    print(f"wrote {Path(args.out, report)}")
 
 
 if __name__ == "__main__":
