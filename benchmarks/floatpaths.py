@@ -66,7 +66,7 @@ print(json.dumps(out))
 SECOND_PATH = {"ATEN_CPU_CAPABILITY": "default"}
 VALIDATED = [("cards.md", "ppo:CartPole-v1,a2c:CartPole-v1,reinforce:CartPole-v1,ppo:Acrobot-v1,a2c:Acrobot-v1,"
                           "ppo:Pendulum-v1,dqn:Acrobot-v1"),
-             ("cards-lunarlander.md", "ppo:LunarLander-v3")]
+             ("cards-lunarlander.md", "ppo:LunarLander-v3"), ("cards-continuous.md", "sac:Pendulum-v1,td3:Pendulum-v1")]
 
 
 def probe(setting: dict) -> dict:
