@@ -99,9 +99,11 @@ def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, pee
             continue
         try:
             results[key] = train(key)
-        except RunBusy as e:  # another process is training this cell: it will publish it
+        except RunBusy as e:  # another process holds a run of this cell: it publishes the cell when done ...
             print(f"skipped {name(key)}: {e}", file=sys.stderr, flush=True)
-            continue
+            if peek(key) is None:
+                continue
+            # ... unless that run finished while this process trained the cell's others: then only this one can
         if publish is not None:
             publish(section)
     return section

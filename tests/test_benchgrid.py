@@ -108,6 +108,20 @@ def test_a_second_process_takes_some_cells_and_every_publish_shows_all_finished_
                            "", "fig d", "fig b", "fig a", ""]
 
 
+def test_a_cell_whose_busy_run_finished_meanwhile_is_published_by_the_process_that_ends_it():
+    """Two processes on one cell: A held run r1 when B started the cell, so B skipped r1, trained r2 and ended in
+    RunBusy; A had finished r1 by then and skipped r2 (B's). Before the fix neither published the finished cell."""
+    published, on_disk = [], {}
+
+    def train(key):  # B: trains r2; r1 was busy when it looked, and has since finished in A
+        on_disk[key] = "done by both"
+        raise RunBusy("r1 is in use by pid 1")
+
+    fill_grid(["a"], ["a"], train, on_disk.get, lambda key, r: ([f"| {r} |"], []), ["## G"], 1,
+              publish=lambda section: published.append(section()))
+    assert published == [["## G", "| done by both |", ""]]
+
+
 def test_cells_outside_the_filter_are_reported_only_once_finished(tmp_path):
     trained, published = [], []
     on_disk = {}
