@@ -114,23 +114,29 @@ def verdict(value: float, target: float, higher_is_better: bool) -> str:
 def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str) -> dict:
     """Median ratios ours/theirs for wall-to-solve and steps/s, plus the per-seed steps/s pairs; and
     `steps_per_cpu_s`, the ratio of steps per CPU second of the training process (which other load on a
-    shared machine does not skew), when every run kept its CPU time (None otherwise)."""
+    shared machine does not skew), over the runs that kept their CPU time (None where a side has none;
+    `cpu_runs` says how many of each side's runs that is: runs made before it was recorded have none)."""
     import statistics
 
     a, b = aggregate(ours), aggregate(theirs)
-    cpu = None
-    if ours and theirs and all(s.get("steps_per_cpu_s") for s in [*ours, *theirs]):
-        cpu = (statistics.median(s["steps_per_cpu_s"] for s in ours)
-               / statistics.median(s["steps_per_cpu_s"] for s in theirs))
+    kept = [[s["steps_per_cpu_s"] for s in side if s.get("steps_per_cpu_s")] for side in (ours, theirs)]
+    cpu = statistics.median(kept[0]) / statistics.median(kept[1]) if all(kept) else None
     return {"wall_to_solve": a["median_wall_to_solve"] / b["median_wall_to_solve"],
             "steps_per_s": a["median_steps_per_s"] / b["median_steps_per_s"], "steps_per_cpu_s": cpu,
+            "cpu_runs": (len(kept[0]), len(ours), len(kept[1]), len(theirs)),
             "pairs": [x["steps_per_s"] / y["steps_per_s"] for x, y in zip(ours, theirs)],
             "labels": (label_ours, label_theirs), "ours": a, "theirs": b}
 
 
 def cpu_ratio(r: dict) -> str:
-    """The CPU-time steps/s ratio of ratio_lines for a table cell ('—' where some run did not keep it)."""
-    return f"{r['steps_per_cpu_s']:.2f}×" if r.get("steps_per_cpu_s") else "—"
+    """The CPU-time steps/s ratio of ratio_lines for a table cell ('—' where a side has no run that kept it),
+    saying over how many runs where some did not keep it."""
+    if not r.get("steps_per_cpu_s"):
+        return "—"
+    n_ours, of_ours, n_theirs, of_theirs = r.get("cpu_runs") or (1, 1, 1, 1)
+    part = "" if (n_ours, n_theirs) == (of_ours, of_theirs) else \
+        f" (the runs that recorded CPU time: {n_ours} of {of_ours} and {n_theirs} of {of_theirs})"
+    return f"{r['steps_per_cpu_s']:.2f}×{part}"
 
 
 def index_lines(results: Path) -> list[str]:

@@ -330,6 +330,11 @@ def test_runs_keep_their_cpu_time_across_a_resume_and_reports_use_it(tmp_path):
     # a run resumed from a checkpoint written before CPU time was kept: unknown, never a partial count
     old = dict(summary, steps_per_cpu_s=None)
     assert ratio_lines([old], [other], "a", "b")["steps_per_cpu_s"] is None and cpu_ratio(ratio_lines([old], [other], "a", "b")) == "—"
+    # one side's run made before CPU time was recorded: the ratio stands on the others, and says so
+    # (before, one such run left the whole cell at "—": SAC Hopper-v5 in results/continuous.md)
+    r = ratio_lines([old, summary], [other, other], "a", "b")
+    assert r["steps_per_cpu_s"] == pytest.approx(2)
+    assert cpu_ratio(r) == "2.00× (the runs that recorded CPU time: 1 of 2 and 2 of 2)"
     (run_dir / "summary.json").unlink()
     ckpt["engine"].pop("cpu_s")
     torch.save(ckpt, run_dir / "checkpoints" / "last.pt")
