@@ -102,7 +102,11 @@ def main() -> None:
                         help="settings of the runs under trial (after the checkpoint and evaluation ones)")
     args = parser.parse_args()
     STEPS = args.steps
-    GAP = tuple(float(x) for x in args.gap.split("-"))
+    try:
+        GAP = tuple(float(x) for x in args.gap.split("-"))
+        assert len(GAP) == 2 and 0 < GAP[0] <= GAP[1]
+    except (ValueError, AssertionError):
+        sys.exit(f"--gap {args.gap!r} is not A-B seconds with 0 < A <= B; give e.g. --gap 10-25")
     TRAIN[:] = [args.agent, args.env]
     SETS.extend(x for kv in args.set for x in ("--set", kv))
     suffix = "" if TRAIN == ["dqn", "CartPole-v1"] else f"-{args.agent}-{args.env.replace('/', '-')}"
