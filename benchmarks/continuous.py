@@ -36,13 +36,13 @@ import torch
 
 from rlsuite import compare, runs
 from rlsuite.baselines import differences_from_zoo
-from rlsuite.benchgrid import check_only, check_rows, fill_grid, mine, train_rows
+from rlsuite.benchgrid import check_only, check_rows, fill_grid, mine, restore_records, save_record, train_rows
 from rlsuite.cards import load_env_card
 from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
-from rlsuite.report import (aggregate_table, cpu_ratio, header, per_seed_table, ratio_lines, stamped,
-                            write_section)
+from rlsuite.report import (aggregate_table, cpu_ratio, header, kept_block, per_seed_table, ratio_lines,
+                            read_sections, stamped, write_section)
 from rlsuite.stats import aggregate
 
 SECTIONS = ("pendulum", "mujoco", "bf16", "updates", "ppotime")
@@ -73,8 +73,19 @@ def runs_root(out: Path, agent: str, precision: str = "fp32") -> Path:
     return out / "runs" / ("bench-continuous" if precision == "fp32" else f"bench-continuous-{precision}") / agent
 
 
-def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32", rows: str | None = None) -> dict | None:
-    return train_rows(env_id, seeds, runs_root(out, agent, precision), variants(agent, env_id, precision), rows, log)
+def records(out: Path) -> Path:
+    """Where the MuJoCo grid's finished runs are kept for a later checkout (benchgrid.save_record), committed."""
+    return out / "run-records"
+
+
+def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32", rows: str | None = None,
+         keep: bool = False) -> dict | None:
+    def done(label, seed, s):
+        log(label, seed, s)
+        if keep:
+            save_record(s["run_dir"], out / "runs", records(out))
+
+    return train_rows(env_id, seeds, runs_root(out, agent, precision), variants(agent, env_id, precision), rows, done)
 
 
 def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None = None, precision: str = "fp32") -> list[str]:
@@ -167,13 +178,25 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
     check_only(cells, only)  # before the rows are checked against the cells it picks
     check_rows(rows, list(dict.fromkeys(label for key in cells if mine(key, only) for label in variants(*key))))
 
+    restore_records(records(out), out / "runs")
+
     def peek(key):
         agent, env_id = key
         return compare.finished(env_id, seeds, runs_root(out, agent), variants(agent, env_id))
 
-    return fill_grid(cells, shown, lambda key: cell(*key, seeds, out, rows=rows), peek,
+    def kept(key):
+        block = kept_block(read_sections(out / "continuous.md").get("mujoco", []),
+                           f"### {key[0].upper()} on {key[1]} (", KEPT_NOTE)
+        return (block, []) if block else None
+
+    return fill_grid(cells, shown, lambda key: cell(*key, seeds, out, rows=rows, keep=True), peek,
                      lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),
-                     lambda key: f"{key[0].upper()} {key[1]}", publish, only)
+                     lambda key: f"{key[0].upper()} {key[1]}", publish, only, kept)
+
+
+KEPT_NOTE = ("*Kept as published: this cell's runs predate the committed run records (results/run-records/) and "
+             "are not on this machine, so the grid shows it as it was and does not train it again; delete this "
+             "block to re-run it.*")
 
 
 def updates_section(reps: int = 3, n: int = 150) -> list[str]:

@@ -5,15 +5,65 @@ Each process trains the cells given to it (all by default), in order; a cell ano
 training is skipped (its runs are locked) and reported once that process finishes it. After every
 cell the whole section is rendered again from what is finished on disk, under the report's lock
 (report.write_section), so whichever process publishes last shows every finished cell, and the cells
-still to run are named."""
+still to run are named.
+
+A grid outlives the machine it started on: results/runs/ is not committed (checkpoints and replay buffers
+are hundreds of MB), and a session may start on a fresh checkout. So each finished run's record (the files
+reports, plots and reuse read; tens of kB) is copied beside the report, where git keeps it (save_record),
+and a fresh checkout restores the records it lacks before training (restore_records): the grid then reuses
+those runs as it reuses any finished run. A run still open when its machine goes is lost and starts over.
+A cell published before records were kept is shown as published and not re-trained (fill_grid's `kept`)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Callable, Hashable
 
 from rlsuite.errors import UserError
-from rlsuite.rundir import RunBusy
+from rlsuite.rundir import RunBusy, RunLock, atomic_write_text
+
+# What a finished run is to a report: summary.json last, so a record cut short by a kill is not a finished one.
+RECORD = ("fingerprint.json", "config.yaml", "status.json", "metrics.csv", "summary.json")
+
+
+def save_record(run_dir, runs_top, records_top) -> Path | None:
+    """Copy the finished run RUNS_TOP/.../NAME's record to RECORDS_TOP/.../NAME (same relative path); an
+    unfinished run has none (None)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").exists():
+        return None
+    dest = Path(records_top).resolve() / run_dir.resolve().relative_to(Path(runs_top).resolve())
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RECORD:
+        if (run_dir / name).exists():
+            atomic_write_text(dest / name, (run_dir / name).read_text(encoding="utf-8"))
+    return dest
+
+
+def restore_records(records_top, runs_top) -> list[Path]:
+    """The run directories made from records (save_record) that RUNS_TOP lacks. A run that has finished
+    here, holds a checkpoint here (open: it resumes) or is locked by a live process is left alone."""
+    restored = []
+    for summary in sorted(Path(records_top).rglob("summary.json")):
+        run_dir = Path(runs_top) / summary.parent.relative_to(records_top)
+        if (run_dir / "summary.json").exists() or (run_dir / "checkpoints").exists():
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with RunLock(run_dir):  # a process starting this run now must not see half a record
+                for name in RECORD:
+                    if not (summary.parent / name).exists():
+                        continue
+                    text = (summary.parent / name).read_text(encoding="utf-8")
+                    if name == "summary.json":  # plots find the curve through it: where the run is now
+                        text = json.dumps({**json.loads(text), "run_dir": str(run_dir)}, indent=1)
+                    atomic_write_text(run_dir / name, text)
+        except RunBusy:
+            continue
+        restored.append(run_dir)
+    return restored
 
 
 def _words(text: str | None) -> list[str]:
@@ -66,24 +116,33 @@ def train_rows(env_id: str, seeds, out, variants: dict, rows: str | None, on_res
 
 def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, peek: Callable, render: Callable,
               head: list[str], intro: int, name: Callable = str, publish: Callable | None = None,
-              only: str | None = None) -> Callable[[], list[str]]:
+              only: str | None = None, kept: Callable | None = None) -> Callable[[], list[str]]:
     """Train `cells` (in this order); return the function that renders the section from disk.
 
     train(key) -> result, reusing finished runs and resuming open ones (raises RunBusy for a run another
     process holds); peek(key) -> the result if all its runs are finished, else None, touching nothing;
     render(key, result) -> (table lines, lines after the table). `shown` is the report's order; `head`
     the lines before the table, the progress note going in at index `intro`. publish(section) is called
-    after every cell trained here, with the rendering function (to call under the report's lock)."""
+    after every cell trained here, with the rendering function (to call under the report's lock).
+    kept(key) -> (table lines, lines after) of a cell the report shows but whose runs are not on this
+    machine (published before records were kept), else None: such a cell is shown as published and not
+    re-trained, where re-training it would cost its CPU-hours again."""
     check_only(cells, only)
     results: dict = {}
 
-    def section() -> list[str]:
+    def found(key):
         # a cell this process trained only some rows of (None) is looked up on disk like the others
-        got = {key: results[key] if results.get(key) is not None else peek(key) for key in shown}
+        got = results[key] if results.get(key) is not None else peek(key)
+        if got is not None:
+            return render(key, got)
+        return kept(key) if kept is not None else None
+
+    def section() -> list[str]:
+        got = {key: found(key) for key in shown}
         table, after = [], []
         for key in shown:
             if got[key] is not None:
-                rows, extra = render(key, got[key])
+                rows, extra = got[key]
                 table += rows
                 after += extra
         lines = head + table + ([""] + after if after else []) + [""]
@@ -96,6 +155,9 @@ def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, pee
 
     for key in cells:
         if not mine(key, only):
+            continue
+        if kept is not None and peek(key) is None and kept(key) is not None:
+            print(f"kept {name(key)} as published: its runs are not on this machine", file=sys.stderr, flush=True)
             continue
         try:
             results[key] = train(key)

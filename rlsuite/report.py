@@ -180,6 +180,17 @@ def read_sections(path) -> dict[str, list[str]]:
     return done
 
 
+def kept_block(section: list[str], heading: str, note: str) -> list[str]:
+    """One block of a published section, from the line starting with `heading` to the next heading, with
+    `note` (why it is shown as published) under its heading once; [] if the section has no such block."""
+    starts = [i for i, line in enumerate(section) if line.startswith(heading)]
+    if not starts:
+        return []
+    end = next((i for i in range(starts[0] + 1, len(section)) if section[i].startswith("#")), len(section))
+    block = section[starts[0]:end]
+    return block if note in block else [block[0], "", note, *block[1:]]
+
+
 def stamped(section: list[str], command: str, seeds=None) -> list[str]:
     """A section of a report whose sections are regenerated separately: its own command, date and float path
     under its title (the page's header names the whole script)."""

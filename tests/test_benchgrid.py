@@ -6,8 +6,9 @@ from functools import partial
 import pytest
 
 from rlsuite import compare, runs
-from rlsuite.benchgrid import check_rows, fill_grid, mine, train_rows
+from rlsuite.benchgrid import check_rows, fill_grid, mine, restore_records, save_record, train_rows
 from rlsuite.errors import UserError
+from rlsuite.report import kept_block
 from rlsuite.rundir import RunBusy, RunLock
 
 
@@ -225,3 +226,92 @@ def test_a_grid_section_is_rendered_under_the_report_lock(tmp_path):
 
     write_section(path, ["# R"], "grid", render, ("grid",))
     assert seen == ["locked"] and read_sections(path) == {"grid": ["## Grid", "row"]}
+
+
+def _finished_runs(tmp_path, calls):
+    """Two finished runs of one cell, trained through the real reuse path (fingerprints written)."""
+    job = partial(_fake_job, calls)
+    variants = {"rlsuite": (job, {"agent": "sac"}), "sb3": (job, {"agent": "sb3-sac"})}
+    out = tmp_path / "runs" / "grid" / "sac"
+    got = compare.side_by_side("E-v0", [0], out, variants)
+    return variants, out, got
+
+
+def test_a_fresh_checkout_restores_finished_runs_from_their_records_and_does_not_retrain_them(tmp_path):
+    """Before records, a session on a fresh checkout (results/runs/ is not committed) retrained every finished
+    run of a grid of many CPU-hours."""
+    import shutil
+
+    calls = []
+    variants, out, got = _finished_runs(tmp_path, calls)
+    for v in got.values():
+        for s in v:
+            s["run_dir"] = str(out / "runs" / s["name"])  # as the engine writes it
+            (out / "runs" / s["name"] / "summary.json").write_text(json.dumps(s))
+    (out / "runs" / "rlsuite-E-v0-s0" / "metrics.csv").write_text("step,wall_s\n10,0.5\n")
+    (out / "runs" / "rlsuite-E-v0-s0" / "checkpoints").mkdir()
+    (out / "runs" / "rlsuite-E-v0-s0" / "checkpoints" / "last.pt").write_bytes(b"x" * 1000)
+    (out / "runs" / "open-E-v0-s1").mkdir()  # unfinished: no record
+    records = tmp_path / "records"
+    for name in ("rlsuite-E-v0-s0", "sb3-E-v0-s0"):
+        assert save_record(out / "runs" / name, tmp_path / "runs", records) is not None
+    assert save_record(out / "runs" / "open-E-v0-s1", tmp_path / "runs", records) is None
+    kept = sorted(p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file())
+    assert kept == [f"grid/sac/runs/{n}/{f}" for n in ("rlsuite-E-v0-s0", "sb3-E-v0-s0")
+                    for f in ("fingerprint.json", *(("metrics.csv",) if n.startswith("rlsuite") else ()), "summary.json")]
+
+    shutil.rmtree(tmp_path / "runs")  # the fresh checkout
+    fresh = tmp_path / "elsewhere"
+    restored = restore_records(records, fresh)
+    assert sorted(p.name for p in restored) == ["rlsuite-E-v0-s0", "sb3-E-v0-s0"]
+    moved = fresh / "grid" / "sac"
+    again = compare.side_by_side("E-v0", [0], moved, variants)
+    assert len(calls) == 2  # reused, not retrained
+    assert again["rlsuite"][0]["run_dir"] == str(moved / "runs" / "rlsuite-E-v0-s0")  # plots find the curve here
+    assert (moved / "runs" / "rlsuite-E-v0-s0" / "metrics.csv").read_text() == "step,wall_s\n10,0.5\n"
+    assert restore_records(records, fresh) == []  # finished here now: left alone
+
+
+def test_restoring_records_never_touches_an_open_or_locked_run(tmp_path):
+    calls = []
+    variants, out, got = _finished_runs(tmp_path, calls)
+    records = tmp_path / "records"
+    for name in ("rlsuite-E-v0-s0", "sb3-E-v0-s0"):
+        save_record(out / "runs" / name, tmp_path / "runs", records)
+    fresh = tmp_path / "fresh" / "grid" / "sac" / "runs"
+    (fresh / "rlsuite-E-v0-s0" / "checkpoints").mkdir(parents=True)  # open here: it resumes, never overwritten
+    (fresh / "sb3-E-v0-s0").mkdir(parents=True)
+    with RunLock(fresh / "sb3-E-v0-s0"):  # another process is starting it
+        assert restore_records(records, tmp_path / "fresh") == []
+    assert not (fresh / "rlsuite-E-v0-s0" / "summary.json").exists()
+    assert not (fresh / "sb3-E-v0-s0" / "summary.json").exists()
+
+
+def test_a_cell_published_before_records_is_shown_as_published_and_not_retrained():
+    """Before the fix a fresh checkout re-trained the published cells whose runs it lacked, and every
+    publish until then showed them as "not yet run", erasing their published numbers."""
+    trained, on_disk = [], {}
+    report = {"a": ["### A", "", "| old numbers |"]}
+
+    def train(key):
+        trained.append(key)
+        on_disk[key] = f"{key} new"
+        return on_disk[key]
+
+    section = fill_grid(["a", "b"], ["a", "b"], train, on_disk.get, lambda key, r: ([f"| {r} |"], []), ["## G"], 1,
+                        kept=lambda key: (report[key], []) if key in report else None)()
+    assert trained == ["b"]
+    assert section == ["## G", "### A", "", "| old numbers |", "| b new |", ""]  # not "in progress"
+    on_disk["a"] = "a on disk"  # runs found again (a record restored): they win over the published block
+    assert fill_grid(["a"], ["a"], on_disk.get, on_disk.get, lambda key, r: ([f"| {r} |"], []), ["## G"], 1,
+                     kept=lambda key: (report[key], []))() == ["## G", "| a on disk |", ""]
+
+
+def test_a_kept_block_runs_from_its_heading_to_the_next_and_is_marked_once():
+    section = ["intro", "", "### SAC on H (budget)", "", "- ratio", "| t |", "", "![f](x.png)", "",
+               "### PPO on H (budget)", "| p |"]
+    block = kept_block(section, "### SAC on H (", "*kept*")
+    assert block == ["### SAC on H (budget)", "", "*kept*", "", "- ratio", "| t |", "", "![f](x.png)", ""]
+    assert kept_block(block, "### SAC on H (", "*kept*") == block  # marked once, however often it is kept
+    assert kept_block(section, "### PPO on H (", "*kept*") == ["### PPO on H (budget)", "", "*kept*", "| p |"]
+    assert kept_block(section, "### TD3 on H (", "*kept*") == []
