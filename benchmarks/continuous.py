@@ -36,13 +36,14 @@ import torch
 
 from rlsuite import compare, runs
 from rlsuite.baselines import differences_from_zoo
-from rlsuite.benchgrid import check_only, check_rows, fill_grid, mine, restore_records, save_record, train_rows
+from rlsuite.benchgrid import check_only, check_rows, fill_grid, kept_if_gone, mine, train_rows
 from rlsuite.cards import load_env_card
 from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
 from rlsuite.report import (aggregate_table, cpu_ratio, header, kept_block, per_seed_table, ratio_lines,
                             read_sections, stamped, write_section)
+from rlsuite.rundir import restore_records, save_record
 from rlsuite.stats import aggregate
 
 SECTIONS = ("pendulum", "mujoco", "bf16", "updates", "ppotime")
@@ -74,7 +75,7 @@ def runs_root(out: Path, agent: str, precision: str = "fp32") -> Path:
 
 
 def records(out: Path) -> Path:
-    """Where the MuJoCo grid's finished runs are kept for a later checkout (benchgrid.save_record), committed."""
+    """Where the MuJoCo grid's finished runs are kept for a later checkout (rundir.save_record), committed."""
     return out / "run-records"
 
 
@@ -82,8 +83,9 @@ def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32", row
          keep: bool = False) -> dict | None:
     def done(label, seed, s):
         log(label, seed, s)
-        if keep:
-            save_record(s["run_dir"], out / "runs", records(out))
+        if keep:  # the run's directory as this process named it (a summary's run_dir is relative to where it ran)
+            save_record(runs_root(out, agent, precision) / "runs" / compare.run_name(label, env_id, seed), out / "runs",
+                        records(out))
 
     return train_rows(env_id, seeds, runs_root(out, agent, precision), variants(agent, env_id, precision), rows, done)
 
@@ -160,6 +162,11 @@ def bf16_section(out: Path, seeds) -> list[str]:
     return lines
 
 
+KEPT_NOTE = ("*Kept as published: this cell's runs predate the committed run records (results/run-records/) and "
+             "are not on this machine, so the grid shows it as it was and does not train it again; delete this "
+             "block to re-run it.*")
+
+
 def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows: str | None = None):
     """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(render)`),
     with the cells still to run named, so a stopped invocation leaves its finished cells in the report;
@@ -185,18 +192,16 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
         return compare.finished(env_id, seeds, runs_root(out, agent), variants(agent, env_id))
 
     def kept(key):
-        block = kept_block(read_sections(out / "continuous.md").get("mujoco", []),
-                           f"### {key[0].upper()} on {key[1]} (", KEPT_NOTE)
-        return (block, []) if block else None
+        """A cell published before records were kept: its block as published, while none of its runs is here."""
+        agent, env_id = key
+        names = [compare.run_name(label, env_id, seed) for label in variants(agent, env_id) for seed in seeds]
+        block = kept_block(read_sections(out / "continuous.md").get("mujoco", []), f"### {agent.upper()} on {env_id} (",
+                           KEPT_NOTE)
+        return kept_if_gone([runs_root(out, agent) / "runs" / name for name in names], block)
 
     return fill_grid(cells, shown, lambda key: cell(*key, seeds, out, rows=rows, keep=True), peek,
                      lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),
                      lambda key: f"{key[0].upper()} {key[1]}", publish, only, kept)
-
-
-KEPT_NOTE = ("*Kept as published: this cell's runs predate the committed run records (results/run-records/) and "
-             "are not on this machine, so the grid shows it as it was and does not train it again; delete this "
-             "block to re-run it.*")
 
 
 def updates_section(reps: int = 3, n: int = 150) -> list[str]:

@@ -9,62 +9,19 @@ still to run are named.
 
 A grid outlives the machine it started on: results/runs/ is not committed (checkpoints and replay buffers
 are hundreds of MB), and a session may start on a fresh checkout. So each finished run's record (the files
-reports, plots and reuse read; tens of kB) is copied beside the report, where git keeps it (save_record),
-and a fresh checkout restores the records it lacks before training (restore_records): the grid then reuses
-those runs as it reuses any finished run. A run still open when its machine goes is lost and starts over.
+reports, plots and reuse read; tens of kB) is copied beside the report, where git keeps it (rundir.save_record),
+and a fresh checkout restores the records it lacks before training (rundir.restore_records): the grid then
+reuses those runs as it reuses any finished run. A run still open when its machine goes is lost and starts over.
 A cell published before records were kept is shown as published and not re-trained (fill_grid's `kept`)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Hashable
 
 from rlsuite.errors import UserError
-from rlsuite.rundir import RunBusy, RunLock, atomic_write_text
-
-# What a finished run is to a report: summary.json last, so a record cut short by a kill is not a finished one.
-RECORD = ("fingerprint.json", "config.yaml", "status.json", "metrics.csv", "summary.json")
-
-
-def save_record(run_dir, runs_top, records_top) -> Path | None:
-    """Copy the finished run RUNS_TOP/.../NAME's record to RECORDS_TOP/.../NAME (same relative path); an
-    unfinished run has none (None)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").exists():
-        return None
-    dest = Path(records_top).resolve() / run_dir.resolve().relative_to(Path(runs_top).resolve())
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in RECORD:
-        if (run_dir / name).exists():
-            atomic_write_text(dest / name, (run_dir / name).read_text(encoding="utf-8"))
-    return dest
-
-
-def restore_records(records_top, runs_top) -> list[Path]:
-    """The run directories made from records (save_record) that RUNS_TOP lacks. A run that has finished
-    here, holds a checkpoint here (open: it resumes) or is locked by a live process is left alone."""
-    restored = []
-    for summary in sorted(Path(records_top).rglob("summary.json")):
-        run_dir = Path(runs_top) / summary.parent.relative_to(records_top)
-        if (run_dir / "summary.json").exists() or (run_dir / "checkpoints").exists():
-            continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with RunLock(run_dir):  # a process starting this run now must not see half a record
-                for name in RECORD:
-                    if not (summary.parent / name).exists():
-                        continue
-                    text = (summary.parent / name).read_text(encoding="utf-8")
-                    if name == "summary.json":  # plots find the curve through it: where the run is now
-                        text = json.dumps({**json.loads(text), "run_dir": str(run_dir)}, indent=1)
-                    atomic_write_text(run_dir / name, text)
-        except RunBusy:
-            continue
-        restored.append(run_dir)
-    return restored
-
+from rlsuite.rundir import RunBusy
 
 def _words(text: str | None) -> list[str]:
     """The words of a comma-separated filter (--cells, --rows); None or "" has none."""
@@ -112,6 +69,14 @@ def train_rows(env_id: str, seeds, out, variants: dict, rows: str | None, on_res
     picked = {label: v for label, v in variants.items() if not wanted or label in wanted}
     result = compare.side_by_side(env_id, seeds, out, picked, False, on_result, skip_busy=True)
     return compare.finished(env_id, seeds, out, variants) if wanted else result
+
+
+def kept_if_gone(run_dirs, block: list[str]) -> tuple[list[str], list[str]] | None:
+    """fill_grid's `kept` for one cell: its published block (as table lines) while none of its run directories
+    exists. Any run here, stale, open or part of the cell, makes it the grid's to train and show again."""
+    if not block or any(Path(d).exists() for d in run_dirs):
+        return None
+    return block, []
 
 
 def fill_grid(cells: list[Hashable], shown: list[Hashable], train: Callable, peek: Callable, render: Callable,

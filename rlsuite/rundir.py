@@ -8,6 +8,11 @@ A run directory is the unit every command exchanges:
   status.json     running | interrupted | failed | complete (+ step, and the error of a failed run)
   summary.json    written only when the run completes
   lock            who is writing the run now (pid, host); held with flock while a process trains it
+
+A finished run's record (RECORD: what reports, plots and reuse read; no checkpoints) can be copied where git
+keeps it and restored on another checkout (save_record, restore_records): the long benchmark grids span
+sessions that may start on a fresh clone, and results/runs/ is not committed. A restored run is reused
+and plotted as any finished run; it cannot be re-evaluated or resumed (no checkpoint).
 """
 
 from __future__ import annotations
@@ -296,3 +301,56 @@ class RunLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Records of finished runs
+RECORD = ("fingerprint.json", "config.yaml", "status.json", "metrics.csv", "summary.json")  # summary.json last
+
+
+def save_record(run_dir, runs_top, records_top) -> Path | None:
+    """Copy the finished run RUNS_TOP/<path> to RECORDS_TOP/<path>; an unfinished run has no record (None).
+    Its summary.json goes first and comes back last: a record cut short, or committed mid-copy, is never a
+    finished run with another run's files beside it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").exists():
+        return None
+    dest = Path(records_top) / run_dir.resolve().relative_to(Path(runs_top).resolve())
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "summary.json").unlink(missing_ok=True)
+    for name in RECORD:
+        if (run_dir / name).exists():
+            atomic_write_text(dest / name, (run_dir / name).read_text(encoding="utf-8"))
+        else:
+            (dest / name).unlink(missing_ok=True)
+    return dest
+
+
+def restore_records(records_top, runs_top) -> list[Path]:
+    """Make the run directories RUNS_TOP lacks from their records (save_record); return them. A run that has
+    finished here, holds a checkpoint here (open: it resumes) or is locked by a live process is left alone."""
+    restored = []
+    for summary in sorted(Path(records_top).rglob("summary.json")):
+        run_dir = Path(runs_top) / summary.parent.relative_to(records_top)
+
+        def here() -> bool:
+            return (run_dir / "summary.json").exists() or (run_dir / "checkpoints").exists()
+
+        if here():
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with RunLock(run_dir):  # a process starting this run must not see half a record
+                if here():  # finished or started by another process since the look above
+                    continue
+                for name in RECORD:
+                    if not (summary.parent / name).exists():
+                        continue
+                    text = (summary.parent / name).read_text(encoding="utf-8")
+                    if name == "summary.json":  # plots find the curve through it: where the run is now
+                        text = json.dumps({**json.loads(text), "run_dir": str(run_dir)}, indent=1)
+                    atomic_write_text(run_dir / name, text)
+        except RunBusy:
+            continue
+        restored.append(run_dir)
+    return restored

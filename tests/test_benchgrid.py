@@ -2,14 +2,15 @@
 
 import json
 from functools import partial
+from pathlib import Path
 
 import pytest
 
 from rlsuite import compare, runs
-from rlsuite.benchgrid import check_rows, fill_grid, mine, restore_records, save_record, train_rows
+from rlsuite.benchgrid import check_rows, fill_grid, kept_if_gone, mine, train_rows
 from rlsuite.errors import UserError
 from rlsuite.report import kept_block
-from rlsuite.rundir import RunBusy, RunLock
+from rlsuite.rundir import RunBusy, RunLock, restore_records, save_record
 
 
 def test_a_cell_filter_takes_agents_env_ids_or_pairs():
@@ -315,3 +316,61 @@ def test_a_kept_block_runs_from_its_heading_to_the_next_and_is_marked_once():
     assert kept_block(block, "### SAC on H (", "*kept*") == block  # marked once, however often it is kept
     assert kept_block(section, "### PPO on H (", "*kept*") == ["### PPO on H (budget)", "", "*kept*", "| p |"]
     assert kept_block(section, "### TD3 on H (", "*kept*") == []
+
+
+def test_a_re_saved_record_cut_short_is_not_a_finished_run(tmp_path, monkeypatch):
+    """A retrained run's record is rewritten file by file; before the fix a kill in the middle left the new
+    fingerprint beside the old summary, a record that restored as finished with the old results."""
+    from rlsuite import rundir
+
+    calls = []
+    variants, out, got = _finished_runs(tmp_path, calls)
+    run = out / "runs" / "rlsuite-E-v0-s0"
+    records = tmp_path / "records"
+    for name in ("rlsuite-E-v0-s0", "sb3-E-v0-s0"):
+        save_record(out / "runs" / name, tmp_path / "runs", records)
+    (run / "fingerprint.json").write_text('{"new": 1}')  # the run was redone with other settings ...
+    real = rundir.atomic_write_text
+
+    def killed_after_fingerprint(path, text):
+        real(path, text)
+        if path.name == "fingerprint.json":
+            raise KeyboardInterrupt  # ... and its process died while saving the new record
+
+    monkeypatch.setattr(rundir, "atomic_write_text", killed_after_fingerprint)
+    with pytest.raises(KeyboardInterrupt):
+        save_record(run, tmp_path / "runs", records)
+    monkeypatch.undo()
+    assert restore_records(records, tmp_path / "fresh") == [tmp_path / "fresh" / "grid" / "sac" / "runs" / "sb3-E-v0-s0"]
+
+
+def test_a_record_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    calls = []
+    variants, out, got = _finished_runs(tmp_path, calls)
+    monkeypatch.chdir(tmp_path / "runs")  # relative paths from here: the same run
+    assert save_record(Path("grid/sac/runs/sb3-E-v0-s0"), Path("."), tmp_path / "records") == \
+        tmp_path / "records" / "grid" / "sac" / "runs" / "sb3-E-v0-s0"
+
+
+def test_run_records_are_not_git_ignored():
+    """Before the fix .gitignore's `runs/` hid every record (their paths hold a runs/ folder): nothing was
+    committed, and a fresh checkout restored nothing."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    record = "results/run-records/bench-continuous/sac/runs/rlsuite-Hopper-v5-s0/summary.json"
+    assert subprocess.run(["git", "check-ignore", "-q", record], cwd=root).returncode == 1  # 1: not ignored
+    assert subprocess.run(["git", "check-ignore", "-q", "results/runs/x/runs/y/summary.json"], cwd=root).returncode == 0
+
+
+def test_a_published_block_stands_for_its_cell_only_while_none_of_its_runs_is_here(tmp_path):
+    """Before the fix a published block froze its cell whenever the cell was not all finished: stale runs
+    (settings changed), a missing seed or an open run were never trained again."""
+    runs_here = [tmp_path / "r-s0", tmp_path / "r-s1"]
+    assert kept_if_gone(runs_here, ["### A", "| x |"]) == (["### A", "| x |"], [])
+    assert kept_if_gone(runs_here, []) is None  # nothing published
+    runs_here[1].mkdir()  # one run here, finished, stale or open: the grid's to train and show
+    assert kept_if_gone(runs_here, ["### A", "| x |"]) is None
