@@ -140,6 +140,7 @@ def _to_schedule(value: Any, key: str) -> Schedule:
 
 
 def _to_int_tuple(value: Any, key: str) -> tuple[int, ...]:
+    given = value
     if isinstance(value, str):
         text = value.strip().strip("[]()")
         value = [v for v in text.replace(" ", "").split(",") if v] if text else []
@@ -147,7 +148,10 @@ def _to_int_tuple(value: Any, key: str) -> tuple[int, ...]:
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise UserError(f"{key}={value!r} is not a list of integers; give e.g. {key}=64,64")
-    return tuple(_to_int(v, key) for v in value)
+    try:
+        return tuple(_to_int(v, key) for v in value)
+    except UserError:  # an element's own message would suggest a single number for a list field
+        raise UserError(f"{key}={str(given)[:40]!r} is not a list of integers; give e.g. {key}=64,64") from None
 
 
 # SB3 / rl-zoo argument -> the rlsuite field it corresponds to, where the names differ (for error hints)
