@@ -85,9 +85,11 @@ def _to_float(value: Any, key: str) -> float:
     return out
 
 
-def _to_int(value: Any, key: str) -> int:
+def _to_int(value: Any, key: str, example: str | None = None) -> int:
+    """`example`: the value the message suggests (a list field's is a list: hidden=64,64)."""
+    hint = f"give e.g. {key}={example or 64}"
     if isinstance(value, bool):
-        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}=64")
+        raise UserError(f"{key}={value!r} is not an integer; {hint}")
     if isinstance(value, str):
         value = value.replace("_", "")
     if isinstance(value, int):
@@ -95,11 +97,11 @@ def _to_int(value: Any, key: str) -> int:
     try:
         f = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{key}={str(value)[:40]!r} is not an integer; give e.g. {key}=64") from None
+        raise UserError(f"{key}={str(value)[:40]!r} is not an integer; {hint}") from None
     if not math.isfinite(f):
-        raise UserError(f"{key}={value!r} is not a finite integer; give e.g. {key}=64")
+        raise UserError(f"{key}={value!r} is not a finite integer; {hint}")
     if not f.is_integer():
-        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}={int(f)}")
+        raise UserError(f"{key}={value!r} is not an integer; give e.g. {key}={example or int(f)}")
     return int(f)
 
 
@@ -140,7 +142,6 @@ def _to_schedule(value: Any, key: str) -> Schedule:
 
 
 def _to_int_tuple(value: Any, key: str) -> tuple[int, ...]:
-    given = value
     if isinstance(value, str):
         text = value.strip().strip("[]()")
         value = [v for v in text.replace(" ", "").split(",") if v] if text else []
@@ -148,10 +149,7 @@ def _to_int_tuple(value: Any, key: str) -> tuple[int, ...]:
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise UserError(f"{key}={value!r} is not a list of integers; give e.g. {key}=64,64")
-    try:
-        return tuple(_to_int(v, key) for v in value)
-    except UserError:  # an element's own message would suggest a single number for a list field
-        raise UserError(f"{key}={str(given)[:40]!r} is not a list of integers; give e.g. {key}=64,64") from None
+    return tuple(_to_int(v, key, "64,64") for v in value)
 
 
 # SB3 / rl-zoo argument -> the rlsuite field it corresponds to, where the names differ (for error hints)
