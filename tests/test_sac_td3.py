@@ -299,6 +299,15 @@ def test_unsupported_action_spaces_are_one_line_errors(tmp_path, agent, env_id, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_baseline_on_a_discrete_env_names_the_agent_asked_for(tmp_path, agent):
+    # the baseline path checks spaces before any config exists; it used to say "SAC/TD3" for both
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["baseline", agent, "CartPole-v1", "--steps", "100", "--out", str(tmp_path)])
+    assert_one_line_error(result, f"{agent.upper()} needs continuous (Box) actions")
+
+
 @pytest.mark.parametrize("agent, env_id, precision", [("sac", "Pendulum-v1", "fp32"), ("td3", "Pendulum-v1", "fp32"),
                                                        ("sac", "Hopper-v5", "fp32"), ("td3", "Pendulum-v1", "bf16")])
 def test_determinism_and_exact_resume(tmp_path, agent, env_id, precision):

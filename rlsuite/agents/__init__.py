@@ -5,6 +5,7 @@ take a run directory (eval, list, resume) never special-case one kind."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -53,8 +54,10 @@ def _registry() -> dict[str, AgentSpec]:
     from rlsuite.supervised import SupervisedConfig
 
     def rl(name, config_cls, module, summary):
-        return AgentSpec(name, config_cls, module.train, module.load_policy, module.check_spaces, summary,
-                         _rl_eval, _rl_line)
+        check = module.check_spaces
+        if module is sac_td3:  # one module, two agents: without a config (baseline) it needs the name for its errors
+            check = functools.partial(check, agent=name)
+        return AgentSpec(name, config_cls, module.train, module.load_policy, check, summary, _rl_eval, _rl_line)
 
     return {
         "dqn": rl("dqn", dqn.DQNConfig, dqn, "DQN with double, dueling, n-step and prioritized-replay switches"),

@@ -108,8 +108,9 @@ class TD3Config(OffPolicyConfig):
 
 
 # ---------------------------------------------------------------------------------------------
-def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, env_card=None) -> None:
-    name = cfg.agent_name.upper() if cfg is not None else "SAC/TD3"
+def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, env_card=None, *,
+                 agent: str | None = None) -> None:
+    name = (cfg.agent_name if cfg is not None else agent or "sac/td3").upper()
     if not isinstance(action_space, gym.spaces.Box):
         raise UserError(f"{name} needs continuous (Box) actions, but this env has {action_space}; use DQN or PPO "
                         "for discrete actions")
