@@ -71,15 +71,25 @@ def fp32(x: torch.Tensor):
 
 # ---------------------------------------------------------------------------------------------
 # Trunks
-class MLP(nn.Module):
-    """Fully connected trunk; flattens everything after the batch dimension first."""
+INITS = ("orthogonal", "torch")
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "relu"):
+
+class MLP(nn.Module):
+    """Fully connected trunk; flattens everything after the batch dimension first.
+
+    init: "orthogonal" (gain sqrt(2), zero biases), or "torch": nn.Linear's own initialisation, kept as it
+    draws it, so that under one torch seed the trunk equals a plain nn.Linear stack (SB3's SAC/TD3 actors)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "relu",
+                 init: str = "orthogonal"):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         layers: list[nn.Module] = []
         width = in_dim
         for h in hidden:
-            layers += [init_layer(nn.Linear(width, h), HIDDEN_GAIN), ACTIVATIONS[activation]()]
+            layer = nn.Linear(width, h)
+            layers += [init_layer(layer, HIDDEN_GAIN) if init == "orthogonal" else layer, ACTIVATIONS[activation]()]
             width = h
         self.body = nn.Sequential(*layers)
         self.out_dim = width

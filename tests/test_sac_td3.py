@@ -93,6 +93,32 @@ def test_ensemble_member_is_a_plain_mlp():
         assert torch.allclose(out[k], h, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [SACConfig, TD3Config])
+def test_actor_init_torch_is_a_plain_linear_stack_and_orthogonal_stays_the_default(cls):
+    # actor_init=torch removes the one initialisation difference from SB3: under one torch seed the actor's
+    # trunk is what nn.Linear layers built in the same order draw (SB3's actors); the default is unchanged
+    torch.manual_seed(3)
+    plain = [torch.nn.Linear(5, 16), torch.nn.Linear(16, 16)]
+    torch.manual_seed(3)
+    nets, _ = build_learner(cls(hidden=(16, 16), actor_init="torch"), 5, 2, "cpu")
+    linears = [m for m in nets["actor"][0].modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2
+    for ours, theirs in zip(linears, plain):
+        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+    torch.manual_seed(3)
+    nets, _ = build_learner(cls(hidden=(16, 16)), 5, 2, "cpu")
+    w = [m for m in nets["actor"][0].modules() if isinstance(m, torch.nn.Linear)][1].weight
+    assert torch.allclose(w @ w.T, 2.0 * torch.eye(16), atol=1e-5)  # orthogonal, gain sqrt(2)
+
+
+def test_actor_init_rejects_an_unknown_scheme_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["train", "sac", "Pendulum-v1", "--steps", "100", "--set", "actor_init=xavier",
+                                       "--out", str(tmp_path)])
+    assert_one_line_error(result, "actor_init")
+
+
 def test_detached_critic_weights_pass_the_same_gradient_to_the_actions():
     ens = EnsembleMLP(5, (8, 8), 1, members=2, activation="tanh")
     x = torch.randn(7, 5, requires_grad=True)
@@ -424,6 +450,9 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
      {"ent_coef": "auto_0.1", "target_entropy": -2.0}, []),
     ("sac", "Hopper-v5", {"ent_coef": "null"}, {"ent_coef": "auto"}, []),
     ("sac", "Hopper-v5", {"ent_coef": "0.2", "ent_coef_init": "0.5"}, {"ent_coef": 0.2}, []),
+    # actor_init=torch is what SB3 does anyway; orthogonal is rlsuite's alone
+    ("sac", "Hopper-v5", {"actor_init": "torch"}, {}, []),
+    ("td3", "Hopper-v5", {"actor_init": "orthogonal"}, {}, ["actor_init"]),
     # PPO: one size list for actor and critic; log_std_init joins the card's other policy_kwargs
     ("ppo", "Hopper-v5", {"hidden": "64,64", "log_std_init": "-1", "max_grad_norm": "1"},
      {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "policy_kwargs": {"log_std_init": -1.0, "ortho_init": False},

@@ -35,7 +35,8 @@ from rlsuite.checkpoint import env_snapshot, restore_weights
 from rlsuite.engine import Run
 from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, require_box_obs, true_next_obs
 from rlsuite.errors import UserError
-from rlsuite.nets import MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision
+from rlsuite.nets import (INITS, MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead,
+                          matmul_precision)
 from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
 from rlsuite.storage import NStepAccumulator, ReplayBuffer, naive_replay_bytes
 
@@ -55,6 +56,9 @@ class OffPolicyConfig(CommonConfig):
     hidden: tuple[int, ...] = param((256, 256), "hidden sizes of the actor and of each critic")
     activation: str = param("relu", "activation", choices=("relu", "tanh", "elu", "gelu"))
     max_grad_norm: float | None = param(None, "gradient-norm clip (none: off, as SB3)")
+    actor_init: str = param("orthogonal", "the actor trunk's initialisation: orthogonal (gain sqrt 2, zero biases, as "
+                            "rlsuite's other agents) or torch (nn.Linear's default, as SB3's SAC/TD3 actors); the "
+                            "critics and the actor's head always use nn.Linear's default, as SB3", choices=INITS)
     precision: str = param("fp32", "matrix multiplies of the updates: fp32, or bf16 (autocast: hidden layers in "
                            "bfloat16, weights, optimiser and outputs in float32; about 2x faster updates measured on "
                            "an AVX512-BF16 CPU; native on AMX CPUs and Ampere+ GPUs too, emulated and slower elsewhere; "
@@ -131,7 +135,7 @@ def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, en
 
 def build_actor(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> nn.Module:
     head = TanhGaussianHead if isinstance(cfg, SACConfig) else DeterministicTanhHead
-    trunk = MLP(obs_dim, cfg.hidden, cfg.activation)
+    trunk = MLP(obs_dim, cfg.hidden, cfg.activation, init=cfg.actor_init)
     return nn.Sequential(trunk, head(trunk.out_dim, act_dim))
 
 
