@@ -99,10 +99,9 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
         total = resolve(agent, get_agent(agent).config_cls, env_id, overrides)[0].total_steps
         if hp.get("n_timesteps") != total:
             sb3_set["n_timesteps"] = total
-    only_line = (f"rlsuite only (SB3 has no such setting): {', '.join(f'{k}={overrides[k]}' for k in ours_only)}"
-                 if ours_only else None)
-    if only_line:
-        echo(only_line)
+    notes = differences(agent, env_id, overrides, ours_only)
+    for line in notes:
+        echo(line)
     results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None),
                            force, progress)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
@@ -111,7 +110,23 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     return write_report(results, labels, load_env_card(env_id).max_return, root / "report.md", root / "curves",
                         f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds,
                         f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds",
-                        [only_line, ""] if only_line else [])
+                        [line for note in notes for line in (note, "")])
+
+
+def differences(agent: str, env_id: str, overrides: dict, ours_only: list[str]) -> list[str]:
+    """What differs between the two sides beyond the command: the --set keys SB3 has no setting for, and
+    rlsuite's orthogonal SAC/TD3 actor trunk where it is left on (SB3 keeps nn.Linear's default)."""
+    notes = []
+    if ours_only:
+        notes.append(f"rlsuite only (SB3 has no such setting): {', '.join(f'{k}={overrides[k]}' for k in ours_only)}")
+    if agent in ("sac", "td3") and "actor_init" not in overrides:
+        from rlsuite.agents import get_agent
+        from rlsuite.cards import resolve
+
+        if resolve(agent, get_agent(agent).config_cls, env_id, overrides)[0].actor_init != "torch":
+            notes.append("rlsuite's actor trunk is orthogonally initialised, SB3's keeps nn.Linear's default; "
+                         "--set actor_init=torch removes the difference")
+    return notes
 
 
 def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, report: Path, figure: Path,

@@ -1,9 +1,11 @@
 """Shared networks: trunks (MLP, CNN) that expose `out_dim`, and heads that sit on top.
 
 These classes are the contract between the agents and the supervised module: DQN, the policy-
-gradient agents and the MNIST classifier all build their models from them. Orthogonal
+gradient agents, SAC/TD3 and the MNIST classifier all build their models from them. Orthogonal
 initialisation with a gain per role (sqrt(2) for ReLU/tanh hidden layers, 0.01 for policy
-outputs so the initial policy is near uniform, 1 for values, Q-values and class logits).
+outputs so the initial policy is near uniform, 1 for values, Q-values and class logits). The
+exceptions keep nn.Linear's default, as SB3 does: SAC/TD3's heads and twin critics, and an MLP
+built with init="torch" (SAC/TD3's actor_init).
 """
 
 from __future__ import annotations

@@ -111,6 +111,16 @@ def test_actor_init_torch_is_a_plain_linear_stack_and_orthogonal_stays_the_defau
     assert torch.allclose(w @ w.T, 2.0 * torch.eye(16), atol=1e-5)  # orthogonal, gain sqrt(2)
 
 
+@pytest.mark.parametrize("agent, overrides, says_init", [("sac", {}, True), ("td3", {"log_every": "100"}, True),
+                                                          ("sac", {"actor_init": "torch"}, False),
+                                                          ("ppo", {}, False)])
+def test_compare_states_the_init_difference_until_it_is_removed(agent, overrides, says_init):
+    from rlsuite.compare import differences
+
+    notes = differences(agent, "Pendulum-v1", overrides, [])
+    assert any("actor_init=torch removes the difference" in n for n in notes) == says_init
+
+
 def test_actor_init_rejects_an_unknown_scheme_in_one_line(tmp_path):
     from click.testing import CliRunner
 
@@ -334,12 +344,13 @@ def test_baseline_on_a_discrete_env_names_the_agent_asked_for(tmp_path, agent):
     assert_one_line_error(result, f"{agent.upper()} needs continuous (Box) actions")
 
 
-@pytest.mark.parametrize("agent, env_id, precision", [("sac", "Pendulum-v1", "fp32"), ("td3", "Pendulum-v1", "fp32"),
-                                                       ("sac", "Hopper-v5", "fp32"), ("td3", "Pendulum-v1", "bf16")])
-def test_determinism_and_exact_resume(tmp_path, agent, env_id, precision):
+@pytest.mark.parametrize("agent, env_id, settings", [("sac", "Pendulum-v1", {}), ("td3", "Pendulum-v1", {}),
+                                                      ("sac", "Hopper-v5", {}), ("td3", "Pendulum-v1", {"precision": "bf16"}),
+                                                      ("sac", "Pendulum-v1", {"actor_init": "torch"})])
+def test_determinism_and_exact_resume(tmp_path, agent, env_id, settings):
     # Hopper: the MuJoCo simulator's state is checkpointed (mj_getState), so its episodes continue exactly
     pytest.importorskip("mujoco") if env_id == "Hopper-v5" else None
-    kw = dict(seed=2, steps=800, overrides=dict(TINY, precision=precision), progress=False)
+    kw = dict(seed=2, steps=800, overrides={**TINY, **settings}, progress=False)
     a = runs.train(agent, env_id, out=tmp_path / "a", **kw)
     b = runs.train(agent, env_id, out=tmp_path / "b", **kw)
     rows = _metrics_without_wall(a["run_dir"])
@@ -415,6 +426,7 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     # a setting only rlsuite has is stated in the saved report too, not only on the terminal
     assert "rlsuite only (SB3 has no such setting): log_every=100" in report.read_text()  # hidden: both sides
+    assert "--set actor_init=torch removes the difference" in report.read_text()
     run_dirs = sorted(report.parent.glob("runs/*"))
     assert [p.name.split("-")[0] for p in run_dirs] == ["rlsuite", "sb3"]
     assert invoke("plot", *run_dirs, "-o", tmp_path / "curves.png").exit_code == 0
