@@ -27,7 +27,7 @@ from rlsuite import compare
 from rlsuite.baselines import SB3_ALGORITHMS, baseline_hyperparameters, differences_from_zoo
 from rlsuite.cards import load_env_card
 from rlsuite.plots import plot_curves, plot_grid
-from rlsuite.report import aggregate_table, header, index_lines, per_seed_table, ratio_lines
+from rlsuite.report import INDEX_HEADING, aggregate_table, header, index_lines, per_seed_table, ratio_lines
 from rlsuite.stats import aggregate
 
 AGENTS = ("dqn", "a2c", "ppo", "reinforce")
@@ -232,7 +232,7 @@ def main() -> None:
                                | {"final": s["final_eval"]["mean"]} for s in v] for name, v in cell.items()}
            for (a, e), cell in results.items()}
     (out / "figures" / "matrix.json").write_text(json.dumps(raw, indent=1))
-    report += ["## Other reports", ""] + index_lines(out)
+    report += [INDEX_HEADING, ""] + index_lines(out)
     (out / "README.md").write_text("\n".join(report) + "\n")
     print(f"wrote {out / 'README.md'}")
 

@@ -460,8 +460,10 @@ SECTIONS = ("dqn", "pg", "reinforce", "cards", "floatpaths", "tuning", "mnist", 
               help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--index", "index_only", is_flag=True,
+              help="only rewrite the index of OUT/README.md from the reports in OUT (seconds; trains nothing)")
 @friendly
-def bench(sections, seeds, out):
+def bench(sections, seeds, out, index_only):
     """Regenerate the committed report in results/ (hours on 2 cores; never part of CI).
 
     \b
@@ -475,14 +477,24 @@ def bench(sections, seeds, out):
     mnist   results/mnist.md: the supervised module
     faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
     pixels  results/pixels.md: frame memory, Atari Pong steps/s vs SB3 and EnvPool, MinAtar DQN/PPO vs SB3
-    continuous  results/continuous.md: SAC and TD3 vs SB3 on Pendulum-v1, Hopper-v5, HalfCheetah-v5
+    continuous  results/continuous.md: SAC and TD3 vs SB3 on Pendulum-v1; SAC, TD3 (300k steps, with bf16
+            rows) and PPO (1M) vs SB3 on Hopper-v5 and HalfCheetah-v5
     matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
             REINFORCE curves (10 seeds, the env cards' budgets), with an index of the other reports
     Finished runs under OUT/runs are reused while their settings match and interrupted ones (rlsuite's and SB3's)
-    resume, so a rerun only trains what is missing.
+    resume, so a rerun only trains what is missing. The index at the end of OUT/README.md is rewritten after
+    each section (and by --index alone), so it quotes the reports as they are now.
     """
     import subprocess
 
+    from rlsuite.report import INDEX_HEADING, refresh_index
+
+    if index_only:
+        if not refresh_index(out):
+            raise UserError(f"no index to refresh: {Path(out) / 'README.md'} is missing or has no "
+                            f"'{INDEX_HEADING}' section; run `rlsuite bench --sections matrix --out {out}` first")
+        click.echo(f"index refreshed: {Path(out) / 'README.md'}")
+        return
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():
         raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
@@ -495,7 +507,9 @@ def bench(sections, seeds, out):
         cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
         cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "floatpaths", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
-        if subprocess.run(cmd).returncode != 0:
+        failed = subprocess.run(cmd).returncode != 0
+        refresh_index(out)  # what the section wrote before it stopped is quoted too
+        if failed:
             raise UserError(f"benchmark section '{name}' failed; its output is above")
     click.echo(f"report: {Path(out) / 'README.md'}")
 

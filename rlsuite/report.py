@@ -140,7 +140,8 @@ def cpu_ratio(r: dict) -> str:
 
 
 def index_lines(results: Path) -> list[str]:
-    """One entry per report in RESULTS (but README.md): its title, regenerate command and target lines."""
+    """One entry per report in RESULTS (but README.md): its title, regenerate command and target lines, each
+    bullet named by the heading it sits under (a report's bullets alone do not say which card or cell they are)."""
     lines = []
     for report in sorted(Path(results).glob("*.md")):
         if report.name == "README.md":
@@ -149,8 +150,39 @@ def index_lines(results: Path) -> list[str]:
         title = text[0].lstrip("# ") if text else report.stem
         lines += [f"### [{title}]({report.name})", ""]
         lines += [line for line in text if line.startswith("Regenerate:")][:1]
-        lines += [line for line in text if line.startswith(("- ", "**", "Target"))][:12] + [""]
+        picked, section, label = [], None, None
+        for line in text[1:]:
+            # "## sac on Pendulum-v1 (threshold ...)", "### SAC on Pendulum-v1 (budget ...)" under "## Pendulum-v1
+            # with precision=bf16: ...": what the bullets under them are about, without the details
+            if line.startswith("## "):
+                section = label = line[3:].split(" (")[0].split(":")[0].strip()
+            elif line.startswith("### "):
+                label = line[4:].split(" (")[0].strip()
+                label = label if section is None or section in label else f"{section} › {label}"
+            elif line.startswith("- ") and label:
+                picked.append(f"- {label}: {line[2:]}")
+            elif line.startswith(("- ", "**", "Target")):
+                picked.append(line)
+        lines += picked[:30] + [""]
     return lines
+
+
+INDEX_HEADING = "## Other reports"
+
+
+def refresh_index(results) -> bool:
+    """Rewrite the index at the end of RESULTS/README.md (from INDEX_HEADING on) from the reports now in RESULTS,
+    leaving the rest of the page as its script wrote it: a report regenerated after the page (a grid publishing a
+    cell hours later) must not leave the front page quoting its old numbers. False if there is no such page."""
+    from rlsuite.rundir import atomic_write_text
+
+    page = Path(results) / "README.md"
+    text = page.read_text(encoding="utf-8").split("\n") if page.exists() else []
+    if INDEX_HEADING not in text:
+        return False
+    fresh = text[:text.index(INDEX_HEADING)] + [INDEX_HEADING, ""] + index_lines(Path(results))
+    atomic_write_text(page, "\n".join(fresh).rstrip("\n") + "\n")
+    return True
 
 
 def runs_section(title: str, results: dict[str, list[dict]], max_return: float | None, figure: Path, label: str,
@@ -236,3 +268,5 @@ def write_section(path, head: list[str], name: str, section, order) -> None:
                 body.pop()
             lines += [f"<!-- section: {key} -->", *body, ""]
         atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
+        if path.name != "README.md":
+            refresh_index(path.parent)

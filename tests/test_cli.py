@@ -129,6 +129,17 @@ def test_bench_rejects_unknown_sections(tmp_path):
     assert_one_line_error(invoke("bench", "--sections", "nope", "--out", tmp_path), "unknown benchmark section 'nope'")
 
 
+def test_bench_index_rewrites_only_the_index(tmp_path):
+    (tmp_path / "README.md").write_text("# Matrix\n\n## Other reports\n\n### [Stale](x.md)\n")
+    (tmp_path / "x.md").write_text("# X report\n\nRegenerate: `python x.py`\n- final 5/5\n")
+    result = invoke("bench", "--index", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("# Matrix\n\n## Other reports") and "### [X report](x.md)" in text and "Stale" not in text
+    assert "- final 5/5" in text
+    assert_one_line_error(invoke("bench", "--index", "--out", tmp_path / "empty"), "run `rlsuite bench --sections matrix")
+
+
 def test_list_supervised_and_pg_agents():
     result = invoke("list")
     assert all(name in result.output for name in ("dqn", "ppo", "a2c", "reinforce", "supervised"))

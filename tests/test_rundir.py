@@ -297,6 +297,37 @@ def test_republishing_a_report_leaves_it_byte_for_byte(tmp_path):
     assert path.read_text() == before
 
 
+def test_publishing_a_report_refreshes_the_front_pages_index(tmp_path):
+    # results/README.md ends with an index quoting every other report's target lines. Before the fix only the
+    # matrix script wrote it, so a report regenerated later (a grid publishing a cell hours after) left the front
+    # page quoting its old numbers (TD3 Pendulum's steps/s ratio stayed at 0.96x while continuous.md said 1.04x).
+    from rlsuite.report import INDEX_HEADING, write_section
+
+    page = tmp_path / "README.md"
+    page.write_text(f"# Matrix\n\n- matrix row\n\n{INDEX_HEADING}\n\n### [Old](c.md)\n\n- ratio 0.96x\n")
+    write_section(tmp_path / "c.md", ["# Continuous", "", "Regenerate: `python c.py`"], "a",
+                  ["## A", "- ratio 1.04x"], ("a",))
+    text = page.read_text()
+    assert text.startswith("# Matrix\n\n- matrix row\n\n")  # the page itself as its script wrote it
+    index = text.split(INDEX_HEADING)[1]
+    assert "### [Continuous](c.md)" in index and "Regenerate: `python c.py`" in index and "- A: ratio 1.04x" in index
+    assert "0.96x" not in text and text.count(INDEX_HEADING) == 1
+
+
+def test_the_index_names_what_each_bullet_is_about(tmp_path):
+    # A report's bullets alone ("- final >= 475: 8/10") do not say which card or cell they are about; the index
+    # quotes them under the headings they sit under, without the headings' details.
+    from rlsuite.report import index_lines
+
+    (tmp_path / "r.md").write_text("# Report\n\nRegenerate: `python r.py`\n**Target: 9/10**\n"
+                                   "## dqn on CartPole-v1 (threshold 475)\n- final: 8/10\n"
+                                   "## Pendulum-v1 with precision=bf16: SAC and TD3\n### SAC on Pendulum-v1 (budget 20k)\n"
+                                   "- final: 5/5\n## MuJoCo: cells\n### TD3 on Hopper-v5 (budget)\n- 1.16x\n")
+    assert index_lines(tmp_path) == [
+        "### [Report](r.md)", "", "Regenerate: `python r.py`", "**Target: 9/10**", "- dqn on CartPole-v1: final: 8/10",
+        "- Pendulum-v1 with precision=bf16 › SAC on Pendulum-v1: final: 5/5", "- MuJoCo › TD3 on Hopper-v5: 1.16x", ""]
+
+
 def test_a_section_published_before_its_last_cell_names_the_cells_to_come():
     from rlsuite.report import pending_note
 
