@@ -41,7 +41,7 @@ from rlsuite.cards import load_env_card
 from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
-from rlsuite.report import (aggregate_table, cpu_ratio, header, kept_block, per_seed_table, ratio_lines,
+from rlsuite.report import (aggregate_table, cpu_ratio, header, iqm_verdict, kept_block, per_seed_table, ratio_lines,
                             read_sections, stamped, write_section)
 from rlsuite.rundir import restore_records, save_record
 from rlsuite.stats import aggregate
@@ -111,6 +111,9 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
             b = ratio_lines(res["rlsuite-bf16"], res["sb3"], "rlsuite-bf16", "sb3")
             lines[-1:] = [f"- rlsuite with precision=bf16 (the bf16 section) / SB3 median steps/s "
                           f"**{b['steps_per_s']:.2f}×**; per CPU second: {cpu_ratio(b)}", ""]
+        # the learning target, stated (the tables below hold the numbers it is read from)
+        lines[-1:] = [f"- {iqm_verdict(res[name], res['sb3'], name, 'SB3', 'target: inside or above')}"
+                      for name in res if name != "sb3"] + [""]
     if (agent, env_id) in REFERENCES:
         zoo, cleanrl = REFERENCES[agent, env_id]
         lines += [f"- published, at 1M steps (this budget: {first['steps']:,}): the zoo {zoo} (one run, -v3), "

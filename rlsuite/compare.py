@@ -135,7 +135,7 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
     differs between the sides beyond the command), the across-seed table with the ratios, the per-seed
     table and one plot; returns (table, report path)."""
     from rlsuite.plots import plot_curves
-    from rlsuite.report import aggregate_table, final_episodes, header, per_seed_table, ratio_lines
+    from rlsuite.report import aggregate_table, final_episodes, header, iqm_verdict, per_seed_table, ratio_lines
 
     table = aggregate_table(results, max_return)
     first, second = list(results)[:2]
@@ -143,7 +143,8 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
     solvable = results[first][0].get("threshold") is not None and r["wall_to_solve"] == r["wall_to_solve"]
     table += [f"{first} / {second}: " + (f"median wall-to-solve {r['wall_to_solve']:.2f}×, " if solvable else "")
               + f"median steps/s {r['steps_per_s']:.2f}×"
-              + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else "")]
+              + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else ""),
+              "", iqm_verdict(results[first], results[second], first, second)]
     report.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_curves(list(run_labels), figure, labels=run_labels, title=plot_title).paths[0]
     lines = (header(title, command, seeds, episodes=final_episodes(results)) + list(preamble) + table + [""]

@@ -128,6 +128,17 @@ def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_the
             "labels": (label_ours, label_theirs), "ours": a, "theirs": b}
 
 
+def iqm_verdict(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str, note: str = "") -> str:
+    """Where OURS' final IQM lies against THEIRS' 95% bootstrap interval (PROTOCOL.md's question, "within the
+    other's interval or above?"), and by how much it misses: e.g. "rlsuite's final IQM 2,116.1 is **below** SB3's
+    95% interval [2,723.0, 3,249.0] by 606.9 (SB3's IQM 3,070.4)"."""
+    ia, (lo, hi), ib = aggregate(ours)["final_iqm"], aggregate(theirs)["final_ci"], aggregate(theirs)["final_iqm"]
+    where = "inside" if lo <= ia <= hi else "above" if ia > hi else "below"
+    by = "" if where == "inside" else f" by {(ia - hi if where == 'above' else lo - ia):,.1f}"
+    return (f"{label_ours}'s final IQM {ia:,.1f} is **{where}** {label_theirs}'s 95% interval [{lo:,.1f}, {hi:,.1f}]"
+            f"{by} ({label_theirs}'s IQM {ib:,.1f}{'; ' + note if note else ''})")
+
+
 def cpu_ratio(r: dict) -> str:
     """The CPU-time steps/s ratio of ratio_lines for a table cell ('—' where a side has no run that kept it),
     saying over how many runs where some did not keep it."""

@@ -104,6 +104,8 @@ def test_compare_tiny_and_reuse(tmp_path):
     report = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     text = report.read_text()
     assert "IQM final [95% CI]" in text and (report.parent / "curves.png").exists()
+    # the question a comparison answers, stated: rlsuite's IQM against SB3's interval (not left to the reader)
+    assert "rlsuite's final IQM" in result.output and "sb3's 95% interval" in text
     n = TINY_EVAL["final_eval_episodes"]  # the report states the runs' own count, not the protocol's 20
     assert f"final evaluation {n} episodes" in text and f"final ({n} ep.)" in text
     summaries = sorted(report.parent.glob("runs/*/summary.json"))
@@ -322,7 +324,7 @@ def test_compare_takes_groups_of_finished_runs(tmp_path, tiny_run):
     assert result.exit_code == 0, result.output
     assert "| tiny | 1 |" not in result.output  # the aggregate table, not a per-seed row, goes to the terminal
     assert "| tiny |" in result.output and "| other |" in result.output
-    assert "tiny / other: median" in result.output
+    assert "tiny / other: median" in result.output and "tiny's final IQM" in result.output
     text = report.read_text()
     assert "| other | 2 |" in text and "| other | 3 |" in text and "| tiny | 1 |" in text
     assert report.with_suffix(".png").exists()

@@ -57,3 +57,21 @@ def test_target_verdict_says_by_how_much():
     assert verdict(0.34, 0.25, higher_is_better=False) == "**missed** by 1.36×"  # 0.34 / 0.25
     assert verdict(1.30, 3.0, higher_is_better=True) == "**missed** by 2.31×"  # 3 / 1.30
     assert verdict(0.20, 0.25, higher_is_better=False) == verdict(3.5, 3.0, higher_is_better=True) == "**met**"
+
+
+def test_iqm_verdict_places_one_iqm_against_the_others_interval():
+    # PROTOCOL's learning question: is one side's final IQM inside the other's 95% interval, above or below,
+    # and by how much. Equal finals make the interval a point, so every number here is computed by hand.
+    from rlsuite.report import iqm_verdict
+
+    def side(*finals):
+        return [{"final_eval": {"mean": f}, "steps": 100, "wall_s": 1.0, "steps_per_s": 100.0, "solved": False,
+                 "stays_solved": False, "steps_to_solve": None, "wall_to_solve": None} for f in finals]
+
+    sb3 = side(3000, 3000, 3000)
+    assert iqm_verdict(side(3000, 3000, 3000), sb3, "rlsuite", "SB3") == \
+        "rlsuite's final IQM 3,000.0 is **inside** SB3's 95% interval [3,000.0, 3,000.0] (SB3's IQM 3,000.0)"
+    assert iqm_verdict(side(2000, 2500, 2000, 2500), sb3, "rlsuite", "SB3", "target: inside or above") == \
+        ("rlsuite's final IQM 2,250.0 is **below** SB3's 95% interval [3,000.0, 3,000.0] by 750.0 "
+         "(SB3's IQM 3,000.0; target: inside or above)")
+    assert "is **above** SB3's 95% interval [3,000.0, 3,000.0] by 1,500.0" in iqm_verdict(side(4500), sb3, "a", "SB3")
