@@ -5,6 +5,7 @@
     python benchmarks/continuous.py --sections mujoco --cells sac,td3   # a second process takes those cells
     python benchmarks/continuous.py --sections mujoco --rows rlsuite-bf16   # ... or only those rows of the cells
     python benchmarks/continuous.py --sections bf16             # SAC and TD3 on Pendulum-v1 with precision=bf16
+    python benchmarks/continuous.py --sections actorinit        # SAC Hopper-v5 with actor_init=torch vs SB3
 
 Sections (the report is rewritten after each; runs under OUT/runs/bench-continuous are reused and resumed):
   pendulum  SAC and TD3 on Pendulum-v1 at the zoo's values (the cards run them: `hyperparameters vs zoo` says
@@ -12,6 +13,9 @@ Sections (the report is rewritten after each; runs under OUT/runs/bench-continuo
             IQM [95% CI], wall-to-solve and steps/s ratios, and where rlsuite's time goes.
   mujoco    Hopper-v5 and HalfCheetah-v5: SAC and TD3 (300k steps) and PPO (1M), the env cards' budgets,
             3 seeds, rlsuite vs SB3: final IQM [95% CI], curves, steps/s ratio.
+  actorinit SAC on Hopper-v5 (the grid's cell below SB3's interval), rlsuite with --set actor_init=torch (SB3's
+            actor initialisation, the one difference the cards keep) vs SB3, 3 seeds, as a grid cell: whether the
+            init explains the miss. Its own run folder and run records; two processes may share it.
   bf16      SAC and TD3 on Pendulum-v1 as `pendulum`, rlsuite with --set precision=bf16 (hidden-layer matmuls
             in bfloat16, outputs, weights and optimiser in float32) vs SB3 in float32, 5 seeds alternating:
             whether it still learns (final > -200 count, IQM) and what it buys (steps/s ratios).
@@ -46,7 +50,7 @@ from rlsuite.report import (aggregate_table, cpu_ratio, header, iqm_verdict, kep
 from rlsuite.rundir import restore_records, save_record
 from rlsuite.stats import aggregate
 
-SECTIONS = ("pendulum", "mujoco", "bf16", "updates", "ppotime")
+SECTIONS = ("pendulum", "mujoco", "actorinit", "bf16", "updates", "ppotime")
 # Published reference points, all at 1M steps: the zoo's benchmark.md (one run each, -v3 envs, deterministic
 # evaluation) and CleanRL's docs (SAC: -v2, training episodic return; TD3 and PPO: -v4, 3 seeds).
 REFERENCES = {
@@ -60,18 +64,24 @@ def log(label, seed, s):
     print(s["env_id"], label, seed, round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True)
 
 
-def variants(agent: str, env_id: str, precision: str = "fp32") -> dict:
-    """rlsuite (at `precision`) and SB3 at the card's values. The MuJoCo SAC and TD3 cells also run rlsuite
-    with precision=bf16, alternating with the other two seed by seed (so its speed ratio is side by side too)."""
+# What rlsuite runs with beyond its card, by the name that tags a section's run folder and figures: the cards as
+# they are; bf16 hidden-layer matmuls; SB3's actor initialisation (the one difference the cards keep, see README).
+SETTINGS = {"fp32": {}, "bf16": {"precision": "bf16"}, "actor_init-torch": {"actor_init": "torch"}}
+
+
+def variants(agent: str, env_id: str, setting: str = "fp32") -> dict:
+    """rlsuite (with SETTINGS[setting], which SB3's side takes too where it has the setting) and SB3 at the card's
+    values. The MuJoCo SAC and TD3 cells of the grid also run rlsuite with precision=bf16, alternating with the
+    other two seed by seed (so its speed ratio is side by side too)."""
     steps = load_env_card(env_id).budget_for(agent)
-    found = compare.ours_and_sb3(agent, env_id, steps, None if precision == "fp32" else {"precision": precision})
-    if env_id != "Pendulum-v1" and agent in ("sac", "td3"):
+    found = compare.ours_and_sb3(agent, env_id, steps, SETTINGS[setting] or None)
+    if setting == "fp32" and env_id != "Pendulum-v1" and agent in ("sac", "td3"):
         found["rlsuite-bf16"] = compare.ours(agent, env_id, steps, {"precision": "bf16"})
     return found
 
 
-def runs_root(out: Path, agent: str, precision: str = "fp32") -> Path:
-    return out / "runs" / ("bench-continuous" if precision == "fp32" else f"bench-continuous-{precision}") / agent
+def runs_root(out: Path, agent: str, setting: str = "fp32") -> Path:
+    return out / "runs" / ("bench-continuous" if setting == "fp32" else f"bench-continuous-{setting}") / agent
 
 
 def records(out: Path) -> Path:
@@ -79,22 +89,22 @@ def records(out: Path) -> Path:
     return out / "run-records"
 
 
-def cell(agent: str, env_id: str, seeds, out: Path, precision: str = "fp32", rows: str | None = None,
+def cell(agent: str, env_id: str, seeds, out: Path, setting: str = "fp32", rows: str | None = None,
          keep: bool = False) -> dict | None:
     def done(label, seed, s):
         log(label, seed, s)
         if keep:  # the run's directory as this process named it (a summary's run_dir is relative to where it ran)
-            save_record(runs_root(out, agent, precision) / "runs" / compare.run_name(label, env_id, seed), out / "runs",
+            save_record(runs_root(out, agent, setting) / "runs" / compare.run_name(label, env_id, seed), out / "runs",
                         records(out))
 
-    return train_rows(env_id, seeds, runs_root(out, agent, precision), variants(agent, env_id, precision), rows, done)
+    return train_rows(env_id, seeds, runs_root(out, agent, setting), variants(agent, env_id, setting), rows, done)
 
 
-def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None = None, precision: str = "fp32") -> list[str]:
+def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None = None, setting: str = "fp32") -> list[str]:
     first = res["rlsuite"][0]
     diff = differences_from_zoo(agent, env_id)
     same = "same as the zoo's" if not diff else "differ from the zoo's in " + ", ".join(sorted(diff))
-    also = "" if precision == "fp32" else f", with precision={precision}"
+    also = "".join(f", with {k}={v}" for k, v in SETTINGS[setting].items())
     lines = [f"### {agent.upper()} on {env_id} (budget {first['steps']:,} steps; rlsuite's card values {same}{also})", ""]
     r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
     if need is not None:
@@ -120,7 +130,7 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
                   f"CleanRL {cleanrl} ({'-v2, training returns' if agent == 'sac' else '-v4, 3 seeds'})", ""]
     lines += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
-    suffix = "" if precision == "fp32" else f"_{precision}"
+    suffix = "" if setting == "fp32" else f"_{setting}"
     paths = plot_curves(list(labels), out / "figures" / f"continuous_{agent}_{env_id}{suffix}", labels=labels,
                         title=f"{agent} on {env_id}: mean and 95% band over {len(res['rlsuite'])} seeds").paths
     return lines + [f"![{agent} {env_id}](figures/{paths[0].name})", ""]
@@ -161,7 +171,7 @@ def bf16_section(out: Path, seeds) -> list[str]:
              "steps, steps/s ≥ 1.5× SB3.", ""]
     for agent in ("sac", "td3"):
         lines += cell_lines(agent, "Pendulum-v1", cell(agent, "Pendulum-v1", seeds, out, "bf16"), out,
-                            need=len(seeds), precision="bf16")
+                            need=len(seeds), setting="bf16")
     return lines
 
 
@@ -205,6 +215,28 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
     return fill_grid(cells, shown, lambda key: cell(*key, seeds, out, rows=rows, keep=True), peek,
                      lambda key, res: (cell_lines(*key, res, out), []), lines, len(lines),
                      lambda key: f"{key[0].upper()} {key[1]}", publish, only, kept)
+
+
+def actorinit_section(out: Path, seeds, publish=None):
+    """SAC on Hopper-v5 with actor_init=torch against SB3: one cell, trained and published as the grid's are
+    (fill_grid: runs another process holds are left to it, finished runs are kept as run records)."""
+    key, setting = ("sac", "Hopper-v5"), "actor_init-torch"
+    head = ["## SAC on Hopper-v5 with actor_init=torch: rlsuite vs SB3", "",
+            "The MuJoCo grid's SAC Hopper-v5 cell ends with rlsuite's IQM below SB3's interval. The one difference "
+            "from SB3 that the cards keep is the actor trunk's initialisation: orthogonal in rlsuite, `nn.Linear`'s "
+            "default in SB3 (the critics and the actor's output layer already match). Here rlsuite runs with "
+            "`--set actor_init=torch`, which removes it, against SB3 at the same values (SB3 has no such setting, so "
+            "it runs as in the grid), same seeds, alternating, in their own run folder. If rlsuite's IQM is inside "
+            "SB3's interval or above here, the init explains the miss; if not, the miss lies elsewhere. With 3 seeds "
+            "either side's interval is wide, so neither answer is more than a pointer.", ""]
+    restore_records(records(out), out / "runs")
+
+    def peek(k):
+        return compare.finished(k[1], seeds, runs_root(out, k[0], setting), variants(*k, setting))
+
+    return fill_grid([key], [key], lambda k: cell(*k, seeds, out, setting, keep=True), peek,
+                     lambda k, res: (cell_lines(*k, res, out, setting=setting), []), head, len(head),
+                     lambda k: f"{k[0].upper()} {k[1]} with actor_init=torch", publish)
 
 
 def updates_section(reps: int = 3, n: int = 150) -> list[str]:
@@ -353,7 +385,7 @@ def ppo_time_section(out: Path, seeds, reps: int = 5) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default=",".join(SECTIONS))
-    parser.add_argument("--seeds", type=int, default=None, help="default: 5 (pendulum, bf16), 3 (mujoco)")
+    parser.add_argument("--seeds", type=int, default=None, help="default: 5 (pendulum, bf16), 3 (mujoco, actorinit, ppotime)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--cells", default=None,
                         help="mujoco: train only these cells (agents, env ids or agent:env_id, comma-separated); cells "
@@ -371,7 +403,7 @@ def main() -> None:
     for name in args.sections.split(","):
         if name not in SECTIONS:
             sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
-        seeds = list(range(args.seeds or (3 if name in ("mujoco", "ppotime") else 5)))
+        seeds = list(range(args.seeds or (3 if name in ("mujoco", "actorinit", "ppotime") else 5)))
         head = header("Continuous control: SAC and TD3 vs SB3", "python benchmarks/continuous.py", None)
 
         def publish(section, name=name, seeds=seeds):
@@ -383,6 +415,8 @@ def main() -> None:
         try:
             if name == "mujoco":
                 publish(mujoco_section(out, seeds, publish, args.cells, args.rows))
+            elif name == "actorinit":
+                publish(actorinit_section(out, seeds, publish))
             else:
                 publish(pendulum_section(out, seeds) if name == "pendulum" else bf16_section(out, seeds)
                         if name == "bf16" else ppo_time_section(out, seeds) if name == "ppotime" else updates_section())
