@@ -5,7 +5,7 @@
     python benchmarks/continuous.py --sections mujoco --cells sac,td3   # a second process takes those cells
     python benchmarks/continuous.py --sections mujoco --rows rlsuite-bf16   # ... or only those rows of the cells
     python benchmarks/continuous.py --sections bf16             # SAC and TD3 on Pendulum-v1 with precision=bf16
-    python benchmarks/continuous.py --sections actorinit        # SAC Hopper-v5 with actor_init=torch vs SB3
+    python benchmarks/continuous.py --sections sb3actor         # SAC Hopper-v5 with SB3's actor vs SB3
 
 Sections (the report is rewritten after each; runs under OUT/runs/bench-continuous are reused and resumed):
   pendulum  SAC and TD3 on Pendulum-v1 at the zoo's values (the cards run them: `hyperparameters vs zoo` says
@@ -13,9 +13,9 @@ Sections (the report is rewritten after each; runs under OUT/runs/bench-continuo
             IQM [95% CI], wall-to-solve and steps/s ratios, and where rlsuite's time goes.
   mujoco    Hopper-v5 and HalfCheetah-v5: SAC and TD3 (300k steps) and PPO (1M), the env cards' budgets,
             3 seeds, rlsuite vs SB3: final IQM [95% CI], curves, steps/s ratio.
-  actorinit SAC on Hopper-v5 (the grid's cell below SB3's interval), rlsuite with --set actor_init=torch (SB3's
-            actor initialisation, the one difference the cards keep) vs SB3, 3 seeds, as a grid cell: whether the
-            init explains the miss. Its own run folder and run records; two processes may share it.
+  sb3actor  SAC on Hopper-v5 (the grid's cell below SB3's interval), rlsuite with SB3's actor (--set
+            actor_init=torch tanh_eps=1e-6: the two differences the cards keep) vs SB3, 3 seeds, as a grid cell:
+            whether they explain the miss. Its own run folder and run records; two processes may share it.
   bf16      SAC and TD3 on Pendulum-v1 as `pendulum`, rlsuite with --set precision=bf16 (hidden-layer matmuls
             in bfloat16, outputs, weights and optimiser in float32) vs SB3 in float32, 5 seeds alternating:
             whether it still learns (final > -200 count, IQM) and what it buys (steps/s ratios).
@@ -50,7 +50,7 @@ from rlsuite.report import (aggregate_table, cpu_ratio, header, iqm_verdict, kep
 from rlsuite.rundir import restore_records, save_record
 from rlsuite.stats import aggregate
 
-SECTIONS = ("pendulum", "mujoco", "actorinit", "bf16", "updates", "ppotime")
+SECTIONS = ("pendulum", "mujoco", "sb3actor", "bf16", "updates", "ppotime")
 # Published reference points, all at 1M steps: the zoo's benchmark.md (one run each, -v3 envs, deterministic
 # evaluation) and CleanRL's docs (SAC: -v2, training episodic return; TD3 and PPO: -v4, 3 seeds).
 REFERENCES = {
@@ -65,8 +65,9 @@ def log(label, seed, s):
 
 
 # What rlsuite runs with beyond its card, by the name that tags a section's run folder and figures: the cards as
-# they are; bf16 hidden-layer matmuls; SB3's actor initialisation (the one difference the cards keep, see README).
-SETTINGS = {"fp32": {}, "bf16": {"precision": "bf16"}, "actor_init-torch": {"actor_init": "torch"}}
+# they are; bf16 hidden-layer matmuls; SB3's SAC actor (its initialisation and its squashing term, the two
+# differences from SB3 the cards keep; README).
+SETTINGS = {"fp32": {}, "bf16": {"precision": "bf16"}, "sb3-actor": {"actor_init": "torch", "tanh_eps": 1e-6}}
 
 
 def variants(agent: str, env_id: str, setting: str = "fp32") -> dict:
@@ -104,7 +105,7 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
     first = res["rlsuite"][0]
     diff = differences_from_zoo(agent, env_id)
     same = "same as the zoo's" if not diff else "differ from the zoo's in " + ", ".join(sorted(diff))
-    also = "".join(f", with {k}={v}" for k, v in SETTINGS[setting].items())
+    also = ", with " + " and ".join(f"{k}={v}" for k, v in SETTINGS[setting].items()) if SETTINGS[setting] else ""
     lines = [f"### {agent.upper()} on {env_id} (budget {first['steps']:,} steps; rlsuite's card values {same}{also})", ""]
     r = ratio_lines(res["rlsuite"], res["sb3"], "rlsuite", "sb3")
     if need is not None:
@@ -217,18 +218,19 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
                      lambda key: f"{key[0].upper()} {key[1]}", publish, only, kept)
 
 
-def actorinit_section(out: Path, seeds, publish=None):
-    """SAC on Hopper-v5 with actor_init=torch against SB3: one cell, trained and published as the grid's are
+def sb3actor_section(out: Path, seeds, publish=None):
+    """SAC on Hopper-v5 with SB3's actor against SB3: one cell, trained and published as the grid's are
     (fill_grid: runs another process holds are left to it, finished runs are kept as run records)."""
-    key, setting = ("sac", "Hopper-v5"), "actor_init-torch"
-    head = ["## SAC on Hopper-v5 with actor_init=torch: rlsuite vs SB3", "",
-            "The MuJoCo grid's SAC Hopper-v5 cell ends with rlsuite's IQM below SB3's interval. The one difference "
-            "from SB3 that the cards keep is the actor trunk's initialisation: orthogonal in rlsuite, `nn.Linear`'s "
-            "default in SB3 (the critics and the actor's output layer already match). Here rlsuite runs with "
-            "`--set actor_init=torch`, which removes it, against SB3 at the same values (SB3 has no such setting, so "
-            "it runs as in the grid), same seeds, alternating, in their own run folder. If rlsuite's IQM is inside "
-            "SB3's interval or above here, the init explains the miss; if not, the miss lies elsewhere. With 3 seeds "
-            "either side's interval is wide, so neither answer is more than a pointer.", ""]
+    key, setting = ("sac", "Hopper-v5"), "sb3-actor"
+    head = ["## SAC on Hopper-v5 with SB3's actor: rlsuite vs SB3", "",
+            "The MuJoCo grid's SAC Hopper-v5 cell ends with rlsuite's IQM below SB3's interval. Two differences from "
+            "SB3's SAC stay in the cards: the actor trunk's initialisation (orthogonal in rlsuite, `nn.Linear`'s "
+            "default in SB3) and the squashing term of the log-prob (exact in rlsuite; SB3 computes "
+            "log(1 - tanh(u)² + 1e-6), which stops growing once an action saturates). Here rlsuite runs with "
+            "`--set actor_init=torch --set tanh_eps=1e-6`, which removes both, against SB3 at the same values (SB3 "
+            "has neither setting, so it runs as in the grid), same seeds, alternating, in their own run folder. If "
+            "rlsuite's IQM is inside SB3's interval or above here, they explain the miss; if not, it lies elsewhere. "
+            "With 3 seeds either side's interval is wide, so neither answer is more than a pointer.", ""]
     restore_records(records(out), out / "runs")
 
     def peek(k):
@@ -236,7 +238,7 @@ def actorinit_section(out: Path, seeds, publish=None):
 
     return fill_grid([key], [key], lambda k: cell(*k, seeds, out, setting, keep=True), peek,
                      lambda k, res: (cell_lines(*k, res, out, setting=setting), []), head, len(head),
-                     lambda k: f"{k[0].upper()} {k[1]} with actor_init=torch", publish)
+                     lambda k: f"{k[0].upper()} {k[1]} with SB3's actor", publish)
 
 
 def updates_section(reps: int = 3, n: int = 150) -> list[str]:
@@ -385,7 +387,7 @@ def ppo_time_section(out: Path, seeds, reps: int = 5) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default=",".join(SECTIONS))
-    parser.add_argument("--seeds", type=int, default=None, help="default: 5 (pendulum, bf16), 3 (mujoco, actorinit, ppotime)")
+    parser.add_argument("--seeds", type=int, default=None, help="default: 5 (pendulum, bf16), 3 (mujoco, sb3actor, ppotime)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--cells", default=None,
                         help="mujoco: train only these cells (agents, env ids or agent:env_id, comma-separated); cells "
@@ -403,7 +405,7 @@ def main() -> None:
     for name in args.sections.split(","):
         if name not in SECTIONS:
             sys.exit(f"unknown section {name}; choose from {', '.join(SECTIONS)}")
-        seeds = list(range(args.seeds or (3 if name in ("mujoco", "actorinit", "ppotime") else 5)))
+        seeds = list(range(args.seeds or (3 if name in ("mujoco", "sb3actor", "ppotime") else 5)))
         head = header("Continuous control: SAC and TD3 vs SB3", "python benchmarks/continuous.py", None)
 
         def publish(section, name=name, seeds=seeds):
@@ -415,8 +417,8 @@ def main() -> None:
         try:
             if name == "mujoco":
                 publish(mujoco_section(out, seeds, publish, args.cells, args.rows))
-            elif name == "actorinit":
-                publish(actorinit_section(out, seeds, publish))
+            elif name == "sb3actor":
+                publish(sb3actor_section(out, seeds, publish))
             else:
                 publish(pendulum_section(out, seeds) if name == "pendulum" else bf16_section(out, seeds)
                         if name == "bf16" else ppo_time_section(out, seeds) if name == "ppotime" else updates_section())

@@ -216,6 +216,8 @@ def _sb3_form(agent: str, key: str, value, hp: dict, overrides: dict) -> dict | 
         return {"target_entropy": "auto" if ours is None else ours}
     if key == "actor_init" and agent in ("sac", "td3"):  # SB3's actors are always nn.Linear's default
         return {} if ours == "torch" else None
+    if key == "tanh_eps" and agent == "sac":  # SB3's squashed Gaussian always adds 1e-6
+        return {} if ours == 1e-6 else None
     if key in ("ent_coef", "ent_coef_init") and agent == "sac":  # one SB3 argument for the two settings
         return _sac_ent_coef(overrides, hp)
     return None

@@ -115,17 +115,22 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
 
 def differences(agent: str, env_id: str, overrides: dict, ours_only: list[str]) -> list[str]:
     """What differs between the two sides beyond the command: the --set keys SB3 has no setting for, and
-    rlsuite's orthogonal SAC/TD3 actor trunk where it is left on (SB3 keeps nn.Linear's default)."""
+    where the card leaves them on, rlsuite's orthogonal SAC/TD3 actor trunk (SB3 keeps nn.Linear's default)
+    and SAC's exact squashing term (SB3 adds ε = 1e-6 inside its log)."""
     notes = []
     if ours_only:
         notes.append(f"rlsuite only (SB3 has no such setting): {', '.join(f'{k}={overrides[k]}' for k in ours_only)}")
-    if agent in ("sac", "td3") and "actor_init" not in overrides:
+    if agent in ("sac", "td3") and not {"actor_init", "tanh_eps"} <= set(overrides):
         from rlsuite.agents import get_agent
         from rlsuite.cards import resolve
 
-        if resolve(agent, get_agent(agent).config_cls, env_id, overrides)[0].actor_init != "torch":
+        cfg = resolve(agent, get_agent(agent).config_cls, env_id, overrides)[0]
+        if "actor_init" not in overrides and cfg.actor_init != "torch":
             notes.append("rlsuite's actor trunk is orthogonally initialised, SB3's keeps nn.Linear's default; "
                          "--set actor_init=torch removes the difference")
+        if agent == "sac" and "tanh_eps" not in overrides and cfg.tanh_eps != 1e-6:
+            notes.append("rlsuite's log-prob uses the exact tanh correction, SB3's log(1 - tanh² + 1e-6), which stops "
+                         "growing once an action saturates; --set tanh_eps=1e-6 removes the difference")
     return notes
 
 

@@ -249,11 +249,17 @@ class GaussianHead(nn.Module):
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SAC's clamp (Haarnoja et al.'s code, SB3): keeps exp() finite
 
 
-def squashed_log_prob(normal: Normal, u: torch.Tensor) -> torch.Tensor:
+def squashed_log_prob(normal: Normal, u: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """log π(tanh(u)) for u ~ normal, summed over action dimensions: the Gaussian's log-density minus the
     log-Jacobian of tanh, log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) (a form exact for large |u|,
-    where 1 - tanh(u)^2 rounds to 0)."""
-    correction = 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
+    where 1 - tanh(u)^2 rounds to 0). With eps > 0 the Jacobian term is log(1 - tanh(u)^2 + eps) instead, the
+    form of the SAC authors' code, SB3 and CleanRL (eps 1e-6): once an action saturates (|u| beyond about 7) it
+    stops at log eps per dimension, so the entropy term stops pulling u back, where the exact one keeps
+    growing by 2 per unit of |u|."""
+    if eps > 0:
+        correction = torch.log(1.0 - torch.tanh(u).pow(2) + eps)
+    else:
+        correction = 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
     return (normal.log_prob(u) - correction).sum(-1)
 
 
@@ -261,10 +267,11 @@ class TanhGaussianHead(nn.Module):
     """SAC's policy: a state-dependent diagonal Gaussian squashed by tanh into [-1, 1] (Haarnoja et al.
     2018, appendix C). `forward` samples with the reparameterisation trick and returns (action, log-prob)."""
 
-    def __init__(self, in_dim: int, action_dim: int):
+    def __init__(self, in_dim: int, action_dim: int, eps: float = 0.0):
         super().__init__()
         self.mean = nn.Linear(in_dim, action_dim)
         self.log_std = nn.Linear(in_dim, action_dim)
+        self.eps = eps  # squashed_log_prob's: 0 exact, 1e-6 SB3's
 
     def distribution(self, features: torch.Tensor) -> Normal:
         with fp32(features):
@@ -275,7 +282,7 @@ class TanhGaussianHead(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         normal = self.distribution(features)  # float32: the sampling and log-prob below stay float32
         u = normal.rsample()
-        return torch.tanh(u), squashed_log_prob(normal, u)
+        return torch.tanh(u), squashed_log_prob(normal, u, self.eps)
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         with fp32(features):

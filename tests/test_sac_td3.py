@@ -16,6 +16,7 @@ from conftest import assert_one_line_error
 from rlsuite import runs
 from rlsuite.agents.sac_td3 import SACConfig, TD3Config, build_learner, sac_update, smoothed_target_actions, td3_update
 from rlsuite.checkpoint import load_checkpoint
+from rlsuite.errors import UserError
 from rlsuite.cli import main
 from rlsuite.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision, squashed_log_prob
 from rlsuite.optim import DivergenceGuard, gradient_step
@@ -111,14 +112,42 @@ def test_actor_init_torch_is_a_plain_linear_stack_and_orthogonal_stays_the_defau
     assert torch.allclose(w @ w.T, 2.0 * torch.eye(16), atol=1e-5)  # orthogonal, gain sqrt(2)
 
 
-@pytest.mark.parametrize("agent, overrides, says_init", [("sac", {}, True), ("td3", {"log_every": "100"}, True),
-                                                          ("sac", {"actor_init": "torch"}, False),
-                                                          ("ppo", {}, False)])
-def test_compare_states_the_init_difference_until_it_is_removed(agent, overrides, says_init):
+@pytest.mark.parametrize("agent, overrides, says_init, says_eps", [
+    ("sac", {}, True, True), ("td3", {"log_every": "100"}, True, False),
+    ("sac", {"actor_init": "torch"}, False, True), ("sac", {"tanh_eps": "1e-6"}, True, False),
+    ("sac", {"actor_init": "torch", "tanh_eps": "1e-6"}, False, False), ("ppo", {}, False, False)])
+def test_compare_states_each_difference_from_sb3_until_it_is_removed(agent, overrides, says_init, says_eps):
     from rlsuite.compare import differences
 
     notes = differences(agent, "Pendulum-v1", overrides, [])
     assert any("actor_init=torch removes the difference" in n for n in notes) == says_init
+    assert any("tanh_eps=1e-6 removes the difference" in n for n in notes) == says_eps
+
+
+def test_sb3s_squashing_term_stops_at_log_eps_once_an_action_saturates():
+    # SB3 (and CleanRL, and the SAC authors' code) rate a = tanh(u) with log N(u) - log(1 - a² + 1e-6); rlsuite's
+    # default is the exact log N(u) - log(1 - tanh(u)²). Hand values: at u = 0.5 the two agree to 1e-6 relative;
+    # at u = 20, 1 - tanh(20)² = 4 e^-40 ≈ 1.7e-17, so SB3's term is log(1e-6) = -13.8155 and the exact one
+    # 2 (log 2 - 20 - softplus(-40)) = -38.6137: a saturated action is rated 24.8 nats likelier by the exact form.
+    normal = Normal(torch.tensor([0.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64))
+    gauss = normal.log_prob(torch.tensor([20.0], dtype=torch.float64)).item()
+    u = torch.tensor([[20.0]], dtype=torch.float64)
+    assert squashed_log_prob(normal, u, 1e-6).item() == pytest.approx(gauss + 13.815510, abs=1e-5)
+    assert squashed_log_prob(normal, u).item() == pytest.approx(gauss + 38.613706, abs=1e-5)
+    u = torch.tensor([[0.5]], dtype=torch.float64)
+    hand = normal.log_prob(u).item() - math.log(1 - math.tanh(0.5) ** 2 + 1e-6)
+    assert squashed_log_prob(normal, u, 1e-6).item() == pytest.approx(hand, rel=1e-12)
+    assert squashed_log_prob(normal, u).item() == pytest.approx(hand, rel=1e-5)
+    # the gradient that pulls a saturated u back: 2 per unit of u for the exact term, none left for SB3's
+    for eps, pull in ((0.0, 2.0), (1e-6, 0.0)):
+        u = torch.tensor([[20.0]], dtype=torch.float64, requires_grad=True)
+        (squashed_log_prob(normal, u, eps) - normal.log_prob(u).sum()).backward()
+        assert u.grad.item() == pytest.approx(pull, abs=1e-9)
+    # the head passes its eps through; a bad one is refused in one line
+    head = TanhGaussianHead(3, 2, eps=1e-6)
+    assert head.eps == 1e-6 and torch.isfinite(head(torch.randn(4, 3))[1]).all()
+    with pytest.raises(UserError, match="tanh_eps"):
+        SACConfig(tanh_eps=-1e-6).validate()
 
 
 def test_actor_init_rejects_an_unknown_scheme_in_one_line(tmp_path):
@@ -346,7 +375,7 @@ def test_baseline_on_a_discrete_env_names_the_agent_asked_for(tmp_path, agent):
 
 @pytest.mark.parametrize("agent, env_id, settings", [("sac", "Pendulum-v1", {}), ("td3", "Pendulum-v1", {}),
                                                       ("sac", "Hopper-v5", {}), ("td3", "Pendulum-v1", {"precision": "bf16"}),
-                                                      ("sac", "Pendulum-v1", {"actor_init": "torch"})])
+                                                      ("sac", "Pendulum-v1", {"actor_init": "torch", "tanh_eps": 1e-6})])
 def test_determinism_and_exact_resume(tmp_path, agent, env_id, settings):
     # Hopper: the MuJoCo simulator's state is checkpointed (mj_getState), so its episodes continue exactly
     pytest.importorskip("mujoco") if env_id == "Hopper-v5" else None
@@ -465,6 +494,9 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
     # actor_init=torch is what SB3 does anyway; orthogonal is rlsuite's alone
     ("sac", "Hopper-v5", {"actor_init": "torch"}, {}, []),
     ("td3", "Hopper-v5", {"actor_init": "orthogonal"}, {}, ["actor_init"]),
+    # SB3's squashed Gaussian always adds 1e-6 inside its log; the exact term (0) is rlsuite's alone
+    ("sac", "Hopper-v5", {"tanh_eps": "1e-6"}, {}, []),
+    ("sac", "Hopper-v5", {"tanh_eps": "0"}, {}, ["tanh_eps"]),
     # PPO: one size list for actor and critic; log_std_init joins the card's other policy_kwargs
     ("ppo", "Hopper-v5", {"hidden": "64,64", "log_std_init": "-1", "max_grad_norm": "1"},
      {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "policy_kwargs": {"log_std_init": -1.0, "ortho_init": False},

@@ -90,10 +90,14 @@ class SACConfig(OffPolicyConfig):
     ent_coef_init: float = param(1.0, "α at the start when it is tuned")
     target_entropy: float | None = param(None, "entropy α aims for (none: -dim(A), the paper's heuristic)")
     target_update_interval: int = param(1, "gradient steps between Polyak updates of the target critics")
+    tanh_eps: float = param(0.0, "ε in the log-prob's squashing term log(1 - tanh(u)² + ε): 0 is exact; 1e-6 is SB3's "
+                            "(and CleanRL's and the SAC authors' code), whose term stops at log ε per dimension once "
+                            "an action saturates, so the entropy bonus no longer pulls saturated actions back")
 
     def validate(self):
         super().validate()
         require(self, ("ent_coef",), lambda v: v is None or v >= 0, ">= 0 (or none: tuned)")
+        require(self, ("tanh_eps",), lambda v: 0 <= v < 1, "in [0, 1) (0: exact; SB3 uses 1e-6)")
         require(self, ("ent_coef_init", "target_update_interval"), positive, "positive")
 
 
@@ -134,9 +138,10 @@ def check_spaces(obs_space, action_space, cfg: OffPolicyConfig | None = None, en
 
 
 def build_actor(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> nn.Module:
-    head = TanhGaussianHead if isinstance(cfg, SACConfig) else DeterministicTanhHead
     trunk = MLP(obs_dim, cfg.hidden, cfg.activation, init=cfg.actor_init)
-    return nn.Sequential(trunk, head(trunk.out_dim, act_dim))
+    if isinstance(cfg, SACConfig):
+        return nn.Sequential(trunk, TanhGaussianHead(trunk.out_dim, act_dim, cfg.tanh_eps))
+    return nn.Sequential(trunk, DeterministicTanhHead(trunk.out_dim, act_dim))
 
 
 def build_critics(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> EnsembleMLP:
