@@ -27,7 +27,8 @@ from rlsuite import compare
 from rlsuite.baselines import SB3_ALGORITHMS, baseline_hyperparameters, differences_from_zoo
 from rlsuite.cards import load_env_card
 from rlsuite.plots import plot_curves, plot_grid
-from rlsuite.report import INDEX_HEADING, aggregate_table, header, index_lines, per_seed_table, ratio_lines
+from rlsuite.report import (INDEX_HEADING, aggregate_table, header, index_lines, per_seed_table, ratio_lines,
+                            write_front_page)
 from rlsuite.stats import aggregate
 
 AGENTS = ("dqn", "a2c", "ppo", "reinforce")
@@ -233,7 +234,7 @@ def main() -> None:
            for (a, e), cell in results.items()}
     (out / "figures" / "matrix.json").write_text(json.dumps(raw, indent=1))
     report += [INDEX_HEADING, ""] + index_lines(out)
-    (out / "README.md").write_text("\n".join(report) + "\n")
+    write_front_page(out, "\n".join(report) + "\n")  # under the lock a grid refreshing the index takes
     print(f"wrote {out / 'README.md'}")
 
 

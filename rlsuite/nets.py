@@ -253,7 +253,7 @@ def squashed_log_prob(normal: Normal, u: torch.Tensor, eps: float = 0.0) -> torc
     """log π(tanh(u)) for u ~ normal, summed over action dimensions: the Gaussian's log-density minus the
     log-Jacobian of tanh, log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) (a form exact for large |u|,
     where 1 - tanh(u)^2 rounds to 0). With eps > 0 the Jacobian term is log(1 - tanh(u)^2 + eps) instead, the
-    form of the SAC authors' code, SB3 and CleanRL (eps 1e-6): once an action saturates (|u| beyond about 7) it
+    form of the SAC authors' code, SB3 and CleanRL (eps 1e-6): once an action saturates (|u| beyond about 7.6) it
     stops at log eps per dimension, so the entropy term stops pulling u back, where the exact one keeps
     growing by 2 per unit of |u|."""
     if eps > 0:

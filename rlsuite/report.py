@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from rlsuite.rundir import float_path, hardware, versions
@@ -132,7 +134,8 @@ def iqm_verdict(ours: list[dict], theirs: list[dict], label_ours: str, label_the
     """Where OURS' final IQM lies against THEIRS' 95% bootstrap interval (PROTOCOL.md's question, "within the
     other's interval or above?"), and by how much it misses: e.g. "rlsuite's final IQM 2,116.1 is **below** SB3's
     95% interval [2,723.0, 3,249.0] by 606.9 (SB3's IQM 3,070.4)"."""
-    ia, (lo, hi), ib = aggregate(ours)["final_iqm"], aggregate(theirs)["final_ci"], aggregate(theirs)["final_iqm"]
+    other = aggregate(theirs)
+    ia, (lo, hi), ib = aggregate(ours)["final_iqm"], other["final_ci"], other["final_iqm"]
     where = "inside" if lo <= ia <= hi else "above" if ia > hi else "below"
     by = "" if where == "inside" else f" by {(ia - hi if where == 'above' else lo - ia):,.1f}"
     return (f"{label_ours}'s final IQM {ia:,.1f} is **{where}** {label_theirs}'s 95% interval [{lo:,.1f}, {hi:,.1f}]"
@@ -157,7 +160,7 @@ def index_lines(results: Path) -> list[str]:
     for report in sorted(Path(results).glob("*.md")):
         if report.name == "README.md":
             continue
-        text = report.read_text().splitlines()
+        text = report.read_text(encoding="utf-8").splitlines()
         title = text[0].lstrip("# ") if text else report.stem
         lines += [f"### [{title}]({report.name})", ""]
         lines += [line for line in text if line.startswith("Regenerate:")][:1]
@@ -174,11 +177,34 @@ def index_lines(results: Path) -> list[str]:
                 picked.append(f"- {label}: {line[2:]}")
             elif line.startswith(("- ", "**", "Target")):
                 picked.append(line)
-        lines += picked[:30] + [""]
+        extra = len(picked) - INDEX_BULLETS
+        more = [f"- … {extra} more in [the report]({report.name})"] if extra > 0 else []
+        lines += picked[:INDEX_BULLETS] + more + [""]
     return lines
 
 
 INDEX_HEADING = "## Other reports"
+INDEX_BULLETS = 40  # per report; the rest are counted and linked
+
+
+@contextmanager
+def report_lock(path):
+    """An exclusive lock on a sidecar of report PATH (.NAME.lock), held by every writer of that report: two
+    processes reading and rewriting one file at the same moment would otherwise drop each other's update."""
+    import fcntl
+
+    path = Path(path)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def write_front_page(results, text: str) -> None:
+    """RESULTS/README.md as a whole (the matrix script's page), under the lock refresh_index takes."""
+    from rlsuite.rundir import atomic_write_text
+
+    with report_lock(Path(results) / "README.md"):
+        atomic_write_text(Path(results) / "README.md", text)
 
 
 def refresh_index(results) -> bool:
@@ -188,11 +214,14 @@ def refresh_index(results) -> bool:
     from rlsuite.rundir import atomic_write_text
 
     page = Path(results) / "README.md"
-    text = page.read_text(encoding="utf-8").split("\n") if page.exists() else []
-    if INDEX_HEADING not in text:
+    if not page.exists():
         return False
-    fresh = text[:text.index(INDEX_HEADING)] + [INDEX_HEADING, ""] + index_lines(Path(results))
-    atomic_write_text(page, "\n".join(fresh).rstrip("\n") + "\n")
+    with report_lock(page):  # read and rewrite under the page's lock: the matrix script or another report's
+        text = page.read_text(encoding="utf-8").split("\n")  # publish may be writing it
+        if INDEX_HEADING not in text:
+            return False
+        fresh = text[:text.index(INDEX_HEADING)] + [INDEX_HEADING, ""] + index_lines(Path(results))
+        atomic_write_text(page, "\n".join(fresh).rstrip("\n") + "\n")
     return True
 
 
@@ -259,7 +288,6 @@ def write_section(path, head: list[str], name: str, section, order) -> None:
     apart) must not erase each other's finished sections. Written atomically. `section` is the lines,
     or a function making them, called under the lock: two processes sharing one section (a benchmark
     grid) each render it from what is on disk then, so a slower render cannot overwrite a newer one."""
-    import fcntl
     from pathlib import Path
 
     from rlsuite.rundir import atomic_write_text
@@ -267,8 +295,7 @@ def write_section(path, head: list[str], name: str, section, order) -> None:
     path = Path(path)
     # Read and write under a lock on a sidecar file: two processes finishing sections at the same moment
     # would otherwise both read the old file and the later write would drop the other's section.
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with report_lock(path):
         done = read_sections(path)
         done[name] = section() if callable(section) else section
         lines = list(head)
@@ -279,5 +306,9 @@ def write_section(path, head: list[str], name: str, section, order) -> None:
                 body.pop()
             lines += [f"<!-- section: {key} -->", *body, ""]
         atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
-        if path.name != "README.md":
+    if path.name != "README.md":
+        try:  # the report is written; a front page that cannot follow must not stop the benchmark that wrote it
             refresh_index(path.parent)
+        except OSError as e:
+            print(f"warning: {path.parent / 'README.md'}'s index not refreshed ({e}); run `rlsuite bench --index`",
+                  file=sys.stderr, flush=True)

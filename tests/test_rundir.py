@@ -326,6 +326,12 @@ def test_the_index_names_what_each_bullet_is_about(tmp_path):
     assert index_lines(tmp_path) == [
         "### [Report](r.md)", "", "Regenerate: `python r.py`", "**Target: 9/10**", "- dqn on CartPole-v1: final: 8/10",
         "- Pendulum-v1 with precision=bf16 › SAC on Pendulum-v1: final: 5/5", "- MuJoCo › TD3 on Hopper-v5: 1.16x", ""]
+    # a long report: the first bullets, then how many more and where (never a silent cut)
+    from rlsuite.report import INDEX_BULLETS
+
+    (tmp_path / "r.md").write_text("# Report\n" + "".join(f"- row {i}\n" for i in range(INDEX_BULLETS + 3)))
+    lines = index_lines(tmp_path)
+    assert lines[-3] == f"- row {INDEX_BULLETS - 1}" and lines[-2] == "- … 3 more in [the report](r.md)"
 
 
 def test_a_section_published_before_its_last_cell_names_the_cells_to_come():

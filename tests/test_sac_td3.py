@@ -126,7 +126,7 @@ def test_compare_states_each_difference_from_sb3_until_it_is_removed(agent, over
 
 def test_sb3s_squashing_term_stops_at_log_eps_once_an_action_saturates():
     # SB3 (and CleanRL, and the SAC authors' code) rate a = tanh(u) with log N(u) - log(1 - a² + 1e-6); rlsuite's
-    # default is the exact log N(u) - log(1 - tanh(u)²). Hand values: at u = 0.5 the two agree to 1e-6 relative;
+    # default is the exact log N(u) - log(1 - tanh(u)²). Hand values: at u = 0.5 the two agree to 2e-6 relative;
     # at u = 20, 1 - tanh(20)² = 4 e^-40 ≈ 1.7e-17, so SB3's term is log(1e-6) = -13.8155 and the exact one
     # 2 (log 2 - 20 - softplus(-40)) = -38.6137: a saturated action is rated 24.8 nats likelier by the exact form.
     normal = Normal(torch.tensor([0.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64))
@@ -143,9 +143,21 @@ def test_sb3s_squashing_term_stops_at_log_eps_once_an_action_saturates():
         u = torch.tensor([[20.0]], dtype=torch.float64, requires_grad=True)
         (squashed_log_prob(normal, u, eps) - normal.log_prob(u).sum()).backward()
         assert u.grad.item() == pytest.approx(pull, abs=1e-9)
-    # the head passes its eps through; a bad one is refused in one line
-    head = TanhGaussianHead(3, 2, eps=1e-6)
-    assert head.eps == 1e-6 and torch.isfinite(head(torch.randn(4, 3))[1]).all()
+    # SB3's own distribution on float32 draws, some saturated: rlsuite with tanh_eps=1e-6 rates them as SB3 does
+    from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+
+    mean, log_std = torch.tensor([[0.3, -2.0, 9.0]]), torch.tensor([[-1.0, 0.5, 0.2]])
+    u = torch.tensor([[0.1, -4.0, 12.0]])  # the last one saturates: tanh(12) is 1.0 in float32
+    sb3 = SquashedDiagGaussianDistribution(3).proba_distribution(mean, log_std).log_prob(torch.tanh(u), u)
+    ours = squashed_log_prob(Normal(mean, log_std.exp()), u, 1e-6)
+    assert ours.item() == pytest.approx(sb3.item(), rel=1e-6)
+    # the exact term rates them 2 (12 - log 2) + log 1e-6 = 8.7982 nats likelier at u = 12, plus
+    # log(1 + 1e-6 / sech²(4)) = 0.0007 at u = -4
+    assert squashed_log_prob(Normal(mean, log_std.exp()), u).item() == pytest.approx(sb3.item() + 8.7989, abs=2e-3)
+    # the card's setting reaches the actor SAC learns with; a bad one is refused in one line
+    nets, _ = build_learner(SACConfig(hidden=(16, 16), tanh_eps=1e-6), 5, 2, "cpu")
+    assert nets["actor"][1].eps == 1e-6 and torch.isfinite(nets["actor"][1](torch.randn(4, 16))[1]).all()
+    assert build_learner(SACConfig(hidden=(16, 16)), 5, 2, "cpu")[0]["actor"][1].eps == 0.0
     with pytest.raises(UserError, match="tanh_eps"):
         SACConfig(tanh_eps=-1e-6).validate()
 

@@ -75,3 +75,9 @@ def test_iqm_verdict_places_one_iqm_against_the_others_interval():
         ("rlsuite's final IQM 2,250.0 is **below** SB3's 95% interval [3,000.0, 3,000.0] by 750.0 "
          "(SB3's IQM 3,000.0; target: inside or above)")
     assert "is **above** SB3's 95% interval [3,000.0, 3,000.0] by 1,500.0" in iqm_verdict(side(4500), sb3, "a", "SB3")
+    # a real interval: "above" is measured from its top, "below" from its bottom (never from the other end)
+    wide = side(1000, 2000, 3000, 4000, 5000)
+    lo, hi = aggregate(wide)["final_ci"]
+    assert lo < hi
+    assert f"**above** B's 95% interval [{lo:,.1f}, {hi:,.1f}] by {9000 - hi:,.1f}" in iqm_verdict(side(9000), wide, "a", "B")
+    assert f"**below** B's 95% interval [{lo:,.1f}, {hi:,.1f}] by {lo - 100:,.1f}" in iqm_verdict(side(100), wide, "a", "B")
