@@ -177,6 +177,10 @@ def list_(agent, env_id):
         click.echo(f"{agent}: {spec.summary}\ncard: {agent_card_path(agent)}")
         if spec.kind == "rl":
             click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}")
+            if env_id and env_id not in (card.get("envs") or {}):
+                # a user reading values for an env may otherwise take them as tested there
+                click.echo(f"note: {agent}'s card has no entry for {env_id}: these are its untuned defaults, "
+                           f"never measured there")
         where = f"on {env_id}" if env_id else "card default"
         rows = [("hyperparameter", where, "dataclass default", "meaning")]
         for name, default, help_ in describe(spec.config_cls):

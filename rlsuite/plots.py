@@ -105,10 +105,14 @@ def _band(matrix: np.ndarray, stat: str = "mean"):
 
 def _draw(ax, members: list[dict], x: str, stat: str, label: str, color=None):
     """One group's curve (STAT across its seeds) and 95% band against x ('steps' or 'wall'); its colour."""
+    # From the point where every seed has evaluated once: np.interp would otherwise hold a seed's first
+    # evaluation flat back to x = 0, a curve drawn where nothing was measured.
+    start = max(c[x].min() for c in members)
     if x == "steps":  # every evaluation step any seed has
         grid = np.unique(np.concatenate([c["steps"] for c in members]))
+        grid = grid[grid >= start]
     else:  # seeds evaluate at different wall-clock times: a common grid
-        grid = np.linspace(0, max(c["wall"].max() for c in members), 200)
+        grid = np.linspace(start, max(c["wall"].max() for c in members), 200)
     centre, low, high = _band(np.stack([np.interp(grid, c[x], c["mean"]) for c in members]), stat)
     line, = ax.plot(grid, centre, label=label, color=color)
     ax.fill_between(grid, low, high, alpha=0.25, color=line.get_color())

@@ -58,6 +58,9 @@ def test_list_shows_what_a_run_uses(tmp_path):
     out = CliRunner().invoke(main, ["list", "dqn", "--env", "CartPole-v1"]).output
     row = next(line for line in out.splitlines() if line.startswith("train_freq"))
     assert row.split()[1] == "256"
+    assert "note:" not in out  # CartPole-v1 has an entry in dqn's card
+    out = CliRunner().invoke(main, ["list", "sac", "--env", "CartPole-v1"]).output
+    assert "note: sac's card has no entry for CartPole-v1: these are its untuned defaults" in out
     assert "supervised" in CliRunner().invoke(main, ["list"]).output
     assert CliRunner().invoke(main, ["list", "supervised"]).exit_code == 0
 

@@ -342,3 +342,26 @@ def test_compare_of_runs_bad_input_is_one_line(tmp_path, tiny_run):
     (stopped / "status.json").write_text('{"status": "interrupted", "step": 300}')
     assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={stopped}"), "has not finished", "interrupted")
     assert_one_line_error(invoke("compare", "dqn", "CartPole-v1", "-o", tmp_path / "c.md"), "groups of finished runs")
+
+
+def test_curves_start_where_every_seed_has_evaluated():
+    """A curve starts at the latest first evaluation of its seeds, not at x = 0 with the first value held flat
+    back to it (the wall-clock panel drew SAC Pendulum's first evaluation from 0 s to 32 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from rlsuite.plots import _draw
+
+    members = [{"steps": np.array([2000.0, 4000.0, 6000.0]), "wall": np.array([32.0, 60.0, 90.0]),
+                "mean": np.array([-867.0, -400.0, -150.0])},
+               {"steps": np.array([3000.0, 6000.0]), "wall": np.array([40.0, 80.0]), "mean": np.array([-900.0, -200.0])}]
+    fig, (ax_steps, ax_wall) = plt.subplots(1, 2)
+    _draw(ax_steps, members, "steps", "mean", "x")
+    _draw(ax_wall, members, "wall", "mean", "x")
+    steps_x, wall_x = ax_steps.get_lines()[0].get_xdata(), ax_wall.get_lines()[0].get_xdata()
+    plt.close(fig)
+    assert list(steps_x) == [3000.0, 4000.0, 6000.0]  # 2000 is before the second seed's first evaluation
+    assert wall_x[0] == 40.0 and wall_x[-1] == 90.0 and len(wall_x) == 200
