@@ -46,7 +46,7 @@ from rlsuite.errors import UserError
 from rlsuite.plots import plot_curves
 from rlsuite.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
 from rlsuite.report import (aggregate_table, cpu_ratio, header, iqm_verdict, kept_block, per_seed_table, ratio_lines,
-                            read_sections, stamped, write_section)
+                            read_sections, stamped, with_table_verdicts, write_section)
 from rlsuite.rundir import restore_records, save_record
 from rlsuite.stats import aggregate
 
@@ -211,6 +211,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
         names = [compare.run_name(label, env_id, seed) for label in variants(agent, env_id) for seed in seeds]
         block = kept_block(read_sections(out / "continuous.md").get("mujoco", []), f"### {agent.upper()} on {env_id} (",
                            KEPT_NOTE)
+        block = with_table_verdicts(block, "sb3", "SB3", "target: inside or above")
         return kept_if_gone([runs_root(out, agent) / "runs" / name for name in names], block)
 
     return fill_grid(cells, shown, lambda key: cell(*key, seeds, out, rows=rows, keep=True), peek,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,11 +136,47 @@ def iqm_verdict(ours: list[dict], theirs: list[dict], label_ours: str, label_the
     other's interval or above?"), and by how much it misses: e.g. "rlsuite's final IQM 2,116.1 is **below** SB3's
     95% interval [2,723.0, 3,249.0] by 606.9 (SB3's IQM 3,070.4)"."""
     other = aggregate(theirs)
-    ia, (lo, hi), ib = aggregate(ours)["final_iqm"], other["final_ci"], other["final_iqm"]
+    return _placed(aggregate(ours)["final_iqm"], other["final_ci"], other["final_iqm"], label_ours, label_theirs, note)
+
+
+def _placed(ia: float, ci: tuple[float, float], ib: float, label_ours: str, label_theirs: str, note: str) -> str:
+    lo, hi = ci
     where = "inside" if lo <= ia <= hi else "above" if ia > hi else "below"
     by = "" if where == "inside" else f" by {(ia - hi if where == 'above' else lo - ia):,.1f}"
     return (f"{label_ours}'s final IQM {ia:,.1f} is **{where}** {label_theirs}'s 95% interval [{lo:,.1f}, {hi:,.1f}]"
             f"{by} ({label_theirs}'s IQM {ib:,.1f}{'; ' + note if note else ''})")
+
+
+_IQM_CELL = re.compile(r"^(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]$")
+
+
+def with_table_verdicts(block: list[str], theirs: str, label_theirs: str, note: str = "") -> list[str]:
+    """A block kept as published (its runs are gone, so only its text is left) with iqm_verdict's lines read off
+    its aggregate table's "IQM final [95% CI]" column, after its first bullets, unless it has them already: the
+    verdict of a cell published before verdicts were written, in the numbers its table shows."""
+    if any("final IQM" in line for line in block):
+        return block
+    head = next((i for i, line in enumerate(block) if "| IQM final [95% CI] |" in line), None)
+    if head is None:
+        return block
+    column = [c.strip() for c in block[head].split("|")].index("IQM final [95% CI]")
+    iqms = {}
+    for line in block[head + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.split("|")]
+        if match := _IQM_CELL.match(cells[column]):
+            iqms[cells[1]] = tuple(float(x) for x in match.groups())
+    if theirs not in iqms:
+        return block
+    _, *ci = iqms[theirs]
+    lines = [f"- {_placed(iqm, tuple(ci), iqms[theirs][0], name, label_theirs, note)}"
+             for name, (iqm, _, _) in iqms.items() if name != theirs]
+    first = next((i for i, line in enumerate(block) if line.startswith("- ")), None)
+    if first is None:
+        return block
+    end = next((i for i in range(first, len(block)) if not block[i].startswith("- ")), len(block))
+    return [*block[:end], *lines, *block[end:]]
 
 
 def cpu_ratio(r: dict) -> str:

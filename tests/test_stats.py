@@ -81,3 +81,27 @@ def test_iqm_verdict_places_one_iqm_against_the_others_interval():
     assert lo < hi
     assert f"**above** B's 95% interval [{lo:,.1f}, {hi:,.1f}] by {9000 - hi:,.1f}" in iqm_verdict(side(9000), wide, "a", "B")
     assert f"**below** B's 95% interval [{lo:,.1f}, {hi:,.1f}] by {lo - 100:,.1f}" in iqm_verdict(side(100), wide, "a", "B")
+
+
+def test_a_kept_block_gets_its_verdicts_from_its_own_table():
+    # A cell published before verdict lines were written (its runs gone, so only its text is left) read as if it
+    # met its target: SAC Hopper-v5's miss was only in the table. The verdicts come from the table's numbers.
+    from rlsuite.report import with_table_verdicts
+
+    block = ["### SAC on Hopper-v5 (budget)", "", "*kept*", "", "- ratio 1.50×", "- bf16 ratio 2.24×", "",
+             "- published ...", "",
+             "| implementation | solved | stays solved | IQM final [95% CI] | median steps/s |",
+             "|---|---|---|---|---|",
+             "| rlsuite | 0/3 | 0/3 | 2116.2 [1202.6, 3418.8] | 83 |",
+             "| sb3 | 0/3 | 0/3 | 3069.6 [2722.6, 3248.8] | 55 |",
+             "| rlsuite-bf16 | 0/3 | 0/3 | 3300.0 [1026.1, 3425.6] | 124 |", ""]
+    out = with_table_verdicts(block, "sb3", "SB3", "target: inside or above")
+    assert out[4:8] == [
+        "- ratio 1.50×", "- bf16 ratio 2.24×",
+        "- rlsuite's final IQM 2,116.2 is **below** SB3's 95% interval [2,722.6, 3,248.8] by 606.4 "
+        "(SB3's IQM 3,069.6; target: inside or above)",  # 2722.6 - 2116.2
+        "- rlsuite-bf16's final IQM 3,300.0 is **above** SB3's 95% interval [2,722.6, 3,248.8] by 51.2 "
+        "(SB3's IQM 3,069.6; target: inside or above)"]  # 3300.0 - 3248.8
+    assert out[:6] + out[8:] == block  # nothing else moves
+    assert with_table_verdicts(out, "sb3", "SB3") == out  # written once, however often it is kept
+    assert with_table_verdicts(block[:9], "sb3", "SB3") == block[:9]  # no table, nothing to read
