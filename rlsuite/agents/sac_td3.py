@@ -45,7 +45,8 @@ from rlsuite.storage import NStepAccumulator, ReplayBuffer, naive_replay_bytes
 class OffPolicyConfig(CommonConfig):
     """What SAC and TD3 share (SB3's defaults)."""
 
-    lr: Schedule = param(Schedule(3e-4), "Adam learning rate of actor, critics (and SAC's α); number or schedule")
+    lr: Schedule = param(Schedule(3e-4), "Adam learning rate of the actor and critics (in SAC, of its entropy "
+                         "coefficient α too); number or schedule")
     buffer_size: int = param(1_000_000, "replay capacity in transitions")
     learning_starts: int = param(100, "env steps of uniformly random actions (as SB3) before the first update")
     batch_size: int = param(256, "transitions per gradient step")
