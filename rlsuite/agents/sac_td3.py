@@ -64,7 +64,8 @@ class OffPolicyConfig(CommonConfig):
                            "bfloat16, weights, optimiser and outputs in float32; updates 1.7x (SAC) and 2.0x (TD3) "
                            "faster measured on an AVX512-BF16 CPU; native on AMX CPUs and Ampere+ GPUs too, emulated and slower elsewhere; "
                            "learning matched fp32 on Pendulum; 3 seeds each, IQM vs fp32's: SAC Hopper 1,909 vs 2,116, TD3 Hopper "
-                           "2,542 vs 2,859, SAC HalfCheetah 7,955 vs 7,847: results/continuous.md)",
+                           "2,542 vs 2,859, SAC HalfCheetah 7,955 vs 7,847, TD3 HalfCheetah 8,258 vs 7,996: "
+                           "results/continuous.md)",
                            choices=PRECISIONS)
     log_every: int = param(1_000, "env steps between loss logs")
 
