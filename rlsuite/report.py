@@ -133,8 +133,8 @@ def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_the
 
 def iqm_verdict(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str, note: str = "") -> str:
     """Where OURS' final IQM lies against THEIRS' 95% bootstrap interval (PROTOCOL.md's question, "within the
-    other's interval or above?"), and by how much it misses: e.g. "rlsuite's final IQM 2,116.1 is **below** SB3's
-    95% interval [2,723.0, 3,249.0] by 606.9 (SB3's IQM 3,070.4)"."""
+    other's interval or above?"), and by how much it misses: e.g. "rlsuite's final IQM 2,116.2 is **below** SB3's
+    95% interval [2,722.6, 3,248.8] by 606.4 (SB3's IQM 3,069.6)"."""
     other = aggregate(theirs)
     return _placed(aggregate(ours)["final_iqm"], other["final_ci"], other["final_iqm"], label_ours, label_theirs, note)
 
@@ -147,14 +147,16 @@ def _placed(ia: float, ci: tuple[float, float], ib: float, label_ours: str, labe
             f"{by} ({label_theirs}'s IQM {ib:,.1f}{'; ' + note if note else ''})")
 
 
-_IQM_CELL = re.compile(r"^(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]$")
+_NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
+_IQM_CELL = re.compile(rf"^{_NUMBER} \[{_NUMBER}, {_NUMBER}\]$")
 
 
 def with_table_verdicts(block: list[str], theirs: str, label_theirs: str, note: str = "") -> list[str]:
     """A block kept as published (its runs are gone, so only its text is left) with iqm_verdict's lines read off
-    its aggregate table's "IQM final [95% CI]" column, after its first bullets, unless it has them already: the
-    verdict of a cell published before verdicts were written, in the numbers its table shows."""
-    if any("final IQM" in line for line in block):
+    its aggregate table's "IQM final [95% CI]" column, where a live cell has them (after its speed bullets, before
+    the published reference points), unless it has them already: the verdict of a cell published before verdicts
+    were written. The table's numbers are rounded to 0.1, so a "by" amount can differ from a live run's by 0.1."""
+    if any(re.search(r" is \*\*(inside|above|below)\*\* ", line) for line in block):
         return block
     head = next((i for i, line in enumerate(block) if "| IQM final [95% CI] |" in line), None)
     if head is None:
@@ -166,15 +168,16 @@ def with_table_verdicts(block: list[str], theirs: str, label_theirs: str, note: 
             break
         cells = [c.strip() for c in line.split("|")]
         if match := _IQM_CELL.match(cells[column]):
-            iqms[cells[1]] = tuple(float(x) for x in match.groups())
+            iqms[cells[1]] = tuple(float(x.replace(",", "")) for x in match.groups())
     if theirs not in iqms:
         return block
     _, *ci = iqms[theirs]
     lines = [f"- {_placed(iqm, tuple(ci), iqms[theirs][0], name, label_theirs, note)}"
              for name, (iqm, _, _) in iqms.items() if name != theirs]
-    first = next((i for i, line in enumerate(block) if line.startswith("- ")), None)
-    if first is None:
-        return block
+    first = next((i for i, line in enumerate(block[:head]) if line.startswith("- ")), None)
+    if first is None or block[first].startswith("- published"):  # no speed bullets: a bullet run of their own
+        at = first if first is not None else head
+        return [*block[:at], *lines, "", *block[at:]]
     end = next((i for i in range(first, len(block)) if not block[i].startswith("- ")), len(block))
     return [*block[:end], *lines, *block[end:]]
 

@@ -105,3 +105,20 @@ def test_a_kept_block_gets_its_verdicts_from_its_own_table():
     assert out[:6] + out[8:] == block  # nothing else moves
     assert with_table_verdicts(out, "sb3", "SB3") == out  # written once, however often it is kept
     assert with_table_verdicts(block[:9], "sb3", "SB3") == block[:9]  # no table, nothing to read
+
+
+def test_table_verdicts_where_a_block_has_no_speed_bullets_and_numbers_carry_commas():
+    # Found in review: "1,150.3"-style numbers gave no verdict, and a block whose first bullet is its reference
+    # points got the verdicts after them (a live cell states them before).
+    from rlsuite.report import with_table_verdicts
+
+    table = ["| implementation | IQM final [95% CI] | mean final | median steps/s |", "|---|---|---|---|",
+             "| rlsuite | -1,150.3 [-1,200.0, -1,100.0] | -1150.0 | 90 |",
+             "| sb3 | -150.5 [-160.0, -140.0] | -150.0 | 80 |", ""]
+    verdict = ("- rlsuite's final IQM -1,150.3 is **below** SB3's 95% interval [-160.0, -140.0] by 990.3 "
+               "(SB3's IQM -150.5)")  # -160.0 - (-1,150.3)
+    assert with_table_verdicts(["### X", "", "- published: 1", "", *table], "sb3", "SB3") == \
+        ["### X", "", verdict, "", "- published: 1", "", *table]
+    assert with_table_verdicts(["### X", "", *table], "sb3", "SB3") == ["### X", "", verdict, "", *table]
+    assert with_table_verdicts(["### X", "", "| a | b |", "|---|---|", "| 1.2.3 | 4 |"], "sb3", "SB3") == \
+        ["### X", "", "| a | b |", "|---|---|", "| 1.2.3 | 4 |"]  # not an IQM table: left as it is
