@@ -559,5 +559,18 @@ def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_
     click.echo(f"run directory: {result['run_dir']}")
 
 
+def console() -> None:
+    """The `rlsuite` executable: the command line, then an exit a late stop signal cannot spoil."""
+    try:
+        main()
+    finally:
+        # The command's work is done and its output written; the interpreter's teardown is left (torch's
+        # atexit hooks among it, up to 2 s on a busy machine). A SIGTERM there raised SystemExit inside an
+        # atexit hook (a traceback, then exit 0) or, once Python had put back the default action, killed
+        # the process (-15) after a complete run. Ignored from here, so the exit code is the command's.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console()
