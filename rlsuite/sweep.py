@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import traceback
 import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -120,12 +121,27 @@ def run_job(job: dict) -> dict:
         return {"name": name, "status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0], "log": str(log)}
 
 
+# The local pool's run processes, so that a stop reaches them; none starts once the sweep is stopping.
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
 def _run_in_subprocess(job: dict) -> dict:
     """run_job in a fresh Python process: a crash or a kill -9 there costs this run only."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # what spawn would pass on
-    proc = subprocess.run([sys.executable, "-m", "rlsuite.sweep", "--job"], input=json.dumps(job), text=True,
-                          capture_output=True, env=env)
-    lines = proc.stdout.strip().splitlines()
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            return {"name": job["name"], "status": "interrupted", "error": "not started: the sweep was stopped"}
+        proc = subprocess.Popen([sys.executable, "-m", "rlsuite.sweep", "--job"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        _LIVE.add(proc)
+    try:
+        out, err = proc.communicate(json.dumps(job))
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    lines = out.strip().splitlines()
     if proc.returncode == 0 and lines:
         try:
             return json.loads(lines[-1])
@@ -133,7 +149,7 @@ def _run_in_subprocess(job: dict) -> dict:
             pass
     log = Path(job["root"]) / "runs" / job["name"] / "error.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(proc.stdout + proc.stderr)
+    log.write_text(out + err)
     if proc.returncode < 0:
         why = f"killed by {signal.Signals(-proc.returncode).name}"
     else:
@@ -184,10 +200,27 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
     if backend != "local":
         raise UserError(f"unknown backend {backend!r}; use local or ray")
     results = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    _STOPPING.clear()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
             results.append(future.result())
             report(results[-1])
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Ctrl-C or SIGTERM: the queued runs never start (before, the pool's exit started every one of
+        # them); the running ones stop at a checkpoint. Ctrl-C reached them too (a second signal would
+        # abort them); a SIGTERM may have reached this process only, so it is passed on.
+        with _LIVE_LOCK:
+            _STOPPING.set()
+            running = list(_LIVE)
+        pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(e, SystemExit):
+            for proc in running:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown()
     return results
 
 

@@ -365,3 +365,33 @@ def test_curves_start_where_every_seed_has_evaluated():
     plt.close(fig)
     assert list(steps_x) == [3000.0, 4000.0, 6000.0]  # 2000 is before the second seed's first evaluation
     assert wall_x[0] == 40.0 and wall_x[-1] == 90.0 and len(wall_x) == 200
+
+
+def test_a_sigterm_to_a_local_sweep_stops_its_run_at_a_checkpoint_and_starts_no_other(tmp_path):
+    # Before: the pool's exit waited for the running run (the SIGTERM had reached the sweep's process only)
+    # and then started every queued one, so a stopped sweep kept training for hours.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.Popen([sys.executable, "-m", "rlsuite.cli", "sweep", "dqn", "CartPole-v1", "--seeds", "3",
+                             "--workers", "1", "--steps", "500000", *sets, "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    runs = tmp_path / "runs" / "sweep-dqn-CartPole-v1" / "runs"
+    try:
+        deadline = time.monotonic() + 240
+        while not any(runs.glob("*/checkpoints/last.pt")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)  # to the sweep's process only, as a job scheduler would
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    started = sorted(d.name for d in runs.iterdir())
+    assert len(started) == 1, started  # the two queued seeds never started
+    status = json.loads((runs / started[0] / "status.json").read_text())
+    assert status["status"] == "interrupted", status  # stopped at a checkpoint, resumable
