@@ -560,7 +560,8 @@ def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_
 
 
 def console() -> None:
-    """The `rlsuite` executable: the command line, then an exit a late stop signal cannot spoil."""
+    """The `rlsuite` executable: the command line, then an exit a late stop signal cannot spoil. For the
+    executable only: it leaves SIGTERM and SIGINT ignored, so a program embedding the CLI calls `main`."""
     try:
         main()
     finally:
