@@ -201,26 +201,24 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
         raise UserError(f"unknown backend {backend!r}; use local or ray")
     results = []
     _STOPPING.clear()
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
-            results.append(future.result())
-            report(results[-1])
-    except (KeyboardInterrupt, SystemExit) as e:
-        # Ctrl-C or SIGTERM: the queued runs never start (before, the pool's exit started every one of
-        # them); the running ones stop at a checkpoint. Ctrl-C reached them too (a second signal would
-        # abort them); a SIGTERM may have reached this process only, so it is passed on.
-        with _LIVE_LOCK:
-            _STOPPING.set()
-            running = list(_LIVE)
-        pool.shutdown(wait=False, cancel_futures=True)
-        if isinstance(e, SystemExit):
-            for proc in running:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-        pool.shutdown(wait=True)
-        raise
-    pool.shutdown()
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # its exit waits for the runs under way
+        try:
+            for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
+                results.append(future.result())
+                report(results[-1])
+        except (KeyboardInterrupt, SystemExit) as e:
+            # Ctrl-C or SIGTERM: the queued runs never start (before, the pool's exit started every one of
+            # them); the running ones stop at a checkpoint. Ctrl-C reached them too (a second signal would
+            # abort them); a SIGTERM may have reached this process only, so it is passed on.
+            with _LIVE_LOCK:
+                _STOPPING.set()
+                running = list(_LIVE)
+            pool.shutdown(wait=False, cancel_futures=True)
+            if isinstance(e, SystemExit):
+                for proc in running:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGTERM)
+            raise
     return results
 
 
