@@ -1,10 +1,11 @@
-"""Regenerate results/cards.md: every shipped card validated on seeds that tuning never saw (issues 10, 12).
+"""Regenerate results/cards/: every shipped card validated on seeds that tuning never saw.
 
     python benchmarks/cards.py                                   # every cell, seeds 100-109
     python benchmarks/cards.py --seeds 100-104 --cells dqn:CartPole-v1
-    ATEN_CPU_CAPABILITY=default python benchmarks/cards.py --out results/float-default
+    ATEN_CPU_CAPABILITY=default python benchmarks/cards.py --out results/floatpaths/float-default
+    python benchmarks/cards.py --seeds 200-209 --report cards-changed   # another report: results/cards-changed/
 
-A learning claim is a distribution, not a run (PROTOCOL.md): each card is run with its own budget on
+A learning claim is a distribution, not a run (docs/protocol.md): each card is run with its own budget on
 fresh seeds and reported as the count that meets the cell's target, IQM final with its 95% interval,
 and medians. Runs live under OUT/runs/bench-cards/<agent> and are reused while their settings match
 (resumed when interrupted), so the script can span sessions; cells run cheapest first and the report
@@ -22,15 +23,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from rlsuite import compare
-from rlsuite.cards import load_env_card
-from rlsuite.report import header, runs_section
-from rlsuite.rundir import float_path
+from rlsuite.config.cards import load_env_card
+from rlsuite.experiments import compare
+from rlsuite.experiments.report import header, report_folder, runs_section
+from rlsuite.run.rundir import float_path
 
 
 @dataclass(frozen=True)
 class Cell:
-    """A card's target from issue 10: at least `need` of the seeds reach a final 20-episode mean of at
+    """A card's target: at least `need` of the seeds reach a final 20-episode mean of at
     least `level` (None: the env's threshold, i.e. stays solved)."""
 
     agent: str
@@ -53,22 +54,22 @@ CELLS = (
     Cell("ppo", "LunarLander-v3", 9), Cell("dqn", "LunarLander-v3", 7),
 )
 NOTES = {
-    "ppo:CartPole-v1": "Card: found by `rlsuite tune` on seeds 10-14 (results/tune-cards/ppo-CartPole-v1/report.md), "
+    "ppo:CartPole-v1": "Card: found by `rlsuite tune` on seeds 10-14 (results/tune_cards/ppo-CartPole-v1/report.md), "
                        "after the zoo's values stayed solved in 8/10 of seeds 100-109 (101 and 107 solved, then "
                        "collapsed); validated on seeds 200-209 (cards-changed.md).",
-    "dqn:CartPole-v1": "Card: 3-step returns (agents/dqn.yaml), chosen on seeds 10-19.",
-    "reinforce:CartPole-v1": "Card: lr 5e-3 annealed to 0 (agents/reinforce.yaml), chosen on seeds 10-19.",
+    "dqn:CartPole-v1": "Card: 3-step returns (cards/agents/dqn.yaml), chosen on seeds 10-19.",
+    "reinforce:CartPole-v1": "Card: lr 5e-3 annealed to 0 (cards/agents/reinforce.yaml), chosen on seeds 10-19.",
 }
 
-# Why a cell misses its target (issue 10: "reported with its measured figure and why"): what was tried and
+# Why a cell misses its target (reported with its measured figure and why): what was tried and
 # where its evidence is. The figures themselves come from the runs (diagnosis below), never from this text.
 WHY = {
-    "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune-cards/dqn-CartPole-v1/report.md) at the card's "
-                       "50k steps (results/cards-changed.md, fresh seeds 200-209) and at 100k (results/cards-dqn-100k.md, "
+    "dqn:CartPole-v1": "Tried: the tune studies' best trial (results/tune_cards/dqn-CartPole-v1/report.md) at the card's "
+                       "50k steps (results/cards-changed/, fresh seeds 200-209) and at 100k (results/cards-dqn-100k/, "
                        "fresh seeds 300-309): "
                        "neither stayed solved on more fresh seeds than this card. DQN's CartPole runs end either side of "
                        "the threshold seed by seed: some never reach it in the budget, some reach it and fall back "
-                       "(results/cards-dqn-fresh400.md: the card on seeds no choice has seen).",
+                       "(results/cards-dqn-fresh400/: the card on seeds no choice has seen).",
     "dqn:LunarLander-v3": "The budget is the zoo's 100k steps (the same for SB3 in results/README.md). The misses "
                           "above end near the threshold, not in a crash, and some fell back after reaching it: with a "
                           "constant learning rate the greedy policy still moves at 100k steps, and one 20-episode "
@@ -82,7 +83,7 @@ WHY = {
                           "(results/README.md). Tried: two hand-made variants on tuning seeds 10-13 (described in "
                           "benchmarks/tune_cards.py; not kept as reports) and a tune study over the card's space plus "
                           "the optimiser, env count and observation normalisation "
-                          "(results/tune-cards/a2c-LunarLander-v3/report.md): its best trial stays solved on none of "
+                          "(results/tune_cards/a2c-LunarLander-v3/report.md): its best trial stays solved on none of "
                           "its seeds.",
 }
 
@@ -126,13 +127,14 @@ def main() -> None:
     parser.add_argument("--cells", default=",".join(c.key for c in CELLS), help="agent:env,...")
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true")
-    parser.add_argument("--report", default="cards.md", help="the report's file name in OUT")
+    parser.add_argument("--report", default="cards", help="the report's folder in OUT (cards-NAME for a variant)")
     parser.add_argument("--candidate", action="append", default=[], metavar="AGENT:ENV=FILE",
                         help="validate a tuned entry (e.g. a study's best.yaml) in place of the card's, for that cell")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    name = args.report.removesuffix(".md")
+    folder = report_folder(out, name)
     seeds = seed_range(args.seeds)
     by_key = {c.key: c for c in CELLS}
     unknown = [k for k in args.cells.split(",") if k not in by_key]
@@ -147,8 +149,8 @@ def main() -> None:
     started = time.time()
     report = header(f"Cards on fresh seeds (float path: {float_path()})",
                     f"python {' '.join(['benchmarks/cards.py'] + sys.argv[1:])}", seeds)
-    report += ["Targets are issue 10's; SAC and TD3 on Pendulum-v1 have issue 12's (better than -200 in 5/5, so "
-               "10/10 here). A card is never tuned on these seeds; a card changed after being seen "
+    report += ["Targets: the project's card targets; SAC and TD3 on Pendulum-v1 must end better than -200 in 5/5 "
+               "(so 10/10 here). A card is never tuned on these seeds; a card changed after being seen "
                "here is validated again on new seeds.", ""]
     summary = ["| card | target | measured | verdict |", "|---|---|---|---|"]
     sections: list[str] = []
@@ -172,13 +174,13 @@ def main() -> None:
                 lines += ["", f"Why it misses. {diagnosis(res['rlsuite'], level)} {WHY.get(key, '')}".rstrip()]
         sections += runs_section(f"{cell.agent} on {cell.env}{' — tuned candidate' if source else ''} (threshold {first['threshold']:g}, budget "
                                  f"{first['steps']:,} steps)", res, load_env_card(cell.env).max_return,
-                                 out / f"{Path(args.report).stem}_{cell.agent}_{cell.env}", f"rlsuite {cell.agent}",
+                                 folder / f"{name}_{cell.agent}_{cell.env}", f"rlsuite {cell.agent}",
                                  f"{cell.agent} on {cell.env}, fresh seeds {seeds[0]}-{seeds[-1]}",
                                  [f"Candidate: {source}, run in place of the card's entry (not the shipped card)."
-                                  if source else NOTES.get(key, "Card: agents/" + cell.agent + ".yaml."), "", *lines, ""])
+                                  if source else NOTES.get(key, "Card: cards/agents/" + cell.agent + ".yaml."), "", *lines, ""])
         took = f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."
-        (out / args.report).write_text("\n".join(report + summary + [""] + sections + [took]) + "\n")
-    print(f"wrote {out / args.report}")
+        (folder / "README.md").write_text("\n".join(report + summary + [""] + sections + [took]) + "\n")
+    print(f"wrote {folder / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Regenerate results/continuous.md: SAC and TD3 (issue 12), rlsuite vs SB3 at the same hyperparameters.
+"""Regenerate results/continuous/: SAC and TD3, rlsuite vs SB3 at the same hyperparameters.
 
     python benchmarks/continuous.py --sections pendulum         # SAC and TD3 on Pendulum-v1, 5 seeds
     python benchmarks/continuous.py --sections mujoco           # Hopper-v5, HalfCheetah-v5: SAC, TD3 (300k), PPO (1M)
@@ -38,17 +38,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlsuite import compare, runs
-from rlsuite.baselines import differences_from_zoo
-from rlsuite.benchgrid import check_only, check_rows, fill_grid, kept_if_gone, mine, train_rows
-from rlsuite.cards import load_env_card
-from rlsuite.errors import UserError
-from rlsuite.plots import plot_curves
-from rlsuite.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
-from rlsuite.report import (aggregate_table, cpu_ratio, header, iqm_verdict, kept_block, per_seed_table, ratio_lines,
-                            read_sections, stamped, with_table_verdicts, write_section)
-from rlsuite.rundir import restore_records, save_record
-from rlsuite.stats import aggregate
+from rlsuite import runs
+from rlsuite.config.cards import load_env_card
+from rlsuite.core.errors import UserError
+from rlsuite.core.stats import aggregate
+from rlsuite.experiments import compare
+from rlsuite.experiments.compare import differences_from_zoo
+from rlsuite.experiments.grid import check_only, check_rows, fill_grid, kept_if_gone, mine, train_rows
+from rlsuite.experiments.plots import plot_curves
+from rlsuite.experiments.profiling import SPLIT_HEAD, best_cpu_times, split_row, time_split
+from rlsuite.experiments.report import (
+    aggregate_table,
+    cpu_ratio,
+    header,
+    iqm_verdict,
+    kept_block,
+    per_seed_table,
+    ratio_lines,
+    read_sections,
+    report_folder,
+    stamped,
+    with_table_verdicts,
+    write_section,
+)
+from rlsuite.experiments.summary import write_summary
+from rlsuite.run.rundir import restore_records, save_record
 
 SECTIONS = ("pendulum", "mujoco", "sb3actor", "bf16", "updates", "ppotime")
 # Published reference points, all at 1M steps: the zoo's benchmark.md (one run each, -v3 envs, deterministic
@@ -132,14 +146,14 @@ def cell_lines(agent: str, env_id: str, res: dict, out: Path, need: int | None =
     lines += aggregate_table(res, load_env_card(env_id).max_return) + per_seed_table(res)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
     suffix = "" if setting == "fp32" else f"_{setting}"
-    paths = plot_curves(list(labels), out / "figures" / f"continuous_{agent}_{env_id}{suffix}", labels=labels,
+    paths = plot_curves(list(labels), out / "continuous" / f"continuous_{agent}_{env_id}{suffix}", labels=labels,
                         title=f"{agent} on {env_id}: mean and 95% band over {len(res['rlsuite'])} seeds").paths
-    return lines + [f"![{agent} {env_id}](figures/{paths[0].name})", ""]
+    return lines + [f"![{agent} {env_id}]({paths[0].name})", ""]
 
 
 def pendulum_section(out: Path, seeds) -> list[str]:
     lines = ["## Pendulum-v1: SAC and TD3, rlsuite vs SB3", "",
-             "Same seeds, alternating in this process, one torch thread, CPU. Target (issue 12): better than −200 "
+             "Same seeds, alternating in this process, one torch thread, CPU. Target: better than −200 "
              "in 5/5 within 20k steps, steps/s ≥ 1.5× SB3.", ""]
     splits = []
     for agent in ("sac", "td3"):
@@ -154,7 +168,7 @@ def pendulum_section(out: Path, seeds) -> list[str]:
 
 
 def native_bf16() -> str:
-    from rlsuite.nets import bf16_is_native
+    from rlsuite.learn.nets import bf16_is_native
 
     if not bf16_is_native("cpu"):
         return "no (emulated: slower than fp32)"
@@ -168,7 +182,7 @@ def bf16_section(out: Path, seeds) -> list[str]:
              f"multiplies in bfloat16 (torch autocast; native bf16 on this CPU: {native_bf16()}), while weights, "
              "gradients, Adam and every output layer (Q-values, the policy's mean and log-std) stay float32. "
              "SB3 runs in float32 as "
-             "always. Same seeds, alternating in this process. Target (issue 12): better than −200 in 5/5 within 20k "
+             "always. Same seeds, alternating in this process. Target: better than −200 in 5/5 within 20k "
              "steps, steps/s ≥ 1.5× SB3.", ""]
     for agent in ("sac", "td3"):
         lines += cell_lines(agent, "Pendulum-v1", cell(agent, "Pendulum-v1", seeds, out, "bf16"), out,
@@ -187,7 +201,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
     `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid);
     `rows` (e.g. "rlsuite-bf16") only those rows of them."""
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
-             f"Seeds {list(seeds)}, the env cards' budgets. Target (issue 12): rlsuite's IQM within SB3's interval or "
+             f"Seeds {list(seeds)}, the env cards' budgets. Target: rlsuite's IQM within SB3's interval or "
              "above, steps/s ≥ 1.5× SB3. Reference points: the zoo's and CleanRL's published scores are at 1M steps. "
              "SAC and TD3 cells also run rlsuite with `--set precision=bf16` (rows `rlsuite-bf16`; see the bf16 "
              "section), alternating with the other two seed by seed.", ""]
@@ -209,7 +223,7 @@ def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows
         """A cell published before records were kept: its block as published, while none of its runs is here."""
         agent, env_id = key
         names = [compare.run_name(label, env_id, seed) for label in variants(agent, env_id) for seed in seeds]
-        block = kept_block(read_sections(out / "continuous.md").get("mujoco", []), f"### {agent.upper()} on {env_id} (",
+        block = kept_block(read_sections(out / "continuous" / "README.md").get("mujoco", []), f"### {agent.upper()} on {env_id} (",
                            KEPT_NOTE)
         block = with_table_verdicts(block, "sb3", "SB3", "target: inside or above")
         return kept_if_gone([runs_root(out, agent) / "runs" / name for name in names], block)
@@ -250,8 +264,8 @@ def updates_section(reps: int = 3, n: int = 150) -> list[str]:
     from torch.utils.flop_counter import FlopCounterMode
 
     from rlsuite.agents.sac_td3 import SACConfig, TD3Config, build_learner, sac_update, td3_update
-    from rlsuite.nets import matmul_precision
-    from rlsuite.optim import DivergenceGuard
+    from rlsuite.learn.nets import matmul_precision
+    from rlsuite.learn.optim import DivergenceGuard
 
     env = gym.make("Hopper-v5")
     obs_dim, act_dim, batch_size = env.observation_space.shape[0], env.action_space.shape[0], 256
@@ -325,8 +339,9 @@ def ppo_time_section(out: Path, seeds, reps: int = 5) -> list[str]:
     import statistics
 
     from rlsuite.agents.pg import build_actor_critic, ppo_update
-    from rlsuite.baselines import baseline_hyperparameters, make_model
-    from rlsuite.optim import DivergenceGuard, make_adam
+    from rlsuite.learn.optim import DivergenceGuard, make_adam
+    from rlsuite.sb3.baseline import make_model
+    from rlsuite.sb3.hyperparameters import baseline_hyperparameters
 
     lines = ["## Where PPO's time goes on MuJoCo, rlsuite vs SB3", "",
              "CPU ms per env step. Total: the finished MuJoCo PPO runs' training-process CPU time (the median over "
@@ -400,7 +415,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "continuous.md"
+    path = report_folder(out, "continuous") / "README.md"
     if (args.cells or args.rows) and args.sections != "mujoco":  # a second process must not redo the other sections
         sys.exit("--cells and --rows pick runs of the mujoco grid: use them with --sections mujoco alone")
     for name in args.sections.split(","):
@@ -414,6 +429,7 @@ def main() -> None:
             write_section(path, head, name, lambda: stamped(section() if callable(section) else section,
                                                             f"python benchmarks/continuous.py --sections {name}",
                                                             seeds if name != "updates" else None), SECTIONS)
+            write_summary(out)  # the front page quotes the report as it is now
 
         try:
             if name == "mujoco":

@@ -1,4 +1,4 @@
-"""Regenerate results/faults.md: fault trials against the run directory's promises.
+"""Regenerate results/faults/ (results/faults-AGENT-ENV/ for another agent): fault trials against the run directory's promises.
 
     python benchmarks/faults.py                     # 10 kill -9 trials, 5 SIGTERM trials, 3 disk-full trials
     python benchmarks/faults.py --kills 20 --disk /mnt/tiny
@@ -29,9 +29,16 @@ import sys
 import time
 from pathlib import Path
 
+from rlsuite.experiments.report import report_folder
+
 SETS = ["--set", "checkpoint_minutes=0.03", "--set", "eval_every=2500"]  # a checkpoint every ~2 s
 STEPS = 30_000
 TRAIN: list = ["dqn", "CartPole-v1"]  # the agent and env under trial (--agent, --env)
+
+
+def relative(arg: str) -> str:
+    """A path under the current folder as a relative one: the report's command must not name this machine's paths."""
+    return os.path.relpath(arg) if os.path.isabs(arg) and arg.startswith(os.getcwd() + os.sep) else arg
 
 
 def rlsuite(*args, **kw) -> subprocess.Popen:
@@ -111,13 +118,13 @@ def main() -> None:
     TRAIN[:] = [args.agent, args.env]
     SETS.extend(x for kv in args.set for x in ("--set", kv))
     suffix = "" if TRAIN == ["dqn", "CartPole-v1"] else f"-{args.agent}-{args.env.replace('/', '-')}"
-    report = f"faults{suffix}.md"
+    report = f"faults{suffix}"
     work = Path(args.work or f"/tmp/rlsuite-faults{suffix}")
     shutil.rmtree(work, ignore_errors=True)
     rng = random.Random(0)
-    from rlsuite.report import header
+    from rlsuite.experiments.report import header
 
-    lines = header("Fault trials: kill -9, SIGTERM, a full disk" + (f" ({' '.join(TRAIN)})" if suffix else ""), f"python {' '.join(['benchmarks/faults.py'] + sys.argv[1:])}",
+    lines = header("Fault trials: kill -9, SIGTERM, a full disk" + (f" ({' '.join(TRAIN)})" if suffix else ""), f"python {' '.join(['benchmarks/faults.py'] + [relative(x) for x in sys.argv[1:]])}",
                    [0])
     reference = rlsuite("train", *TRAIN, "--seed", 0, "--steps", STEPS, "--out", work / "reference",
                         "--quiet", *SETS)
@@ -170,7 +177,7 @@ def main() -> None:
             _, err = proc.communicate(timeout=600)
             run_dir = train_dir(disk)
             status = json.loads((run_dir / "status.json").read_text())["status"] if (run_dir / "status.json").exists() else "?"
-            from rlsuite.checkpoint import load_checkpoint
+            from rlsuite.run.checkpoint import load_checkpoint
 
             try:
                 step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
@@ -202,9 +209,9 @@ def main() -> None:
                       "reads the lines after them.", ""]
     else:
         lines += ["## disk full: not run (give --disk with a small filesystem, e.g. a 3 MiB tmpfs)", ""]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    Path(args.out, report).write_text("\n".join(lines) + "\n")
-    print(f"wrote {Path(args.out, report)}")
+    folder = report_folder(args.out, report)
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {folder / 'README.md'}")
 
 
 if __name__ == "__main__":

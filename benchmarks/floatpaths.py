@@ -1,8 +1,8 @@
-"""Regenerate results/float-paths.md: which float-path switches give this machine another CPU's arithmetic.
+"""Regenerate results/floatpaths/: which float-path switches give this machine another CPU's arithmetic.
 
     python benchmarks/floatpaths.py            # which switches change the arithmetic here (a minute)
     python benchmarks/floatpaths.py --cards    # then the validated cards under ATEN_CPU_CAPABILITY=default,
-                                               # seeds 100-104 (an hour; runs reused) -> results/float-default/
+                                               # seeds 100-104 (an hour; runs reused) -> results/floatpaths/float-default/
 
 Issue 10 asks that validated cards hold under a second float path (`ATEN_CPU_CAPABILITY=default`, and
 `MKL_ENABLE_INSTRUCTIONS=AVX2`/`AVX512` where the CPU has them). A switch only tests anything if it changes
@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from rlsuite.experiments.report import header, report_folder
 
 SETTINGS = [
     {},
@@ -60,13 +62,13 @@ print(json.dumps(out))
 """
 
 
-# The cards that met their target on the native path (results/cards.md, 10 seeds), checked again under a second
-# float path on the first 5 of those seeds: a robust card holds there too (issue 10), and a card that holds on
+# The cards that met their target on the native path (results/cards/, 10 seeds), checked again under a second
+# float path on the first 5 of those seeds: a robust card holds there too, and a card that holds on
 # 10 seeds natively but fails on most of 5 here would show it. PPO LunarLander has its own report (long runs).
 SECOND_PATH = {"ATEN_CPU_CAPABILITY": "default"}
-VALIDATED = [("cards.md", "ppo:CartPole-v1,a2c:CartPole-v1,reinforce:CartPole-v1,ppo:Acrobot-v1,a2c:Acrobot-v1,"
+VALIDATED = [("cards", "ppo:CartPole-v1,a2c:CartPole-v1,reinforce:CartPole-v1,ppo:Acrobot-v1,a2c:Acrobot-v1,"
                           "ppo:Pendulum-v1,dqn:Acrobot-v1"),
-             ("cards-lunarlander.md", "ppo:LunarLander-v3"), ("cards-continuous.md", "sac:Pendulum-v1,td3:Pendulum-v1")]
+             ("cards-lunarlander", "ppo:LunarLander-v3"), ("cards-continuous", "sac:Pendulum-v1,td3:Pendulum-v1")]
 
 
 def probe(setting: dict) -> dict:
@@ -85,9 +87,7 @@ def main() -> None:
     parser.add_argument("--out", default="results")
     parser.add_argument("--cards", action="store_true", help="then run the validated cards under the second float path")
     args = parser.parse_args()
-    import torch  # only for the report header's versions
-
-    from rlsuite.report import header
+    import torch  # only for the report header's versions (the probes run torch in their own processes)
 
     started = time.time()
     native = probe({})
@@ -115,7 +115,7 @@ def main() -> None:
         cards = Path(__file__).with_name("cards.py")
         for report, cells in VALIDATED:
             cmd = [sys.executable, str(cards), "--seeds", "100-104", "--cells", cells, "--report", report,
-                   "--out", str(Path(args.out) / "float-default")]
+                   "--out", str(Path(args.out) / "floatpaths" / "float-default")]
             print("$", " ".join(f"{k}={v}" for k, v in SECOND_PATH.items()), *cmd[1:], flush=True)
             if subprocess.run(cmd, env={**os.environ, **SECOND_PATH}).returncode != 0:
                 sys.exit(f"the cards under {SECOND_PATH} failed; their output is above")
@@ -123,17 +123,17 @@ def main() -> None:
 
 
 def write(lines: list[str], out: Path) -> None:
-    """float-paths.md: the measurement, then the verdicts of every card report made under another float path."""
+    """floatpaths/README.md: the measurement, then the verdicts of every card report made under another float path."""
     lines = list(lines)
-    for report in sorted(out.glob("float-*/cards*.md")):
+    folder = report_folder(out, "floatpaths")
+    for report in sorted(folder.glob("float-*/cards*/README.md")):
         text = report.read_text().splitlines()
         rows = [line for line in text if line.startswith("| ") and not line.startswith(("| card ", "|---"))]
         verdicts = [r for r in rows if r.rstrip(" |").endswith(("met",)) or "missed" in r][:20]
-        lines += [f"[{report.relative_to(out)}]({report.relative_to(out)}): {text[0][2:]}, "
+        lines += [f"[{report.relative_to(folder)}]({report.relative_to(folder)}): {text[0][2:]}, "
                   f"{next((t for t in text if t.startswith('Seeds:')), 'Seeds: ?')[7:]}", "",
                   "| card | target | measured | verdict |", "|---|---|---|---|", *verdicts, ""]
-    path = out / "float-paths.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = folder / "README.md"
     path.write_text("\n".join(lines))
     print(f"wrote {path}")
 

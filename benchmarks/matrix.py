@@ -1,5 +1,5 @@
-"""Regenerate results/README.md: rlsuite vs Stable-Baselines3, DQN / A2C / PPO on CartPole-v1, Acrobot-v1
-and LunarLander-v3, plus REINFORCE's own curves (PROTOCOL.md). `rlsuite bench` runs this last.
+"""Regenerate results/matrix/: rlsuite vs Stable-Baselines3, DQN / A2C / PPO on CartPole-v1, Acrobot-v1
+and LunarLander-v3, plus REINFORCE's own curves (docs/protocol.md). `rlsuite bench` runs this last.
 
     python benchmarks/matrix.py                          # the whole matrix, 10 seeds (hours on 2 cores)
     python benchmarks/matrix.py --cells ppo:Acrobot-v1   # one cell; the report still covers every cell
@@ -20,26 +20,27 @@ import time
 from pathlib import Path
 
 import torch
-
 from scipy.stats import trim_mean
 
-from rlsuite import compare
-from rlsuite.baselines import SB3_ALGORITHMS, baseline_hyperparameters, differences_from_zoo
-from rlsuite.cards import load_env_card
-from rlsuite.plots import plot_curves, plot_grid
-from rlsuite.report import (INDEX_HEADING, aggregate_table, header, index_lines, per_seed_table, ratio_lines,
-                            write_front_page)
-from rlsuite.stats import aggregate
+from rlsuite.config import cards
+from rlsuite.config.cards import load_env_card
+from rlsuite.core.stats import aggregate
+from rlsuite.experiments import compare
+from rlsuite.experiments.compare import differences_from_zoo
+from rlsuite.experiments.plots import plot_curves, plot_grid
+from rlsuite.experiments.report import aggregate_table, header, per_seed_table, ratio_lines, report_folder
+from rlsuite.registry import get_agent
+from rlsuite.sb3.hyperparameters import SB3_ALGORITHMS, baseline_hyperparameters
 
 AGENTS = ("dqn", "a2c", "ppo", "reinforce")
 # Cards changed since the 5-seed report of 2026-11-28 (seeds 0-4). That report's raw figures are kept in
-# figures/matrix-2026-11-28.json (its matrix.json as committed), so each changed cell shows the old card's
+# matrix/matrix-2026-11-28.json (its matrix.json as committed), so each changed cell shows the old card's
 # figure beside the new one's.
-PREVIOUS = "figures/matrix-2026-11-28.json"
+PREVIOUS = "matrix/matrix-2026-11-28.json"
 CHANGED = {
-    ("dqn", "CartPole-v1"): "1-step returns (now 3-step, issue 9)",
-    ("ppo", "CartPole-v1"): "the zoo's values (now found by `rlsuite tune`, issue 10)",
-    ("reinforce", "CartPole-v1"): "constant lr and the return bug issue 9 fixed (now lr annealed to 0)",
+    ("dqn", "CartPole-v1"): "1-step returns (now 3-step)",
+    ("ppo", "CartPole-v1"): "the zoo's values (now found by `rlsuite tune`)",
+    ("reinforce", "CartPole-v1"): "constant lr, before a fix to its returns (now lr annealed to 0)",
 }
 ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 
@@ -49,10 +50,8 @@ def runs_root(out: Path, agent: str) -> Path:
 
 
 def budget(agent: str, env_id: str) -> int:
-    steps = load_env_card(env_id).budget_for(agent)
-    if steps is None:
-        sys.exit(f"envs/{env_id}.yaml has no benchmark budget for {agent}; add it under `budget:`")
-    return int(steps)
+    """The one budget of the agent on the env (the cards'), the same for rlsuite and SB3."""
+    return cards.budget(agent, get_agent(agent).config_cls, env_id)
 
 
 def run_cell(agent: str, env_id: str, seeds, out: Path, force: bool) -> dict[str, list[dict]]:
@@ -162,9 +161,9 @@ def cell_section(agent: str, env_id: str, results: dict, diff: dict | None, out:
     lines += aggregate_table(results, load_env_card(env_id).max_return)
     lines += ["<details><summary>per seed</summary>", ""] + per_seed_table(results) + ["</details>", ""]
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
-    figure = plot_curves(list(labels), out / "figures" / f"{agent}_{env_id}", labels=labels,
+    figure = plot_curves(list(labels), out / "matrix" / f"{agent}_{env_id}", labels=labels,
                          title=f"{title}: mean and 95% band over {n_seeds} seeds")
-    return lines + [f"![{title}](figures/{figure.paths[0].name})", ""]
+    return lines + [f"![{title}]({figure.paths[0].name})", ""]
 
 
 def main() -> None:
@@ -173,7 +172,7 @@ def main() -> None:
     parser.add_argument("--cells", default=None, help="agent:env,... to train (default: all)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--force", action="store_true", help="retrain the selected cells' finished runs")
-    parser.add_argument("--no-report", action="store_true", help="train only; do not rewrite results/README.md")
+    parser.add_argument("--no-report", action="store_true", help="train only; do not rewrite results/matrix/")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -196,8 +195,7 @@ def main() -> None:
         if (agent, env_id) not in results:
             results[agent, env_id] = run_cell(agent, env_id, seeds, out, False)
     command = "python " + " ".join(["benchmarks/matrix.py"] + sys.argv[1:])
-    report = header("rlsuite vs Stable-Baselines3", "rlsuite bench", seeds)
-    report[3:3] = [f"This page alone, from the same runs: `{command}`  "]
+    report = header("Classic control: rlsuite vs Stable-Baselines3", command, seeds)
     report += [
         "Every cell: rlsuite with its agent card vs SB3 with rl-baselines3-zoo's values (recorded in the same "
         "card), the same seeds, the env card's budget for that agent for both, run alternating seed by seed in one "
@@ -216,9 +214,9 @@ def main() -> None:
     previous = {cell: previous_card(*cell, out) for cell in every}
     report += [summary_row(a, e, results[a, e], diffs[a, e], previous[a, e]) for a, e in every] + [""]
     grid = {(title_of(a), e): {name: [s["run_dir"] for s in v] for name, v in results[a, e].items()} for a, e in every}
-    overview = plot_grid(grid, out / "figures" / "overview",
+    overview = plot_grid(grid, report_folder(out, "matrix") / "overview",
                          f"rlsuite vs SB3: evaluation return, mean and 95% band over {len(seeds)} seeds")
-    report += [f"![rlsuite vs SB3, every cell](figures/{overview[0].name})", ""]
+    report += [f"![rlsuite vs SB3, every cell]({overview[0].name})", ""]
     trained = sum(s["wall_s"] for cell in results.values() for v in cell.values() for s in v)
     report += [f"Training time of the {sum(len(v) for c in results.values() for v in c.values())} runs behind this "
                f"page: {trained / 3600:.1f} h (evaluation excluded); this invocation took "
@@ -232,10 +230,9 @@ def main() -> None:
                                                     "wall_to_solve", "solved", "stays_solved")}
                                | {"final": s["final_eval"]["mean"]} for s in v] for name, v in cell.items()}
            for (a, e), cell in results.items()}
-    (out / "figures" / "matrix.json").write_text(json.dumps(raw, indent=1))
-    report += [INDEX_HEADING, ""] + index_lines(out)
-    write_front_page(out, "\n".join(report) + "\n")  # under the lock a grid refreshing the index takes
-    print(f"wrote {out / 'README.md'}")
+    (out / "matrix" / "matrix.json").write_text(json.dumps(raw, indent=1))
+    (out / "matrix" / "README.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {out / 'matrix' / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Regenerate results/pg.md: rlsuite REINFORCE / A2C / PPO vs Stable-Baselines3 (PROTOCOL.md).
+"""Regenerate results/pg/: rlsuite REINFORCE / A2C / PPO vs Stable-Baselines3 (docs/protocol.md).
 
     python benchmarks/pg.py                              # CartPole PPO + A2C side by side, REINFORCE curves
     python benchmarks/pg.py --sections lunarlander       # PPO on LunarLander-v3, 1M steps (hours on 2 cores)
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from rlsuite import compare
-from rlsuite.cards import load_env_card
-from rlsuite.baselines import baseline_hyperparameters, pg_overrides_from_sb3
-from rlsuite.plots import plot_curves
-from rlsuite.report import aggregate_table, header, per_seed_table, ratio_lines, verdict
+from rlsuite.config.cards import load_env_card
+from rlsuite.experiments import compare
+from rlsuite.experiments.plots import plot_curves
+from rlsuite.experiments.report import aggregate_table, header, per_seed_table, ratio_lines, report_folder, verdict
+from rlsuite.sb3.hyperparameters import baseline_hyperparameters, overrides_from_sb3
 
 
 def log(label: str, seed: int, summary: dict) -> None:
@@ -34,6 +34,7 @@ def log(label: str, seed: int, summary: dict) -> None:
 
 
 def section(title, agent, env_id, results, out, notes) -> list[str]:
+    """A report section; its figure goes to the report's folder OUT."""
     first = next(iter(results.values()))[0]
     lines = [f"## {title} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)", ""]
     lines += aggregate_table(results, load_env_card(env_id).max_return) + notes
@@ -58,6 +59,7 @@ def main() -> None:
     root = out / "runs" / "bench-pg"
     seeds = list(range(args.seeds))
     sections = args.sections.split(",")
+    folder = report_folder(out, "pg" if sections != ["lunarlander"] else "pg/lunarlander")
     started = time.time()
     report = header("Policy-gradient agents: rlsuite vs Stable-Baselines3",
                     f"python {' '.join(['benchmarks/pg.py'] + sys.argv[1:])}", seeds)
@@ -65,8 +67,8 @@ def main() -> None:
         env_id = "CartPole-v1"
         ppo = compare.side_by_side(env_id, seeds, root / "ppo", compare.ours_and_sb3("ppo", env_id), args.force, log)
         r = ratio_lines(ppo["rlsuite"], ppo["sb3"], "rlsuite", "sb3")
-        report += section("PPO on CartPole-v1", "ppo", env_id, ppo, out, [
-            "Targets (issue: policy-gradient family): 5/5 stay solved; median wall-to-solve ≤ 0.5× SB3's; "
+        report += section("PPO on CartPole-v1", "ppo", env_id, ppo, folder, [
+            "Targets: 5/5 stay solved; median wall-to-solve ≤ 0.5× SB3's; "
             "steps/s ≥ 2× SB3's with identical hyperparameters (the card's CartPole entry is the zoo's).", "",
             f"- stays solved: rlsuite **{r['ours']['stays_solved']}/{r['ours']['n']}**, SB3 {r['theirs']['stays_solved']}/{r['theirs']['n']}",
             f"- median wall-to-solve rlsuite / SB3 = **{r['wall_to_solve']:.2f}×** (target ≤ 0.5×: "
@@ -75,11 +77,11 @@ def main() -> None:
             f"target ≥ 2×: {verdict(r['steps_per_s'], 2.0, True)})", ""])
         zoo, _ = baseline_hyperparameters("a2c", env_id)
         variants = compare.ours_and_sb3("a2c", env_id)
-        variants["rlsuite@zoo"] = compare.ours("a2c", env_id, overrides=pg_overrides_from_sb3("a2c", zoo))
+        variants["rlsuite@zoo"] = compare.ours("a2c", env_id, overrides=overrides_from_sb3("a2c", zoo))
         a2c = compare.side_by_side(env_id, seeds, root / "a2c", variants, args.force, log)
         speed = ratio_lines(a2c["rlsuite@zoo"], a2c["sb3"], "rlsuite@zoo", "sb3")
         wall = ratio_lines(a2c["rlsuite"], a2c["sb3"], "rlsuite", "sb3")
-        report += section("A2C on CartPole-v1", "a2c", env_id, a2c, out, [
+        report += section("A2C on CartPole-v1", "a2c", env_id, a2c, folder, [
             "Targets: 5/5 stay solved; steps/s ≥ 2× SB3's with identical hyperparameters (rlsuite@zoo).", "",
             f"- stays solved: rlsuite **{wall['ours']['stays_solved']}/{wall['ours']['n']}**, "
             f"SB3 {wall['theirs']['stays_solved']}/{wall['theirs']['n']}, rlsuite@zoo {speed['ours']['stays_solved']}/{speed['ours']['n']}",
@@ -89,7 +91,7 @@ def main() -> None:
     if "reinforce" in sections:
         res = compare.side_by_side("CartPole-v1", seeds, root / "reinforce", {"rlsuite": compare.ours("reinforce", "CartPole-v1")},
                                    args.force, log)
-        report += section("REINFORCE on CartPole-v1", "reinforce", "CartPole-v1", res, out, [
+        report += section("REINFORCE on CartPole-v1", "reinforce", "CartPole-v1", res, folder, [
             "SB3 has no REINFORCE, so there is no baseline row: this is rlsuite's own curve. "
             "Learning-test target: final evaluation ≥ 400.", ""])
     if "lunarlander" in sections:
@@ -100,14 +102,13 @@ def main() -> None:
         ll["rlsuite"] += rest["rlsuite"]
         finals = {name: sum(s["final_eval"]["mean"] >= 200 for s in v) for name, v in ll.items()}
         counts = {name: len(v) for name, v in ll.items()}
-        report += section("PPO on LunarLander-v3", "ppo", env_id, ll, out, [
+        report += section("PPO on LunarLander-v3", "ppo", env_id, ll, folder, [
             f"Target: final ≥ 200 in at least 4/5 of the seeds within 1M steps. rlsuite: **{finals['rlsuite']}/{counts['rlsuite']}**, "
             f"SB3 (same invocation, seeds {seeds[:k]}): {finals.get('sb3', 0)}/{counts.get('sb3', 0)}. "
             "Zoo PPO on v2: 242 ± 32 at 1M, first ≥ 200 at 430k.", ""])
     report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
-    name = "pg.md" if sections != ["lunarlander"] else "pg_lunarlander.md"
-    (out / name).write_text("\n".join(report) + "\n")
-    print(f"wrote {out / name}")
+    (folder / "README.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {folder / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Regenerate results/pixels.md: DQN and PPO on image observations (issue 11), rlsuite vs SB3.
+"""Regenerate results/pixels/: DQN and PPO on image observations, rlsuite vs SB3.
 
     python benchmarks/pixels.py                                  # every section (many hours on 2 cores)
     python benchmarks/pixels.py --sections memory,speed          # minutes
@@ -34,13 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlsuite import compare
-from rlsuite.benchgrid import fill_grid
-from rlsuite.errors import UserError
-from rlsuite.plots import plot_curves
-from rlsuite.profiling import SPLIT_HEAD, split_row, time_split
-from rlsuite.report import cpu_ratio, header, ratio_lines, stamped, write_section
-from rlsuite.stats import aggregate
+from rlsuite.core.errors import UserError
+from rlsuite.core.stats import aggregate
+from rlsuite.experiments import compare
+from rlsuite.experiments.grid import fill_grid
+from rlsuite.experiments.plots import plot_curves
+from rlsuite.experiments.profiling import SPLIT_HEAD, split_row, time_split
+from rlsuite.experiments.report import cpu_ratio, header, ratio_lines, report_folder, stamped, write_section
+from rlsuite.experiments.summary import write_summary
 
 MINATAR = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
 # The MinAtar paper's DQN (Young & Tian 2019, its Figure 2 curves, read by eye) after 5M frames.
@@ -53,8 +54,8 @@ def fill_memory(capacity: int) -> dict:
     """In this (fresh) process: a FrameReplayBuffer for (4, 84, 84) frames filled with `capacity` transitions."""
     import resource
 
-    from rlsuite.frames import FrameReplayBuffer, frame_replay_bytes
-    from rlsuite.storage import naive_replay_bytes
+    from rlsuite.learn.frame_replay import FrameReplayBuffer, frame_replay_bytes
+    from rlsuite.learn.replay import naive_replay_bytes
 
     shape = (4, 84, 84)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -94,15 +95,15 @@ def memory_section() -> list[str]:
             f"Ratio frame-sharing / whole: {m['computed'] / m['naive']:.3f} (1 / (2 × stack) = 0.125). Frames written "
             f"per transition: {m['frames_per_transition']:.4f} (one per step plus one per episode start, episodes of "
             f"1000 steps here). Filling took {m['fill_s']:.0f} s; a batch of 32 stacks and next-stacks is rebuilt in "
-            f"{m['sample_ms']:.2f} ms. Target (issue 11): ≤ 8 GB.", ""]
+            f"{m['sample_ms']:.2f} ms. Target: ≤ 8 GB.", ""]
 
 
 def vectorization_section() -> list[str]:
     """Env steps/s of each backend with random actions, 8 envs: what the cards' `vectorization` choices rest on."""
     import dataclasses
 
-    from rlsuite.cards import load_env_card
-    from rlsuite.profiling import env_rate
+    from rlsuite.config.cards import load_env_card
+    from rlsuite.experiments.profiling import env_rate
 
     lines = ["## Vectorization backends (8 envs, random actions, env steps/s)", "",
              "| env | sync | async | envpool |", "|---|---|---|---|"]
@@ -127,7 +128,7 @@ def ppo_minibatch_ms(reps: int = 3, n: int = 5) -> dict[str, float]:
     from stable_baselines3.common.policies import ActorCriticCnnPolicy
 
     from rlsuite.agents.pg import PPOConfig, build_actor_critic, log_prob_entropy, policy_and_values
-    from rlsuite.optim import gradient_step
+    from rlsuite.learn.optim import gradient_step
 
     obs_space, action_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6)
     torch.manual_seed(0)
@@ -162,14 +163,14 @@ def ppo_minibatch_ms(reps: int = 3, n: int = 5) -> dict[str, float]:
 
 def speed_section(out: Path) -> list[str]:
     from rlsuite import runs
-    from rlsuite.cards import load_env_card
+    from rlsuite.config.cards import load_env_card
 
     env_id = "ALE/Pong-v5"
     root = out / "runs" / "bench-pixels" / "speed"
     lines = ["## Atari Pong: steps/s at the zoo's values", "",
              "Alternating in this process, one torch thread, CPU, every variant timed again at each invocation (a "
              "rate measured hours earlier under other load is not comparable). rlsuite's cards run the zoo's values "
-             "(agents/*.yaml, `ALE/Pong-v5`); DQN learns from step 2,000 on both sides. `rlsuite (envpool)` is the "
+             "(cards/agents/*.yaml, `ALE/Pong-v5`); DQN learns from step 2,000 on both sides. `rlsuite (envpool)` is the "
              "same card with `vectorization: envpool`, `rlsuite (sync)` with gymnasium's in-process vector env "
              "(SB3's DummyVecEnv steps its envs in-process too; the card's async env runs one worker process per "
              "env). Wall-clock rates on this shared 2-core machine move with other load; the last column divides "
@@ -241,9 +242,9 @@ def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None 
                f"{r['steps_per_s']:.2f}× | {cpu_ratio(r)} | {paper} |")
         labels = {s["run_dir"]: f"{name} {agent}" for name, v in res.items() for s in v}
         name = f"pixels_{agent}_{env_id.replace('/', '-')}"
-        paths = plot_curves(list(labels), out / "figures" / name, labels=labels,
+        paths = plot_curves(list(labels), out / "pixels" / name, labels=labels,
                             title=f"{agent} on {env_id}: mean and 95% band over {len(seeds)} seeds").paths
-        return [row], [f"![{agent} {env_id}](figures/{paths[0].name})"]
+        return [row], [f"![{agent} {env_id}]({paths[0].name})"]
 
     return fill_grid(cells, cells, train,
                      lambda key: compare.finished(key[1], seeds, root / key[0], compare.ours_and_sb3(*key)),
@@ -255,11 +256,11 @@ def pong_section(out: Path) -> list[str]:
     res = compare.side_by_side(env_id, [0], out / "runs" / "bench-pixels" / "pong", compare.ours_and_sb3("ppo", env_id, 1_000_448),
                                False, lambda label, seed, s: print("pong", label, round(s["final_eval"]["mean"], 1), flush=True))
     labels = {s["run_dir"]: f"{name} ppo" for name, v in res.items() for s in v}
-    paths = plot_curves(list(labels), out / "figures" / "pixels_ppo_pong", labels=labels,
+    paths = plot_curves(list(labels), out / "pixels" / "pixels_ppo_pong", labels=labels,
                         title="PPO on ALE/Pong-v5: seed 0, rlsuite vs SB3").paths
     rows = [f"| {name} | {v[0]['final_eval']['mean']:.1f} | {v[0]['steps_per_s']:,.0f} |" for name, v in res.items()]
     return ["## PPO on Atari Pong, 1M steps (seed 0)", "", "| implementation | final (10 games) | steps/s |", "|---|---|---|",
-            *rows, "", f"![PPO Pong](figures/{paths[0].name})", ""]
+            *rows, "", f"![PPO Pong]({paths[0].name})", ""]
 
 
 def main() -> None:
@@ -279,7 +280,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "pixels.md"
+    report_path = report_folder(out, "pixels") / "README.md"
     head = header("Pixels: DQN and PPO on image observations", "python benchmarks/pixels.py", None)
 
     def publish(name: str, section) -> None:
@@ -289,6 +290,7 @@ def main() -> None:
                            list(range(args.seeds)) if name == "minatar" else None)
         # sections not run this time keep their previous text (another process may be running them)
         write_section(report_path, head, name, lines, ("memory", "vectorization", "speed", "minatar", "pong"))
+        write_summary(out)  # the front page quotes the report as it is now
     if args.cells and args.sections != "minatar":  # a second process must not redo the other sections
         sys.exit("--cells picks cells of the minatar grid: use it with --sections minatar alone")
     for name in args.sections.split(","):

@@ -1,4 +1,4 @@
-"""Regenerate results/reinforce.md: REINFORCE on CartPole-v1, Acrobot-v1 and LunarLander-v3 (PROTOCOL.md).
+"""Regenerate results/reinforce/: REINFORCE on CartPole-v1, Acrobot-v1 and LunarLander-v3 (docs/protocol.md).
 
     python benchmarks/reinforce.py                      # 10 seeds per env, the env cards' REINFORCE budgets
     python benchmarks/reinforce.py --envs CartPole-v1 --seeds 10
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from rlsuite import compare
-from rlsuite.cards import load_env_card
-from rlsuite.report import header, runs_section
+from rlsuite.config.cards import load_env_card
+from rlsuite.experiments import compare
+from rlsuite.experiments.report import header, report_folder, runs_section
 
 ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 TARGETS = {"CartPole-v1": "final evaluation ≥ 400 in every seed, ≥ 475 (stays solved) in most"}
@@ -50,12 +50,12 @@ def main() -> None:
                                    args.force, log)
         first = res["rlsuite"][0]
         report += runs_section(f"REINFORCE on {env_id} (threshold {first['threshold']:g}, budget {first['steps']:,} steps)",
-                               res, load_env_card(env_id).max_return, out / f"reinforce_{env_id}", "rlsuite reinforce",
+                               res, load_env_card(env_id).max_return, report_folder(out, "reinforce") / f"reinforce_{env_id}", "rlsuite reinforce",
                                f"REINFORCE on {env_id}: mean and 95% band over seeds",
                                [f"Target: {TARGETS[env_id]}.", ""] if env_id in TARGETS else [])
     report.append(f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused).")
-    (out / "reinforce.md").write_text("\n".join(report) + "\n")
-    print(f"wrote {out / 'reinforce.md'}")
+    (report_folder(out, "reinforce") / "README.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {out / 'reinforce' / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Tune the cards that missed their issue-10 target, and publish each study in results/tune-cards/.
+"""Tune the cards that missed their target, and publish each study in results/tune_cards/.
 
     python benchmarks/tune_cards.py                       # every study below, resumable
     python benchmarks/tune_cards.py --studies ppo-CartPole-v1
     python benchmarks/tune_cards.py --publish-only        # republish the studies as they stand, no training
 
 A published study is the study folder without its trial runs: report, figures, best.yaml, tune.json and the
-journal, so `rlsuite tune show results/tune-cards/<study>` works on it. (results/tune/ is left to a user's
+journal, so `rlsuite tune show results/tune_cards/<study>` works on it. (results/tune/ is left to a user's
 own `rlsuite tune` studies, which go to OUT/tune/<study>.)
 
 Each study is an ordinary `rlsuite tune` study (its runs and journal under OUT/runs/tune/, reused and
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from rlsuite.study import tune
-from rlsuite.tune_report import write_report
+from rlsuite.tune.report import write_report
+from rlsuite.tune.search import tune
 
 # study -> (agent:env, trials, seeds from 10, workers, extra --search entries). The spaces are the cards'
 # `tune:` sections, with the schedules the CartPole cards use made searchable (anneal: value ->
@@ -68,7 +68,7 @@ def main() -> None:
         elif not (tune_dir / "tune.json").exists():
             print(f"{key}: no study at {tune_dir} to publish; run it first (without --publish-only)")
             continue
-        published = out / "tune-cards" / key
+        published = out / "tune_cards" / key
         published.mkdir(parents=True, exist_ok=True)
         for name in ("tune.json", "study.journal", "best.yaml", "history.png", "history.svg", "importances.png",
                      "importances.svg", "best_vs_card.png", "best_vs_card.svg"):

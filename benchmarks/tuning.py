@@ -1,4 +1,4 @@
-"""Regenerate results/tuning.md: what `rlsuite tune` costs on this machine (issue 10).
+"""Regenerate results/tuning/: what `rlsuite tune` costs on this machine.
 
     python benchmarks/tuning.py                  # DQN CartPole-v1, 3 seeds per trial, 12 trials per study
     python benchmarks/tuning.py --trials 6 --studies pruned,unpruned
@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlsuite.report import header
-from rlsuite.study import counts, load_settings, open_study, tune
+from rlsuite.experiments.report import header, report_folder
+from rlsuite.tune.search import tune
+from rlsuite.tune.study import counts, load_settings, open_study
 
 AGENT, ENV = "dqn", "CartPole-v1"
 STUDIES = {"unpruned": ("none", 1), "pruned": ("median", 1), "unpruned-2w": ("none", 2)}
@@ -110,7 +111,7 @@ def main() -> None:
                     f"python {shlex.join(['benchmarks/tuning.py'] + sys.argv[1:])}", [10, 11, 12])
     budget = f"{args.steps:,}" if args.steps else "50,000"
     report += [f"Each trial: the DQN card's `tune:` space on CartPole-v1, 3 seeds (10-12) × {budget} steps, scored by "
-               "rlsuite.tuning.objective; TPE with sampler seed 0. Wall-clock is the whole `tune` call (trials, "
+               "rlsuite.tune.space.objective; TPE with sampler seed 0. Wall-clock is the whole `tune` call (trials, "
                "evaluations, storage), the current card's reference runs excluded." +
                (f" Conditions: {args.conditions}" if args.conditions else ""), "",
                "| study | pruner | workers | trials done | complete / pruned / failed | wall (min) | trials per hour | "
@@ -143,8 +144,8 @@ def main() -> None:
                       "fraction is the figure to use."))
     report += ["", "Studies: " + ", ".join(f"`{r['tune_dir']}`" for r in res.values()) +
                " (`rlsuite tune show DIR` for each one's report)."]
-    (out / "tuning.md").write_text("\n".join(report) + "\n")
-    print(f"wrote {out / 'tuning.md'}")
+    (report_folder(out, "tuning") / "README.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {out / 'tuning' / 'README.md'}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,8 @@
-"""rlsuite: readable from-scratch RL agents on shared PyTorch networks.
+"""rlsuite: readable from-scratch RL agents on shared PyTorch networks, measured against Stable-Baselines3.
 
-The Python API (the CLI is one client of it):
-
-    import rlsuite
-    result = rlsuite.train("ppo", "CartPole-v1", seed=0, steps=50_000)   # -> summary dict, with "run_dir"
-    policy = rlsuite.load(result["run_dir"])       # any RL run directory, rlsuite's or an SB3 baseline's
-    action = policy.predict(obs)                   # one observation, or a batch: deterministic actions
-    rlsuite.evaluate(result["run_dir"], episodes=20)
-    rlsuite.resume(run_dir, steps=100_000)         # continue a stopped run, or extend a finished one
+The Python API lives in rlsuite.api and is re-exported here: rlsuite.train, rlsuite.resume, rlsuite.load,
+rlsuite.evaluate. It is loaded on first use, so that importing a light part of the package (reading run
+directories, plotting) does not import torch.
 """
 
 __version__ = "0.1.0"
@@ -15,29 +10,9 @@ __version__ = "0.1.0"
 __all__ = ["train", "resume", "load", "evaluate", "__version__"]
 
 
-def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
-          out="results", device: str = "auto", progress: bool = False) -> dict:
-    """Train AGENT on ENV_ID with its card (+ `overrides`, as --set); returns the summary, run_dir included."""
-    from rlsuite import runs
+def __getattr__(name: str):
+    if name in ("train", "resume", "load", "evaluate"):
+        import importlib  # the API module is imported lazily (see above), not to dodge a cycle
 
-    return runs.train(agent, env_id, seed=seed, steps=steps, overrides=overrides, out=out, device=device,
-                      progress=progress)
-
-
-def resume(run_dir, steps: int | None = None, device: str | None = None, progress: bool = False) -> dict:
-    from rlsuite import runs
-
-    return runs.resume(run_dir, progress=progress, device=device, steps=steps)
-
-
-def load(run_dir, device: str = "auto"):
-    """The deterministic policy of a run directory: `policy(obs_batch)` or `policy.predict(obs)`."""
-    from rlsuite import runs
-
-    return runs.load_policy(run_dir, device)
-
-
-def evaluate(run_dir, episodes: int | None = None, seed: int | None = None, device: str = "auto") -> dict:
-    from rlsuite import runs
-
-    return runs.evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)
+        return getattr(importlib.import_module("rlsuite.api"), name)
+    raise AttributeError(f"module 'rlsuite' has no attribute {name!r}")

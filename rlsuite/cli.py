@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-import signal
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -26,9 +26,29 @@ import os  # noqa: E402
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
+import glob
+import subprocess
+
 import click  # noqa: E402
 
-from rlsuite.errors import UserError
+from rlsuite import runs
+from rlsuite.config.cards import agent_card_path, cards_root, load_agent_card, parse_env_kwargs
+from rlsuite.config.schema import check_seed, describe, parse_overrides
+from rlsuite.core.errors import UserError
+from rlsuite.envs import video
+from rlsuite.experiments.compare import compare_report, compare_runs
+from rlsuite.experiments.plots import expand_run_dirs, load_curve, plot_curves, usable_runs
+from rlsuite.experiments.summary import write_summary
+from rlsuite.experiments.sweep import expand_grid, summary_table
+from rlsuite.experiments.sweep import sweep as run_sweep
+from rlsuite.registry import agent_names, get_agent
+from rlsuite.run.engine import EVAL_SEED_OFFSET
+from rlsuite.run.rundir import safe_name
+from rlsuite.sb3.baseline import train_baseline
+from rlsuite.sb3.hyperparameters import baseline_hyperparameters
+from rlsuite.supervised.classifier import run_supervised
+from rlsuite.tune.report import show
+from rlsuite.tune.search import tune as run_tune
 
 
 def friendly(fn):
@@ -90,7 +110,7 @@ def _print_result(result: dict) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for python, numpy, torch and the envs")
 @click.option("--steps", type=int, default=None, help="environment steps (default: the card's total_steps)")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
-@click.option("--out", default="results", show_default=True, callback=_check_out, help="runs go to OUT/runs/<run>")
+@click.option("--out", default=".", show_default=True, callback=_check_out, help="runs go to OUT/runs/<run>")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
 @click.option("--env-kwargs", "env_kwargs", multiple=True, metavar="KEY=VALUE",
               help="an env constructor argument over the env card's make_kwargs, e.g. repeat_action_probability=0")
@@ -107,8 +127,6 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
       rlsuite train dqn Acrobot-v1 --seed 3 --set lr=5e-4 --set double=true
       rlsuite train --resume results/runs/dqn-CartPole-v1-s0-...
     """
-    from rlsuite import runs
-    from rlsuite.cards import parse_env_kwargs, parse_overrides
 
     progress = not quiet  # a bar on a terminal, plain periodic lines in logs
     if resume_dir:
@@ -140,24 +158,27 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
 @friendly
 def eval_(run_dir, episodes, seed, device, as_json, video_dir):
     """Re-evaluate the saved agent of RUN_DIR with the deterministic policy (or film it with --video)."""
-    from rlsuite.agents import get_agent
-    from rlsuite.rundir import read_run_config
 
     if video_dir is not None:
-        from rlsuite import runs, video
-        from rlsuite.engine import EVAL_SEED_OFFSET
-
         if episodes is not None and not 0 < episodes <= 1000:
             raise UserError(f"--episodes must be in [1, 1000] with --video, got {episodes}")
         policy = runs.load_policy(run_dir, device)
-        start = policy.seed + EVAL_SEED_OFFSET if seed is None else runs.check_seed(seed)
+        start = policy.seed + EVAL_SEED_OFFSET if seed is None else check_seed(seed)
         result = video.record(policy, video_dir, episodes or 1, start)
         click.echo(json.dumps(result) if as_json else "\n".join(
             [f"episode {i}: return {r:.1f}" for i, r in enumerate(result["returns"])] + result["videos"]))
         return
-    spec = get_agent(read_run_config(run_dir)["agent"])
-    result = spec.evaluate(run_dir, episodes=episodes, seed=seed, device=device)
-    click.echo(json.dumps(result) if as_json else spec.describe(result))
+    result = runs.evaluate(run_dir, episodes=episodes, seed=seed, device=device)
+    click.echo(json.dumps(result) if as_json else _evaluation_line(result))
+
+
+def _evaluation_line(r: dict) -> str:
+    """The one line `rlsuite eval` prints: a return over episodes, or a classifier's test accuracy."""
+    if "test_acc" in r:
+        return f"{r['net']} on {r['dataset']}: test accuracy {r['test_acc']:.2%} on {r['test_images']:,} images"
+    who = "" if r.get("implementation", "rlsuite") == "rlsuite" else f"{r['implementation']} "
+    return (f"{who}{r['agent']} on {r['env_id']} at step {r['step']:,}: {r['mean']:.1f} ± {r['std']:.1f} "
+            f"over {r['episodes']} episodes (seed {r['seed']})")
 
 
 @main.command("list")
@@ -167,13 +188,11 @@ def eval_(run_dir, episodes, seed, device, as_json, video_dir):
 def list_(agent, env_id):
     """The agents, their cards and the envs each card covers; with AGENT, every hyperparameter with the
     value a run actually uses: the card's default entry, or with --env the entry for that env."""
-    from rlsuite.agents import agent_names, get_agent
-    from rlsuite.cards import agent_card_path, describe, load_agent_card, resolved_values
 
     if agent:
         spec = get_agent(agent)
         card = load_agent_card(agent)
-        used = resolved_values(agent, spec.config_cls, env_id, rl=spec.kind == "rl")
+        used = runs.resolved_values(agent, spec.config_cls, env_id, rl=spec.kind == "rl")
         click.echo(f"{agent}: {spec.summary}\ncard: {agent_card_path(agent)}")
         if spec.kind == "rl":
             click.echo(f"tuned envs: {', '.join(card.get('envs') or {}) or '-'}")
@@ -199,8 +218,7 @@ def list_(agent, env_id):
         spec = get_agent(name)
         card = load_agent_card(name)
         entries = ", ".join(card.get("envs") or {}) or "-"
-        click.echo(f"{name:<11}{spec.summary}\n{'':<11}card entries: {entries}  (agents/{name}.yaml)")
-    from rlsuite.cards import cards_root
+        click.echo(f"{name:<11}{spec.summary}\n{'':<11}card entries: {entries}  (cards/agents/{name}.yaml)")
 
     envs = cards_root() / "envs"
     click.echo("\nAny registered Gymnasium id works; untuned envs use the card's default entry.")
@@ -212,15 +230,14 @@ def list_(agent, env_id):
 @click.argument("agent")
 @click.argument("env_id", metavar="ENV")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--steps", type=int, default=None, help="environment steps (default: the zoo's n_timesteps)")
+@click.option("--steps", type=int, default=None, help="environment steps (default: the budget rlsuite's agent gets, from the cards)")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--quiet", is_flag=True)
 @friendly
 def baseline(agent, env_id, seed, steps, device, out, quiet):
     """Train Stable-Baselines3's AGENT (dqn, a2c, ppo, sac, td3) on ENV with the card's zoo hyperparameters,
     logged and evaluated exactly like an rlsuite run."""
-    from rlsuite.baselines import train_baseline
 
     result = train_baseline(agent, env_id, seed=seed, steps=steps, out=out, device=device, progress=not quiet)
     _print_result(result)
@@ -229,11 +246,11 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @main.command()
 @click.argument("args", nargs=-1, required=True, metavar="AGENT ENV | GROUP GROUP...")
 @click.option("--seeds", type=int, default=None,
-              help="seeds 0..N-1, the same for both (default 10; PROTOCOL.md: comparisons use at least 10)")
+              help="seeds 0..N-1, the same for both (default 10; docs/protocol.md: comparisons use at least 10)")
 @click.option("--steps", type=int, default=None, help="environment steps for both (default: each card's budget)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a card field; settings SB3 also has (lr, learning_starts, eval_episodes, ...) change on both sides")
-@click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--force", is_flag=True, help="retrain runs that already finished")
 @click.option("-o", "--output", default=None, help="with groups of runs: the report's path (default compare.md)")
 @friendly
@@ -248,12 +265,6 @@ def compare(args, seeds, steps, overrides, out, force, output):
       rlsuite compare best='results/tune/dqn-CartPole-v1/runs/*-10dff62a51-s*' \\
                       card='results/tune/dqn-CartPole-v1/runs/*-42054efb7f-s*' -o best-vs-card.md
     """
-    import glob
-
-    from rlsuite.agents import agent_names
-    from rlsuite.baselines import baseline_hyperparameters
-    from rlsuite.compare import compare_report, compare_runs
-    from rlsuite.cards import parse_overrides
 
     first = args[0]
     if first not in agent_names() and ("=" in first or glob.has_magic(first) or Path(first).exists()):  # runs
@@ -292,7 +303,7 @@ def tensorboard_command(dirs) -> str:
 
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", default="curves.png", show_default=True, help="image path (.png; an .svg is written beside it)")
+@click.option("-o", "--output", default="curves.png", show_default=True, help="image path (.png)")
 @click.option("--group", default=None, help="'env_id': one figure per environment when the runs mix envs")
 @click.option("--title", default=None)
 @click.option("--stat", type=click.Choice(["mean", "iqm"]), default="mean", show_default=True,
@@ -306,8 +317,6 @@ def plot(run_dirs, output, group, title, stat):
       rlsuite plot results/runs/compare-dqn-CartPole-v1 -o curves.png
       rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png
     """
-    from rlsuite.plots import expand_run_dirs, load_curve, plot_curves, usable_runs
-    from rlsuite.rundir import safe_name
 
     if not output.strip() or Path(output).is_dir() or not Path(output).name:
         raise UserError(f"-o {output!r} must be an image path, e.g. -o curves.png")
@@ -342,13 +351,10 @@ def plot(run_dirs, output, group, title, stat):
 @click.option("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
 @click.option("--backend", default="local", show_default=True, help="local (process pool) or ray")
 @click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
-@click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--out", default=".", show_default=True, callback=_check_out)
 @friendly
 def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
     """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
-    import os
-
-    from rlsuite.sweep import sweep as run_sweep
 
     def report(r):
         if r["status"] == "busy":
@@ -363,7 +369,6 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
         raise UserError("--address is for --backend ray; drop it, or add --backend ray")
     results = run_sweep(agent, env_id, seeds, list(sets), os.cpu_count() or 1 if workers is None else workers, backend,
                         address, steps, out, report)
-    from rlsuite.sweep import expand_grid, summary_table
 
     table = summary_table(results, expand_grid(agent, list(sets)), agent, env_id)
     if table:
@@ -422,14 +427,13 @@ def tune():
 @click.option("--pruner", default="median", show_default=True, help="median | halving | none")
 @click.option("--sampler-seed", type=int, default=0, show_default=True)
 @click.option("--name", default=None, help="the study's folder under OUT/tune (default: AGENT-ENV)")
-@click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--no-reference", is_flag=True, help="skip the current card's runs the report compares against")
 @friendly
 def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
              address, pruner, sampler_seed, name, out, device, no_reference):
     """Tune AGENT on ENV: each trial trains --seeds runs; re-running the same command resumes the study."""
-    from rlsuite.study import tune as run_tune
 
     result = run_tune(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search,
                       workers, storage, backend, address, out, name,
@@ -448,7 +452,6 @@ def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, 
 @friendly
 def tune_show(tune_dir):
     """Regenerate TUNE_DIR/report.md and print the best trial's card entry."""
-    from rlsuite.tune_report import show
 
     for line in show(tune_dir):
         click.echo(line)
@@ -460,44 +463,35 @@ SECTIONS = ("dqn", "pg", "reinforce", "cards", "floatpaths", "tuning", "mnist", 
 
 @main.command()
 @click.option("--sections", default="dqn,pg,reinforce,cards,floatpaths,tuning,mnist,faults,pixels,continuous,matrix",
-              show_default=True,
-              help="benchmark scripts to run, in order (benchmarks/<name>.py); matrix writes results/README.md")
+              show_default=True, help="benchmark scripts to run, in order (benchmarks/<name>.py -> OUT/<name>/)")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--index", "index_only", is_flag=True,
-              help="only rewrite the index of OUT/README.md from the reports in OUT (seconds; trains nothing)")
+              help="only rewrite OUT/README.md, the summary of the reports in OUT (seconds; trains nothing)")
 @friendly
 def bench(sections, seeds, out, index_only):
-    """Regenerate the committed report in results/ (hours on 2 cores; never part of CI).
+    """Regenerate the committed reports in results/ (days on 2 cores; never part of CI).
 
     \b
-    dqn     results/dqn.md: DQN targets (CartPole side by side, rlsuite@zoo speed runs, MountainCar)
-    pg      results/pg.md: REINFORCE / A2C / PPO targets (CartPole, PPO LunarLander)
-    reinforce  results/reinforce.md: REINFORCE on CartPole, Acrobot, LunarLander (10 seeds)
-    cards   results/cards.md: every shipped card against issue 10's target on fresh seeds 100-109
-    floatpaths  results/float-paths.md: which float-path switches change the arithmetic here; then the
-            validated cards again under ATEN_CPU_CAPABILITY=default, seeds 100-104 (results/float-default/)
-    tuning  results/tuning.md: what `rlsuite tune` costs (DQN CartPole; pruning; 2 workers)
-    mnist   results/mnist.md: the supervised module
-    faults  results/faults.md: kill -9, SIGTERM and (with a small disk) disk-full trials
-    pixels  results/pixels.md: frame memory, Atari Pong steps/s vs SB3 and EnvPool, MinAtar DQN/PPO vs SB3
-    continuous  results/continuous.md: SAC and TD3 vs SB3 on Pendulum-v1; SAC, TD3 (300k steps, with bf16
-            rows) and PPO (1M) vs SB3 on Hopper-v5 and HalfCheetah-v5
-    matrix  results/README.md: DQN, A2C, PPO vs SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 and the
-            REINFORCE curves (10 seeds, the env cards' budgets), with an index of the other reports
-    Finished runs under OUT/runs are reused while their settings match and interrupted ones (rlsuite's and SB3's)
-    resume, so a rerun only trains what is missing. The index at the end of OUT/README.md is rewritten after
-    each section (and by --index alone), so it quotes the reports as they are now.
+    dqn         DQN against SB3 (CartPole side by side, the zoo's values for speed, MountainCar)
+    pg          REINFORCE / A2C / PPO targets (CartPole, PPO LunarLander)
+    reinforce   REINFORCE on CartPole, Acrobot, LunarLander (10 seeds)
+    cards       every shipped card against its target on fresh seeds 100-109
+    floatpaths  which float-path switches change the arithmetic here; the validated cards again under
+                ATEN_CPU_CAPABILITY=default, seeds 100-104
+    tuning      what `rlsuite tune` costs (DQN CartPole; pruning; 2 workers)
+    mnist       the supervised module
+    faults      kill -9, SIGTERM and (with a small disk) disk-full trials
+    pixels      frame memory, Atari Pong steps/s against SB3 and EnvPool, MinAtar DQN/PPO against SB3
+    continuous  SAC and TD3 against SB3 on Pendulum-v1; SAC, TD3 and PPO against SB3 on MuJoCo
+    matrix      DQN, A2C, PPO against SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 (10 seeds)
+    Each writes OUT/<name>/README.md and its figures. Finished runs under OUT/runs are reused while their settings
+    match and interrupted ones resume, so a rerun only trains what is missing. OUT/README.md, the summary
+    table of every report, is rewritten after each script (and by --index alone).
     """
-    import subprocess
-
-    from rlsuite.report import INDEX_HEADING, refresh_index
 
     if index_only:
-        if not refresh_index(out):
-            raise UserError(f"no index to refresh: {Path(out) / 'README.md'} is missing or has no "
-                            f"'{INDEX_HEADING}' section; run `rlsuite bench --sections matrix --out {out}` first")
-        click.echo(f"index refreshed: {Path(out) / 'README.md'}")
+        click.echo(f"summary written: {write_summary(out)}")
         return
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():
@@ -512,7 +506,7 @@ def bench(sections, seeds, out, index_only):
         cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "floatpaths", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
         failed = subprocess.run(cmd).returncode != 0
-        refresh_index(out)  # what the section wrote before it stopped is quoted too
+        write_summary(out)  # what the script wrote before it stopped is summarised too
         if failed:
             raise UserError(f"benchmark section '{name}' failed; its output is above")
     click.echo(f"report: {Path(out) / 'README.md'}")
@@ -526,7 +520,7 @@ def bench(sections, seeds, out, index_only):
               help="folder with the four IDX files (else $RLSUITE_DATA_DIR/<dataset>, then the user cache)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
-@click.option("--out", default="results", show_default=True, callback=_check_out)
+@click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
 @click.option("--no-download", is_flag=True, help="never download; fail if the files are missing")
 @click.option("--quiet", is_flag=True, help="no progress bar")
@@ -537,11 +531,9 @@ def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_
     \b
     Examples:
       rlsuite supervised mnist --net mlp
-      rlsuite supervised mnist --net cnn --epochs 5 --data-dir ../shared/data/mnist
+      rlsuite supervised mnist --net cnn --epochs 5 --data-dir ~/data/mnist
       rlsuite supervised fashion-mnist --net cnn --data-dir /usr/share/datasets/fashion-mnist
     """
-    from rlsuite.cards import parse_overrides
-    from rlsuite.supervised import run_supervised
 
     progress = not quiet
     result = run_supervised(dataset, net, epochs=epochs, seed=seed, data_dir=data_dir,

@@ -1,10 +1,13 @@
 """Start, resume and re-evaluate runs: the library calls behind `rlsuite train` and `rlsuite eval`
-(and, later, the sweep runner). Every bad input is checked before a run directory is created."""
+(and the runs of every multi-run command). It dispatches on a run directory's implementation: rlsuite's
+agents through the registry, SB3 baselines through rlsuite.sb3. Every bad input is checked before a run
+directory is created."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,15 +15,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsuite.agents import get_agent
-from rlsuite.cards import EnvCard, apply, check_env_card, resolve
-from rlsuite.checkpoint import load_checkpoint
-from rlsuite.engine import EVAL_SEED_OFFSET, Run, resolve_device
-from rlsuite.rundir import RunLock, new_run_dir, read_run_config, read_status, write_run_config
-from rlsuite.envs import make_env, resolve_env_id
-from rlsuite.errors import UserError
-from rlsuite.evaluation import evaluate
-from rlsuite.nets import bf16_is_native
+from rlsuite.config.cards import agent_card_path, env_card_from_data, load_agent_card, resolve
+from rlsuite.config.schema import EnvCard, apply, check_env_card, check_seed, check_steps, to_data
+from rlsuite.core.errors import UserError
+from rlsuite.envs.make import make_env, resolve_auto, resolve_env_id
+from rlsuite.envs.video import check_can_record
+from rlsuite.learn.nets import bf16_is_native
+from rlsuite.registry import get_agent
+from rlsuite.run import evaluation
+from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
+from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
+from rlsuite.run.rundir import RunLock, new_run_dir, read_run_config, read_status, write_run_config
+from rlsuite.sb3.baseline import load_sb3_policy, resumable_baseline, resume_baseline
+from rlsuite.sb3.hyperparameters import BaselineConfig
+from rlsuite.supervised.classifier import evaluate_supervised_run
 
 
 def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
@@ -36,7 +44,6 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     if env_changes:
         card = check_env_card(dataclasses.replace(card, **env_changes), "env card changes")
     if card.vectorization == "auto":  # resolved here, so config.yaml records (and resume reuses) the backend used
-        from rlsuite.envs import resolve_auto
 
         card = resolve_auto(card)
     if steps is not None:
@@ -57,14 +64,13 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     finally:
         env.close()
     if getattr(config, "video_every", None):  # filming must work before a run that films starts
-        from rlsuite.video import check_can_record
 
         check_can_record(card)
     return spec, config, card
 
 
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
-          out: str | Path = "results", device: str = "auto", progress: bool = True,
+          out: str | Path = ".", device: str = "auto", progress: bool = True,
           stop_at: int | None = None, name: str | None = None, lock: RunLock | None = None,
           on_eval=None, env_kwargs: dict | None = None, env_changes: dict | None = None) -> dict:
     """Train AGENT on ENV_ID with its card (+ overrides); returns the summary (or the interrupted result).
@@ -105,12 +111,6 @@ def budget_note(config) -> str | None:
             "--set learning_starts=N")
 
 
-def check_seed(seed, what: str = "--seed") -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise UserError(f"{what} must be an integer in [0, 2^32), got {seed!r}")
-    return seed
-
-
 def load_run(run_dir: str | Path):
     """(AgentSpec, config, env card, config.yaml data) for an existing run directory, every part checked."""
     run_dir = Path(run_dir)
@@ -118,8 +118,6 @@ def load_run(run_dir: str | Path):
     spec = get_agent(data["agent"])
     config_cls = spec.config_cls
     if data.get("implementation", "rlsuite") == "sb3":  # SB3's own hyperparameters are in its baseline section
-        from rlsuite.baselines import BaselineConfig
-
         config_cls = BaselineConfig
     config = apply(config_cls(), data["config"], f"{run_dir}/config.yaml [config]")
     card = env_card_from_data(data.get("env_card"), f"{run_dir}/config.yaml")
@@ -129,20 +127,6 @@ def load_run(run_dir: str | Path):
     return spec, config, card, data
 
 
-def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
-    import dataclasses as dc
-
-    if data is None:
-        return None
-    names = {f.name for f in dc.fields(EnvCard)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise UserError(f"{source}: unknown env-card key '{unknown[0]}' (valid: {', '.join(sorted(names))})")
-    if "id" not in data:
-        raise UserError(f"{source}: the env card has no 'id'")
-    return check_env_card(EnvCard(**data), source)
-
-
 def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None,
            steps: int | None = None, lock: RunLock | None = None, on_eval=None) -> dict:
     """Continue a stopped run from its last checkpoint. With `steps` larger than the run's budget, a
@@ -150,8 +134,6 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
     run_dir = Path(run_dir)
     spec, config, card, data = load_run(run_dir)
     if data.get("implementation", "rlsuite") == "sb3" and steps is None:
-        from rlsuite.baselines import resume_baseline
-
         return resume_baseline(run_dir, progress=progress, stop_at=stop_at, device=device, lock=lock, on_eval=on_eval)
     if data.get("implementation", "rlsuite") != "rlsuite":
         raise UserError(f"{run_dir} was made by {data['implementation']}; it can continue to its own budget "
@@ -197,13 +179,13 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
         lock.release()
 
 
-MAX_STEPS = 10**10  # a budget beyond this is a typo (it would train for years on one machine)
-
-
-def check_steps(steps, what: str = "--steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 < steps <= MAX_STEPS:
-        raise UserError(f"{what} must be a number of environment steps in [1, {MAX_STEPS:.0e}], got {steps!r}")
-    return steps
+def evaluate(run_dir: str | Path, episodes: int | None = None, seed: int | None = None, device: str = "auto") -> dict:
+    """Re-evaluate any run directory: an RL run's policy over episodes, a classifier on its test set."""
+    if get_agent(read_run_config(run_dir)["agent"]).kind == "supervised":
+        if episodes is not None or seed is not None:
+            raise UserError("--episodes and --seed apply to RL runs; a supervised run is evaluated on its test set")
+        return evaluate_supervised_run(run_dir, device=device)
+    return evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)
 
 
 def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | None = None,
@@ -216,7 +198,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
         raise UserError(f"--episodes must be in [1, 10000], got {episodes}")
     episodes = policy.config.final_eval_episodes if episodes is None else episodes
     seed = policy.seed + EVAL_SEED_OFFSET if seed is None else check_seed(seed)
-    returns = evaluate(policy.act, policy.env_card, episodes, seed)
+    returns = evaluation.evaluate(policy.act, policy.env_card, episodes, seed)
     return {"run_dir": str(run_dir), "agent": policy.agent, "implementation": policy.implementation,
             "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes, "seed": seed,
             "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns.tolist()}
@@ -259,9 +241,6 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
     if made_by != (data["agent"], implementation):
         raise UserError(f"{run_dir}/checkpoints/last.pt holds a {made_by[1]} {made_by[0]} checkpoint, but config.yaml "
                         f"describes a {implementation} {data['agent']} run; the directory was mixed up")
-    from rlsuite.checkpoint import nonfinite_tensors
-
-    from rlsuite.engine import NOT_LEARNED
 
     bad = nonfinite_tensors({k: v for k, v in ckpt["state"].items() if k not in NOT_LEARNED})
     if bad:
@@ -272,8 +251,6 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
     env.close()
     try:
         if implementation == "sb3":
-            from rlsuite.baselines import load_sb3_policy
-
             act = load_sb3_policy(data, card, ckpt["state"], dev)
         else:
             act = spec.load_policy(config, spaces, ckpt["state"], dev)
@@ -291,8 +268,6 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
     Lets benchmarks, comparisons and sweeps continue where they stopped without reusing stale runs.
     The run's lock is taken first: a run another live process is training raises RunBusy and is left
     alone (two sweeps on one --out never delete each other's runs)."""
-    import json
-    import shutil
 
     run_dir = Path(out) / "runs" / name
     try:
@@ -317,8 +292,6 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
         if implementation == "rlsuite":
             return resume(run_dir, progress=False, lock=lock, on_eval=on_eval)
         if implementation == "sb3":
-            from rlsuite.baselines import resumable_baseline, resume_baseline
-
             if resumable_baseline(run_dir):  # an SB3 run checkpointed before it could resume starts over
                 return resume_baseline(run_dir, progress=False, lock=lock, on_eval=on_eval)
         for child in run_dir.iterdir():  # a failed, stale or forced run is redone from scratch
@@ -368,8 +341,6 @@ def _experiment(stamp: dict) -> dict:
                              if k not in ("notes", "budget") and not (k in card_defaults and k != "id" and v == card_defaults[k])}
     if isinstance(stamp.get("config"), dict):
         try:
-            from rlsuite.cards import to_data
-
             defaults = json.loads(json.dumps(to_data(get_agent(stamp["agent"]).config_cls()), default=str))
         except UserError:
             defaults = {}
@@ -382,10 +353,23 @@ def _experiment(stamp: dict) -> dict:
     return stamp
 
 
+def resolved_values(agent: str, config_cls, env_id: str | None, rl: bool = True) -> dict:
+    """Field -> the value a run uses: the card's default entry, and with `env_id` the whole resolution
+    (env card settings and the card's entry for that env)."""
+    if env_id is not None and not rl:
+        raise UserError(f"--env applies to RL agents; {agent} has no environment")
+    if env_id is not None:
+        resolve_env_id(env_id)
+        config, _ = resolve(agent, config_cls, env_id)
+    else:
+        config = apply(config_cls(), load_agent_card(agent).get("default") or {}, f"{agent_card_path(agent)} [default]")
+    out = to_data(config)
+    return {k: (v if not isinstance(v, list) else tuple(v)) if not isinstance(v, dict) else v for k, v in out.items()}
+
+
 def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
                 env_kwargs: dict | None = None, env_changes: dict | None = None) -> dict:
     """What makes two rlsuite runs the same experiment: agent, env, resolved config."""
-    from rlsuite.cards import to_data
 
     _, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
     return {"agent": agent, "env_id": env_id, "config": to_data(config), "env_card": dataclasses.asdict(card)}

@@ -1,3 +1,4 @@
+import csv
 import os
 from pathlib import Path
 
@@ -14,6 +15,12 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TINY_DQN = {"learning_starts": "200", "eval_every": "300", "eval_episodes": "2", "final_eval_episodes": "3",
             "hidden": "16,16", "buffer_size": "2000", "train_freq": "4", "gradient_steps": "1",
             "checkpoint_every": "400", "log_every": "100"}
+
+
+def metrics_without_wall(run_dir):
+    """A run's metrics.csv rows without the wall-clock column: what two runs of one seed must share exactly."""
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
 
 
 def assert_one_line_error(result, *fragments):

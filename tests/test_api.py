@@ -28,7 +28,7 @@ def test_train_load_predict_from_python(tmp_path):
 
 @pytest.mark.parametrize("agent, env_id", [("ppo", "CartPole-v1"), ("ppo", "Acrobot-v1")])  # Acrobot: VecNormalize
 def test_eval_takes_an_sb3_baseline_run(tmp_path, agent, env_id):
-    from rlsuite.baselines import train_baseline
+    from rlsuite.sb3.baseline import train_baseline
 
     summary = train_baseline(agent, env_id, steps=512, out=tmp_path, progress=False)
     result = CliRunner().invoke(main, ["eval", summary["run_dir"], "--json"])

@@ -129,10 +129,10 @@ def test_eval_and_plot_bad_inputs(tmp_path, tiny_run):
 
 
 def test_env_card_wrapper_errors(tmp_path, monkeypatch):
-    from rlsuite import cards
-    from rlsuite.cards import EnvCard
-    from rlsuite.envs import make_env
-    from rlsuite.errors import UserError
+    from rlsuite.config import cards
+    from rlsuite.config.schema import EnvCard
+    from rlsuite.envs.make import make_env
+    from rlsuite.core.errors import UserError
 
     with pytest.raises(UserError, match="TimeLimit.*unexpected keyword argument 'max_steps'"):
         make_env(EnvCard("CartPole-v1", wrappers=[{"name": "TimeLimit", "kwargs": {"max_steps": 5}}]))

@@ -11,7 +11,7 @@ import torch
 
 import toy_envs  # noqa: F401 - registers the toy ids
 from rlsuite import runs
-from rlsuite.checkpoint import load_checkpoint
+from rlsuite.run.checkpoint import load_checkpoint
 
 GAMMA = 0.9
 COMMON = {"gamma": str(GAMMA), "hidden": "32,32", "eval_every": "100000", "eval_episodes": "1",
@@ -38,14 +38,14 @@ def learned_value(run_dir: Path, agent: str, obs: np.ndarray) -> float:
     with torch.no_grad():
         if agent == "dqn":
             from rlsuite.agents.dqn import build_q_network
-            from rlsuite.envs import make_env
+            from rlsuite.envs.make import make_env
 
             env = make_env(card)
             q = build_q_network(config, env.observation_space, 2)
             q.load_state_dict(state["q"])
             return float(q(x).max())
         from rlsuite.agents.pg import build_actor_critic
-        from rlsuite.envs import make_env
+        from rlsuite.envs.make import make_env
 
         env = make_env(card)
         model = build_actor_critic(config, env.observation_space, env.action_space)
@@ -73,7 +73,7 @@ def test_termination_gives_the_finite_return(tmp_path, agent, steps):
 def test_reinforce_returns_bootstrap_only_at_time_limits():
     """REINFORCE's Monte-Carlo returns through its episode carry: a time limit adds γ V(final obs) (here
     V = 10), so every step of a never-ending episode is worth 10; the agent end to end is tested above."""
-    from rlsuite.storage import EpisodeCarry
+    from rlsuite.learn.rollout import EpisodeCarry
 
     carry = EpisodeCarry(1, (1,), (), np.int64)
     T = 20

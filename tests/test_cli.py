@@ -61,7 +61,7 @@ def test_resume_from_the_cli(tmp_path):
         (("train", "dqn", "CartPole-v1", "--set", "btach_size=3"), ["did you mean: batch_size"]),
         (("train", "dqn", "CartPole-v1", "--set", "batch_size=abc"), ["batch_size='abc' is not an integer"]),
         (("train", "dqn", "CartPole-v1", "--set", "batch_size=1.5"), ["not an integer"]),
-        # a list field's example is a list (before the fix: "give e.g. hidden=64", a one-layer net)
+        # a list field's example is a list ("give e.g. hidden=64" would suggest a one-layer net)
         (("train", "sac", "Pendulum-v1", "--set", "hidden=abc"), ["hidden='abc' is not an integer; give e.g. hidden=64,64"]),
         (("train", "sac", "Pendulum-v1", "--set", "hidden=64,2.5"), ["hidden='2.5' is not an integer; give e.g. hidden=64,64"]),
         (("train", "dqn", "CartPole-v1", "--set", "lr=fast"), ["lr='fast'"]),

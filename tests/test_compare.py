@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 import toy_envs  # noqa: F401
 from conftest import TINY_DQN, assert_one_line_error
-from rlsuite.baselines import train_baseline
+from rlsuite.sb3.baseline import train_baseline
 from rlsuite.cli import main
-from rlsuite.rundir import METRIC_COLUMNS
-from rlsuite.plots import plot_curves
+from rlsuite.run.rundir import METRIC_COLUMNS
+from rlsuite.experiments.plots import plot_curves
 
 TINY_EVAL = {"eval_every": "250", "eval_episodes": "2", "final_eval_episodes": "2"}
 
@@ -149,7 +149,8 @@ def test_sweep_on_a_local_ray(tmp_path):
 
 
 def test_env_card_budget_per_agent():
-    from rlsuite.cards import EnvCard, load_env_card
+    from rlsuite.config.cards import load_env_card
+    from rlsuite.config.schema import EnvCard
 
     assert EnvCard(id="X", budget=1000).budget_for("ppo") == 1000
     card = EnvCard(id="X", budget={"dqn": 50_000, "ppo": 100_000})
@@ -187,7 +188,7 @@ def test_plot_iqm_band_and_tensorboard_command(tmp_path, sb3_run, tiny_run):
     import numpy as np
 
     from rlsuite.cli import tensorboard_command
-    from rlsuite.plots import _band
+    from rlsuite.experiments.plots import _band
 
     seeds_by_x = np.array([[0.0, 1.0], [10.0, 2.0], [20.0, 3.0], [1000.0, 4.0]])  # 4 seeds, 2 x values
     iqm, low, high = _band(seeds_by_x, "iqm")
@@ -203,7 +204,7 @@ def test_plot_iqm_band_and_tensorboard_command(tmp_path, sb3_run, tiny_run):
 
 
 def test_plot_grid_overview(tmp_path, sb3_run, tiny_run):
-    from rlsuite.plots import plot_grid
+    from rlsuite.experiments.plots import plot_grid
 
     paths = plot_grid({("PPO", "CartPole-v1"): {"sb3": [sb3_run]}, ("DQN", "CartPole-v1"): {"rlsuite": [tiny_run]}},
                       tmp_path / "overview", "two cells")
@@ -221,7 +222,7 @@ def test_overview_clips_only_far_early_crashes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rlsuite.plots import _clip_early_crashes
+    from rlsuite.experiments.plots import _clip_early_crashes
 
     fig, (a, b) = plt.subplots(1, 2)
     a.plot(range(40), [-3000.0] + [float(v) for v in range(0, 195, 5)])  # one crash far below a 0..190 climb
@@ -233,8 +234,8 @@ def test_overview_clips_only_far_early_crashes():
 
 
 def test_env_card_rejects_a_bad_budget(tmp_path, monkeypatch):
-    from rlsuite import cards
-    from rlsuite.errors import UserError
+    from rlsuite.config import cards
+    from rlsuite.core.errors import UserError
 
     (tmp_path / "envs").mkdir()
     monkeypatch.setattr(cards, "cards_root", lambda: tmp_path)
@@ -256,8 +257,8 @@ def test_a_killed_sweep_worker_costs_only_its_own_run(tmp_path):
 
 
 def test_two_sweeps_on_one_out_never_delete_each_others_live_runs(tmp_path):
-    from rlsuite.rundir import RunLock
-    from rlsuite.sweep import _run_name
+    from rlsuite.run.rundir import RunLock
+    from rlsuite.experiments.sweep import _run_name
 
     name = _run_name("dqn", "CartPole-v1", dict(TINY_DQN), 0)
     live = tmp_path / "runs" / "sweep-dqn-CartPole-v1" / "runs" / name
@@ -281,7 +282,7 @@ def test_sweep_rejects_a_repeated_key(tmp_path):
 def test_side_by_side_stops_at_an_interrupted_run(tmp_path):
     """SIGTERM stops a run (checkpoint, status interrupted): the comparison must stop there too, with the
     run's exit code, instead of going on to train the next seed (a bug: it did, and then crashed)."""
-    from rlsuite import compare
+    from rlsuite.experiments import compare
 
     trained = []
 
@@ -353,7 +354,7 @@ def test_curves_start_where_every_seed_has_evaluated():
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from rlsuite.plots import _draw
+    from rlsuite.experiments.plots import _draw
 
     members = [{"steps": np.array([2000.0, 4000.0, 6000.0]), "wall": np.array([32.0, 60.0, 90.0]),
                 "mean": np.array([-867.0, -400.0, -150.0])},

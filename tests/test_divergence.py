@@ -11,8 +11,8 @@ import torch
 import toy_envs  # noqa: F401 - registers the toy ids
 from conftest import TINY_DQN
 from rlsuite import runs
-from rlsuite.checkpoint import load_checkpoint, nonfinite_tensors
-from rlsuite.optim import Diverged
+from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
+from rlsuite.learn.optim import Diverged
 
 TINY_PG = {"num_envs": "2", "n_steps": "16", "eval_every": "64", "eval_episodes": "2", "final_eval_episodes": "2",
            "hidden": "8,8", "checkpoint_every": "32"}
@@ -38,7 +38,7 @@ def test_nan_rewards_stop_every_agent_cleanly(tmp_path, agent):
 
 
 def _lock_is_free(run_dir: Path) -> bool:
-    from rlsuite.rundir import RunLock
+    from rlsuite.run.rundir import RunLock
 
     with RunLock(run_dir):
         return True
@@ -46,7 +46,7 @@ def _lock_is_free(run_dir: Path) -> bool:
 
 def test_nonfinite_weights_are_never_checkpointed(tmp_path):
     """Even where no loss was watched (e.g. weights broken between updates), save refuses NaN weights."""
-    from rlsuite.checkpoint import NonFiniteCheckpoint, save_checkpoint
+    from rlsuite.run.checkpoint import NonFiniteCheckpoint, save_checkpoint
 
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"w": torch.ones(2)}, check={"model": {"w": torch.ones(2)}})

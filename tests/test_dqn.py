@@ -1,24 +1,17 @@
 """DQN: target updates, space checks, determinism, exact resume, and a real learning test."""
 
-import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from conftest import TINY_DQN
+from conftest import TINY_DQN, metrics_without_wall
 from rlsuite import runs
 from rlsuite.agents.dqn import DQNConfig, td_loss
-from rlsuite.optim import update_target as _update_target
-from rlsuite.checkpoint import load_checkpoint
-from rlsuite.errors import UserError
-
-
-def _metrics_without_wall(run_dir):
-    with open(Path(run_dir) / "metrics.csv") as f:
-        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+from rlsuite.learn.optim import update_target as _update_target
+from rlsuite.run.checkpoint import load_checkpoint
+from rlsuite.core.errors import UserError
 
 
 def test_hard_and_polyak_target_updates():
@@ -65,12 +58,12 @@ def test_determinism_same_seed_same_metrics(tmp_path, switches):
     overrides = {**TINY_DQN, **switches}
     a = runs.train("dqn", "CartPole-v1", seed=3, steps=1200, overrides=overrides, out=tmp_path / "a", progress=False)
     b = runs.train("dqn", "CartPole-v1", seed=3, steps=1200, overrides=overrides, out=tmp_path / "b", progress=False)
-    rows = _metrics_without_wall(a["run_dir"])
+    rows = metrics_without_wall(a["run_dir"])
     assert len(rows) > 10 and any(r["eval_mean"] for r in rows)
-    assert rows == _metrics_without_wall(b["run_dir"])
+    assert rows == metrics_without_wall(b["run_dir"])
     assert a["final_eval"]["returns"] == b["final_eval"]["returns"]
     c = runs.train("dqn", "CartPole-v1", seed=4, steps=1200, overrides=overrides, out=tmp_path / "c", progress=False)
-    assert _metrics_without_wall(c["run_dir"]) != rows  # the seed matters
+    assert metrics_without_wall(c["run_dir"]) != rows  # the seed matters
 
 
 @pytest.mark.parametrize("switches", [{}, {"n_step": "3", "prioritized": "true"}])
@@ -84,7 +77,7 @@ def test_resume_matches_a_straight_run(tmp_path, switches):
     assert not (run_dir / "summary.json").exists()
     resumed = runs.resume(run_dir, progress=False)
     assert resumed["status"] == "complete"
-    assert _metrics_without_wall(run_dir) == _metrics_without_wall(straight["run_dir"])
+    assert metrics_without_wall(run_dir) == metrics_without_wall(straight["run_dir"])
     assert resumed["final_eval"]["returns"] == straight["final_eval"]["returns"]
     w1 = load_checkpoint(Path(straight["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
     w2 = load_checkpoint(run_dir / "checkpoints" / "last.pt")["state"]["q"]

@@ -5,16 +5,15 @@ import json
 import pickle
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from rlsuite.cards import load_env_card
-from rlsuite.checkpoint import decode, encode, env_state, load_checkpoint, set_env_state
-from rlsuite.envs import make_vector_env
-from rlsuite.errors import UserError
+from rlsuite.config.cards import load_env_card
+from rlsuite.run.checkpoint import decode, encode, env_state, load_checkpoint, set_env_state
+from rlsuite.envs.make import make_vector_env
+from rlsuite.core.errors import UserError
 
 
 def test_run_directory_has_everything(tiny_run):

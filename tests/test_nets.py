@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlsuite.nets import CNN, MLP, CategoricalHead, ClassifierHead, DuelingQHead, GaussianHead, QHead, ValueHead
+from rlsuite.learn.nets import CNN, MLP, CategoricalHead, ClassifierHead, DuelingQHead, GaussianHead, QHead, ValueHead
 
 
 @pytest.mark.parametrize(

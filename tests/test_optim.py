@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from rlsuite.optim import Diverged, DivergenceGuard, gradient_step, update_target
+from rlsuite.learn.optim import Diverged, DivergenceGuard, gradient_step, update_target
 
 
 def test_gradient_step_clips_the_global_norm_then_steps():

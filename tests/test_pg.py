@@ -1,7 +1,5 @@
 """Policy-gradient agents: distributions, the PPO objective, error paths, determinism, resume, learning."""
 
-import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,16 +8,12 @@ import torch
 import toy_envs  # noqa: F401 - registers the toy ids
 from rlsuite import runs
 from rlsuite.agents.pg import log_prob_entropy, ppo_policy_loss
-from rlsuite.errors import UserError
-from rlsuite.nets import GaussianHead
+from rlsuite.core.errors import UserError
+from rlsuite.learn.nets import GaussianHead
+from conftest import metrics_without_wall
 
 TINY_PG = {"num_envs": "4", "n_steps": "16", "eval_every": "256", "eval_episodes": "2", "final_eval_episodes": "3",
            "hidden": "16,16", "checkpoint_every": "100000"}
-
-
-def _metrics_without_wall(run_dir):
-    with open(Path(run_dir) / "metrics.csv") as f:
-        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
 
 
 def test_gaussian_log_prob_and_entropy_match_torch():
@@ -68,12 +62,12 @@ def test_determinism_and_resume(tmp_path, agent):
     kw = dict(seed=2, steps=1536, overrides=overrides, progress=False)
     straight = runs.train(agent, "CartPole-v1", out=tmp_path / "a", **kw)
     again = runs.train(agent, "CartPole-v1", out=tmp_path / "b", **kw)
-    rows = _metrics_without_wall(straight["run_dir"])
-    assert len(rows) > 5 and rows == _metrics_without_wall(again["run_dir"])
+    rows = metrics_without_wall(straight["run_dir"])
+    assert len(rows) > 5 and rows == metrics_without_wall(again["run_dir"])
     stopped = runs.train(agent, "CartPole-v1", out=tmp_path / "c", stop_at=768, **kw)
     assert stopped["status"] == "interrupted"
     resumed = runs.resume(stopped["run_dir"], progress=False)
-    assert _metrics_without_wall(resumed["run_dir"]) == rows
+    assert metrics_without_wall(resumed["run_dir"]) == rows
     assert resumed["final_eval"]["returns"] == straight["final_eval"]["returns"]
 
 
@@ -115,6 +109,6 @@ def test_ppo_improves_pendulum(tmp_path):
     solve line, so that a recipe that solves on one CPU and lands at -250 on another still passes while
     one that does not learn fails."""
     summary = runs.train("ppo", "Pendulum-v1", seed=0, out=tmp_path, progress=False)
-    first = next(r for r in _metrics_without_wall(summary["run_dir"]) if r["eval_mean"])
+    first = next(r for r in metrics_without_wall(summary["run_dir"]) if r["eval_mean"])
     assert float(first["eval_mean"]) < -900  # an untrained policy: about -1200
     assert summary["final_eval"]["mean"] > -400, summary["final_eval"]

@@ -14,13 +14,15 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import TINY_DQN, assert_one_line_error
-from rlsuite import nets, runs, supervised
-from rlsuite.cards import load_env_card
-from rlsuite.checkpoint import load_checkpoint
+from rlsuite.learn import nets
+from rlsuite import runs
+from rlsuite.supervised import classifier as supervised
+from rlsuite.config.cards import load_env_card
+from rlsuite.run.checkpoint import load_checkpoint
 from rlsuite.cli import main
-from rlsuite.envs import make_env, make_vector_env, resolve_env_id
-from rlsuite.errors import UserError
-from rlsuite.frames import FrameReplayBuffer
+from rlsuite.envs.make import make_env, make_vector_env, resolve_env_id
+from rlsuite.core.errors import UserError
+from rlsuite.learn.frame_replay import FrameReplayBuffer
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("minatar") is None or importlib.util.find_spec("ale_py") is None,
                                 reason="needs the atari and minatar extras")
@@ -48,7 +50,7 @@ def test_atari_card_matches_gymnasium_preprocessing_and_keeps_training_wrappers_
     card = load_env_card("ALE/Pong-v5")
     ours = make_env(card, training=False)
     resolve_env_id("ALE/Pong-v5")
-    from rlsuite.atari import FireReset
+    from rlsuite.envs.atari import FireReset
 
     reference = gym.wrappers.FrameStackObservation(FireReset(gym.wrappers.AtariPreprocessing(
         gym.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False),
@@ -193,7 +195,7 @@ def test_envpool_missing_or_misused_is_one_line(monkeypatch, tmp_path):
 
 
 def test_video_needs_moviepy_and_rendering(tmp_path, tiny_run, monkeypatch):
-    from rlsuite import video
+    from rlsuite.envs import video
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else real(name, *a))
@@ -208,8 +210,8 @@ def test_video_needs_moviepy_and_rendering(tmp_path, tiny_run, monkeypatch):
 
 
 def test_frame_memory_of_a_1m_atari_buffer_is_under_8_gb():
-    from rlsuite.frames import frame_replay_bytes
-    from rlsuite.storage import naive_replay_bytes
+    from rlsuite.learn.frame_replay import frame_replay_bytes
+    from rlsuite.learn.replay import naive_replay_bytes
 
     assert frame_replay_bytes(1_000_000, (4, 84, 84), 8, 1, False) < 8e9 < naive_replay_bytes(1_000_000, (4, 84, 84))
     buffer = FrameReplayBuffer(1000, (4, 84, 84), 1)
@@ -263,7 +265,7 @@ def test_compare_on_an_env_without_a_threshold_reports_scores_only(tmp_path):
 
 
 def test_env_kwargs_are_typed_and_checked_before_a_run_exists(tmp_path):
-    from rlsuite.cards import parse_env_kwargs
+    from rlsuite.config.cards import parse_env_kwargs
 
     assert parse_env_kwargs(["sticky_action_prob=1e-3", "full_action_space=true"]) == \
         {"sticky_action_prob": 0.001, "full_action_space": True}  # YAML 1.1 reads 1e-3 as a string
@@ -279,7 +281,7 @@ def test_env_kwargs_are_typed_and_checked_before_a_run_exists(tmp_path):
 
 
 def test_hyperparameters_are_the_same_on_both_sides_for_pixels():
-    from rlsuite.baselines import differences_from_zoo
+    from rlsuite.experiments.compare import differences_from_zoo
 
     for agent in ("dqn", "ppo"):
         for env_id in ("MinAtar/Breakout-v1", "ALE/Pong-v5"):
@@ -288,8 +290,9 @@ def test_hyperparameters_are_the_same_on_both_sides_for_pixels():
 
 def test_sb3_minatar_baseline_runs_rlsuites_cnn(tmp_path):
     from rlsuite.agents.dqn import DQNConfig, build_q_network
-    from rlsuite.baselines import baseline_hyperparameters, make_model
-    from rlsuite.cards import resolve
+    from rlsuite.sb3.baseline import make_model
+    from rlsuite.sb3.hyperparameters import baseline_hyperparameters
+    from rlsuite.config.cards import resolve
 
     hp, _ = baseline_hyperparameters("dqn", "MinAtar/Breakout-v1")
     model = make_model("dqn", "MinAtar/Breakout-v1", hp, 0, "cpu", 1)
@@ -303,7 +306,7 @@ def test_sb3_minatar_baseline_runs_rlsuites_cnn(tmp_path):
 
 
 def test_episodic_life_and_fire_reset_on_breakout():
-    from rlsuite.atari import EpisodicLife, FireReset
+    from rlsuite.envs.atari import EpisodicLife, FireReset
 
     resolve_env_id("ALE/Breakout-v5")
     base = gym.wrappers.AtariPreprocessing(gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0),
@@ -340,7 +343,7 @@ def test_envpool_pads_a_new_lifes_stack_as_gymnasium_and_refuses_what_it_cannot_
     else:
         pytest.fail("no life lost in 500 random Breakout steps")
     envs.close()
-    from rlsuite.envs import resolve_auto
+    from rlsuite.envs.make import resolve_auto
 
     with pytest.raises(UserError, match="cannot take the env argument"):
         make_vector_env(dataclasses.replace(card, make_kwargs={**card.make_kwargs, "mode": 1}), 2)
@@ -349,9 +352,9 @@ def test_envpool_pads_a_new_lifes_stack_as_gymnasium_and_refuses_what_it_cannot_
 
 
 def test_frame_store_checkpoint_after_wrapping_and_a_mismatched_store():
-    import test_frames
+    import test_frame_replay
 
-    naive, framed = test_frames.fill(3, True, steps=300, capacity=200)
+    naive, framed = test_frame_replay.fill(3, True, steps=300, capacity=200)
     assert framed.written > framed.n_frames  # wrapped
     again = FrameReplayBuffer(200, (4, 5, 6), 3, 3, True)
     again.load_state_dict(framed.state_dict())
@@ -386,7 +389,7 @@ def test_minatar_videos_show_the_game(tmp_path):
     pytest.importorskip("moviepy")
     import imageio
 
-    from rlsuite import video
+    from rlsuite.envs import video
 
     run = runs.train("dqn", "MinAtar/Breakout-v1", steps=300, overrides={"learning_starts": "100", "buffer_size": "500",
                      "eval_every": "300", "eval_episodes": "1", "final_eval_episodes": "1"}, out=tmp_path, progress=False)
@@ -399,7 +402,7 @@ def test_minatar_videos_show_the_game(tmp_path):
 
 
 def test_compare_set_changes_both_sides_where_sb3_has_the_setting():
-    from rlsuite.baselines import sb3_overrides_for
+    from rlsuite.sb3.hyperparameters import sb3_overrides_for
 
     sb3, ours_only = sb3_overrides_for({"learning_starts": "500", "lr": "{linear: [1e-3, 0]}", "double": "true",
                                         "final_eval_episodes": "1"})
@@ -451,7 +454,7 @@ def test_filming_every_nth_evaluation_when_one_rollout_passes_several(tmp_path):
 @pytest.mark.parametrize("error,said", [(RuntimeError("ffmpeg writer broke"), "ffmpeg writer broke"),
                                         (RuntimeError(), "RuntimeError")])  # an error without a message too
 def test_a_filming_failure_ends_the_videos_not_the_training(tmp_path, monkeypatch, capsys, error, said):
-    from rlsuite import video
+    from rlsuite.envs import video
 
     pytest.importorskip("moviepy")
 
@@ -466,7 +469,8 @@ def test_a_filming_failure_ends_the_videos_not_the_training(tmp_path, monkeypatc
 
 
 def test_sb3_baselines_film_with_video_every(tmp_path):
-    from rlsuite.baselines import sb3_overrides_for, train_baseline
+    from rlsuite.sb3.baseline import train_baseline
+    from rlsuite.sb3.hyperparameters import sb3_overrides_for
 
     pytest.importorskip("moviepy")
     sb3_set, ours_only = sb3_overrides_for({"video_every": "2", "save_buffer": "false"})

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rlsuite.returns import discounted_sum, n_step_targets
-from rlsuite.storage import NStepAccumulator
+from rlsuite.learn.returns import discounted_sum, n_step_targets
+from rlsuite.learn.replay import NStepAccumulator
 
 # t:            0    1    2(term) 3    4(trunc) 5(array end)
 REWARDS = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
@@ -66,7 +66,7 @@ def test_one_step_accumulator_discounts():
 
 
 # --- on-policy targets: T = 4, one env, termination at t=1, time-limit truncation at t=3 ----------
-from rlsuite.returns import gae, monte_carlo_returns  # noqa: E402
+from rlsuite.learn.returns import gae, monte_carlo_returns  # noqa: E402
 
 
 def test_gae_hand_computed():

@@ -16,9 +16,9 @@ import pytest
 
 from conftest import TINY_DQN
 from rlsuite import runs
-from rlsuite.checkpoint import load_checkpoint
-from rlsuite.errors import UserError
-from rlsuite.rundir import RunBusy, RunLock, truncate_metrics
+from rlsuite.run.checkpoint import load_checkpoint
+from rlsuite.core.errors import UserError
+from rlsuite.run.rundir import RunBusy, RunLock, truncate_metrics
 
 SLOW_DQN = {**TINY_DQN, "checkpoint_every": "200", "eval_every": "100000"}
 
@@ -51,7 +51,7 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path, tiny_run):
 
 
 def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from rlsuite.rundir import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from rlsuite.run.rundir import RunLock; "
                                f"RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -91,7 +91,7 @@ def test_signals_checkpoint_mark_interrupted_and_exit_non_zero(tmp_path, sig, co
 def test_progress_prints_plain_lines_when_not_a_terminal(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from rlsuite import engine
+    from rlsuite.run import engine
     from rlsuite.cli import main
 
     monkeypatch.setattr(engine, "PROGRESS_LINE_SECONDS", 0.0)
@@ -144,7 +144,7 @@ def test_full_disk_ends_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path,
 
     import torch
 
-    from rlsuite import checkpoint
+    from rlsuite.run import checkpoint
 
     real_save, real_usage, calls = torch.save, shutil.disk_usage, []
 
@@ -187,8 +187,9 @@ def test_tensorboard_keeps_the_checkpoint_step_after_resume(tmp_path):
 def test_resume_without_env_state_drops_the_unfinished_episodes(tmp_path, monkeypatch, agent):
     """Box2D or Atari envs cannot be checkpointed, so a resume starts fresh episodes: what an agent kept of
     the old ones (REINFORCE's carried steps, DQN's open n-step windows) must go, not be glued to new ones."""
-    from rlsuite import checkpoint
-    from rlsuite.storage import EpisodeCarry, NStepAccumulator
+    from rlsuite.run import checkpoint
+    from rlsuite.learn.replay import NStepAccumulator
+    from rlsuite.learn.rollout import EpisodeCarry
 
     monkeypatch.setattr(checkpoint, "env_state", lambda envs: None)  # as for an env that is not plain data
     overrides = ({"num_envs": "2", "n_steps": "16", "eval_every": "1000", "final_eval_episodes": "1"}
@@ -220,7 +221,7 @@ def test_metrics_rows_after_the_checkpoint_step_are_refused(tmp_path):
 
 
 def test_a_finished_run_records_its_float_path(tiny_run):
-    from rlsuite.rundir import float_path
+    from rlsuite.run.rundir import float_path
 
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert summary["float_path"] == float_path()  # trained in this process, under the same switches
@@ -229,8 +230,8 @@ def test_a_finished_run_records_its_float_path(tiny_run):
 def test_float_path_is_recorded_and_put_in_the_regenerate_command(monkeypatch):
     """A report made under another float path must say so, and its Regenerate line must select it again
     (before, cards.py knew two of the switches and the command line none)."""
-    from rlsuite.report import header
-    from rlsuite.rundir import float_path
+    from rlsuite.experiments.report import header
+    from rlsuite.run.rundir import float_path
 
     for var in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR"):
         monkeypatch.delenv(var, raising=False)
@@ -247,7 +248,7 @@ def test_float_path_is_recorded_and_put_in_the_regenerate_command(monkeypatch):
 def test_a_sectioned_report_stamps_each_section_with_its_own_command(monkeypatch):
     """continuous.md / pixels.md are rewritten a section at a time: the page header used to carry the last
     section's command and seeds as if they covered every section."""
-    from rlsuite.report import header, stamped
+    from rlsuite.experiments.report import header, stamped
 
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
@@ -259,9 +260,9 @@ def test_a_sectioned_report_stamps_each_section_with_its_own_command(monkeypatch
 
 
 def test_two_report_writers_keep_each_others_sections(tmp_path):
-    # Two benchmark processes regenerate different sections of one report, hours apart. Before the fix each
-    # wrote back the sections it had read at its start, so the later writer erased the earlier one's section.
-    from rlsuite.report import read_sections, write_section
+    # Two benchmark processes regenerate different sections of one report, hours apart: writing back the
+    # sections a writer read at its start would make the later writer erase the earlier one's section.
+    from rlsuite.experiments.report import read_sections, write_section
 
     path, order = tmp_path / "r.md", ("a", "b", "c")
     write_section(path, ["# R"], "c", ["## C", "old"], order)
@@ -273,8 +274,8 @@ def test_two_report_writers_keep_each_others_sections(tmp_path):
 
 def test_a_writer_that_does_not_know_a_section_keeps_it(tmp_path):
     # A long benchmark process started from an older script (sections a, b) publishes while a newer script
-    # has added section n to the same report. Before the fix the older writer dropped n on every publish.
-    from rlsuite.report import read_sections, write_section
+    # has added section n to the same report: the older writer keeps n on every publish.
+    from rlsuite.experiments.report import read_sections, write_section
 
     path = tmp_path / "r.md"
     write_section(path, ["# R"], "n", ["## N", "newer script"], ("a", "n", "b"))
@@ -285,7 +286,7 @@ def test_a_writer_that_does_not_know_a_section_keeps_it(tmp_path):
 def test_republishing_a_report_leaves_it_byte_for_byte(tmp_path):
     # A benchmark process republishes finished sections at its start. Sections read back had lost their trailing
     # blank lines while freshly rendered ones kept theirs, so every restart changed the committed file's blank lines.
-    from rlsuite.report import read_sections, write_section
+    from rlsuite.experiments.report import read_sections, write_section
 
     path, order = tmp_path / "r.md", ("a", "b")
     write_section(path, ["# R", ""], "a", ["## A", "row", "", ""], order)
@@ -297,45 +298,8 @@ def test_republishing_a_report_leaves_it_byte_for_byte(tmp_path):
     assert path.read_text() == before
 
 
-def test_publishing_a_report_refreshes_the_front_pages_index(tmp_path):
-    # results/README.md ends with an index quoting every other report's target lines. Before the fix only the
-    # matrix script wrote it, so a report regenerated later (a grid publishing a cell hours after) left the front
-    # page quoting its old numbers (TD3 Pendulum's steps/s ratio stayed at 0.96x while continuous.md said 1.04x).
-    from rlsuite.report import INDEX_HEADING, write_section
-
-    page = tmp_path / "README.md"
-    page.write_text(f"# Matrix\n\n- matrix row\n\n{INDEX_HEADING}\n\n### [Old](c.md)\n\n- ratio 0.96x\n")
-    write_section(tmp_path / "c.md", ["# Continuous", "", "Regenerate: `python c.py`"], "a",
-                  ["## A", "- ratio 1.04x"], ("a",))
-    text = page.read_text()
-    assert text.startswith("# Matrix\n\n- matrix row\n\n")  # the page itself as its script wrote it
-    index = text.split(INDEX_HEADING)[1]
-    assert "### [Continuous](c.md)" in index and "Regenerate: `python c.py`" in index and "- A: ratio 1.04x" in index
-    assert "0.96x" not in text and text.count(INDEX_HEADING) == 1
-
-
-def test_the_index_names_what_each_bullet_is_about(tmp_path):
-    # A report's bullets alone ("- final >= 475: 8/10") do not say which card or cell they are about; the index
-    # quotes them under the headings they sit under, without the headings' details.
-    from rlsuite.report import index_lines
-
-    (tmp_path / "r.md").write_text("# Report\n\nRegenerate: `python r.py`\n**Target: 9/10**\n"
-                                   "## dqn on CartPole-v1 (threshold 475)\n- final: 8/10\n"
-                                   "## Pendulum-v1 with precision=bf16: SAC and TD3\n### SAC on Pendulum-v1 (budget 20k)\n"
-                                   "- final: 5/5\n## MuJoCo: cells\n### TD3 on Hopper-v5 (budget)\n- 1.16x\n")
-    assert index_lines(tmp_path) == [
-        "### [Report](r.md)", "", "Regenerate: `python r.py`", "**Target: 9/10**", "- dqn on CartPole-v1: final: 8/10",
-        "- Pendulum-v1 with precision=bf16 › SAC on Pendulum-v1: final: 5/5", "- MuJoCo › TD3 on Hopper-v5: 1.16x", ""]
-    # a long report: the first bullets, then how many more and where (never a silent cut)
-    from rlsuite.report import INDEX_BULLETS
-
-    (tmp_path / "r.md").write_text("# Report\n" + "".join(f"- row {i}\n" for i in range(INDEX_BULLETS + 3)))
-    lines = index_lines(tmp_path)
-    assert lines[-3] == f"- row {INDEX_BULLETS - 1}" and lines[-2] == "- … 3 more in [the report](r.md)"
-
-
 def test_a_section_published_before_its_last_cell_names_the_cells_to_come():
-    from rlsuite.report import pending_note
+    from rlsuite.experiments.report import pending_note
 
     lines = ["## T", "", "intro", "", "| table |", "| row |"]
     out = pending_note(lines, 4, ["PPO Hopper-v5", "SAC HalfCheetah-v5"], 6)
@@ -351,7 +315,7 @@ def test_runs_keep_their_cpu_time_across_a_resume_and_reports_use_it(tmp_path):
 
     from conftest import TINY_DQN
     from rlsuite import runs
-    from rlsuite.report import cpu_ratio, ratio_lines
+    from rlsuite.experiments.report import cpu_ratio, ratio_lines
 
     first = runs.train("dqn", "CartPole-v1", seed=0, steps=900, overrides=dict(TINY_DQN), out=tmp_path,
                        progress=False, stop_at=500)

@@ -1,7 +1,6 @@
 """SAC and TD3: the squashed Gaussian, the temperature, TD3's targets and delays, bad input, determinism,
 exact resume, and a learning test."""
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -12,22 +11,17 @@ import torch
 import yaml
 from torch.distributions import Normal
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, metrics_without_wall
 from rlsuite import runs
 from rlsuite.agents.sac_td3 import SACConfig, TD3Config, build_learner, sac_update, smoothed_target_actions, td3_update
-from rlsuite.checkpoint import load_checkpoint
-from rlsuite.errors import UserError
+from rlsuite.run.checkpoint import load_checkpoint
+from rlsuite.core.errors import UserError
 from rlsuite.cli import main
-from rlsuite.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision, squashed_log_prob
-from rlsuite.optim import DivergenceGuard, gradient_step
+from rlsuite.learn.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision, squashed_log_prob
+from rlsuite.learn.optim import DivergenceGuard, gradient_step
 
 TINY = {"learning_starts": "100", "batch_size": "32", "hidden": "16,16", "eval_every": "300", "eval_episodes": "2",
         "final_eval_episodes": "2", "checkpoint_every": "400", "log_every": "100", "buffer_size": "5000"}
-
-
-def _metrics_without_wall(run_dir):
-    with open(Path(run_dir) / "metrics.csv") as f:
-        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
 
 
 def test_tanh_gaussian_log_prob_is_the_change_of_variables():
@@ -117,7 +111,7 @@ def test_actor_init_torch_is_a_plain_linear_stack_and_orthogonal_stays_the_defau
     ("sac", {"actor_init": "torch"}, False, True), ("sac", {"tanh_eps": "1e-6"}, True, False),
     ("sac", {"actor_init": "torch", "tanh_eps": "1e-6"}, False, False), ("ppo", {}, False, False)])
 def test_compare_states_each_difference_from_sb3_until_it_is_removed(agent, overrides, says_init, says_eps):
-    from rlsuite.compare import differences
+    from rlsuite.experiments.compare import differences
 
     notes = differences(agent, "Pendulum-v1", overrides, [])
     assert any("actor_init=torch removes the difference" in n for n in notes) == says_init
@@ -240,7 +234,7 @@ def test_under_bf16_the_output_layers_backward_runs_in_fp32():
 
 
 def test_bf16_is_native_only_with_bf16_units(monkeypatch):
-    from rlsuite import nets
+    from rlsuite.learn import nets
 
     monkeypatch.setattr(nets.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
@@ -394,13 +388,13 @@ def test_determinism_and_exact_resume(tmp_path, agent, env_id, settings):
     kw = dict(seed=2, steps=800, overrides={**TINY, **settings}, progress=False)
     a = runs.train(agent, env_id, out=tmp_path / "a", **kw)
     b = runs.train(agent, env_id, out=tmp_path / "b", **kw)
-    rows = _metrics_without_wall(a["run_dir"])
+    rows = metrics_without_wall(a["run_dir"])
     assert len(rows) > 5 and any(r["eval_mean"] for r in rows)
-    assert rows == _metrics_without_wall(b["run_dir"])
+    assert rows == metrics_without_wall(b["run_dir"])
     stopped = runs.train(agent, env_id, out=tmp_path / "c", stop_at=400, **kw)
     assert stopped["status"] == "interrupted"
     resumed = runs.resume(stopped["run_dir"], progress=False)
-    assert _metrics_without_wall(resumed["run_dir"]) == rows
+    assert metrics_without_wall(resumed["run_dir"]) == rows
     assert resumed["final_eval"]["returns"] == a["final_eval"]["returns"]
     w1 = load_checkpoint(Path(a["run_dir"]) / "checkpoints" / "last.pt")["state"]["critics"]
     w2 = load_checkpoint(Path(resumed["run_dir"]) / "checkpoints" / "last.pt")["state"]["critics"]
@@ -423,7 +417,7 @@ def test_sac_learns_pendulum_on_a_quorum_of_seeds(tmp_path):
 
 
 def test_cards_run_the_zoos_values_where_they_say_so():
-    from rlsuite.baselines import differences_from_zoo
+    from rlsuite.experiments.compare import differences_from_zoo
 
     for agent, env_id in (("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"), ("sac", "Hopper-v5"), ("td3", "HalfCheetah-v5"),
                           ("ppo", "Hopper-v5"), ("ppo", "HalfCheetah-v5"), ("ppo", "Walker2d-v5"),
@@ -438,8 +432,8 @@ def test_a_repeated_mujoco_warning_is_printed_once(capfd):
     mujoco = pytest.importorskip("mujoco")
     if int(mujoco.__version__.split(".")[0]) < 4:
         pytest.skip("MuJoCo 3 does not emit this warning")
-    from rlsuite import envs
-    from rlsuite.cards import load_env_card
+    from rlsuite.envs import make as envs
+    from rlsuite.config.cards import load_env_card
 
     envs._MUJOCO_SEEN.clear()
     card = load_env_card("HalfCheetah-v5")
@@ -517,7 +511,7 @@ def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
 def test_compare_set_reaches_sb3_in_its_own_names(agent, env_id, overrides, sb3, ours_only):
     """`compare --set` changes SB3 too wherever SB3 has the setting, under its own name and form; before, these
     were reported as rlsuite-only (or, max_grad_norm on SAC, failed inside SB3 after rlsuite's first run)."""
-    from rlsuite.baselines import baseline_hyperparameters, sb3_overrides_for
+    from rlsuite.sb3.hyperparameters import baseline_hyperparameters, sb3_overrides_for
 
     assert sb3_overrides_for(overrides, agent, baseline_hyperparameters(agent, env_id)[0]) == (sb3, ours_only)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rlsuite.stats import aggregate, bootstrap_ci, iqm, solve_stats
+from rlsuite.core.stats import aggregate, bootstrap_ci, iqm, solve_stats
 
 
 def test_iqm_matches_a_hand_computation():
@@ -52,7 +52,7 @@ def test_aggregate_counts_unsolved_at_the_budget():
 
 
 def test_target_verdict_says_by_how_much():
-    from rlsuite.report import verdict
+    from rlsuite.experiments.report import verdict
 
     assert verdict(0.34, 0.25, higher_is_better=False) == "**missed** by 1.36×"  # 0.34 / 0.25
     assert verdict(1.30, 3.0, higher_is_better=True) == "**missed** by 2.31×"  # 3 / 1.30
@@ -62,7 +62,7 @@ def test_target_verdict_says_by_how_much():
 def test_iqm_verdict_places_one_iqm_against_the_others_interval():
     # PROTOCOL's learning question: is one side's final IQM inside the other's 95% interval, above or below,
     # and by how much. Equal finals make the interval a point, so every number here is computed by hand.
-    from rlsuite.report import iqm_verdict
+    from rlsuite.experiments.report import iqm_verdict
 
     def side(*finals):
         return [{"final_eval": {"mean": f}, "steps": 100, "wall_s": 1.0, "steps_per_s": 100.0, "solved": False,
@@ -86,7 +86,7 @@ def test_iqm_verdict_places_one_iqm_against_the_others_interval():
 def test_a_kept_block_gets_its_verdicts_from_its_own_table():
     # A cell published before verdict lines were written (its runs gone, so only its text is left) read as if it
     # met its target: SAC Hopper-v5's miss was only in the table. The verdicts come from the table's numbers.
-    from rlsuite.report import with_table_verdicts
+    from rlsuite.experiments.report import with_table_verdicts
 
     block = ["### SAC on Hopper-v5 (budget)", "", "*kept*", "", "- ratio 1.50×", "- bf16 ratio 2.24×", "",
              "- published ...", "",
@@ -110,7 +110,7 @@ def test_a_kept_block_gets_its_verdicts_from_its_own_table():
 def test_table_verdicts_where_a_block_has_no_speed_bullets_and_numbers_carry_commas():
     # Found in review: "1,150.3"-style numbers gave no verdict, and a block whose first bullet is its reference
     # points got the verdicts after them (a live cell states them before).
-    from rlsuite.report import with_table_verdicts
+    from rlsuite.experiments.report import with_table_verdicts
 
     table = ["| implementation | IQM final [95% CI] | mean final | median steps/s |", "|---|---|---|---|",
              "| rlsuite | -1,150.3 [-1,200.0, -1,100.0] | -1150.0 | 90 |",

@@ -14,12 +14,12 @@ import torch
 from click.testing import CliRunner
 
 from conftest import SHARED, assert_one_line_error
-from rlsuite import nets
+from rlsuite.learn import nets
 from rlsuite.agents.dqn import DQNConfig, build_q_network
 from rlsuite.cli import main
-from rlsuite.errors import UserError
-from rlsuite.datasets import DATASETS, DatasetSpec, download, load_arrays, locate, read_idx, write_idx
-from rlsuite.supervised import SupervisedConfig, build_classifier, random_shift, run_supervised
+from rlsuite.core.errors import UserError
+from rlsuite.supervised.datasets import DATASETS, DatasetSpec, download, load_arrays, locate, read_idx, write_idx
+from rlsuite.supervised.classifier import SupervisedConfig, build_classifier, random_shift, run_supervised
 
 FILES = DATASETS["mnist"].files
 REAL_FASHION = DATASETS["fashion-mnist"]

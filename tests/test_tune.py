@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from rlsuite import runs
 from rlsuite.agents.dqn import DQNConfig
-from rlsuite.cards import apply
+from rlsuite.config.schema import apply
 from rlsuite.cli import main
-from rlsuite.study import load_settings, open_study
+from rlsuite.tune.study import load_settings, open_study
 from tests.conftest import TINY_DQN, assert_one_line_error
 
 # Every trial: 2 seeds × 900 steps of a 16x16 DQN, evaluated every 300 steps (seconds per trial).
@@ -92,7 +92,7 @@ def test_tiny_study_end_to_end_resume_and_a_failing_trial(tmp_path, monkeypatch)
 
 
 def test_an_interrupted_trial_is_retried_and_its_run_resumes(tmp_path, monkeypatch):
-    from rlsuite import engine
+    from rlsuite.run import engine
 
     original = engine.Run.maybe_evaluate
     fired = []
@@ -170,9 +170,9 @@ def test_bad_tune_targets_are_one_line(tmp_path):
 
 
 def test_every_card_space_parses():
-    from rlsuite.agents import get_agent
-    from rlsuite.cards import load_agent_card
-    from rlsuite.tuning import parse_space
+    from rlsuite.registry import get_agent
+    from rlsuite.config.cards import load_agent_card
+    from rlsuite.tune.space import parse_space
 
     for agent in ("dqn", "ppo", "a2c", "reinforce", "sac", "td3"):
         assert parse_space(load_agent_card(agent)["tune"], get_agent(agent).config_cls, agent)
@@ -205,7 +205,7 @@ def test_a_trial_left_running_by_a_killed_worker_is_queued_again(tmp_path):
     import subprocess
     import sys
 
-    from rlsuite.study import recover
+    from rlsuite.tune.study import recover
 
     result = invoke(*tune_args(tmp_path, 1))
     assert result.exit_code == 0, result.output
@@ -285,7 +285,7 @@ def test_a_resumed_study_does_not_replay_its_first_random_proposals(tmp_path):
     assert invoke(*tune_args(tmp_path, 1)).exit_code == 0
     assert invoke(*tune_args(tmp_path, 2)).exit_code == 0
     _, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
-    assert trials[0].params != trials[1].params  # before the fix the second start drew the first values again
+    assert trials[0].params != trials[1].params  # the second start draws new values, not the first again
 
 
 def test_a_study_where_no_trial_completes_fails_in_one_line(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rlsuite
-from rlsuite.normalization import ObsNormalizer, RewardScaler, RunningMeanStd
+from rlsuite.learn.normalization import ObsNormalizer, RewardScaler, RunningMeanStd
 
 
 def test_running_mean_std_matches_numpy_over_batches():
@@ -55,7 +55,7 @@ def test_ppo_value_clipping_and_target_kl():
 
     torch.manual_seed(0)
     obs_space, act_space = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2)
-    cfg = PPOConfig(hidden=(8,), n_epochs=5, batch_size=8, clip_range_vf=0.1, target_kl=None, lr=rlsuite.cards.Schedule(0.0))
+    cfg = PPOConfig(hidden=(8,), n_epochs=5, batch_size=8, clip_range_vf=0.1, target_kl=None, lr=rlsuite.config.schema.Schedule(0.0))
     model = build_actor_critic(cfg, obs_space, act_space)
     n = 16
     obs = torch.randn(n, 3)
@@ -88,8 +88,8 @@ def test_ppo_value_clipping_and_target_kl():
 
 
 def test_evaluate_masks_rewards_after_an_episode_ends():
-    from rlsuite.cards import EnvCard
-    from rlsuite.evaluation import evaluate
+    from rlsuite.config.schema import EnvCard
+    from rlsuite.run.evaluation import evaluate
 
     # CartPole pushed always left ends within ~10 steps; each of the 4 episodes is counted once, rewards
     # after its end (the sub-env restarts) are masked: every return equals that episode's length
@@ -109,7 +109,7 @@ def test_evaluate_masks_rewards_after_an_episode_ends():
 
 
 def test_card_resolution_order(tmp_path, monkeypatch):
-    from rlsuite import cards
+    from rlsuite.config import cards
     from rlsuite.agents.dqn import DQNConfig
 
     (tmp_path / "agents").mkdir()
@@ -135,8 +135,8 @@ def test_every_card_entry_resolves_to_a_valid_config():
     zoo's batch 256 over a rollout of 8, which SB3 shrinks silently and rlsuite rejects.)"""
     import yaml
 
-    from rlsuite.agents import agent_names, get_agent
-    from rlsuite.cards import agent_card_path, resolve
+    from rlsuite.registry import agent_names, get_agent
+    from rlsuite.config.cards import agent_card_path, resolve
 
     checked = 0
     for agent in agent_names():
@@ -151,7 +151,7 @@ def test_every_card_entry_resolves_to_a_valid_config():
 
 def test_learning_starts_acts_uniformly_at_random(tmp_path, monkeypatch):
     """Before learning_starts the greedy network is never asked (SB3: uniform random actions)."""
-    from rlsuite.agents import dqn
+    from rlsuite.registry import dqn
 
     calls = []
     real = dqn.greedy_policy

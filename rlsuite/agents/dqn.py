@@ -21,45 +21,70 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
-from rlsuite.checkpoint import env_snapshot, restore_weights
-from rlsuite.engine import Run
-from rlsuite.envs import check_memory, episode_stats, net_bytes, make_vector_env, require_box_obs, require_discrete, true_next_obs
-from rlsuite.errors import UserError
-from rlsuite.frames import FrameReplayBuffer, frame_replay_bytes
-from rlsuite.nets import DuelingQHead, QHead, make_trunk
-from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
-from rlsuite.storage import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer, naive_replay_bytes
+from rlsuite.config.schema import CommonConfig, Schedule, param, positive, require, require_hidden
+from rlsuite.config.zoo import (
+    SB3,
+    activation_to_sb3,
+    epsilon_from_zoo,
+    gradient_steps_from_zoo,
+    hidden_from_zoo,
+    hidden_to_sb3,
+    train_freq_from_zoo,
+)
+from rlsuite.core.errors import UserError
+from rlsuite.envs.make import (
+    check_memory,
+    episode_stats,
+    make_vector_env,
+    net_bytes,
+    require_box_obs,
+    require_discrete,
+    true_next_obs,
+)
+from rlsuite.learn.frame_replay import FrameReplayBuffer, frame_replay_bytes
+from rlsuite.learn.nets import DuelingQHead, QHead, make_trunk
+from rlsuite.learn.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
+from rlsuite.learn.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer, naive_replay_bytes
+from rlsuite.run.checkpoint import env_snapshot, restore_weights
+from rlsuite.run.engine import Run
 
 
 @dataclass
 class DQNConfig(CommonConfig):
     agent_name = "dqn"
-    lr: Schedule = param(Schedule(1e-3), "Adam learning rate (number or {linear: [start, end(, fraction)]})")
+    lr: Schedule = param(Schedule(1e-3), "Adam learning rate (number or {linear: [start, end(, fraction)]})",
+                         sb3="learning_rate")
     adam_eps: float = param(1e-8, "Adam epsilon")
-    batch_size: int = param(64, "transitions per gradient step")
-    buffer_size: int = param(100_000, "replay capacity in transitions")
-    learning_starts: int = param(1_000, "env steps of uniformly random actions (as SB3) before the first update")
-    gamma: float = param(0.99, "discount factor")
-    train_freq: int = param(1, "env steps between update phases")
-    gradient_steps: int = param(1, "gradient steps per update phase")
-    target_update_interval: int = param(500, "env steps between target-network updates (SB3's convention)")
-    tau: float = param(1.0, "target update rate: 1 = hard copy, < 1 = Polyak averaging")
-    epsilon: Schedule = param(Schedule(1.0, 0.05, 0.1), "ε-greedy schedule over training progress")
-    double: bool = param(False, "Double DQN targets")
-    dueling: bool = param(False, "dueling Q head")
-    n_step: int = param(1, "steps per return before bootstrapping")
-    prioritized: bool = param(False, "proportional prioritized replay")
+    batch_size: int = param(64, "transitions per gradient step", sb3="batch_size")
+    buffer_size: int = param(100_000, "replay capacity in transitions", sb3="buffer_size")
+    learning_starts: int = param(1_000, "env steps of uniformly random actions (as SB3) before the first update",
+                                 sb3="learning_starts")
+    gamma: float = param(0.99, "discount factor", sb3="gamma")
+    train_freq: int = param(1, "env steps between update phases",
+                             sb3=SB3("train_freq", from_zoo=train_freq_from_zoo))
+    gradient_steps: int = param(1, "gradient steps per update phase",
+                                 sb3=SB3("gradient_steps", from_zoo=gradient_steps_from_zoo))
+    target_update_interval: int = param(500, "env steps between target-network updates (SB3's convention)",
+                                         sb3="target_update_interval")
+    tau: float = param(1.0, "target update rate: 1 = hard copy, < 1 = Polyak averaging", sb3="tau")
+    epsilon: Schedule = param(Schedule(1.0, 0.05, 0.1), "ε-greedy schedule over training progress",
+                              sb3=SB3(from_zoo=epsilon_from_zoo))
+    double: bool = param(False, "Double DQN targets", sb3=SB3(fixed=False))
+    dueling: bool = param(False, "dueling Q head", sb3=SB3(fixed=False))
+    n_step: int = param(1, "steps per return before bootstrapping", sb3=SB3(fixed=1))
+    prioritized: bool = param(False, "proportional prioritized replay", sb3=SB3(fixed=False))
     per_alpha: float = param(0.6, "priority exponent alpha")
     per_beta: Schedule = param(Schedule(0.4, 1.0), "importance-sampling exponent beta over training")
     per_eps: float = param(1e-6, "added to |TD error| so no priority is zero")
-    loss: str = param("huber", "TD loss", choices=("huber", "mse"))
-    max_grad_norm: float | None = param(10.0, "gradient-norm clip (none to disable)")
+    loss: str = param("huber", "TD loss", choices=("huber", "mse"), sb3=SB3(fixed="huber"))
+    max_grad_norm: float | None = param(10.0, "gradient-norm clip (none to disable)", sb3="max_grad_norm")
     net: str = param("auto", "trunk: auto (cnn for image observations, else mlp), mlp or cnn",
                      choices=("auto", "mlp", "cnn"))
     share_frames: bool = param(True, "store each frame once when the env card stacks frames (frame_stack > 1)")
-    hidden: tuple[int, ...] = param((64, 64), "MLP hidden sizes (for cnn: the width of the last layer)")
-    activation: str = param("relu", "MLP activation", choices=("relu", "tanh", "elu", "gelu"))
+    hidden: tuple[int, ...] = param((64, 64), "MLP hidden sizes (for cnn: the width of the last layer)",
+                                     sb3=SB3("net_arch", from_zoo=hidden_from_zoo, to_sb3=hidden_to_sb3))
+    activation: str = param("relu", "MLP activation", choices=("relu", "tanh", "elu", "gelu"),
+                            sb3=SB3("activation_fn", to_sb3=activation_to_sb3))
     log_every: int = param(1_000, "env steps between loss/charts logs")
 
     def validate(self):

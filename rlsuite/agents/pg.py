@@ -24,39 +24,59 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
-from rlsuite.checkpoint import env_snapshot, restore_weights
-from rlsuite.engine import Run
-from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes
-from rlsuite.errors import UserError
-from rlsuite.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
-from rlsuite.optim import Diverged, DivergenceGuard, gradient_step, make_adam, set_lr
-from rlsuite.normalization import ObsNormalizer, RewardScaler
-from rlsuite.returns import gae
-from rlsuite.storage import EpisodeCarry, RolloutBuffer
+from rlsuite.config.schema import CommonConfig, Schedule, param, positive, require, require_hidden
+from rlsuite.config.zoo import (
+    SB3,
+    activation_to_sb3,
+    hidden_from_zoo,
+    hidden_to_sb3,
+    log_std_init_from_zoo,
+    log_std_init_to_sb3,
+    normalize_from_zoo,
+    optimizer_from_zoo,
+    pg_activation_from_zoo,
+    share_trunk_from_zoo,
+)
+from rlsuite.core.errors import UserError
+from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes
+from rlsuite.learn.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
+from rlsuite.learn.normalization import ObsNormalizer, RewardScaler
+from rlsuite.learn.optim import Diverged, DivergenceGuard, gradient_step, make_adam, set_lr
+from rlsuite.learn.returns import gae
+from rlsuite.learn.rollout import EpisodeCarry, RolloutBuffer
+from rlsuite.run.checkpoint import env_snapshot, restore_weights
+from rlsuite.run.engine import Run
 
 
 # ---------------------------------------------------------------------------------------------
 # Configs: what the three share, then each agent's own defaults and extras.
 @dataclass
 class PGConfig(CommonConfig):
-    num_envs: int = param(8, "parallel environments")
-    n_steps: int = param(32, "steps per env per rollout")
-    gamma: float = param(0.99, "discount factor")
-    gae_lambda: float = param(0.95, "GAE λ (A2C, PPO)")
-    lr: Schedule = param(Schedule(3e-4), "learning rate (number or {linear: [start, end(, fraction)]})")
-    optimizer: str = param("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
-    optimizer_eps: float = param(1e-5, "optimizer epsilon")
-    ent_coef: float = param(0.0, "entropy bonus coefficient")
-    vf_coef: float = param(0.5, "value-loss coefficient")
-    max_grad_norm: float | None = param(0.5, "gradient-norm clip (none to disable)")
-    normalize_advantage: bool = param(True, "standardise advantages per (mini)batch")
-    hidden: tuple[int, ...] = param((64, 64), "hidden sizes of the actor and of the critic (separate MLPs)")
-    share_trunk: bool = param(False, "one trunk for actor and critic (as SB3's CnnPolicy); else one each")
-    activation: str = param("tanh", "activation", choices=("relu", "tanh", "elu", "gelu"))
-    log_std_init: float = param(0.0, "initial log-std of the Gaussian policy (Box actions)")
-    normalize_obs: bool = param(False, "running mean/std observation normalisation (saved in checkpoints)")
-    normalize_reward: bool = param(False, "scale rewards by the running std of the discounted return")
+    num_envs: int = param(8, "parallel environments", sb3="n_envs")
+    n_steps: int = param(32, "steps per env per rollout", sb3="n_steps")
+    gamma: float = param(0.99, "discount factor", sb3="gamma")
+    gae_lambda: float = param(0.95, "GAE λ (A2C, PPO)", sb3="gae_lambda")
+    lr: Schedule = param(Schedule(3e-4), "learning rate (number or {linear: [start, end(, fraction)]})",
+                         sb3="learning_rate")
+    optimizer: str = param("adam", "adam or rmsprop", choices=("adam", "rmsprop"),
+                           sb3=SB3(from_zoo=optimizer_from_zoo))
+    optimizer_eps: float = param(1e-5, "optimizer epsilon", sb3=SB3(fixed=1e-5))
+    ent_coef: float = param(0.0, "entropy bonus coefficient", sb3="ent_coef")
+    vf_coef: float = param(0.5, "value-loss coefficient", sb3="vf_coef")
+    max_grad_norm: float | None = param(0.5, "gradient-norm clip (none to disable)", sb3="max_grad_norm")
+    normalize_advantage: bool = param(True, "standardise advantages per (mini)batch", sb3="normalize_advantage")
+    hidden: tuple[int, ...] = param((64, 64), "hidden sizes of the actor and of the critic (separate MLPs)",
+                                     sb3=SB3("net_arch", from_zoo=hidden_from_zoo, to_sb3=hidden_to_sb3))
+    share_trunk: bool = param(False, "one trunk for actor and critic (as SB3's CnnPolicy); else one each",
+                              sb3=SB3(from_zoo=share_trunk_from_zoo))
+    activation: str = param("tanh", "activation", choices=("relu", "tanh", "elu", "gelu"),
+                            sb3=SB3("activation_fn", from_zoo=pg_activation_from_zoo, to_sb3=activation_to_sb3))
+    log_std_init: float = param(0.0, "initial log-std of the Gaussian policy (Box actions)",
+                                sb3=SB3(from_zoo=log_std_init_from_zoo, to_sb3=log_std_init_to_sb3))
+    normalize_obs: bool = param(False, "running mean/std observation normalisation (saved in checkpoints)",
+                                sb3=SB3(from_zoo=normalize_from_zoo))
+    normalize_reward: bool = param(False, "scale rewards by the running std of the discounted return",
+                                   sb3=SB3(from_zoo=normalize_from_zoo))
     log_every: int = param(1, "updates between loss logs")
 
     def validate(self):
@@ -91,11 +111,12 @@ class A2CConfig(PGConfig):
 @dataclass
 class PPOConfig(PGConfig):
     agent_name = "ppo"
-    n_epochs: int = param(10, "passes over each rollout")
-    batch_size: int = param(64, "minibatch size")
-    clip_range: Schedule = param(Schedule(0.2), "policy ratio clip ε (number or schedule)")
-    clip_range_vf: float | None = param(None, "value clipping around the old values (none: off)")
-    target_kl: float | None = param(None, "stop the epochs once approx. KL exceeds 1.5 × this (none: off)")
+    n_epochs: int = param(10, "passes over each rollout", sb3="n_epochs")
+    batch_size: int = param(64, "minibatch size", sb3="batch_size")
+    clip_range: Schedule = param(Schedule(0.2), "policy ratio clip ε (number or schedule)", sb3="clip_range")
+    clip_range_vf: float | None = param(None, "value clipping around the old values (none: off)", sb3="clip_range_vf")
+    target_kl: float | None = param(None, "stop the epochs once approx. KL exceeds 1.5 × this (none: off)",
+                                    sb3="target_kl")
 
     def validate(self):
         super().validate()
@@ -165,7 +186,7 @@ def log_prob_entropy(dist, actions: torch.Tensor):
 
 
 def deterministic_policy(model: nn.ModuleDict, norm: ObsNormalizer, action_space, device):
-    """Evaluation policy (PROTOCOL.md): argmax of the logits, or the Gaussian mean clipped to the bounds."""
+    """Evaluation policy (docs/protocol.md): argmax of the logits, or the Gaussian mean clipped to the bounds."""
     trunk, head = model["actor"][0], model["actor"][1]
     box = isinstance(action_space, gym.spaces.Box)
 

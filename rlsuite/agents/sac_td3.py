@@ -30,15 +30,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlsuite.cards import CommonConfig, Schedule, param, positive, require, require_hidden
-from rlsuite.checkpoint import env_snapshot, restore_weights
-from rlsuite.engine import Run
-from rlsuite.envs import check_memory, episode_stats, make_vector_env, net_bytes, require_box_obs, true_next_obs
-from rlsuite.errors import UserError
-from rlsuite.nets import (INITS, MLP, PRECISIONS, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead,
-                          matmul_precision)
-from rlsuite.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
-from rlsuite.storage import NStepAccumulator, ReplayBuffer, naive_replay_bytes
+from rlsuite.config.schema import CommonConfig, Schedule, param, positive, require, require_hidden
+from rlsuite.config.zoo import (
+    SB3,
+    action_noise_from_zoo,
+    action_noise_to_sb3,
+    activation_to_sb3,
+    ent_coef_from_zoo,
+    ent_coef_init_from_zoo,
+    gradient_steps_from_zoo,
+    hidden_from_zoo,
+    hidden_to_sb3,
+    only_if,
+    sac_ent_coef_to_sb3,
+    target_entropy_from_zoo,
+    target_entropy_to_sb3,
+    train_freq_from_zoo,
+)
+from rlsuite.core.errors import UserError
+from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes, require_box_obs, true_next_obs
+from rlsuite.learn.nets import (
+    INITS,
+    MLP,
+    PRECISIONS,
+    DeterministicTanhHead,
+    EnsembleMLP,
+    TanhGaussianHead,
+    matmul_precision,
+)
+from rlsuite.learn.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
+from rlsuite.learn.replay import NStepAccumulator, ReplayBuffer, naive_replay_bytes
+from rlsuite.run.checkpoint import env_snapshot, restore_weights
+from rlsuite.run.engine import Run
 
 
 @dataclass
@@ -46,27 +69,31 @@ class OffPolicyConfig(CommonConfig):
     """What SAC and TD3 share (SB3's defaults)."""
 
     lr: Schedule = param(Schedule(3e-4), "Adam learning rate of the actor and critics (in SAC, of its entropy "
-                         "coefficient α too); number or schedule")
-    buffer_size: int = param(1_000_000, "replay capacity in transitions")
-    learning_starts: int = param(100, "env steps of uniformly random actions (as SB3) before the first update")
-    batch_size: int = param(256, "transitions per gradient step")
-    tau: float = param(0.005, "Polyak rate of the target networks")
-    gamma: float = param(0.99, "discount factor")
-    train_freq: int = param(1, "env steps between update phases")
-    gradient_steps: int = param(1, "gradient steps per update phase")
-    hidden: tuple[int, ...] = param((256, 256), "hidden sizes of the actor and of each critic")
-    activation: str = param("relu", "activation", choices=("relu", "tanh", "elu", "gelu"))
-    max_grad_norm: float | None = param(None, "gradient-norm clip (none: off, as SB3)")
+                         "coefficient α too); number or schedule", sb3="learning_rate")
+    buffer_size: int = param(1_000_000, "replay capacity in transitions", sb3="buffer_size")
+    learning_starts: int = param(100, "env steps of uniformly random actions (as SB3) before the first update",
+                                 sb3="learning_starts")
+    batch_size: int = param(256, "transitions per gradient step", sb3="batch_size")
+    tau: float = param(0.005, "Polyak rate of the target networks", sb3="tau")
+    gamma: float = param(0.99, "discount factor", sb3="gamma")
+    train_freq: int = param(1, "env steps between update phases",
+                             sb3=SB3("train_freq", from_zoo=train_freq_from_zoo))
+    gradient_steps: int = param(1, "gradient steps per update phase",
+                                 sb3=SB3("gradient_steps", from_zoo=gradient_steps_from_zoo))
+    hidden: tuple[int, ...] = param((256, 256), "hidden sizes of the actor and of each critic",
+                                     sb3=SB3("net_arch", from_zoo=hidden_from_zoo, to_sb3=hidden_to_sb3))
+    activation: str = param("relu", "activation", choices=("relu", "tanh", "elu", "gelu"),
+                            sb3=SB3("activation_fn", to_sb3=activation_to_sb3))
+    max_grad_norm: float | None = param(None, "gradient-norm clip (none: off, as SB3)", sb3=SB3(to_sb3=only_if(None)))
     actor_init: str = param("orthogonal", "the actor trunk's initialisation: orthogonal (gain sqrt 2, zero biases, as "
                             "rlsuite's other agents) or torch (nn.Linear's default, as SB3's SAC/TD3 actors); the "
-                            "critics and the actor's head always use nn.Linear's default, as SB3", choices=INITS)
+                            "critics and the actor's head always use nn.Linear's default, as SB3", choices=INITS,
+                            sb3=SB3(to_sb3=only_if("torch")))
     precision: str = param("fp32", "matrix multiplies of the updates: fp32, or bf16 (autocast: hidden layers in "
-                           "bfloat16, weights, optimiser and outputs in float32; updates 1.7x (SAC) and 2.0x (TD3) "
-                           "faster measured on an AVX512-BF16 CPU; native on AMX CPUs and Ampere+ GPUs too, emulated and slower elsewhere; "
-                           "learning matched fp32 on Pendulum; 3 seeds each, IQM vs fp32's: SAC Hopper 1,909 vs 2,116, TD3 Hopper "
-                           "2,542 vs 2,859, SAC HalfCheetah 7,955 vs 7,847, TD3 HalfCheetah 8,258 vs 7,996: "
-                           "results/continuous.md)",
-                           choices=PRECISIONS)
+                           "bfloat16; weights, optimiser and outputs in float32). bf16 is faster where the hardware "
+                           "has native bfloat16 matrix multiplies (AVX512-BF16 or AMX CPUs, Ampere+ GPUs) and slower "
+                           "where it is emulated; it changes the arithmetic, so its learning is measured on its own "
+                           "(results/continuous/)", choices=PRECISIONS)
     log_every: int = param(1_000, "env steps between loss logs")
 
     def validate(self):
@@ -88,13 +115,19 @@ class OffPolicyConfig(CommonConfig):
 @dataclass
 class SACConfig(OffPolicyConfig):
     agent_name = "sac"
-    ent_coef: float | None = param(None, "entropy coefficient α (none: tuned automatically towards target_entropy)")
-    ent_coef_init: float = param(1.0, "α at the start when it is tuned")
-    target_entropy: float | None = param(None, "entropy α aims for (none: -dim(A), the paper's heuristic)")
-    target_update_interval: int = param(1, "gradient steps between Polyak updates of the target critics")
+    ent_coef: float | None = param(None, "entropy coefficient α (none: tuned automatically towards target_entropy)",
+                                   sb3=SB3("ent_coef", from_zoo=ent_coef_from_zoo, to_sb3=sac_ent_coef_to_sb3))
+    ent_coef_init: float = param(1.0, "α at the start when it is tuned",
+                                sb3=SB3(from_zoo=ent_coef_init_from_zoo, to_sb3=sac_ent_coef_to_sb3))
+    target_entropy: float | None = param(None, "entropy α aims for (none: -dim(A), the paper's heuristic)",
+                                         sb3=SB3("target_entropy", from_zoo=target_entropy_from_zoo,
+                                                 to_sb3=target_entropy_to_sb3))
+    target_update_interval: int = param(1, "gradient steps between Polyak updates of the target critics",
+                                        sb3="target_update_interval")
     tanh_eps: float = param(0.0, "ε in the log-prob's squashing term log(1 - tanh(u)² + ε): 0 is exact; 1e-6 is SB3's "
                             "(and CleanRL's and the SAC authors' code), whose term stops at log ε per dimension once "
-                            "an action saturates, so the entropy bonus no longer pulls saturated actions back")
+                            "an action saturates, so the entropy bonus no longer pulls saturated actions back",
+                            sb3=SB3(to_sb3=only_if(1e-6)))
 
     def validate(self):
         super().validate()
@@ -106,10 +139,11 @@ class SACConfig(OffPolicyConfig):
 @dataclass
 class TD3Config(OffPolicyConfig):
     agent_name = "td3"
-    policy_delay: int = param(2, "critic updates per actor and target update")
-    action_noise: float = param(0.1, "std of the Gaussian exploration noise (actions in [-1, 1])")
-    target_policy_noise: float = param(0.2, "std of the target policy smoothing noise")
-    target_noise_clip: float = param(0.5, "the smoothing noise is clipped to ± this")
+    policy_delay: int = param(2, "critic updates per actor and target update", sb3="policy_delay")
+    action_noise: float = param(0.1, "std of the Gaussian exploration noise (actions in [-1, 1])",
+                                sb3=SB3("noise_std", from_zoo=action_noise_from_zoo, to_sb3=action_noise_to_sb3))
+    target_policy_noise: float = param(0.2, "std of the target policy smoothing noise", sb3="target_policy_noise")
+    target_noise_clip: float = param(0.5, "the smoothing noise is clipped to ± this", sb3="target_noise_clip")
 
     def validate(self):
         super().validate()
@@ -164,7 +198,7 @@ def rescaler(action_space):
 
 
 def deterministic_policy(actor: nn.Module, action_space, device):
-    """Evaluation (PROTOCOL.md): SAC's tanh(mean), TD3's μ(s), rescaled to the env's bounds."""
+    """Evaluation (docs/protocol.md): SAC's tanh(mean), TD3's μ(s), rescaled to the env's bounds."""
     trunk, head = actor[0], actor[1]
     to_env = rescaler(action_space)
 

@@ -1,0 +1,1 @@
+"""Environments: making single and vector envs from an env card, Atari wrappers, EnvPool, videos."""

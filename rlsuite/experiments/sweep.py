@@ -1,0 +1,249 @@
+"""Multi-seed runs and hyperparameter grids: seeds × `--set` alternatives -> runs, executed locally (one
+subprocess per run, `workers` at a time) or as Ray tasks on a cluster. Both backends write the same
+layout: OUT/runs/sweep-<agent>-<env>/runs/<agent>-<env>-<key=value...>-s<seed>. On a re-run finished
+runs are reused and interrupted ones resumed; a run that crashes or is killed is reported with its log
+and the others go on; a run another live process is training (a second sweep on the same --out) is
+left to it. The sweep ends with the across-seed table of `compare`, one row per grid point."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+import typing
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from rlsuite import runs
+from rlsuite.config.cards import load_env_card
+from rlsuite.config.schema import coerce
+from rlsuite.core.errors import UserError
+from rlsuite.experiments.report import aggregate_table
+from rlsuite.registry import get_agent
+from rlsuite.run.rundir import RunBusy
+from rlsuite.runs import prepare
+
+
+def expand_grid(agent: str, items: list[str]) -> list[dict]:
+    """['lr=1e-3,3e-3', 'hidden=64,64|128,128'] -> the cross product of the alternatives.
+
+    Alternatives are separated by ',' — except for list fields such as `hidden`, whose values contain
+    commas themselves: there '|' separates the alternatives. A key given twice is an error (the second
+    would silently replace the first): put all its values in one --set."""
+
+    config_cls = get_agent(agent, kind="rl").config_cls
+    hints = typing.get_type_hints(config_cls)
+    axes, seen = [], set()
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r} is not key=value; write e.g. --set lr=1e-3,3e-4")
+        if key in seen:
+            raise UserError(f"--set {key} is given twice; list every value in one --set, e.g. --set {key}=A,B")
+        seen.add(key)
+        if key not in hints:
+            coerce(config_cls, key, None)  # raises: unknown key, naming the close matches
+        is_list = typing.get_origin(hints[key]) is tuple
+        values = [v.strip() for v in text.split("|" if is_list else ",") if v.strip() != ""]
+        if not values:
+            raise UserError(f"--set {key}= has no values; give e.g. --set {key}=A,B")
+        for v in values:
+            coerce(config_cls, key, v)  # a bad value fails now, not in the middle of the sweep
+        axes.append([(key, v) for v in values])
+    return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def _run_name(agent: str, env_id: str, overrides: dict, seed: int) -> str:
+    parts = [agent, env_id.replace("/", "-").replace(":", "-")]
+    parts += [f"{k}={v}".replace("/", "-").replace(",", "_").replace(" ", "") for k, v in overrides.items()]
+    return "-".join(parts) + f"-s{seed}"
+
+
+def connect_ray(address: str | None, num_cpus: int | None):
+    """The `ray` module, connected to the cluster at ADDRESS ('auto' or host:port) or to a new local
+    instance with NUM_CPUS; every way this fails is one line."""
+    try:
+        import ray  # optional extra (ray)
+    except ImportError:
+        raise UserError("--backend ray needs Ray; pip install 'rlsuite[ray]'") from None
+    if address and address != "auto":
+        _check_ray_address(address)
+    try:
+        if address:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise UserError(f"cannot reach a Ray cluster at {address or 'a new local instance'} "
+                        f"({str(e).splitlines()[0]}); start one with `ray start --head`") from None
+    return ray
+
+
+def _check_ray_address(address: str, timeout: float = 3.0) -> None:
+    """Fail within seconds when a host:port address does not answer (ray.init would wait much longer)."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r} is not host:port (or 'auto')")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise UserError(f"Ray address {address} does not answer ({e.strerror or e}); start the cluster or fix --address") from None
+
+
+def run_job(job: dict) -> dict:
+    """One run (in a subprocess or a Ray task): reused when finished, resumed when interrupted."""
+
+    torch.set_num_threads(1)
+    root, name = Path(job["root"]), job["name"]
+    try:
+        summary = runs.reuse_or_train(root, name, partial(runs.train, job["agent"], job["env_id"], seed=job["seed"],
+                                                          steps=job["steps"], overrides=job["overrides"], out=root,
+                                                          progress=False),
+                                      fingerprint=runs.fingerprint(job["agent"], job["env_id"], job["steps"],
+                                                                   job["overrides"]))
+        return {"name": name, "status": summary.get("status", "complete"), "final": summary.get("final_eval", {}).get("mean"),
+                "run_dir": summary["run_dir"]}
+    except RunBusy as e:
+        return {"name": name, "status": "busy", "error": str(e), "final": None}
+    except BaseException as e:  # noqa: BLE001 - a failing run is reported; the sweep goes on
+        log = root / "runs" / name / "error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        return {"name": name, "status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0], "log": str(log)}
+
+
+# The local pool's run processes, so that a stop reaches them; none starts once the sweep is stopping.
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def _run_in_subprocess(job: dict) -> dict:
+    """run_job in a fresh Python process: a crash or a kill -9 there costs this run only."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # what spawn would pass on
+    with _LIVE_LOCK:
+        if _STOPPING.is_set():
+            return {"name": job["name"], "status": "interrupted", "error": "not started: the sweep was stopped"}
+        proc = subprocess.Popen([sys.executable, "-m", "rlsuite.experiments.sweep", "--job"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        _LIVE.add(proc)
+    try:
+        out, err = proc.communicate(json.dumps(job))
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+    lines = out.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    log = Path(job["root"]) / "runs" / job["name"] / "error.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(out + err)
+    if proc.returncode < 0:
+        why = f"killed by {signal.Signals(-proc.returncode).name}"
+    else:
+        why = f"exited with code {proc.returncode}"
+    return {"name": job["name"], "status": "failed", "error": f"the run's process was {why}" if proc.returncode < 0
+            else f"the run's process {why}", "log": str(log)}
+
+
+def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> list[dict]:
+    ray = connect_ray(address, workers)
+    try:
+        task = ray.remote(num_cpus=1)(run_job)
+        pending = {task.remote(job): job for job in jobs}
+        results = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    results.append(ray.get(ref))
+                except Exception as e:  # noqa: BLE001 - a worker that died (e.g. kill -9) fails its run only
+                    results.append({"name": job["name"], "status": "failed", "log": "(Ray worker log)",
+                                    "error": f"the Ray task died: {type(e).__name__}: {str(e).splitlines()[0][:120]}"})
+                report(results[-1])
+        return results
+    finally:
+        ray.shutdown()
+
+
+def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2, backend: str = "local",
+          address: str | None = None, steps: int | None = None, out=".", report=print) -> list[dict]:
+
+    if not 0 < seeds <= 10_000 or not 0 < workers <= 1024:
+        raise UserError(f"--seeds must be in [1, 10000] and --workers in [1, 1024], got {seeds} and {workers}")
+    grid = expand_grid(agent, sets)
+    for overrides in grid:  # every combination must make a valid config before anything starts
+        prepare(agent, env_id, steps, overrides)
+    root = Path(out) / "runs" / f"sweep-{agent}-{env_id.replace('/', '-').replace(':', '-')}"
+    try:
+        (root / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {root / 'runs'} ({e.strerror}); choose a writable --out") from None
+    jobs = [{"root": str(root), "name": _run_name(agent, env_id, o, s), "agent": agent, "env_id": env_id,
+             "seed": s, "steps": steps, "overrides": o} for o in grid for s in range(seeds)]
+    if backend == "ray":
+        return _run_ray(jobs, workers, address, report)
+    if backend != "local":
+        raise UserError(f"unknown backend {backend!r}; use local or ray")
+    results = []
+    _STOPPING.clear()
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # its exit waits for the runs under way
+        try:
+            for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
+                results.append(future.result())
+                report(results[-1])
+        except (KeyboardInterrupt, SystemExit) as e:
+            # Ctrl-C or SIGTERM: the queued runs never start (before, the pool's exit started every one of
+            # them); the running ones stop at a checkpoint. Ctrl-C reached them too (a second signal would
+            # abort them); a SIGTERM may have reached this process only, so it is passed on.
+            with _LIVE_LOCK:
+                _STOPPING.set()
+                running = list(_LIVE)
+            pool.shutdown(wait=False, cancel_futures=True)
+            if isinstance(e, SystemExit):
+                for proc in running:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGTERM)
+            raise
+    return results
+
+
+def summary_table(results: list[dict], grid: list[dict], agent: str, env_id: str) -> list[str]:
+    """The across-seed table of `compare` (success, IQM with CI, medians), one row per grid point."""
+
+    by_point: dict[str, list[dict]] = {}
+    for overrides in grid:
+        label = " ".join(f"{k}={v}" for k, v in overrides.items()) or "card"
+        prefix = _run_name(agent, env_id, overrides, 0).removesuffix("-s0") + "-s"
+        for r in results:
+            if r["status"] == "complete" and r["name"].startswith(prefix) and r["name"][len(prefix):].isdigit():
+                path = Path(r["run_dir"]) / "summary.json"
+                if path.exists():
+                    by_point.setdefault(label, []).append(json.loads(path.read_text()))
+    return aggregate_table(by_point, load_env_card(env_id).max_return) if by_point else []
+
+
+def _worker_main() -> None:
+    """`python -m rlsuite.experiments.sweep --job`: one job as JSON on stdin, its result as the last stdout line."""
+    job = json.loads(sys.stdin.read())
+    print(json.dumps(run_job(job)), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--job"]:
+    _worker_main()

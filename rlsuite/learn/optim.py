@@ -1,0 +1,79 @@
+"""What every agent's update shares: the optimiser, a gradient step with clipping, target-network
+updates, and the divergence guard that stops a run whose loss or gradients stop being numbers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlsuite.core.errors import UserError
+from rlsuite.learn.nets import fp32
+
+
+def make_adam(params, lr: float, eps: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch build has one (one kernel for every parameter: fewer small ops)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, eps=eps)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class Diverged(UserError):
+    """Training produced NaN/Inf: the run stops, is marked failed, and keeps its last good checkpoint."""
+
+
+class DivergenceGuard:
+    """Collects whether every loss and gradient norm of an update phase was finite, as a tensor, so that
+    a GPU is not synchronised after each gradient step; `check` reads it once per phase."""
+
+    def __init__(self):
+        self._finite: torch.Tensor | None = None
+
+    def watch(self, *values: torch.Tensor) -> None:
+        for v in values:
+            ok = torch.isfinite(v.detach()).all()
+            self._finite = ok if self._finite is None else self._finite & ok
+
+    def check(self, what: str, update: int, step: int, last_good: str) -> None:
+        """Raise Diverged naming the update and the last good checkpoint if anything watched was NaN/Inf."""
+        finite, self._finite = self._finite, None
+        if finite is not None and not bool(finite):
+            raise Diverged(f"{what} diverged: a NaN/Inf loss or gradient in update {update:,} (step {step:,}); "
+                           f"training stopped, {last_good}; lower lr, or enable gradient clipping / normalisation")
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None,
+                  guard: DivergenceGuard | None = None) -> None:
+    """zero_grad -> backward -> clip the global gradient norm (torch's clip_grad_norm_) -> step. The backward
+    pass runs outside any autocast (PyTorch's advice for mixed precision): layers that ran in float32 forward
+    get float32 gradients, those that ran in bf16 keep their bf16 backward."""
+    optimizer.zero_grad(set_to_none=True)
+    with fp32(loss):
+        loss.backward()
+    watched = [loss]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if max_grad_norm is not None:
+        watched.append(torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True))
+    elif guard is not None:  # no clipping, but a NaN gradient under a finite loss must still be seen
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            watched.append(torch.nn.utils.get_total_norm(grads, foreach=True))
+    if guard is not None:
+        guard.watch(*watched)
+    optimizer.step()
+
+
+@torch.no_grad()
+def update_target(net: nn.Module, target: nn.Module, tau: float) -> None:
+    """tau = 1: hard copy (DQN's periodic sync); tau < 1: Polyak averaging target <- (1-tau) target + tau net."""
+    if tau == 1.0:
+        target.load_state_dict(net.state_dict())
+    else:
+        for p, tp in zip(net.parameters(), target.parameters()):
+            tp.lerp_(p, tau)

@@ -1,0 +1,112 @@
+"""Search spaces as data and the tuning objective (issue 10's groundwork)."""
+
+import numpy as np
+import pytest
+
+from rlsuite.agents.dqn import DQNConfig
+from rlsuite.agents.pg import PPOConfig
+from rlsuite.core.errors import UserError
+from rlsuite.tune.space import Distribution, normalised_area, objective, parse_space, running_score
+
+
+class FakeTrial:
+    """Records what was asked; answers the low end (or the first choice)."""
+
+    def __init__(self):
+        self.asked = []
+
+    def suggest_float(self, name, low, high, log=False):
+        self.asked.append(("float", name, low, high, log))
+        return low
+
+    def suggest_int(self, name, low, high, log=False):
+        self.asked.append(("int", name, low, high, log))
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.asked.append(("categorical", name, tuple(choices)))
+        return choices[0]
+
+
+def test_each_distribution_type_parses_and_suggests():
+    space = parse_space({"lr": {"loguniform": [1e-4, 1e-2]}, "gamma": {"uniform": [0.95, 0.999]},
+                         "n_steps": {"int": [8, 256], "log": True}, "batch_size": {"categorical": [32, 64]}},
+                        PPOConfig, "card")
+    assert space["lr"] == Distribution("loguniform", 1e-4, 1e-2)
+    assert space["n_steps"] == Distribution("int", 8, 256, log=True)
+    trial = FakeTrial()
+    values = {name: d.suggest(trial, name) for name, d in space.items()}
+    assert values == {"lr": 1e-4, "gamma": 0.95, "n_steps": 8, "batch_size": 32}
+    assert ("float", "lr", 1e-4, 1e-2, True) in trial.asked and ("int", "n_steps", 8, 256, True) in trial.asked
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ({"lrr": {"uniform": [0, 1]}}, "lrr: unknown field (did you mean: lr"),
+    ({"lr": {"gaussian": [0, 1]}}, "unknown distribution 'gaussian'"),
+    ({"lr": {"uniform": [1e-2, 1e-4]}}, "low < high"),
+    ({"lr": {"loguniform": [0, 1e-2]}}, "a log scale needs low > 0"),
+    ({"lr": {"uniform": [0.1]}}, "uniform needs [low, high]"),
+    ({"lr": {"uniform": ["a", "b"]}}, "bounds must be numbers"),
+    ({"lr": {"uniform": [0, "inf"]}}, "finite bounds"),
+    ({"batch_size": {"int": [8.5, 64]}}, "int bounds must be integers"),
+    ({"lr": {"int": [1, 4]}}, "lr is not an integer field"),
+    ({"batch_size": {"uniform": [8, 64]}}, "batch_size is not a number field"),
+    ({"double": {"categorical": []}}, "non-empty list of choices"),
+    ({"double": {"categorical": [True, "maybe"]}}, "is not a boolean"),
+    ({"lr": "1e-3"}, "give one distribution"),
+    ({"lr": {"uniform": [0, 1], "loguniform": [1, 2]}}, "give one distribution"),
+    ([], "a search space is a mapping"),
+])
+def test_bad_spaces_are_one_line_errors(spec, fragment):
+    with pytest.raises(UserError, match=None) as e:
+        parse_space(spec, DQNConfig, "agents/dqn.yaml [tune]")
+    assert fragment in str(e.value) and str(e.value).startswith("agents/dqn.yaml [tune]") and "\n" not in str(e.value)
+
+
+def test_objective_prefers_the_steady_recipe_to_the_collapsing_one():
+    steps = np.arange(1, 11) * 1000.0   # evaluations every 1,000 steps; the curve starts at (0, floor)
+    steady = np.array([100, 300, 475, 480, 490, 500, 500, 500, 500, 500], float)
+    collapses = np.array([300, 500, 500, 500, 500, 500, 500, 120, 40, 20], float)  # earlier, then falls
+    never = np.full(10, 10.0)
+    both_steady = objective([(steps, steady), (steps, steady)], [500, 500], 475, floor=10)
+    one_collapses = objective([(steps, steady), (steps, collapses)], [500, 20], 475, floor=10)
+    assert both_steady > one_collapses
+    # by hand for one seed: the normalised level (clipped) integrated over [0, 10,000], /10,000
+    level = np.concatenate([[0.0], np.clip((steady - 10) / (475 - 10), 0, 1)])
+    by_hand = np.trapezoid(level, np.concatenate([[0.0], steps])) / 10_000
+    assert objective([(steps, steady)], [500], 475, floor=10) == pytest.approx(by_hand)
+    assert objective([(steps, never)], [10], 475, floor=10) == pytest.approx(0.0 - 0.5)  # nothing learned, penalised
+    # a budget beyond the last evaluation holds the last level: solved throughout the extra half
+    assert objective([(steps, steady)], [500], 475, floor=10, budget=20_000) == pytest.approx((by_hand + 1) / 2)
+    with pytest.raises(ValueError):
+        objective([(steps, steady)], [], 475, floor=10)
+
+
+def test_normalised_area_by_hand():
+    # a floor of -500 and threshold -100 (Acrobot): -300 is half-way; solved at 2,000 of 4,000 steps
+    assert normalised_area([2000, 4000], [-100, -100], -100, -500) == pytest.approx((0.5 * 2000 * 1 + 2000) / 4000)
+    assert normalised_area([1000], [-300], -100, -500, budget=1000) == pytest.approx(0.25)
+    assert normalised_area([1000], [-900], -100, -500) == 0.0  # worse than random clips at 0
+
+
+def test_running_score_is_the_mean_over_seeds_so_far():
+    # seed 0 finished with area 0.8; seed 1 so far: solved from its first evaluation on
+    assert running_score([0.8], [1000, 2000], [475, 500], 475, 10) == pytest.approx((0.8 + 0.75) / 2)
+    assert running_score([], [], [], 475, 10) == 0.0
+
+
+def test_anneal_turns_a_value_into_a_schedule_and_back():
+    space = parse_space({"lr": {"loguniform": [1e-4, 1e-2], "anneal": True},
+                         "hidden": {"categorical": [[64, 64], [128, 128]]}}, DQNConfig, "t")
+    assert space["lr"].value(3e-3) == {"linear": [3e-3, 0.0]}
+    assert space["lr"].suggestion({"linear": [2.3e-3, 0.0]}) == 2.3e-3
+    assert space["lr"].suggestion({"linear": [2.3e-3, 1e-4]}) is None  # not a schedule to 0
+    assert space["lr"].suggestion(3e-3) is None                          # a constant is not annealed
+    assert space["lr"].suggestion({"linear": [5e-2, 0.0]}) is None       # outside the bounds
+    assert space["hidden"].suggestion((64, 64)) == "64,64" and space["hidden"].suggestion((32, 32)) is None
+    for spec, fragment in [({"uniform": [0.9, 0.99], "anneal": True}, "schedule field"),
+                           ({"categorical": [1e-3], "anneal": True}, "uniform or loguniform"),
+                           ({"loguniform": [1e-4, 1e-2], "anneal": "yes"}, "true or false")]:
+        field = "gamma" if "schedule field" == fragment else "lr"
+        with pytest.raises(UserError, match=fragment):
+            parse_space({field: spec}, DQNConfig, "t")
