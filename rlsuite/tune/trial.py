@@ -1,0 +1,154 @@
+"""One trial of a study: train one run per seed with the proposed values, score them with the objective,
+feed the pruner; a failed run fails the trial with its one-line reason, a stop interrupts the study."""
+
+import hashlib
+import json
+import os
+import socket
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from rlsuite import runs
+from rlsuite.core.errors import UserError
+from rlsuite.envs.make import make_env
+from rlsuite.registry import get_agent
+from rlsuite.run.engine import EVAL_SEED_OFFSET
+from rlsuite.run.evaluation import evaluate
+from rlsuite.run.rundir import RunBusy, csv_rows
+from rlsuite.tune.space import normalised_area, objective, parse_space, running_score
+from rlsuite.tune.study import TuneSettings
+
+
+class _Stop:
+    """Set by a worker's signal handler between runs; checked before each run starts."""
+
+    code = 0
+
+
+STOP = _Stop()
+
+
+class TrialFailed(Exception):
+    """A trial's run failed; Optuna records the trial as failed and the study goes on."""
+
+
+class StudyInterrupted(Exception):
+    """Ctrl-C or SIGTERM reached a trial's run: its checkpoint is written; the study stops and resumes."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(f"interrupted (exit {exit_code})")
+        self.exit_code = exit_code
+
+
+def params_key(agent: str, env_id: str, overrides: dict) -> str:
+    """Run names from the parameters: the same values give the same runs (a retried trial resumes them)."""
+    text = json.dumps(sorted((k, repr(v)) for k, v in overrides.items()))
+    return f"{agent}-{env_id.replace('/', '-').replace(':', '-')}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def eval_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, evaluation means) of a run's periodic evaluations (the final 20-episode one excluded)."""
+
+    rows = [r for r in csv_rows(Path(run_dir) / "metrics.csv") if r.get("eval_mean")]
+    summary = Path(run_dir) / "summary.json"
+    if summary.exists() and rows:  # the last eval row is the final evaluation at the budget
+        rows = rows[:-1]
+    return np.array([float(r["step"]) for r in rows]), np.array([float(r["eval_mean"]) for r in rows])
+
+
+def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float:
+    """Train the trial's runs seed after seed; report every evaluation to the pruner; return the score."""
+    import optuna  # heavy; loaded only when tuning
+
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    config_cls = get_agent(settings.agent, kind="rl").config_cls
+    space = parse_space(settings.space, config_cls, "tune.json [space]")
+    params = {name: dist.suggest(trial, name) for name, dist in space.items()}
+    overrides = {**settings.fixed, **{name: space[name].value(v) for name, v in params.items()}}
+
+    def fail(message: str):
+        trial.set_user_attr("error", message.splitlines()[0][:300])
+        if echo is not None:
+            echo(f"  trial {trial.number} failed: {message.splitlines()[0][:300]}")
+        raise TrialFailed(message)
+
+    try:
+        fingerprint = runs.fingerprint(settings.agent, settings.env_id, settings.steps, overrides)
+    except UserError as e:  # a combination the config refuses (e.g. a minibatch larger than the rollout)
+        fail(f"invalid combination: {e}")
+    key = params_key(settings.agent, settings.env_id, overrides)
+    areas, finals, curves, run_dirs = [], [], [], []
+    try:
+        for i, seed in enumerate(settings.seeds):
+            if STOP.code:  # a signal arrived between two runs: stop before the next one starts
+                trial.set_user_attr("interrupted", "SIGTERM" if STOP.code == 143 else "SIGINT")
+                raise StudyInterrupted(STOP.code)
+            trial.set_user_attr("heartbeat", time.time())
+            name = f"{key}-s{seed}"
+            run_dir = tune_dir / "runs" / name
+            seen: list[tuple[float, float]] = []
+
+            def on_eval(step, mean, i=i, run_dir=run_dir, seen=seen):
+                if not seen:  # a resumed run: the evaluations before its checkpoint count too
+                    seen.extend(zip(*eval_curve(run_dir)))
+                    seen[:] = [(s, m) for s, m in seen if s < step]
+                seen.append((step, mean))
+                steps, means = zip(*seen)
+                # Reported at the evaluation point the step passed (a multiple of eval_every), not at the
+                # step itself: rollouts of different sizes overshoot it differently, and the median
+                # pruner only compares trials that reported at the same step.
+                point = int(step) // settings.eval_every * settings.eval_every if settings.eval_every else int(step)
+                trial.report(running_score(areas, steps, means, settings.threshold, settings.floor),
+                             i * settings.steps + point)
+                trial.set_user_attr("heartbeat", time.time())
+                return trial.should_prune()
+
+            train = partial(runs.train, settings.agent, settings.env_id, seed=seed, steps=settings.steps,
+                            overrides=overrides, out=tune_dir, progress=False, device=settings.device, on_eval=on_eval)
+            run_dirs.append(str(run_dir))
+            trial.set_user_attr("runs", run_dirs)
+            result = runs.reuse_or_train(tune_dir, name, train, fingerprint=fingerprint, on_eval=on_eval)
+            if result.get("status") == "interrupted":
+                if result.get("reason") == "pruned":
+                    raise optuna.TrialPruned(f"pruned during seed {seed} at step {result['step']:,}")
+                trial.set_user_attr("interrupted", result.get("signal") or "stopped")
+                raise StudyInterrupted(result.get("exit_code") or 130)
+            curves.append(eval_curve(run_dir))
+            finals.append(result["final_eval"]["mean"])
+            areas.append(normalised_area(*curves[-1], settings.threshold, settings.floor, settings.steps))
+            trial.set_user_attr("finals", finals)
+            trial.set_user_attr("areas", areas)
+            if echo is not None:
+                echo(f"  trial {trial.number} seed {seed}: final {finals[-1]:.1f}")
+    except (optuna.TrialPruned, StudyInterrupted, TrialFailed):
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C: the run kept its last checkpoint
+        trial.set_user_attr("interrupted", "SIGINT")
+        raise
+    except RunBusy as e:
+        fail(f"busy: {e}")
+    except UserError as e:  # divergence, a full disk, a bad combination found by the agent
+        fail(str(e))
+    except Exception as e:  # noqa: BLE001 - any crash fails this trial only; the study goes on
+        fail(f"{type(e).__name__}: {e}")
+    score = objective(curves, finals, settings.threshold, settings.floor, settings.steps, settings.collapse_penalty)
+    trial.set_user_attr("stays_solved", sum(f >= settings.threshold for f in finals))
+    return score
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+def random_floor(card, config) -> float:
+    """The mean evaluation return of uniformly random actions: the objective's zero."""
+
+    env = make_env(card, training=False)
+    space = env.action_space
+    env.close()
+    space.seed(0)
+    returns = evaluate(lambda obs: np.stack([space.sample() for _ in range(len(obs))]), card,
+                       config.eval_episodes, EVAL_SEED_OFFSET)
+    return float(np.mean(returns))
