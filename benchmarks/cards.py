@@ -74,7 +74,7 @@ WHY = {
                           "above end near the threshold, not in a crash, and some fell back after reaching it: with a "
                           "constant learning rate the greedy policy still moves at 100k steps, and one 20-episode "
                           "evaluation of a policy near 200 falls either side. The zoo itself reports these values "
-                          "below 200 on average at 100k steps (its figure is quoted in agents/dqn.yaml). Tried: the "
+                          "below 200 on average at 100k steps (rl-baselines3-zoo's benchmark). Tried: the "
                           "learning rate annealed to 0 over the budget, on 4 tuning seeds (10-13; not kept as a "
                           "report): no better. Not yet tried on 10 fresh seeds: a larger stated budget.",
     "a2c:LunarLander-v3": "Most of the misses reached 200 at some evaluation and fell back by the end, even with the "

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from rlsuite import runs
+from rlsuite.config.cards import budget as card_budget
 from rlsuite.config.cards import load_env_card
 from rlsuite.core.errors import UserError
 from rlsuite.core.stats import aggregate
@@ -62,6 +63,7 @@ from rlsuite.experiments.report import (
     write_section,
 )
 from rlsuite.experiments.summary import write_summary
+from rlsuite.registry import get_agent
 from rlsuite.run.rundir import restore_records, save_record
 
 SECTIONS = ("pendulum", "mujoco", "sb3actor", "bf16", "updates", "ppotime")
@@ -88,7 +90,7 @@ def variants(agent: str, env_id: str, setting: str = "fp32") -> dict:
     """rlsuite (with SETTINGS[setting], which SB3's side takes too where it has the setting) and SB3 at the card's
     values. The MuJoCo SAC and TD3 cells of the grid also run rlsuite with precision=bf16, alternating with the
     other two seed by seed (so its speed ratio is side by side too)."""
-    steps = load_env_card(env_id).budget_for(agent)
+    steps = card_budget(agent, get_agent(agent).config_cls, env_id)  # the one budget, the same for both sides
     found = compare.ours_and_sb3(agent, env_id, steps, SETTINGS[setting] or None)
     if setting == "fp32" and env_id != "Pendulum-v1" and agent in ("sac", "td3"):
         found["rlsuite-bf16"] = compare.ours(agent, env_id, steps, {"precision": "bf16"})
@@ -198,7 +200,7 @@ KEPT_NOTE = ("*Kept as published: this cell's runs predate the committed run rec
 def mujoco_section(out: Path, seeds, publish=None, only: str | None = None, rows: str | None = None):
     """The MuJoCo cells (many CPU-hours): each finished cell is published at once (`publish(render)`),
     with the cells still to run named, so a stopped invocation leaves its finished cells in the report;
-    `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (benchgrid);
+    `only` (e.g. "sac,td3") trains those cells alone, so a second process can take them (rlsuite.experiments.grid);
     `rows` (e.g. "rlsuite-bf16") only those rows of them."""
     lines = ["## MuJoCo: SAC, TD3 and PPO, rlsuite vs SB3", "",
              f"Seeds {list(seeds)}, the env cards' budgets. Target: rlsuite's IQM within SB3's interval or "

@@ -4,7 +4,7 @@
     python benchmarks/floatpaths.py --cards    # then the validated cards under ATEN_CPU_CAPABILITY=default,
                                                # seeds 100-104 (an hour; runs reused) -> results/floatpaths/float-default/
 
-Issue 10 asks that validated cards hold under a second float path (`ATEN_CPU_CAPABILITY=default`, and
+A validated card should hold under a second float path (`ATEN_CPU_CAPABILITY=default`, and
 `MKL_ENABLE_INSTRUCTIONS=AVX2`/`AVX512` where the CPU has them). A switch only tests anything if it changes
 the numbers, so each is run in a fresh process on the operations our agents use (the MLP forward and
 backward, a CNN forward, the elementwise kernels, an Adam step) and on a short training loop, and

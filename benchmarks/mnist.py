@@ -75,7 +75,7 @@ def main() -> None:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + f"  \nSeeds: {seeds}",
         "",
         "Models are `rlsuite.learn.nets` classes (the ones the agents use): MLP trunk or CNN trunk + "
-        "`ClassifierHead`; hyperparameters from `agents/supervised.yaml`. Accuracy is on the 10,000 official "
+        "`ClassifierHead`; hyperparameters from `cards/agents/supervised.yaml`. Accuracy is on the 10,000 official "
         "test images, with the weights of the best validation epoch (5,000 training images held out). "
         "Seconds are training time; evaluation is excluded.",
         "",

@@ -212,7 +212,7 @@ def speed_section(out: Path) -> list[str]:
 
 def minatar_section(out: Path, seeds: list[int], publish=None, only: str | None = None):
     """Each finished cell is published at once (`publish(render)`), with the cells still to run named;
-    `only` (e.g. "ppo") trains those cells alone, so a second process can take them (benchgrid)."""
+    `only` (e.g. "ppo") trains those cells alone, so a second process can take them (rlsuite.experiments.grid)."""
     root = out / "runs" / "bench-pixels"
     lines = ["## MinAtar: DQN and PPO, rlsuite vs SB3 with the same values, 1M steps", "",
              f"Seeds {seeds}. SB3 runs rlsuite's CNN (nets.CNN) as its features extractor: SB3's NatureCNN needs "

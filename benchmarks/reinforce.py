@@ -18,9 +18,11 @@ from pathlib import Path
 
 import torch
 
+from rlsuite.config.cards import budget as card_budget
 from rlsuite.config.cards import load_env_card
 from rlsuite.experiments import compare
 from rlsuite.experiments.report import header, report_folder, runs_section
+from rlsuite.registry import get_agent
 
 ENVS = ("CartPole-v1", "Acrobot-v1", "LunarLander-v3")
 TARGETS = {"CartPole-v1": "final evaluation ≥ 400 in every seed, ≥ 475 (stays solved) in most"}
@@ -41,7 +43,7 @@ def main() -> None:
     report = header("REINFORCE (no SB3 counterpart)", f"python {' '.join(['benchmarks/reinforce.py'] + sys.argv[1:])}",
                     seeds)
     for env_id in args.envs.split(","):
-        budget = load_env_card(env_id).budget_for("reinforce")
+        budget = card_budget("reinforce", get_agent("reinforce").config_cls, env_id)
 
         def log(label, seed, s):
             print(env_id, seed, round(s["final_eval"]["mean"], 1), f"{s['steps_per_s']:.0f} steps/s", flush=True)

@@ -70,8 +70,8 @@ def main() -> None:
             continue
         published = out / "tune_cards" / key
         published.mkdir(parents=True, exist_ok=True)
-        for name in ("tune.json", "study.journal", "best.yaml", "history.png", "history.svg", "importances.png",
-                     "importances.svg", "best_vs_card.png", "best_vs_card.svg"):
+        for name in ("tune.json", "study.journal", "best.yaml", "history.png", "importances.png",
+                     "best_vs_card.png"):
             source = tune_dir / name
             if source.exists():
                 shutil.copyfile(source, published / name)

@@ -43,7 +43,7 @@ from rlsuite.experiments.sweep import expand_grid, summary_table
 from rlsuite.experiments.sweep import sweep as run_sweep
 from rlsuite.registry import agent_names, get_agent
 from rlsuite.run.engine import EVAL_SEED_OFFSET
-from rlsuite.run.rundir import safe_name
+from rlsuite.run.rundir import disk_error, safe_name
 from rlsuite.sb3.baseline import train_baseline
 from rlsuite.sb3.hyperparameters import baseline_hyperparameters
 from rlsuite.supervised.classifier import run_supervised
@@ -79,7 +79,7 @@ def main():
 def _check_out(ctx, param, value):
     """--out must name a folder (an empty string would silently mean the current directory)."""
     if value is not None and not str(value).strip():
-        raise click.ClickException("--out is empty; give a folder, e.g. --out results")
+        raise click.ClickException("--out is empty; give a folder, e.g. --out .")
     return value
 
 
@@ -125,7 +125,7 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
     Examples:
       rlsuite train dqn CartPole-v1
       rlsuite train dqn Acrobot-v1 --seed 3 --set lr=5e-4 --set double=true
-      rlsuite train --resume results/runs/dqn-CartPole-v1-s0-...
+      rlsuite train --resume runs/dqn-CartPole-v1-s0-...
     """
 
     progress = not quiet  # a bar on a terminal, plain periodic lines in logs
@@ -262,8 +262,8 @@ def compare(args, seeds, steps, overrides, out, force, output):
     \b
     Examples:
       rlsuite compare dqn CartPole-v1 --seeds 10
-      rlsuite compare best='results/tune/dqn-CartPole-v1/runs/*-10dff62a51-s*' \\
-                      card='results/tune/dqn-CartPole-v1/runs/*-42054efb7f-s*' -o best-vs-card.md
+      rlsuite compare best='tune/dqn-CartPole-v1/runs/*-10dff62a51-s*' \\
+                      card='tune/dqn-CartPole-v1/runs/*-42054efb7f-s*' -o best-vs-card.md
     """
 
     first = args[0]
@@ -314,8 +314,8 @@ def plot(run_dirs, output, group, title, stat):
 
     \b
     Examples:
-      rlsuite plot results/runs/compare-dqn-CartPole-v1 -o curves.png
-      rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png
+      rlsuite plot runs/compare-dqn-CartPole-v1 -o curves.png
+      rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png   # a benchmark's runs
     """
 
     if not output.strip() or Path(output).is_dir() or not Path(output).name:
@@ -400,8 +400,8 @@ def tune():
       rlsuite tune dqn CartPole-v1 --trials 60 --seeds 3          # local, all cores, resumable
       rlsuite tune ppo CartPole-v1 --trials 200 --workers 16 --storage tune.journal
       rlsuite tune dqn LunarLander-v3 --trials 100 --backend ray --address auto
-      rlsuite tune show results/tune/dqn-CartPole-v1              # best trials, plots, the card entry
-      rlsuite tune show results/tune-cards/dqn-CartPole-v1        # a study behind a shipped card
+      rlsuite tune show tune/dqn-CartPole-v1                      # best trials, plots, the card entry
+      rlsuite tune show results/tune_cards/dqn-CartPole-v1        # a study behind a shipped card
 
     Every option of a study: `rlsuite tune run --help`.
     """
@@ -491,7 +491,12 @@ def bench(sections, seeds, out, index_only):
     """
 
     if index_only:
-        click.echo(f"summary written: {write_summary(out)}")
+        if not Path(out).is_dir():
+            raise UserError(f"{out} is not a folder of reports; give the results folder, e.g. --out results")
+        try:
+            click.echo(f"summary written: {write_summary(out)}")
+        except OSError as e:
+            raise disk_error(e, f"{Path(out) / 'README.md'}", "free space or fix permissions") from None
         return
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():

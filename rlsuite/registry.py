@@ -1,6 +1,6 @@
 """The agent registry: name -> config class, train function, policy loader, space check.
 
-Adding an agent is one module in rlsuite/agents/, one card in agents/, and one line here. Every kind
+Adding an agent is one module in rlsuite/agents/, one card in cards/agents/, and one line here. Every kind
 of run directory is named here, the supervised classifiers included, so commands that take a run
 directory (eval, list, resume) look an agent up in one place."""
 
@@ -58,6 +58,8 @@ def get_agent(name: str, kind: str | None = None) -> AgentSpec:
     if name not in AGENTS:
         raise UserError(f"unknown agent '{name}'{close_matches(name, AGENTS)}; available: {', '.join(AGENTS)}")
     spec = AGENTS[name]
-    if kind is not None and spec.kind != kind:
+    if kind == "rl" and spec.kind != kind:
         raise UserError(f"'{name}' is not an RL agent; train it with `rlsuite {name}` (see --help)")
+    if kind is not None and spec.kind != kind:
+        raise UserError(f"'{name}' is an {spec.kind} agent, not a {kind} one")
     return spec

@@ -66,7 +66,7 @@ def test_list_shows_what_a_run_uses(tmp_path):
 
 
 def test_list_columns_never_run_together():
-    # target_update_interval (22 characters) used to run into its value: "target_update_interval1000"
+    # target_update_interval (22 characters) must not run into its value: "target_update_interval1000"
     out = CliRunner().invoke(main, ["list", "dqn"]).output
     row = next(line for line in out.splitlines() if line.startswith("target_update_interval"))
     assert row.split()[1] == "1000"

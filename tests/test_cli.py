@@ -129,15 +129,16 @@ def test_bench_rejects_unknown_sections(tmp_path):
     assert_one_line_error(invoke("bench", "--sections", "nope", "--out", tmp_path), "unknown benchmark section 'nope'")
 
 
-def test_bench_index_rewrites_only_the_index(tmp_path):
-    (tmp_path / "README.md").write_text("# Matrix\n\n## Other reports\n\n### [Stale](x.md)\n")
-    (tmp_path / "x.md").write_text("# X report\n\nRegenerate: `python x.py`\n- final 5/5\n")
+def test_bench_index_writes_the_summary_of_the_report_folders(tmp_path):
+    (tmp_path / "README.md").write_text("# Stale page\n")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "README.md").write_text("# X report\n\nRegenerate: `python x.py`  \nDate: 2026-01-02 · cpu\n")
     result = invoke("bench", "--index", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     text = (tmp_path / "README.md").read_text()
-    assert text.startswith("# Matrix\n\n## Other reports") and "### [X report](x.md)" in text and "Stale" not in text
-    assert "- final 5/5" in text
-    assert_one_line_error(invoke("bench", "--index", "--out", tmp_path / "empty"), "run `rlsuite bench --sections matrix")
+    assert text.startswith("# rlsuite vs Stable-Baselines3") and "- x: [X report](x/README.md) (2026-01-02)" in text
+    assert "Stale" not in text
+    assert_one_line_error(invoke("bench", "--index", "--out", tmp_path / "empty"), "is not a folder of reports")
 
 
 def test_list_supervised_and_pg_agents():

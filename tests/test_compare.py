@@ -313,7 +313,7 @@ def test_finished_runs_stay_reusable_when_fields_with_defaults_are_added():
 
 
 def test_compare_takes_groups_of_finished_runs(tmp_path, tiny_run):
-    """Issue 10: compare works on trial runs unchanged. Two groups of finished runs (a folder of runs, a
+    """compare works on trial runs unchanged. Two groups of finished runs (a folder of runs, a
     quoted glob) on one table, with the per-seed table and the curves beside it."""
     from rlsuite import runs
 

@@ -87,7 +87,7 @@ def test_checkpoint_round_trip():
 def test_memory_is_a_fraction_of_the_naive_buffer():
     atari = (4, 84, 84)
     framed, naive = frame_replay_bytes(1_000_000, atari, 8, 3, False), naive_replay_bytes(1_000_000, atari)
-    assert framed < 8e9  # issue 11: a 1M-transition Atari buffer in at most 8 GB
+    assert framed < 8e9  # a 1M-transition Atari buffer fits in at most 8 GB
     assert 0.9 / (2 * 4) < framed / naive < 1.1 / (2 * 4)  # ~1/(2 x stack)
     small = FrameReplayBuffer(10_000, atari, 1)
     assert small.frames.nbytes + small.inner.obs.nbytes * 2 < naive_replay_bytes(10_000, atari) / 7

@@ -1,6 +1,5 @@
 """Image observations: the shared CNN, MinAtar and Atari env cards, frame-sharing DQN, EnvPool, videos."""
 
-import csv
 import dataclasses
 import importlib.util
 import warnings
@@ -13,7 +12,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from conftest import TINY_DQN, assert_one_line_error
+from conftest import TINY_DQN, assert_one_line_error, metrics_without_wall
 from rlsuite.learn import nets
 from rlsuite import runs
 from rlsuite.supervised import classifier as supervised
@@ -133,8 +132,8 @@ def test_replay_memory_is_sized_before_anything_is_allocated(tmp_path):
 
 
 def test_a_checkpoint_without_its_replay_memory_refills_before_learning(tmp_path):
-    # save_buffer false (the Atari cards' setting): the resumed run used to learn at once from the one or
-    # two transitions in its new, empty memory, sampling them over and over
+    # save_buffer false (the Atari cards' setting): the resumed run must refill its memory before it learns,
+    # not sample the one or two transitions of its new, empty memory over and over
     overrides = {"learning_starts": "200", "buffer_size": "2000", "eval_every": "400", "eval_episodes": "1",
                  "final_eval_episodes": "1", "hidden": "16,16", "save_buffer": "false", "checkpoint_every": "300",
                  "train_freq": "4", "gradient_steps": "1"}
@@ -375,11 +374,7 @@ def test_minatar_runs_resume_exactly(tmp_path):
     stopped = runs.train("dqn", "MinAtar/Breakout-v1", out=tmp_path / "b", stop_at=350, **kw)
     resumed = runs.resume(stopped["run_dir"], progress=False)
 
-    def rows(run_dir):
-        return [{k: v for k, v in r.items() if k != "wall_s"}
-                for r in csv.DictReader(open(Path(run_dir) / "metrics.csv"))]
-
-    assert rows(resumed["run_dir"]) == rows(straight["run_dir"])
+    assert metrics_without_wall(resumed["run_dir"]) == metrics_without_wall(straight["run_dir"])
     w1 = load_checkpoint(Path(straight["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
     w2 = load_checkpoint(Path(resumed["run_dir"]) / "checkpoints" / "last.pt")["state"]["q"]
     assert all(torch.equal(w1[k], w2[k]) for k in w1)

@@ -246,7 +246,7 @@ def test_float_path_is_recorded_and_put_in_the_regenerate_command(monkeypatch):
 
 
 def test_a_sectioned_report_stamps_each_section_with_its_own_command(monkeypatch):
-    """continuous.md / pixels.md are rewritten a section at a time: the page header used to carry the last
+    """Sectioned reports are rewritten a section at a time: the page header must not carry the last
     section's command and seeds as if they covered every section."""
     from rlsuite.experiments.report import header, stamped
 

@@ -372,7 +372,7 @@ def test_unsupported_action_spaces_are_one_line_errors(tmp_path, agent, env_id, 
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_baseline_on_a_discrete_env_names_the_agent_asked_for(tmp_path, agent):
-    # the baseline path checks spaces before any config exists; it used to say "SAC/TD3" for both
+    # the baseline path checks spaces before any config exists: the message names the agent, not "SAC/TD3"
     from click.testing import CliRunner
 
     result = CliRunner().invoke(main, ["baseline", agent, "CartPole-v1", "--steps", "100", "--out", str(tmp_path)])
@@ -446,7 +446,7 @@ def test_a_repeated_mujoco_warning_is_printed_once(capfd):
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])
 def test_the_rest_of_rlsuite_takes_them_unchanged(tmp_path, agent):
-    """Issue 12: baseline, compare, plot, sweep, eval (with --video) and tune, through the CLI, on tiny budgets."""
+    """SAC and TD3 through every command: baseline, compare, plot, sweep, eval (with --video) and tune, through the CLI, on tiny budgets."""
     from click.testing import CliRunner
 
     def invoke(*args):

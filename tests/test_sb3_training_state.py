@@ -1,5 +1,5 @@
 """An interrupted SB3 baseline run continues from its checkpoint (benchmarks span sessions: an SB3 SAC
-run on Hopper takes an hour here, and used to start over after every interruption)."""
+run on Hopper takes hours, and must not start over after every interruption)."""
 
 import csv
 import json

@@ -32,4 +32,4 @@ def test_the_table_reads_cells_from_the_reports_and_links_every_report(tmp_path)
     assert ("| classic control | DQN | CartPole-v1 | 10 | 9/10 vs 7/10 | 500.0 [436.8, 500.0] | 462.6 [302.3, 500.0] "
             "| inside | 1.99× | — | [matrix](matrix/README.md) |") in text
     assert "| MinAtar | DQN | MinAtar/Asterix-v1 | 3 | — | 11.2 [10.6, 12.5] | 13.8 [11.8, 16.9] | **below** (−0.6) | 1.17× | 1.12× |" in text
-    assert "- [MNIST](mnist/README.md) (2026-01-03)" in text and "- [Classic control](matrix/README.md) (2026-01-02)" in text
+    assert "- mnist: [MNIST](mnist/README.md) (2026-01-03)" in text and "- matrix: [Classic control](matrix/README.md) (2026-01-02)" in text

@@ -70,7 +70,7 @@ def test_tiny_study_end_to_end_resume_and_a_failing_trial(tmp_path, monkeypatch)
     # the card entry: the card's CartPole entry with the fixed fields and the best values, ready to apply
     entry = yaml.safe_load((tune_dir / "best.yaml").read_text())["CartPole-v1"]
     assert entry["lr"] == best.params["lr"] and entry["gamma"] == best.params["gamma"] and entry["hidden"] == [16, 16]
-    assert apply(DQNConfig(), entry, "best.yaml").total_steps == 900
+    assert "total_steps" not in entry and apply(DQNConfig(), entry, "best.yaml").lr.start == best.params["lr"]  # the budget stays the card's
     assert f"trial {best.number}" in result.output and "CartPole-v1:" in result.output
     report = (tune_dir / "report.md").read_text()
     assert "| 0 | fail |" in report and "boom" in report and "history.png" in report
@@ -258,7 +258,7 @@ def test_a_moved_study_keeps_its_own_journal_and_a_lost_or_damaged_one_is_one_li
 
 
 def test_trial_runs_go_to_compare_and_a_published_copy_without_runs_still_shows(finished_study, tmp_path):
-    """Issue 10 item 4: compare takes trial runs (grouped by the glob the report prints). A study published
+    """compare takes trial runs (grouped by the glob the report prints). A study published
     without its runs (results/tune-cards/) is read by `tune show`; before, the committed copies had no
     tune.json or journal and `tune show` refused them."""
     import shutil

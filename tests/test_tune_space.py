@@ -1,4 +1,4 @@
-"""Search spaces as data and the tuning objective (issue 10's groundwork)."""
+"""Search spaces as data and the tuning objective."""
 
 import numpy as np
 import pytest

@@ -101,7 +101,7 @@ ATARI_DEFAULTS = {
                  {"name": "rlsuite.envs.atari:EpisodicLife", "train_only": True},
                  {"name": "rlsuite.envs.atari:FireReset"},
                  {"name": "ClipReward", "kwargs": {"min_reward": -1, "max_reward": 1}, "train_only": True}],
-    "notes": "No env card: rlsuite's standard Atari preprocessing (rlsuite/cards.py ATARI_DEFAULTS).",
+    "notes": "No env card: rlsuite's standard Atari preprocessing (rlsuite/config/cards.py ATARI_DEFAULTS).",
 }
 
 

@@ -136,13 +136,17 @@ def ent_coef_init_from_zoo(hp: dict, agent: str, env_id: str | None):
 def sac_ent_coef_to_sb3(value, agent: str, hp: dict, overrides: dict):
     """ent_coef (a number: fixed; none: tuned) and ent_coef_init as SB3's one ent_coef: a number, "auto" or
     "auto_<start>". Called for either field, it reads both from the --set given."""
-    fixed = overrides.get("ent_coef")
-    if fixed not in (None, "none", "None", "null", ""):
-        return {"ent_coef": float(fixed)}
+    try:  # the --set values as given: either may be the one not yet checked, and a bad one fails on rlsuite's side
+        fixed = None if str(overrides.get("ent_coef", "none")).lower() in ("none", "null", "") else float(overrides["ent_coef"])
+        start = float(overrides["ent_coef_init"]) if "ent_coef_init" in overrides else None
+    except (TypeError, ValueError):
+        return None
+    if fixed is not None:
+        return {"ent_coef": fixed}
     if "ent_coef" not in overrides and not str(hp.get("ent_coef", "auto")).startswith("auto"):
         return {}  # the card's α is fixed on both sides: a start for a tuned one changes nothing
-    if "ent_coef_init" in overrides:
-        return {"ent_coef": f"auto_{float(overrides['ent_coef_init'])}"}
+    if start is not None:
+        return {"ent_coef": f"auto_{start}"}
     return {"ent_coef": "auto"}
 
 

@@ -105,7 +105,7 @@ def resumed_note(results: dict[str, list[dict]]) -> list[str]:
     if not resumed:
         return []
     return ["", f"† resumed from a checkpoint: {'; '.join(resumed)}. rlsuite's resumes are exact; SB3's restart the "
-                "episodes that were running (sb3_resume.py)."]
+                "episodes that were running (rlsuite/sb3/training_state.py)."]
 
 
 def verdict(value: float, target: float, higher_is_better: bool) -> str:
@@ -134,8 +134,8 @@ def ratio_lines(ours: list[dict], theirs: list[dict], label_ours: str, label_the
 
 def iqm_verdict(ours: list[dict], theirs: list[dict], label_ours: str, label_theirs: str, note: str = "") -> str:
     """Where OURS' final IQM lies against THEIRS' 95% bootstrap interval (docs/protocol.md's question, "within the
-    other's interval or above?"), and by how much it misses: e.g. "rlsuite's final IQM 2,116.2 is **below** SB3's
-    95% interval [2,722.6, 3,248.8] by 606.4 (SB3's IQM 3,069.6)"."""
+    other's interval or above?"), and by how much it misses: "rlsuite's final IQM X is **below** SB3's 95% interval
+    [lo, hi] by D (SB3's IQM Y)"."""
     other = aggregate(theirs)
     return _placed(aggregate(ours)["final_iqm"], other["final_ci"], other["final_iqm"], label_ours, label_theirs, note)
 

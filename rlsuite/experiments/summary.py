@@ -180,7 +180,8 @@ def summary_lines(results: Path) -> list[str]:
     cells.sort(key=lambda c: FAMILY_ORDER.index(c.family) if c.family in FAMILY_ORDER else len(FAMILY_ORDER))
     lines = [TITLE, "",
              "Written by `rlsuite bench --index` from the reports below (each names its command, machine, versions "
-             "and seeds). Final evaluation: 20 episodes, deterministic policy ([protocol](../docs/protocol.md)). "
+             "and seeds). The final evaluation with the deterministic policy (20 episodes; 10 games on Atari; see the "
+             "[protocol](../docs/protocol.md)). "
              "*stays solved*: final evaluation ≥ the env's threshold (— where there is none). IQM of the final "
              "returns with its 95% bootstrap interval; *verdict*: rlsuite's IQM against SB3's interval. Ratios: "
              "rlsuite / SB3 steps per second of wall clock and per CPU second of the training process (higher is "
@@ -200,7 +201,7 @@ def summary_lines(results: Path) -> list[str]:
         rel = report.relative_to(results)
         stamp = next((line for line in report.read_text(encoding="utf-8").splitlines() if line.startswith("Date:")), "")
         date = stamp.split("·")[0].removeprefix("Date:").strip()
-        lines.append(f"- [{title_of(report)}]({rel.as_posix()})" + (f" ({date})" if date else ""))
+        lines.append(f"- {rel.parent.as_posix()}: [{title_of(report)}]({rel.as_posix()})" + (f" ({date})" if date else ""))
     if (results / "tune_cards").is_dir():
         lines.append("- [The studies behind the tuned cards](tune_cards/): `rlsuite tune show results/tune_cards/STUDY`")
     return lines + [""]

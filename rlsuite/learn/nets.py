@@ -181,9 +181,9 @@ class CNN(nn.Module):
             x = x.unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)
         elif self.channels_last:
             x = x.permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W), already NHWC in memory
-        # NHWC in memory (the shape stays NCHW): the CPU's oneDNN convolutions run faster on it, 1.4x for a
-        # PPO minibatch of 256 Atari stacks, 1.2x for DQN's 32 (benchmarks/pixels.py, speed). The copy is made
-        # while the frames are still uint8, the cheapest point; the flatten below gives the usual order.
+        # NHWC in memory (the shape stays NCHW): the CPU's oneDNN convolutions run faster on it
+        # (results/pixels/, speed). The copy is made while the frames are still uint8, the cheapest point;
+        # the flatten below gives the usual order.
         x = x.contiguous(memory_format=torch.channels_last).float()
         if self.scale != 1.0:
             x = x * self.scale
@@ -224,7 +224,7 @@ class CategoricalHead(nn.Module):
         self.logits = init_layer(nn.Linear(in_dim, n_actions), POLICY_GAIN)
 
     def forward(self, features: torch.Tensor) -> Categorical:
-        return Categorical(logits=self.logits(features), validate_args=False)  # checks cost ~20% of a PPO step
+        return Categorical(logits=self.logits(features), validate_args=False)  # argument checks are a large share of a small PPO step
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         return self.logits(features).argmax(dim=-1)

@@ -158,7 +158,7 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
 
 def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, device: str | None = None,
                     lock=None, on_eval=None) -> dict:
-    """Continue an interrupted SB3 baseline run from its checkpoint (see sb3_resume for what differs from an
+    """Continue an interrupted SB3 baseline run from its checkpoint (see rlsuite.sb3.training_state for what differs from an
     uninterrupted run). Its config.yaml has the hyperparameters it was started with. A run stopped at its
     budget (killed during the final evaluation) only finishes."""
     run_dir = Path(run_dir)

@@ -11,7 +11,7 @@ import yaml
 
 from rlsuite.config.cards import budget, load_agent_card, load_env_card
 from rlsuite.config.schema import CommonConfig, Schedule, coerce, sb3_specs, to_schedule
-from rlsuite.config.zoo import NOT_SET
+from rlsuite.config.zoo import NOT_SET, image_policy
 from rlsuite.core.errors import UserError
 from rlsuite.registry import get_agent
 
@@ -55,7 +55,10 @@ def sb3_defaults(agent: str) -> dict:
 def overrides_from_sb3(agent: str, hp: dict, env_id: str | None = None) -> dict:
     """The zoo's values for AGENT (SB3's defaults where it has none) as rlsuite --set overrides, field by field
     from what each config field declares about SB3 (rlsuite.config.zoo); the budget only where the zoo gives one."""
-    full = {**sb3_defaults(agent), **hp}
+    defaults = sb3_defaults(agent)
+    if image_policy(hp):  # a CNN policy's default head is its features layer alone (NatureCNN's 512)
+        defaults.pop("net_arch")
+    full = {**defaults, **hp}
     out = {}
     for name, spec in sb3_specs(get_agent(agent).config_cls).items():
         if spec.fixed is not NOT_SET:
@@ -98,6 +101,13 @@ def _sb3_value(value):
     return numbers(yaml.safe_load(value) if isinstance(value, str) else value)
 
 
+def as_sb3_data(value):
+    """A coerced rlsuite value as card data SB3's side takes: a schedule as {linear: [...]}, a tuple as a list."""
+    if isinstance(value, Schedule):
+        return value.to_data()
+    return list(value) if isinstance(value, tuple) else value
+
+
 def sb3_overrides_for(overrides: dict, agent: str | None = None, hp: dict | None = None) -> tuple[dict, list[str]]:
     """(the SB3 arguments for those --set keys both sides have, the keys only rlsuite has), as each field declares
     it (rlsuite.config.zoo): the same setting under SB3's name, or in SB3's form where it differs (hidden ->
@@ -121,11 +131,16 @@ def sb3_overrides_for(overrides: dict, agent: str | None = None, hp: dict | None
     out, ours_only = {}, []
     for key, value in overrides.items():
         spec = specs.get(key)
-        translated = spec.to_sb3(coerce(cls, key, value), agent, hp, overrides) if cls and spec and spec.to_sb3 else None
+        ours = coerce(cls, key, value) if cls and spec else None  # as rlsuite reads it: hidden=64,64 -> (64, 64)
+        translated = None
+        if cls and spec and spec.to_sb3:
+            translated = spec.to_sb3(ours, agent, hp, overrides)
+        elif cls and spec and spec.fixed is not NOT_SET:  # SB3 always runs as `fixed`: that value changes nothing
+            translated = {} if ours == spec.fixed else None
         if translated is not None:
             out.update(translated)
         elif spec is not None and spec.to_sb3 is None and spec.name and (accepted is None or spec.name in accepted):
-            out[spec.name] = _sb3_value(value)
+            out[spec.name] = _sb3_value(value) if cls is None else as_sb3_data(ours)
         else:
             ours_only.append(key)
     return out, ours_only

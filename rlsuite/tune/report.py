@@ -19,7 +19,7 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 from rlsuite import runs
-from rlsuite.config.cards import agent_card_path, load_agent_card
+from rlsuite.config.cards import load_agent_card
 from rlsuite.config.schema import coerce
 from rlsuite.core.errors import UserError
 from rlsuite.experiments.plots import save_figure, plot_curves
@@ -93,11 +93,11 @@ def card_entry(settings: TuneSettings, params: dict, comment: str) -> str:
     for key, value in params.items():  # as the card writes them: hidden "64,64" -> [64, 64]
         value = coerce(config_cls, key, space[key].value(value) if key in space else value)
         entry[key] = list(value) if isinstance(value, tuple) else value.to_data() if hasattr(value, "to_data") else value
-    entry["total_steps"] = settings.steps
+    entry.pop("total_steps", None)  # the budget lives in one place (the env card, or the card's own entry)
     text = yaml.safe_dump({settings.env_id: entry}, sort_keys=False, default_flow_style=None)
     head = [f"# {line}" for line in comment.splitlines()]
-    head.append(f"# Paste under `envs:` in {agent_card_path(settings.agent).relative_to(agent_card_path(settings.agent).parents[1])} "
-                "and validate on fresh seeds (e.g. 100-109) before trusting it.")
+    head.append(f"# Paste under `envs:` in cards/agents/{settings.agent}.yaml (trials ran {settings.steps:,} steps each; "
+                "the budget stays the card's) and validate on fresh seeds (e.g. 100-109) before trusting it.")
     return "\n".join(head) + "\n" + text
 
 
