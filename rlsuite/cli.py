@@ -1,4 +1,7 @@
-"""The `rlsuite` command line: parse, call the library, print. No training logic lives here."""
+"""The `rlsuite` command line: parse, call the library, print. No training logic lives here.
+
+Each command imports the library where it runs: the library loads torch (seconds), which `rlsuite --help` and
+a mistyped command should not wait for. The layers below are imported at their modules' tops as usual."""
 
 from __future__ import annotations
 
@@ -21,34 +24,17 @@ signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 # MuJoCo renders headless through EGL when there is no display (before mujoco is imported); a user's own
 # MUJOCO_GL (osmesa, glfw) wins.
+import glob  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
-import glob
-import subprocess
-
 import click  # noqa: E402
 
-from rlsuite import runs
-from rlsuite.config.cards import agent_card_path, cards_root, load_agent_card, parse_env_kwargs
-from rlsuite.config.schema import check_seed, describe, parse_overrides
 from rlsuite.core.errors import UserError
-from rlsuite.envs import video
-from rlsuite.experiments.compare import compare_report, compare_runs
-from rlsuite.experiments.plots import expand_run_dirs, load_curve, plot_curves, usable_runs
-from rlsuite.experiments.summary import write_summary
-from rlsuite.experiments.sweep import expand_grid, summary_table
-from rlsuite.experiments.sweep import sweep as run_sweep
-from rlsuite.registry import agent_names, get_agent
-from rlsuite.run.engine import EVAL_SEED_OFFSET
 from rlsuite.run.rundir import disk_error, safe_name
-from rlsuite.sb3.baseline import train_baseline
-from rlsuite.sb3.hyperparameters import baseline_hyperparameters
-from rlsuite.supervised.classifier import run_supervised
-from rlsuite.tune.report import show
-from rlsuite.tune.search import tune as run_tune
 
 
 def friendly(fn):
@@ -127,6 +113,9 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
       rlsuite train dqn Acrobot-v1 --seed 3 --set lr=5e-4 --set double=true
       rlsuite train --resume runs/dqn-CartPole-v1-s0-...
     """
+    from rlsuite import runs
+    from rlsuite.config.cards import parse_env_kwargs
+    from rlsuite.config.schema import parse_overrides  # the library loads torch: imported when the command runs
 
     progress = not quiet  # a bar on a terminal, plain periodic lines in logs
     if resume_dir:
@@ -158,6 +147,10 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
 @friendly
 def eval_(run_dir, episodes, seed, device, as_json, video_dir):
     """Re-evaluate the saved agent of RUN_DIR with the deterministic policy (or film it with --video)."""
+    from rlsuite import runs
+    from rlsuite.config.schema import check_seed
+    from rlsuite.envs import video
+    from rlsuite.run.engine import EVAL_SEED_OFFSET  # the library loads torch: imported when the command runs
 
     if video_dir is not None:
         if episodes is not None and not 0 < episodes <= 1000:
@@ -188,6 +181,10 @@ def _evaluation_line(r: dict) -> str:
 def list_(agent, env_id):
     """The agents, their cards and the envs each card covers; with AGENT, every hyperparameter with the
     value a run actually uses: the card's default entry, or with --env the entry for that env."""
+    from rlsuite import runs
+    from rlsuite.config.cards import agent_card_path, cards_root, load_agent_card
+    from rlsuite.config.schema import describe
+    from rlsuite.registry import agent_names, get_agent  # the library loads torch: imported when the command runs
 
     if agent:
         spec = get_agent(agent)
@@ -238,6 +235,7 @@ def list_(agent, env_id):
 def baseline(agent, env_id, seed, steps, device, out, quiet):
     """Train Stable-Baselines3's AGENT (dqn, a2c, ppo, sac, td3) on ENV with the card's zoo hyperparameters,
     logged and evaluated exactly like an rlsuite run."""
+    from rlsuite.sb3.baseline import train_baseline  # the library loads torch: imported when the command runs
 
     result = train_baseline(agent, env_id, seed=seed, steps=steps, out=out, device=device, progress=not quiet)
     _print_result(result)
@@ -265,6 +263,10 @@ def compare(args, seeds, steps, overrides, out, force, output):
       rlsuite compare best='tune/dqn-CartPole-v1/runs/*-10dff62a51-s*' \\
                       card='tune/dqn-CartPole-v1/runs/*-42054efb7f-s*' -o best-vs-card.md
     """
+    from rlsuite.config.schema import parse_overrides
+    from rlsuite.experiments.compare import compare_report, compare_runs
+    from rlsuite.registry import agent_names
+    from rlsuite.sb3.hyperparameters import baseline_hyperparameters  # the library loads torch: imported when the command runs
 
     first = args[0]
     if first not in agent_names() and ("=" in first or glob.has_magic(first) or Path(first).exists()):  # runs
@@ -317,6 +319,7 @@ def plot(run_dirs, output, group, title, stat):
       rlsuite plot runs/compare-dqn-CartPole-v1 -o curves.png
       rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png   # a benchmark's runs
     """
+    from rlsuite.experiments.plots import expand_run_dirs, load_curve, plot_curves, usable_runs  # the library loads torch: imported when the command runs
 
     if not output.strip() or Path(output).is_dir() or not Path(output).name:
         raise UserError(f"-o {output!r} must be an image path, e.g. -o curves.png")
@@ -355,6 +358,7 @@ def plot(run_dirs, output, group, title, stat):
 @friendly
 def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
     """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
+    from rlsuite.experiments.sweep import expand_grid, summary_table, sweep as run_sweep  # the library loads torch: imported when the command runs
 
     def report(r):
         if r["status"] == "busy":
@@ -434,6 +438,7 @@ def tune():
 def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
              address, pruner, sampler_seed, name, out, device, no_reference):
     """Tune AGENT on ENV: each trial trains --seeds runs; re-running the same command resumes the study."""
+    from rlsuite.tune.search import tune as run_tune  # the library loads torch: imported when the command runs
 
     result = run_tune(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search,
                       workers, storage, backend, address, out, name,
@@ -452,6 +457,7 @@ def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, 
 @friendly
 def tune_show(tune_dir):
     """Regenerate TUNE_DIR/report.md and print the best trial's card entry."""
+    from rlsuite.tune.report import show  # the library loads torch: imported when the command runs
 
     for line in show(tune_dir):
         click.echo(line)
@@ -489,6 +495,7 @@ def bench(sections, seeds, out, index_only):
     match and interrupted ones resume, so a rerun only trains what is missing. OUT/README.md, the summary
     table of every report, is rewritten after each script (and by --index alone).
     """
+    from rlsuite.experiments.summary import write_summary  # the library loads torch: imported when the command runs
 
     if index_only:
         if not Path(out).is_dir():
@@ -539,6 +546,8 @@ def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_
       rlsuite supervised mnist --net cnn --epochs 5 --data-dir ~/data/mnist
       rlsuite supervised fashion-mnist --net cnn --data-dir /usr/share/datasets/fashion-mnist
     """
+    from rlsuite.config.schema import parse_overrides
+    from rlsuite.supervised.classifier import run_supervised  # the library loads torch: imported when the command runs
 
     progress = not quiet
     result = run_supervised(dataset, net, epochs=epochs, seed=seed, data_dir=data_dir,

@@ -310,8 +310,8 @@ def agent_configs() -> dict[str, type]:
     """Agent name -> config class, for every agent config defined so far (each agent module defines one,
     a subclass of CommonConfig with an `agent_name`); used for hints about another agent's fields."""
     found, todo = {}, [CommonConfig]
-    while todo:
-        cls = todo.pop()
+    while todo:  # breadth first: the order the agent modules define them
+        cls = todo.pop(0)
         todo.extend(cls.__subclasses__())
         name = cls.__dict__.get("agent_name")
         if isinstance(name, str):

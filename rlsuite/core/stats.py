@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import bootstrap, trim_mean
 
 
 def solve_stats(eval_rows: list[dict], final_mean: float | None, threshold: float | None) -> dict:
@@ -29,12 +28,14 @@ def solve_stats(eval_rows: list[dict], final_mean: float | None, threshold: floa
 
 def iqm(values) -> float:
     """Interquartile mean: the mean of the middle 50% (scipy's trim_mean, 25% cut each side)."""
+    from scipy.stats import trim_mean  # heavy (over a second): every run imports this module, few need it
 
     return float(trim_mean(np.asarray(values, dtype=float), 0.25))
 
 
 def bootstrap_ci(values, statistic=None, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of `statistic` (default IQM) with scipy.stats.bootstrap."""
+    from scipy.stats import bootstrap, trim_mean  # heavy (over a second): see iqm
 
     x = np.asarray(values, dtype=float)
     if len(x) < 2 or np.all(x == x[0]):

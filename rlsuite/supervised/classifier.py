@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -165,6 +163,9 @@ def confusion(pred: torch.Tensor, y: torch.Tensor, n: int) -> np.ndarray:
 
 
 def save_confusion_png(matrix: np.ndarray, classes, path: Path, title: str) -> None:
+    import matplotlib  # heavy (about a second): every run imports this module, only this figure needs it
+    import matplotlib.pyplot as plt
+
     matplotlib.use("Agg")
 
     fig, ax = plt.subplots(figsize=(7, 6))
