@@ -1,0 +1,30 @@
+"""Making envs: the vector env's episode statistics are the env's own, with same-step autoreset."""
+
+import numpy as np
+
+from rlsuite.config.cards import load_env_card
+from rlsuite.envs.make import episode_stats, make_vector_env
+
+
+def test_logged_episode_lengths_and_returns_are_the_envs_own():
+    # CartPole pays 1 per step, so an episode's return is its length. With same-step autoreset the step that
+    # ends one episode also starts the next: a statistics wrapper that mishandles it (gymnasium before 1.4)
+    # loses the first step and reward of every episode after the first.
+    envs = make_vector_env(load_env_card("CartPole-v1"), 3)
+    rng = np.random.default_rng(0)
+    envs.reset(seed=0)
+    counted, returns, logged = np.zeros(3, int), np.zeros(3), {0: [], 1: [], 2: []}
+    truth = {0: [], 1: [], 2: []}
+    for _ in range(600):
+        _, rewards, terminated, truncated, info = envs.step(rng.integers(2, size=3))
+        counted += 1
+        returns += rewards
+        for i in np.flatnonzero(terminated | truncated):
+            truth[i].append((float(returns[i]), int(counted[i])))
+            counted[i], returns[i] = 0, 0.0
+        for i, episode_return, length in episode_stats(info):
+            logged[i].append((episode_return, length))
+    envs.close()
+    assert all(len(truth[i]) >= 10 for i in truth)  # many episodes ended, the later ones are the test
+    assert logged == truth
+    assert all(r == length for episodes in logged.values() for r, length in episodes)
