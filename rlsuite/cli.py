@@ -100,11 +100,14 @@ def _print_result(result: dict) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
 @click.option("--env-kwargs", "env_kwargs", multiple=True, metavar="KEY=VALUE",
               help="an env constructor argument over the env card's make_kwargs, e.g. repeat_action_probability=0")
+@click.option("--env-backend", type=click.Choice(["gymnasium", "torch"]), default=None,
+              help="training envs: gymnasium's classes, or torch: the same classic-control dynamics batched "
+                   "(default: the env card's backend)")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="continue a stopped run directory (with --steps N: train it on to N steps in total)")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @friendly
-def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume_dir, quiet):
+def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, env_backend, resume_dir, quiet):
     """Train AGENT on ENV (any Gymnasium id, or package.module:EnvId) with its tuned card.
 
     \b
@@ -123,8 +126,9 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
                  if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise UserError(f"--resume continues a run in its own directory with its own seed; drop {' and '.join(given)}")
-        if agent or env_id or overrides or env_kwargs:
-            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV, --set and --env-kwargs "
+        if agent or env_id or overrides or env_kwargs or env_backend:
+            raise UserError("--resume continues a run with its saved config; drop AGENT, ENV, --set, --env-kwargs "
+                            "and --env-backend "
                             "(--steps N extends its budget)")
         result = runs.resume(resume_dir, progress=progress, device=None if device == "auto" else device, steps=steps)
     else:
@@ -132,7 +136,8 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, resume
             raise UserError("give an agent and an environment, e.g. `rlsuite train dqn CartPole-v1` (see `rlsuite list`)")
         result = runs.train(agent, env_id, seed=seed, steps=steps, overrides=parse_overrides(overrides),
                             out=out, device=device, progress=progress,
-                            env_kwargs=parse_env_kwargs(env_kwargs))
+                            env_kwargs=parse_env_kwargs(env_kwargs),
+                            env_changes={"backend": env_backend} if env_backend else None)
     _print_result(result)
 
 

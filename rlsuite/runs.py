@@ -18,7 +18,7 @@ import torch
 from rlsuite.config.cards import agent_card_path, env_card_from_data, load_agent_card, resolve
 from rlsuite.config.schema import EnvCard, apply, check_env_card, check_seed, check_steps, to_data
 from rlsuite.core.errors import UserError
-from rlsuite.envs.make import make_env, resolve_auto, resolve_env_id
+from rlsuite.envs.make import make_env, make_vector_env, resolve_auto, resolve_env_id
 from rlsuite.envs.video import check_can_record
 from rlsuite.learn.nets import bf16_is_native
 from rlsuite.registry import get_agent
@@ -63,6 +63,8 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
                                 f"--env-kwargs): {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
     finally:
         env.close()
+    if card.backend == "torch":  # the torch backend has this env and takes these arguments
+        make_vector_env(card, 1).close()
     if getattr(config, "video_every", None):  # filming must work before a run that films starts
 
         check_can_record(card)

@@ -325,6 +325,9 @@ def require_hidden(config) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+BACKENDS = ("gymnasium", "torch")
+
+
 @dataclass
 class EnvCard:
     """What an env needs beyond its id: wrappers, the solve threshold, evaluation settings."""
@@ -340,6 +343,9 @@ class EnvCard:
     budget: int | dict | None = None  # benchmark budget in env steps: one number, or {agent: steps}
     # sync | async | native (the env's own vector entry point) | envpool | auto (envpool when installed, else async)
     vectorization: str = "sync"
+    # gymnasium: the env's own classes, vectorized as above | torch: batched dynamics of the same env
+    # (rlsuite.envs.torch_classic; classic control only), all sub-envs stepped by one set of array operations
+    backend: str = "gymnasium"
     make_kwargs: dict = field(default_factory=dict)  # gym.make arguments; `--env-kwargs KEY=VALUE` overrides
     frame_stack: int = 1  # > 1: the last N observations stacked (FrameStackObservation), after the wrappers
     notes: str = ""
@@ -377,6 +383,8 @@ def check_env_card(card: EnvCard, source: str) -> EnvCard:
             raise UserError(f"{source}: {name} must be a positive integer (or null), got {v!r}")
     if card.vectorization not in ("sync", "async", "native", "envpool", "auto"):
         raise UserError(f"{source}: vectorization must be sync, async, native, envpool or auto, got {card.vectorization!r}")
+    if card.backend not in BACKENDS:
+        raise UserError(f"{source}: backend must be gymnasium or torch, got {card.backend!r}")
     if not (is_int(card.frame_stack) and 1 <= card.frame_stack <= 64):
         raise UserError(f"{source}: frame_stack must be an integer in [1, 64], got {card.frame_stack!r}")
     if not isinstance(card.wrappers, list):

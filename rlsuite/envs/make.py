@@ -22,6 +22,7 @@ import numpy as np
 from rlsuite.config.schema import EnvCard
 from rlsuite.core.errors import UserError, close_matches
 from rlsuite.envs.envpool import EnvPoolVectorEnv, envpool_options
+from rlsuite.envs.torch_classic import make_torch_vector_env
 
 
 def _register_optional(env_id: str) -> None:
@@ -213,6 +214,11 @@ def resolve_auto(card: EnvCard) -> EnvCard:
 def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
     """A vector env with SAME_STEP autoreset and episode statistics (raw returns)."""
     env_id = resolve_env_id(card.id)
+    if card.backend == "torch":
+        if card.wrappers or card.frame_stack > 1:
+            raise UserError(f"{card.id}: backend torch steps the bare env and cannot apply the card's wrappers or "
+                            "frame_stack; use backend: gymnasium (--env-backend gymnasium)")
+        return make_torch_vector_env(env_id, num_envs, card.make_kwargs)  # it keeps its own episode statistics
     mode = gym.vector.AutoresetMode.SAME_STEP
     if card.vectorization == "native" and not card.wrappers and gym.spec(env_id).vector_entry_point:
         envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **card.make_kwargs)

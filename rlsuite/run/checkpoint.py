@@ -186,6 +186,8 @@ def _chain(env) -> list:
 
 def env_state(envs) -> dict | None:
     """A snapshot of a vector env and all its sub-envs, or None if some state is not plain data."""
+    if hasattr(envs, "state_dict"):  # an env that saves itself (the torch backend's)
+        return {"own": envs.state_dict()}
     try:
         outer = _chain(envs)
         vec = outer[-1]
@@ -203,6 +205,9 @@ def env_snapshot(envs, obs) -> dict:
 
 
 def set_env_state(envs, state: dict) -> None:
+    if "own" in state:
+        envs.load_state_dict(state["own"])
+        return
     outer = _chain(envs)
     subs = [_chain(e) for e in outer[-1].envs]
     for obj, attrs in zip(outer, state["outer"]):
