@@ -14,8 +14,12 @@ from rlsuite import runs
 
 
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
-          out=".", device: str = "auto", progress: bool = False) -> dict:
-    """Train AGENT on ENV_ID with its card (+ `overrides`, as --set); returns the summary, run_dir included."""
+          out=".", device: str = "auto", progress: bool = False, seeds: list[int] | None = None):
+    """Train AGENT on ENV_ID with its card (+ `overrides`, as --set); returns the summary, run_dir included.
+    With `seeds`, one run per seed trained together as one population; returns their summaries in order."""
+    if seeds is not None:
+        return runs.train_seeds(agent, env_id, list(seeds), steps=steps, overrides=overrides, out=out, device=device,
+                                progress=progress)
     return runs.train(agent, env_id, seed=seed, steps=steps, overrides=overrides, out=out, device=device,
                       progress=progress)
 

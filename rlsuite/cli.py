@@ -94,6 +94,8 @@ def _print_result(result: dict) -> None:
 @click.argument("agent", required=False)
 @click.argument("env_id", metavar="ENV", required=False)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for python, numpy, torch and the envs")
+@click.option("--seeds", "seeds_text", default=None, metavar="0-9|0,3,7",
+              help="several seeds, each its own run directory, trained together in this process as one population")
 @click.option("--steps", type=int, default=None, help="environment steps (default: the card's total_steps)")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--out", default=".", show_default=True, callback=_check_out, help="runs go to OUT/runs/<run>")
@@ -107,13 +109,14 @@ def _print_result(result: dict) -> None:
               help="continue a stopped run directory (with --steps N: train it on to N steps in total)")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @friendly
-def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, env_backend, resume_dir, quiet):
+def train(agent, env_id, seed, seeds_text, steps, device, out, overrides, env_kwargs, env_backend, resume_dir, quiet):
     """Train AGENT on ENV (any Gymnasium id, or package.module:EnvId) with its tuned card.
 
     \b
     Examples:
       rlsuite train dqn CartPole-v1
       rlsuite train dqn Acrobot-v1 --seed 3 --set lr=5e-4 --set double=true
+      rlsuite train ppo CartPole-v1 --seeds 0-9
       rlsuite train --resume runs/dqn-CartPole-v1-s0-...
     """
     from rlsuite import runs
@@ -126,7 +129,7 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, env_ba
                  if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise UserError(f"--resume continues a run in its own directory with its own seed; drop {' and '.join(given)}")
-        if agent or env_id or overrides or env_kwargs or env_backend:
+        if agent or env_id or overrides or env_kwargs or env_backend or seeds_text:
             raise UserError("--resume continues a run with its saved config; drop AGENT, ENV, --set, --env-kwargs "
                             "and --env-backend "
                             "(--steps N extends its budget)")
@@ -134,11 +137,34 @@ def train(agent, env_id, seed, steps, device, out, overrides, env_kwargs, env_ba
     else:
         if not agent or not env_id:
             raise UserError("give an agent and an environment, e.g. `rlsuite train dqn CartPole-v1` (see `rlsuite list`)")
-        result = runs.train(agent, env_id, seed=seed, steps=steps, overrides=parse_overrides(overrides),
-                            out=out, device=device, progress=progress,
-                            env_kwargs=parse_env_kwargs(env_kwargs),
-                            env_changes={"backend": env_backend} if env_backend else None)
+        options = dict(steps=steps, overrides=parse_overrides(overrides), out=out, device=device, progress=progress,
+                       env_kwargs=parse_env_kwargs(env_kwargs), env_changes={"backend": env_backend} if env_backend else None)
+        if seeds_text is not None:
+            if click.get_current_context().get_parameter_source("seed") == click.core.ParameterSource.COMMANDLINE:
+                raise UserError("give --seed S (one run) or --seeds LIST (several), not both")
+            results = runs.train_seeds(agent, env_id, runs.parse_seeds(seeds_text), **options)
+            _print_seed_table(results)
+            return
+        result = runs.train(agent, env_id, seed=seed, **options)
     _print_result(result)
+
+
+def _print_seed_table(results: list[dict]) -> None:
+    """One line per seed: final evaluation, solved, steps/s, run directory; a non-zero exit if any did not finish."""
+    click.echo(f"{'seed':>6}  {'status':<11}  {'final eval':>16}  {'solved':<8}  {'steps/s':>8}  run directory")
+    for r in results:
+        seed = r.get("seed", "?")
+        if r.get("status") == "complete":
+            final = f"{r['final_eval']['mean']:.1f} ± {r['final_eval']['std']:.1f}"
+            solved = "stays" if r.get("stays_solved") else "then not" if r.get("solved") else "no"
+            sps = f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-"
+        else:
+            final, solved, sps = "-", "-", "-"
+        click.echo(f"{seed:>6}  {r.get('status', '?'):<11}  {final:>16}  {solved:<8}  {sps:>8}  {Path(r['run_dir']).absolute()}")
+    failed = [r for r in results if r.get("status") != "complete"]
+    if failed:
+        codes = [r.get("exit_code", 1) for r in failed]
+        raise SystemExit(max(codes) or 1)
 
 
 @main.command("eval")

@@ -25,6 +25,9 @@ class AgentSpec:
     check_spaces: Callable | None  # check_spaces(obs_space, action_space, config) raises UserError if unsupported
     summary: str
     kind: str = "rl"  # rl | supervised
+    # train_population(config, population) -> one result per member; None: seeds train one after another
+    train_population: Callable | None = None
+    batchable: Callable | None = None  # batchable(config) -> whether this config's seeds can train as one population
 
 
 def rl_agent(name: str, config_cls: type, module, summary: str) -> AgentSpec:
@@ -32,7 +35,9 @@ def rl_agent(name: str, config_cls: type, module, summary: str) -> AgentSpec:
     check = module.check_spaces
     if "agent" in inspect.signature(check).parameters:  # one module, several agents: without a config it needs the name
         check = functools.partial(check, agent=name)
-    return AgentSpec(name, config_cls, module.train, module.load_policy, check, summary)
+    return AgentSpec(name, config_cls, module.train, module.load_policy, check, summary,
+                     train_population=getattr(module, "train_population", None),
+                     batchable=getattr(module, "batchable", None))
 
 
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (

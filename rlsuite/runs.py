@@ -5,6 +5,7 @@ directory is created."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -25,6 +26,7 @@ from rlsuite.registry import get_agent
 from rlsuite.run import evaluation
 from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
 from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
+from rlsuite.run.population import Population
 from rlsuite.run.rundir import RunLock, new_run_dir, read_run_config, read_status, write_run_config
 from rlsuite.sb3.baseline import load_sb3_policy, resumable_baseline, resume_baseline
 from rlsuite.sb3.hyperparameters import BaselineConfig
@@ -86,6 +88,66 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
     with Run(run_dir, agent, config, card, seed, dev, progress=progress, stop_at=stop_at, lock=lock,
              on_eval=on_eval) as run:
         return spec.train(config, run)
+
+
+def train_seeds(agent: str, env_id: str, seeds: list[int], steps: int | None = None, overrides: dict | None = None,
+                out: str | Path = ".", device: str = "auto", progress: bool = True, env_kwargs: dict | None = None,
+                env_changes: dict | None = None) -> list[dict]:
+    """Train AGENT on ENV_ID once per seed, each in its own run directory; returns one result per seed. Where the
+    agent trains populations, all seeds train together in this process as one population (stacked networks,
+    one vector env, one optimiser step); otherwise one after another."""
+    seeds = check_seeds(seeds)
+    spec, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
+    together = spec.train_population is not None and (spec.batchable is None or spec.batchable(config))
+    if len(seeds) == 1 or not together:
+        return [train(agent, env_id, seed=s, steps=steps, overrides=overrides, out=out, device=device, progress=progress,
+                      env_kwargs=env_kwargs, env_changes=env_changes) for s in seeds]
+    dev = resolve_device(device)
+    run_dirs = [new_run_dir(Path(out), agent, env_id, s, None) for s in seeds]
+    for note in start_notes(config, dev):
+        print(note, file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        members = [stack.enter_context(Run(d, agent, config, card, s, dev, progress=progress and i == 0,
+                                           extra={"population": seeds}))
+                   for i, (d, s) in enumerate(zip(run_dirs, seeds))]
+        with Population(members) as population:
+            return spec.train_population(config, population)
+
+
+MAX_SEEDS = 1000
+
+
+def check_seeds(seeds, what: str = "seeds") -> list[int]:
+    """Seeds as a list of distinct valid seeds."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seeds = [int(seeds)]
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise UserError(f"{what} must be a non-empty list of integers, got {seeds!r}")
+    seeds = [check_seed(s, f"each of {what}") for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"{what} must be distinct, got {seeds}")
+    if len(seeds) > MAX_SEEDS:
+        raise UserError(f"{what}: at most {MAX_SEEDS} seeds at once, got {len(seeds)}")
+    return seeds
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9', '0,3,7' or '0-4,8' as a list of seeds."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                low, high = part.split("-", 1) if not part.startswith("-") else (None, None)
+                low, high = int(low), int(high)
+                if high < low or high - low >= MAX_SEEDS:
+                    raise ValueError
+                seeds += list(range(low, high + 1))
+            else:
+                seeds.append(int(part))
+        except (TypeError, ValueError):
+            raise UserError(f"--seeds {text!r}: give seeds as 0-9, 0,3,7 or 0-4,8 (non-negative integers)") from None
+    return check_seeds(seeds, "--seeds")
 
 
 def start_notes(config, device: torch.device) -> list[str]:

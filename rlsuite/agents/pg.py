@@ -18,6 +18,7 @@ log-probability is of the unclipped sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -39,13 +40,16 @@ from rlsuite.config.zoo import (
 )
 from rlsuite.core.errors import UserError
 from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes
-from rlsuite.learn.nets import CategoricalHead, GaussianHead, ValueHead, make_trunk
+from rlsuite.learn.nets import (CategoricalHead, GaussianHead, Member, ValueHead, make_trunk, member_state_dict,
+                                stack_members)
 from rlsuite.learn.normalization import ObsNormalizer, RewardScaler
-from rlsuite.learn.optim import Diverged, DivergenceGuard, gradient_step, make_adam, set_lr
+from rlsuite.learn.optim import (Diverged, MemberDivergenceGuard, load_member_optimizer_states, make_adam,
+                                 member_gradient_step, member_optimizer_state, retire_member, set_lr)
 from rlsuite.learn.returns import gae
 from rlsuite.learn.rollout import EpisodeCarry, RolloutBuffer
-from rlsuite.run.checkpoint import env_snapshot, restore_weights
+from rlsuite.run.checkpoint import restore_weights
 from rlsuite.run.engine import Run
+from rlsuite.run.population import Population
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,15 +212,20 @@ def load_policy(cfg: PGConfig, spaces, state: dict, device):
 
 
 # ---------------------------------------------------------------------------------------------
-# Losses and updates. The value loss is SB3's (plain MSE, weighted by vf_coef).
+# Losses and updates, for a population: every tensor has a leading member axis M (M = 1 for a single run),
+# each loss is a mean over its member's own samples, and the (M,) losses go to member_gradient_step, which
+# clips each member's gradient by its own norm. The value loss is SB3's (plain MSE, weighted by vf_coef).
 def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float) -> torch.Tensor:
-    """Clipped surrogate: -E[min(r A, clip(r, 1-ε, 1+ε) A)] with r = π/π_old."""
+    """Clipped surrogate: -E[min(r A, clip(r, 1-ε, 1+ε) A)] with r = π/π_old (the mean over the last axis)."""
     ratio = torch.exp(logp - old_logp)
-    return -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean()
+    return -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean(-1)
 
 
 def _normalize(adv: torch.Tensor, enabled: bool) -> torch.Tensor:
-    return (adv - adv.mean()) / (adv.std() + 1e-8) if enabled and len(adv) > 1 else adv
+    """Standardised over each member's own samples (the last axis)."""
+    if not enabled or adv.shape[-1] <= 1:
+        return adv
+    return (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
 
 
 def policy_and_values(model, obs: torch.Tensor):
@@ -228,159 +237,237 @@ def policy_and_values(model, obs: torch.Tensor):
     return head(trunk(obs)), (model["critic"](obs) if "critic" in model else None)
 
 
-def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progress: float, rng, guard) -> dict:
+def policy_gradient_update(model, optimizer, batch: dict, cfg: PGConfig, progress: float, rngs, guard, alive) -> dict:
     """REINFORCE and A2C: one gradient step of -log π(a|s) A + vf_coef (V - R)^2 - ent_coef H."""
     dist, values = policy_and_values(model, batch["obs"])
     logp, entropy = log_prob_entropy(dist, batch["actions"])
     adv = _normalize(batch["advantages"], cfg.normalize_advantage)
-    policy_loss = -(logp * adv).mean()
-    value_loss = torch.zeros(())
+    policy_loss = -(logp * adv).mean(-1)
+    value_loss = torch.zeros_like(policy_loss)
     if values is not None:
-        value_loss = (values - batch["returns"]).pow(2).mean()
-    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean()
-    gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
-    return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.mean().item()}
+        value_loss = (values - batch["returns"]).pow(2).mean(-1)
+    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy.mean(-1)
+    member_gradient_step(optimizer, loss, alive, cfg.max_grad_norm, guard)
+    return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy.mean(-1).detach()}
 
 
-def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, rng, guard) -> dict:
-    """PPO: n_epochs passes of shuffled minibatches over the rollout, clipped surrogate objective.
-    The logged losses and diagnostics are means over every minibatch of every epoch, the one that
-    tripped the target-KL stop included (its step is not taken)."""
+def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, rngs, guard, alive) -> dict:
+    """PPO: n_epochs passes of shuffled minibatches over the rollout, clipped surrogate objective. Each member
+    shuffles its own samples with its own generator. The logged losses and diagnostics are means over every
+    minibatch of every epoch, the one that tripped the target-KL stop included (its step is not taken)."""
     clip = cfg.clip_range(progress)
-    n = len(batch["advantages"])
+    members, n = batch["advantages"].shape
     n_minibatches = max(n // cfg.batch_size, 1)
+    rows = torch.arange(members)[:, None]
     stats = []
     kl_stop = False
     for epoch in range(cfg.n_epochs):
         # One minibatch per epoch is the whole rollout: its order cannot change the gradient, so no shuffle.
-        order = [None] if n_minibatches == 1 else [torch.as_tensor(mb) for mb in
-                                                   np.array_split(rng.permutation(n), n_minibatches)]
+        if n_minibatches == 1:
+            order = [None]
+        else:
+            permutations = torch.as_tensor(np.stack([rng.permutation(n) for rng in rngs]))
+            order = torch.tensor_split(permutations, n_minibatches, dim=1)  # np.array_split's sizes
         for mb in order:
-            b = batch if mb is None else {k: v[mb] for k, v in batch.items()}
+            b = batch if mb is None else {k: v[rows, mb] for k, v in batch.items()}
             dist, values = policy_and_values(model, b["obs"])
             logp, entropy = log_prob_entropy(dist, b["actions"])
             adv = _normalize(b["advantages"], cfg.normalize_advantage)
             policy_loss = ppo_policy_loss(logp, b["logprobs"], adv, clip)
             if cfg.clip_range_vf is not None:  # keep the new values near the old ones, as for the policy
                 values = b["values"] + torch.clamp(values - b["values"], -cfg.clip_range_vf, cfg.clip_range_vf)
-            value_loss = (values - b["returns"]).pow(2).mean()
+            value_loss = (values - b["returns"]).pow(2).mean(-1)
             loss = policy_loss + cfg.vf_coef * value_loss
             if cfg.ent_coef:
-                loss = loss - cfg.ent_coef * entropy.mean()
+                loss = loss - cfg.ent_coef * entropy.mean(-1)
             with torch.no_grad():
                 log_ratio = logp - b["logprobs"]
-                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean()  # Schulman's k3 estimator
-                clipped = ((log_ratio.exp() - 1).abs() > clip).float().mean()
-            stats.append(torch.stack([policy_loss.detach(), value_loss.detach(), entropy.mean().detach(),
-                                      approx_kl, clipped]))
-            if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
-                kl_stop = True  # the policy moved too far from the one that collected the rollout
+                approx_kl = ((log_ratio.exp() - 1) - log_ratio).mean(-1)  # Schulman's k3 estimator
+                clipped = ((log_ratio.exp() - 1).abs() > clip).float().mean(-1)
+            stats.append(torch.stack([policy_loss.detach(), value_loss.detach(), entropy.mean(-1).detach(),
+                                      approx_kl, clipped], 1))
+            if cfg.target_kl is not None and approx_kl.max().item() > 1.5 * cfg.target_kl:
+                kl_stop = True  # the policy moved too far from the one that collected the rollout (one member)
                 break
-            gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
+            member_gradient_step(optimizer, loss, alive, cfg.max_grad_norm, guard)
         if kl_stop:
             break
     names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-    out = dict(zip(names, torch.stack(stats).mean(0).tolist()))
-    out["clip_range"] = clip
-    out["epochs"] = epoch + 1
-    out["kl_stop"] = float(kl_stop)
+    mean = torch.stack(stats).mean(0)  # (M, 5)
+    out = {name: mean[:, i] for i, name in enumerate(names)}
+    out["clip_range"] = torch.full((members,), float(clip))
+    out["epochs"] = torch.full((members,), float(epoch + 1))
+    out["kl_stop"] = torch.full((members,), float(kl_stop))
     return out
 
 
 UPDATES = {"reinforce": policy_gradient_update, "a2c": policy_gradient_update, "ppo": ppo_update}
 
 
+def sample_actions(dist, noise: torch.Tensor) -> torch.Tensor:
+    """A sample of `dist` from noise drawn by each member's own generator: inverse CDF of a categorical from
+    uniforms, mean + std × standard normals for a Gaussian."""
+    if isinstance(dist, torch.distributions.Normal):
+        return dist.mean + dist.stddev * noise
+    cdf = dist.probs.cumsum(-1)
+    return (cdf < noise.unsqueeze(-1)).sum(-1).clamp(max=cdf.shape[-1] - 1)
+
+
+def members_first(x: np.ndarray, members: int) -> np.ndarray:
+    """(T, M*E, ...) rollout arrays -> (M, T*E, ...): each member's samples together."""
+    t, n = x.shape[:2]
+    return x.reshape(t, members, n // members, *x.shape[2:]).swapaxes(0, 1).reshape(members, -1, *x.shape[2:])
+
+
+def steps_first(x: np.ndarray, steps: int) -> np.ndarray:
+    """The inverse of members_first: (M, T*E) -> (T, M*E)."""
+    members = x.shape[0]
+    return x.reshape(members, steps, -1).swapaxes(0, 1).reshape(steps, -1)
+
+
+def seeded(seed: int, build: Callable, *args) -> nn.Module:
+    """A member's network, initialised from its own seed (as a single run with that seed initialises it)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(*args)
+
+
 # ---------------------------------------------------------------------------------------------
+def batchable(cfg: PGConfig) -> bool:
+    """Whether seeds of this config train as one population (else one after another)."""
+    return ALGORITHM[type(cfg)] != "reinforce" and getattr(cfg, "target_kl", None) is None
+
+
 def train(cfg: PGConfig, run: Run) -> dict:
+    """One run: a population of one."""
+    with Population([run]) as population:
+        return train_population(cfg, population)[0]
+
+
+def train_population(cfg: PGConfig, population: Population) -> list[dict]:
     algo = ALGORITHM[type(cfg)]
-    device = run.device
-    envs = make_vector_env(run.env_card, cfg.num_envs)
+    runs, M, E, T = population.runs, population.size, cfg.num_envs, cfg.n_steps
+    device = population.device
+    if M > 1 and algo == "reinforce":
+        raise UserError("REINFORCE trains one seed at a time (its whole-episode batches differ in size per member)")
+    if M > 1 and getattr(cfg, "target_kl", None) is not None:
+        raise UserError("target_kl stops a member's epochs on its own KL; populations do not support it yet: "
+                        "train those seeds one at a time")
+    envs = make_vector_env(runs[0].env_card, M * E)  # member m steps sub-envs m*E .. m*E+E-1
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     check_spaces(obs_space, action_space)
     box = isinstance(action_space, gym.spaces.Box)
     use_critic = algo != "reinforce" or cfg.baseline
-    model = build_actor_critic(cfg, obs_space, action_space, critic=use_critic).to(device)
+    # one network per member from its own seed, stacked into one: weights (M, ...), inputs (M, E, ...)
+    model = stack_members([seeded(run.seed, build_actor_critic, cfg, obs_space, action_space, use_critic)
+                           for run in runs]).to(device)
     if cfg.optimizer == "rmsprop":  # SB3's A2C default: RMSprop(alpha=0.99)
         optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr(0.0), eps=cfg.optimizer_eps, alpha=0.99)
     else:
         optimizer = make_adam(model.parameters(), cfg.lr(0.0), cfg.optimizer_eps)
-    norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs)
-    scaler = RewardScaler(cfg.num_envs, cfg.gamma, cfg.normalize_reward)
-    rollout = RolloutBuffer(cfg.n_steps, cfg.num_envs, obs_space.shape, action_space.shape, obs_dtype=rollout_dtype(cfg, obs_space),
+    norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs, members=M)
+    scaler = RewardScaler(E, cfg.gamma, cfg.normalize_reward, members=M)
+    rollout = RolloutBuffer(T, M * E, obs_space.shape, action_space.shape, obs_dtype=rollout_dtype(cfg, obs_space),
                             action_dtype=np.float32 if box else np.int64)
-    episodes = EpisodeCarry(cfg.num_envs, obs_space.shape, action_space.shape, rollout.actions.dtype)
-    rng = np.random.default_rng(run.seed)  # minibatch shuffling
-    act = deterministic_policy(model, norm, action_space, device)
+    episodes = EpisodeCarry(E, obs_space.shape, action_space.shape, rollout.actions.dtype)  # REINFORCE: M = 1
+    rngs = [np.random.default_rng(run.seed) for run in runs]  # each member's minibatch order
+    generators = [torch.Generator().manual_seed(run.seed) for run in runs]  # each member's action noise
     update_fn = UPDATES[algo]
-    guard = DivergenceGuard()
+    guard = MemberDivergenceGuard(M)
+    alive = torch.ones(M, device=device)
+    singles: dict[int, tuple] = {}  # member -> (network, normaliser) for its evaluations
 
     step, updates = 0, 0
-    obs, _ = envs.reset(seed=run.seed)
-    if run.restored:
-        s = run.restored["state"]
-        restore_weights(model, s["model"], run)
-        optimizer.load_state_dict(s["optimizer"])
-        norm.rms.load_state_dict(s["obs_norm"])
-        scaler.load_state_dict(s["reward_scaler"])
-        if "episodes" in s:
-            episodes.load_state_dict(s["episodes"])
-        rng.bit_generator.state = s["rng"]
-        step, updates = run.restored["step"], s["updates"]
-        obs = run.restore_envs(envs)
-        if run.envs_restarted:  # fresh episodes: the carried steps' episodes will never end
-            episodes.clear()
-            scaler.returns[:] = 0.0
+    if runs[0].restored:
+        states = [run.restored["state"] for run in runs]
+        for m, s in enumerate(states):
+            restore_weights(Member(model, m), s["model"], runs[m])
+        load_member_optimizer_states(optimizer, [s["optimizer"] for s in states])
+        norm.rms.load_member_states([s["obs_norm"] for s in states])
+        scaler.load_member_states([s["reward_scaler"] for s in states])
+        if "episodes" in states[0]:
+            episodes.load_state_dict(states[0]["episodes"])
+        for m, s in enumerate(states):
+            rngs[m].bit_generator.state = s["rng"]
+            if "action_rng" in s:
+                generators[m].set_state(s["action_rng"])
+        step, updates = runs[0].restored["step"], states[0]["updates"]
+    obs = population.reset_envs(envs, E)
+    if population.envs_restarted:  # fresh episodes: the carried steps' episodes will never end
+        episodes.clear()
+        scaler.returns[:] = 0.0
 
-    def snapshot() -> dict:
-        return {"model": model.state_dict(), "model_keys": list(model.keys()), "optimizer": optimizer.state_dict(),
-                "obs_norm": norm.rms.state_dict(), "reward_scaler": scaler.state_dict(),
-                "rng": rng.bit_generator.state, "updates": updates, "episodes": episodes.state_dict(),
-                **env_snapshot(envs, obs)}
+    def member_obs(x: np.ndarray) -> np.ndarray:
+        return x.reshape(M, -1, *x.shape[1:])  # (M*E, ...) -> (M, E, ...)
 
     def values_of(x: np.ndarray) -> np.ndarray:
+        """V of each member on its own (M, B, ...) observations -> (M, B)."""
         if not use_critic:
-            return np.zeros(len(x), np.float32)
+            return np.zeros(x.shape[:2], np.float32)
         return model["critic"](torch.as_tensor(x, device=device)).cpu().numpy()
 
-    run.start_clock()
+    def snapshot(m: int) -> dict:
+        return {"model": member_state_dict(model, m), "model_keys": list(model.keys()),
+                "optimizer": member_optimizer_state(optimizer, m), "obs_norm": norm.rms.member_state(m),
+                "reward_scaler": scaler.member_state(m), "rng": rngs[m].bit_generator.state,
+                "action_rng": generators[m].get_state(), "updates": updates, "episodes": episodes.state_dict(),
+                **population.env_snapshot(envs, obs, m, E)}
+
+    def act_of(m: int):
+        """Member m's deterministic policy for an evaluation: its weights in a network built alone."""
+        if m not in singles:
+            singles[m] = (build_actor_critic(cfg, obs_space, action_space, critic=use_critic).to(device),
+                          ObsNormalizer(obs_space.shape, cfg.normalize_obs))
+        single, single_norm = singles[m]
+        single.load_state_dict(member_state_dict(model, m))
+        single_norm.rms.load_state_dict(norm.rms.member_state(m))
+        return deterministic_policy(single, single_norm, action_space, device)
+
+    for run in runs:
+        run.start_clock()
     while step < cfg.total_steps:
         progress = step / cfg.total_steps
-        # 1. collect n_steps per env with the current stochastic policy
+        # 1. collect n_steps per env with the current stochastic policy; each member's noise from its generator
+        shape = (T, E, action_space.shape[0]) if box else (T, E)
+        draw = torch.randn if box else torch.rand
+        noise = torch.stack([draw(shape, generator=g) for g in generators], 1).to(device)  # (T, M, E, ...)
         final_obs = []  # (t, env, true final observation) at time limits
         try:
             with torch.no_grad():
-                for t in range(cfg.n_steps):
-                    obs_n = norm(obs, update=True)
+                for t in range(T):
+                    obs_n = norm(member_obs(obs), update=True)  # (M, E, ...), each member's own statistics
                     dist = model["actor"](torch.as_tensor(obs_n, device=device))
-                    action = dist.sample()
+                    action = sample_actions(dist, noise[t])
                     logp = log_prob(dist, action)  # the entropy is the update's business: not computed here
-                    action = action.cpu().numpy()
+                    action = action.cpu().numpy().reshape(M * E, *action_space.shape)
                     env_action = np.clip(action, action_space.low, action_space.high) if box else action
                     next_obs, reward, terminated, truncated, info = envs.step(env_action)
-                    step += cfg.num_envs
-                    for _, episode_return, length in episode_stats(info):
-                        run.log_episode(step, episode_return, length)
+                    step += E
+                    population.log_episodes(step, episode_stats(info), E)
                     # A time limit is not a terminal state: keep the true final obs to bootstrap from.
                     time_limit = truncated & ~terminated
                     final_obs += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(time_limit)]
-                    rollout.obs[t], rollout.actions[t], rollout.logprobs[t] = obs_n, action, logp.cpu().numpy()
-                    rollout.rewards[t] = scaler(reward, terminated | truncated)
+                    rollout.obs[t], rollout.actions[t] = obs_n.reshape(M * E, *obs_n.shape[2:]), action
+                    rollout.logprobs[t] = logp.cpu().numpy().reshape(-1)
+                    rollout.rewards[t] = scaler(member_obs(reward), member_obs(terminated | truncated)).reshape(-1)
                     rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
                     obs = next_obs
                 # The critic is fixed during collection, so all its values come from one batched pass.
                 if algo != "reinforce":  # REINFORCE rates a step when its episode ends, possibly later
-                    rollout.values[:] = values_of(rollout.flat("obs")).reshape(cfg.n_steps, cfg.num_envs)
+                    rollout.values[:] = steps_first(values_of(members_first(rollout.obs, M)), T)
                 rollout.truncated_values[:] = 0.0
                 if final_obs and use_critic:
+                    # every member's critic on every final obs (few: time limits), each keeping its own
                     t_idx, env_idx, finals = zip(*final_obs)
-                    rollout.truncated_values[list(t_idx), list(env_idx)] = values_of(norm(np.stack(finals)))
-                last_values = values_of(norm(obs))
+                    v = values_of(norm(np.repeat(np.stack(finals)[None], M, axis=0)))  # (M, K)
+                    rollout.truncated_values[list(t_idx), list(env_idx)] = v[np.array(env_idx) // E, np.arange(len(finals))]
+                last_values = values_of(norm(member_obs(obs))).reshape(-1)
         except RuntimeError as e:  # sampling from NaN/Inf logits: the weights are already broken
             if "nan" not in str(e).lower() and "inf" not in str(e).lower():
                 raise
             envs.close()
             raise Diverged(f"{algo} diverged: the policy produced NaN/Inf action probabilities at step {step:,} "
-                           f"({str(e).splitlines()[0][:80]}); training stopped, {run.last_good()}; lower lr or "
+                           f"({str(e).splitlines()[0][:80]}); training stopped, {runs[0].last_good()}; lower lr or "
                            "enable normalize_obs") from None
 
         # 2. targets: Monte-Carlo returns of the episodes that ended (REINFORCE) or GAE (A2C, PPO)
@@ -388,36 +475,40 @@ def train(cfg: PGConfig, run: Run) -> dict:
             done = episodes.add(rollout.obs, rollout.actions, rollout.rewards, rollout.terminated,
                                 rollout.truncated, rollout.truncated_values, cfg.gamma)
             if done:
+                done = {k: v[None] for k, v in done.items()}  # a population of one: (1, B, ...)
                 with torch.no_grad():  # the baseline of the current critic, subtracted from each return
                     done["advantages"] = done["returns"] - values_of(done["obs"])
             batch = {name: torch.as_tensor(value, device=device) for name, value in done.items()}
         else:
             advantages, returns = gae(rollout.rewards, rollout.values, rollout.terminated, rollout.truncated,
                                       last_values, cfg.gamma, cfg.gae_lambda, rollout.truncated_values)
-            batch = {name: torch.as_tensor(value.reshape(-1, *value.shape[2:]), device=device) for name, value in
+            batch = {name: torch.as_tensor(members_first(value, M), device=device) for name, value in
                      (("obs", rollout.obs), ("actions", rollout.actions), ("logprobs", rollout.logprobs),
                       ("values", rollout.values), ("advantages", advantages.astype(np.float32)),
-                      ("returns", returns.astype(np.float32)))}  # (T, N, ...) -> (T*N, ...)
+                      ("returns", returns.astype(np.float32)))}  # (T, M*E, ...) -> (M, T*E, ...)
 
         # 3. update
         set_lr(optimizer, cfg.lr(progress))
         stats = {}
         if batch:  # REINFORCE waits until some episode has ended
-            stats = update_fn(model, optimizer, batch, cfg, progress, rng, guard)
+            stats = update_fn(model, optimizer, batch, cfg, progress, rngs, guard, alive)
             updates += 1
-            try:
-                guard.check(algo, updates, step, run.last_good())  # before a bad update can reach a checkpoint
-            except Diverged:
-                envs.close()
-                raise
+            diverged = guard.diverged()  # before a bad update can reach a checkpoint
+            for m in diverged:
+                retire_member(optimizer, m)
+                alive[m] = 0.0
+            population.diverged(diverged, algo, updates, step)
 
         # 4. log, evaluate, checkpoint
         if stats and updates % cfg.log_every == 0:
-            run.log_scalars(step, {f"losses/{k}": v for k, v in stats.items()} |
-                            {"charts/learning_rate": optimizer.param_groups[0]["lr"],
-                             "charts/SPS": step / max(run.wall(), 1e-9)})
-        if run.after_iteration(step, act, snapshot):
+            rows = torch.stack(list(stats.values()), 1).tolist()  # (M, k)
+            for m, run in enumerate(runs):
+                if population.alive[m]:
+                    run.log_scalars(step, {f"losses/{k}": v for k, v in zip(stats, rows[m])} |
+                                    {"charts/learning_rate": optimizer.param_groups[0]["lr"],
+                                     "charts/SPS": step / max(run.wall(), 1e-9)})
+        if population.after_iteration(step, act_of, snapshot):
             break
 
     envs.close()
-    return run.finish(step, act, snapshot())
+    return population.finish(step, act_of, snapshot)

@@ -129,10 +129,12 @@ class TorchClassicEnv(gym.vector.VectorEnv):
         pass
 
     # -- exact resume -----------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"state": torch.as_tensor(self._numpy(self.state)).clone(), "elapsed": torch.from_numpy(self.elapsed.copy()),
-                "episode_return": torch.from_numpy(self.episode_return.copy()),
-                "generators": [g.bit_generator.state for g in self.generators]}
+    def state_dict(self, rows: slice = slice(None)) -> dict:
+        """The sub-envs' state (`rows`: some of them, e.g. one member's of a population)."""
+        return {"state": torch.as_tensor(self._numpy(self.state)[rows]).clone(),
+                "elapsed": torch.from_numpy(self.elapsed[rows].copy()),
+                "episode_return": torch.from_numpy(self.episode_return[rows].copy()),
+                "generators": [g.bit_generator.state for g in self.generators[rows]]}
 
     def load_state_dict(self, data: dict) -> None:
         self.state = self.array(data["state"].numpy().astype(np.float64))

@@ -11,6 +11,7 @@ built with init="torch" (SAC/TD3's actor_init).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import platform
 from typing import Sequence
@@ -95,9 +96,10 @@ class MLP(nn.Module):
             width = h
         self.body = nn.Sequential(*layers)
         self.out_dim = width
+        self.batch_dims = 1  # 2 in a population: (M, B, *obs_shape), see stack_members
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1).float())  # (B, *obs_shape) -> (B, out_dim); bool/uint8 obs become float
+        return self.body(x.flatten(self.batch_dims).float())  # (B, *obs) -> (B, out_dim); bool/uint8 become float
 
 
 # Conv specs: (channels, kernel, stride, padding) or "pool" for a 2x2 max-pool.
@@ -175,8 +177,11 @@ class CNN(nn.Module):
             raise ValueError(f"the conv stack reduces a {chw} observation to nothing; use smaller kernels")
         self.fc = nn.Sequential(init_layer(nn.Linear(flat, hidden), HIDDEN_GAIN), nn.ReLU()) if hidden else nn.Identity()
         self.out_dim = hidden or flat
+        self.members: int | None = None  # M in a population (see stack_members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.members is not None:  # (M, B, ...) -> (B, M*C, H, W): the members' channels side by side,
+            return self._forward_members(x)  # each group convolved by its own member's filters
         if x.dim() == 3:
             x = x.unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)
         elif self.channels_last:
@@ -188,6 +193,18 @@ class CNN(nn.Module):
         if self.scale != 1.0:
             x = x * self.scale
         return self.fc(self.convs(x))
+
+    def _forward_members(self, x: torch.Tensor) -> torch.Tensor:
+        m, b = x.shape[:2]
+        if x.dim() == 4:
+            x = x.unsqueeze(2)  # (M, B, H, W) -> (M, B, 1, H, W)
+        elif self.channels_last:
+            x = x.permute(0, 1, 4, 2, 3)
+        x = x.transpose(0, 1).reshape(b, -1, *x.shape[-2:]).float()  # (B, M*C, H, W)
+        if self.scale != 1.0:
+            x = x * self.scale
+        h = self.convs[:-1](x)  # grouped convolutions, ReLU and pools act per channel: per member
+        return self.fc(h.reshape(b, m, -1).transpose(0, 1))  # (M, B, C'*H'*W') in each member's flatten order
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +257,8 @@ class GaussianHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> Normal:
         mean = self.mean(features)
-        return Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
+        log_std = self.log_std if self.log_std.dim() == 1 else self.log_std[:, None]  # a population's is (M, A)
+        return Normal(mean, log_std.exp().expand_as(mean), validate_args=False)
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         return self.mean(features)
@@ -363,6 +381,87 @@ class ClassifierHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.out(self.dropout(features))
+
+
+# ---------------------------------------------------------------------------------------------
+# Populations: M networks of one architecture as one network whose every weight has a leading member axis.
+class MemberLinear(nn.Module):
+    """M nn.Linear layers of one size as one batched matmul, (M, B, in) -> (M, B, out). weight (M, out, in)
+    and bias (M, out): member m's slices are exactly an nn.Linear's weight and bias."""
+
+    def __init__(self, layers: Sequence[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class MemberConv2d(nn.Module):
+    """M nn.Conv2d layers of one size as one grouped convolution over (B, M*C, H, W). weight (M, out, in, k, k)
+    and bias (M, out), member m's slices an nn.Conv2d's."""
+
+    def __init__(self, layers: Sequence[nn.Conv2d]):
+        super().__init__()
+        first = layers[0]
+        self.stride, self.padding, self.members = first.stride, first.padding, len(layers)
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, self.padding,
+                                    groups=self.members)
+
+
+def stack_members(nets: Sequence[nn.Module]) -> nn.Module:
+    """One network for a population: nets[m] (same architecture, each initialised from its member's seed)
+    become member m of a network that maps (M, B, ...) inputs to (M, B, ...) outputs. Its state_dict has the
+    single network's keys, each tensor with a leading member axis: member_state_dict(net, m) is net m's."""
+    stacked = copy.deepcopy(nets[0])
+    for name, module in list(stacked.named_modules()):
+        copies = [net.get_submodule(name) for net in nets]
+        parent_name, _, attr = name.rpartition(".")
+        parent = stacked.get_submodule(parent_name) if name else None
+        if isinstance(module, nn.Linear):
+            setattr(parent, attr, MemberLinear(copies))
+        elif isinstance(module, nn.Conv2d):
+            setattr(parent, attr, MemberConv2d(copies))
+        elif isinstance(module, (nn.BatchNorm2d, nn.Dropout)):
+            raise ValueError(f"{type(module).__name__} has no population form (its statistics would mix members)")
+        elif isinstance(module, MLP):
+            module.batch_dims = 2
+        elif isinstance(module, CNN):
+            module.members = len(nets)
+        for pname, param in list(module.named_parameters(recurse=False)):  # a head's own parameter (log-std)
+            if not isinstance(module, (nn.Linear, nn.Conv2d)):
+                module._parameters[pname] = nn.Parameter(torch.stack([c._parameters[pname].detach() for c in copies]))
+    return stacked
+
+
+def member_state_dict(stacked: nn.Module, member: int) -> dict:
+    """Member `member`'s weights under the single network's keys: they load into a network built alone."""
+    return {k: v[member].clone() for k, v in stacked.state_dict().items()}
+
+
+@torch.no_grad()
+def load_member_state(stacked: nn.Module, member: int, state: dict) -> None:
+    """Put a single network's state_dict into member `member` of a stacked network."""
+    own = stacked.state_dict()
+    if set(own) != set(state):
+        raise KeyError(f"the state has keys {sorted(set(state) ^ set(own))[:3]} the network does not (or lacks them)")
+    for key, value in state.items():
+        own[key][member].copy_(value)
+
+
+class Member:
+    """Member m of a stacked network seen as a single network, for code that loads weights into one."""
+
+    def __init__(self, stacked: nn.Module, member: int):
+        self.stacked, self.member = stacked, member
+
+    def load_state_dict(self, state: dict) -> None:
+        load_member_state(self.stacked, self.member, state)
 
 
 # ---------------------------------------------------------------------------------------------

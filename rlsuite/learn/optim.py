@@ -77,3 +77,81 @@ def update_target(net: nn.Module, target: nn.Module, tau: float) -> None:
     else:
         for p, tp in zip(net.parameters(), target.parameters()):
             tp.lerp_(p, tau)
+
+
+# ---------------------------------------------------------------------------------------------
+# Populations: M members whose parameters are stacked on a leading axis (nets.stack_members). Adam and
+# RMSprop are elementwise, so one optimiser over the stacked tensors steps each member as its own would;
+# what is not elementwise (the gradient norm, the divergence check) is computed per member here.
+def member_grad_norms(params) -> torch.Tensor:
+    """(M,) the L2 norm of each member's own gradient over all parameters."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+
+
+def clip_member_grad_norms_(params, max_norm: float) -> torch.Tensor:
+    """clip_grad_norm_ for each member on its own: its gradient scaled by min(1, max_norm / (norm + 1e-6))."""
+    norms = member_grad_norms(params)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(scale.view(-1, *([1] * (p.grad.dim() - 1))))
+    return norms
+
+
+class MemberDivergenceGuard:
+    """DivergenceGuard per member: which members had a NaN/Inf loss or gradient norm in an update phase."""
+
+    def __init__(self, members: int):
+        self.members = members
+        self._finite: torch.Tensor | None = None
+
+    def watch(self, *values: torch.Tensor) -> None:
+        for v in values:
+            ok = torch.isfinite(v.detach().reshape(self.members, -1)).all(1)
+            self._finite = ok if self._finite is None else self._finite & ok
+
+    def diverged(self) -> list[int]:
+        finite, self._finite = self._finite, None
+        return [] if finite is None else torch.nonzero(~finite).flatten().tolist()
+
+
+def member_gradient_step(optimizer: torch.optim.Optimizer, losses: torch.Tensor, alive: torch.Tensor,
+                         max_grad_norm: float | None, guard: MemberDivergenceGuard) -> None:
+    """gradient_step for a population: `losses` (M,) are the members' own losses. Their sum has, for each
+    member's slice of the weights, exactly that member's gradient; retired members (alive False) add none."""
+    optimizer.zero_grad(set_to_none=True)
+    with fp32(losses):
+        (losses * alive).sum().backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    norms = clip_member_grad_norms_(params, max_grad_norm) if max_grad_norm is not None else member_grad_norms(params)
+    guard.watch(losses, norms)
+    optimizer.step()
+
+
+def member_optimizer_state(optimizer: torch.optim.Optimizer, member: int) -> dict:
+    """Member `member`'s slice of the optimiser state, in the form a single network's optimiser saves."""
+    state = optimizer.state_dict()
+    return {"state": {k: {name: (v[member].clone() if torch.is_tensor(v) and v.dim() > 0 else v)
+                          for name, v in s.items()} for k, s in state["state"].items()},
+            "param_groups": state["param_groups"]}
+
+
+def load_member_optimizer_states(optimizer: torch.optim.Optimizer, states: list[dict]) -> None:
+    """The members' saved optimiser states, stacked back into one (steps counted together, so equal)."""
+    first = states[0]
+    stacked = {k: {name: (torch.stack([s["state"][k][name] for s in states]) if torch.is_tensor(v) and v.dim() > 0
+                          else v) for name, v in first["state"][k].items()} for k in first["state"]}
+    optimizer.load_state_dict({"state": stacked, "param_groups": first["param_groups"]})
+
+
+@torch.no_grad()
+def retire_member(optimizer: torch.optim.Optimizer, member: int) -> None:
+    """A diverged member's weights and moments set to zero: finite, so it cannot poison the batched passes,
+    while the others train on. Its loss is masked out from then on."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p[member] = 0.0
+            for v in optimizer.state.get(p, {}).values():
+                if torch.is_tensor(v) and v.dim() > 0:
+                    v[member] = 0.0

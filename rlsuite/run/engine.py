@@ -130,6 +130,7 @@ class Run:
         self._eval_seconds = 0.0
         self._wall_offset = 0.0
         self._eval_cpu, self._cpu_offset, self._cpu_start = 0.0, 0.0, time.process_time()
+        self.cpu_share = 1.0  # 1/N for a member of a population of N: its share of the process's CPU time
         self._metrics_rows = 0
         self._last_return: float | None = None
         self._last_eval: float | None = None
@@ -309,7 +310,7 @@ class Run:
         (EnvPool's threads are: they belong to this process)."""
         if self._cpu_offset is None:
             return None
-        return self._cpu_offset + time.process_time() - self._cpu_start - self._eval_cpu
+        return self._cpu_offset + (time.process_time() - self._cpu_start - self._eval_cpu) * self.cpu_share
 
     # -- logging --------------------------------------------------------------------------------
     def log_row(self, step: int, wall: float | None = None, **values) -> None:
@@ -456,9 +457,11 @@ class Run:
         return (self.stop_signal is not None or self.stop_reason is not None
                 or (self.stop_at is not None and step >= self.stop_at))
 
-    def finish(self, step: int, act: Callable, state: dict) -> dict:
-        """Checkpoint; then, if the budget was reached, the final evaluation and summary.json."""
-        self.save_checkpoint(step, state)
+    def finish(self, step: int, act: Callable, state: dict | None) -> dict:
+        """Checkpoint (state None: the caller just saved it); then, if the budget was reached, the final
+        evaluation and summary.json."""
+        if state is not None:
+            self.save_checkpoint(step, state)
         if self.total_steps is not None and step < self.total_steps:
             self.mark("interrupted", step, signal=self.stop_signal, **({"reason": self.stop_reason} if self.stop_reason else {}))
             return {"status": "interrupted", "step": step, "run_dir": str(self.dir), "signal": self.stop_signal,
