@@ -66,8 +66,19 @@ def test_ppo_value_clipping_and_target_kl():
         values = model["critic"](obs)
     batch = {"obs": obs, "actions": actions, "logprobs": logp, "values": values,
              "advantages": torch.randn(n), "returns": values + 5.0}  # returns far beyond the clip
+    # the update takes a population (a leading member axis): here one member
+    from rlsuite.learn.nets import stack_members
+    from rlsuite.learn.optim import MemberDivergenceGuard
+
+    model = stack_members([model])
+    batch = {k: v[None] for k, v in batch.items()}
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: every epoch sees the same network
-    stats = ppo_update(model, opt, batch, cfg, 0.0, np.random.default_rng(0), None)
+
+    def update():
+        out = ppo_update(model, opt, batch, cfg, 0.0, [np.random.default_rng(0)], MemberDivergenceGuard(1), torch.ones(1))
+        return {k: float(v[0]) for k, v in out.items()}
+
+    stats = update()
     # clipped values can move 0.1 at most: the loss is (5 - 0)^2 (the clip is around the old values,
     # which the unchanged network reproduces), whatever the raw values would be
     assert stats["value_loss"] == pytest.approx(25.0, rel=1e-5)
@@ -76,14 +87,14 @@ def test_ppo_value_clipping_and_target_kl():
     # value losses that differ; with lr 0 their mean over all minibatches is the mean squared offset
     # (unclipped), which the last or the first minibatch alone would not give
     cfg.clip_range_vf = None
-    batch["returns"] = values + torch.arange(n, dtype=torch.float32)
-    stats = ppo_update(model, opt, batch, cfg, 0.0, np.random.default_rng(0), None)
+    batch["returns"] = (values + torch.arange(n, dtype=torch.float32))[None]
+    stats = update()
     assert stats["value_loss"] == pytest.approx(float((torch.arange(n, dtype=torch.float32) ** 2).mean()), rel=1e-5)
     # target-KL: a policy already far from the one that collected the rollout stops in the first epoch,
     # and its diagnostics are still logged
-    batch["logprobs"] = logp - 2.0
+    batch["logprobs"] = (logp - 2.0)[None]
     cfg.target_kl = 0.01
-    stats = ppo_update(model, opt, batch, cfg, 0.0, np.random.default_rng(0), None)
+    stats = update()
     assert stats["epochs"] == 1 and stats["kl_stop"] == 1.0 and stats["approx_kl"] > 0.015
 
 

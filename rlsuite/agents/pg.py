@@ -432,43 +432,47 @@ def train_population(cfg: PGConfig, population: Population) -> list[dict]:
         draw = torch.randn if box else torch.rand
         noise = torch.stack([draw(shape, generator=g) for g in generators], 1).to(device)  # (T, M, E, ...)
         final_obs = []  # (t, env, true final observation) at time limits
-        try:
-            with torch.no_grad():
-                for t in range(T):
-                    obs_n = norm(member_obs(obs), update=True)  # (M, E, ...), each member's own statistics
-                    dist = model["actor"](torch.as_tensor(obs_n, device=device))
-                    action = sample_actions(dist, noise[t])
-                    logp = log_prob(dist, action)  # the entropy is the update's business: not computed here
-                    action = action.cpu().numpy().reshape(M * E, *action_space.shape)
-                    env_action = np.clip(action, action_space.low, action_space.high) if box else action
-                    next_obs, reward, terminated, truncated, info = envs.step(env_action)
-                    step += E
-                    population.log_episodes(step, episode_stats(info), E)
-                    # A time limit is not a terminal state: keep the true final obs to bootstrap from.
-                    time_limit = truncated & ~terminated
-                    final_obs += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(time_limit)]
-                    rollout.obs[t], rollout.actions[t] = obs_n.reshape(M * E, *obs_n.shape[2:]), action
-                    rollout.logprobs[t] = logp.cpu().numpy().reshape(-1)
-                    rollout.rewards[t] = scaler(member_obs(reward), member_obs(terminated | truncated)).reshape(-1)
-                    rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
-                    obs = next_obs
-                # The critic is fixed during collection, so all its values come from one batched pass.
-                if algo != "reinforce":  # REINFORCE rates a step when its episode ends, possibly later
-                    rollout.values[:] = steps_first(values_of(members_first(rollout.obs, M)), T)
-                rollout.truncated_values[:] = 0.0
-                if final_obs and use_critic:
-                    # every member's critic on every final obs (few: time limits), each keeping its own
-                    t_idx, env_idx, finals = zip(*final_obs)
-                    v = values_of(norm(np.repeat(np.stack(finals)[None], M, axis=0)))  # (M, K)
-                    rollout.truncated_values[list(t_idx), list(env_idx)] = v[np.array(env_idx) // E, np.arange(len(finals))]
-                last_values = values_of(norm(member_obs(obs))).reshape(-1)
-        except RuntimeError as e:  # sampling from NaN/Inf logits: the weights are already broken
-            if "nan" not in str(e).lower() and "inf" not in str(e).lower():
+        finite = torch.ones(M, dtype=torch.bool, device=device)  # each member's action probabilities, read once
+        with torch.no_grad():
+            for t in range(T):
+                obs_n = norm(member_obs(obs), update=True)  # (M, E, ...), each member's own statistics
+                dist = model["actor"](torch.as_tensor(obs_n, device=device))
+                action = sample_actions(dist, noise[t])
+                logp = log_prob(dist, action)  # the entropy is the update's business: not computed here
+                finite &= torch.isfinite(logp).all(-1)
+                action = action.cpu().numpy().reshape(M * E, *action_space.shape)
+                env_action = np.clip(action, action_space.low, action_space.high) if box else action
+                next_obs, reward, terminated, truncated, info = envs.step(env_action)
+                step += E
+                population.log_episodes(step, episode_stats(info), E)
+                # A time limit is not a terminal state: keep the true final obs to bootstrap from.
+                time_limit = truncated & ~terminated
+                final_obs += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(time_limit)]
+                rollout.obs[t], rollout.actions[t] = obs_n.reshape(M * E, *obs_n.shape[2:]), action
+                rollout.logprobs[t] = logp.cpu().numpy().reshape(-1)
+                rollout.rewards[t] = scaler(member_obs(reward), member_obs(terminated | truncated)).reshape(-1)
+                rollout.terminated[t], rollout.truncated[t] = terminated, time_limit
+                obs = next_obs
+            # The critic is fixed during collection, so all its values come from one batched pass.
+            if algo != "reinforce":  # REINFORCE rates a step when its episode ends, possibly later
+                rollout.values[:] = steps_first(values_of(members_first(rollout.obs, M)), T)
+            rollout.truncated_values[:] = 0.0
+            if final_obs and use_critic:
+                # every member's critic on every final obs (few: time limits), each keeping its own
+                t_idx, env_idx, finals = zip(*final_obs)
+                v = values_of(norm(np.repeat(np.stack(finals)[None], M, axis=0)))  # (M, K)
+                rollout.truncated_values[list(t_idx), list(env_idx)] = v[np.array(env_idx) // E, np.arange(len(finals))]
+            last_values = values_of(norm(member_obs(obs))).reshape(-1)
+        broken = [m for m in torch.nonzero(~finite).flatten().tolist() if population.alive[m]]
+        for m in broken:  # NaN/Inf weights or observations: the member stops before its NaNs reach an update
+            retire_member(optimizer, m)
+            alive[m] = 0.0
+            try:
+                population.fail(m, f"{algo} diverged: the policy produced NaN/Inf action probabilities at step {step:,}",
+                                "lower lr or enable normalize_obs")
+            except Diverged:
+                envs.close()
                 raise
-            envs.close()
-            raise Diverged(f"{algo} diverged: the policy produced NaN/Inf action probabilities at step {step:,} "
-                           f"({str(e).splitlines()[0][:80]}); training stopped, {runs[0].last_good()}; lower lr or "
-                           "enable normalize_obs") from None
 
         # 2. targets: Monte-Carlo returns of the episodes that ended (REINFORCE) or GAE (A2C, PPO)
         if algo == "reinforce":
@@ -497,7 +501,11 @@ def train_population(cfg: PGConfig, population: Population) -> list[dict]:
             for m in diverged:
                 retire_member(optimizer, m)
                 alive[m] = 0.0
-            population.diverged(diverged, algo, updates, step)
+            try:
+                population.diverged(diverged, algo, step, f"a NaN/Inf loss or gradient in update {updates:,}")
+            except Diverged:
+                envs.close()
+                raise
 
         # 4. log, evaluate, checkpoint
         if stats and updates % cfg.log_every == 0:

@@ -111,24 +111,26 @@ class Population:
                 self.runs[member].log_episode(step, episode_return, length)
 
     # -- divergence --------------------------------------------------------------------------------
-    def fail(self, member: int, message: str) -> None:
-        """Member `member` stops alone: its line on stderr, status failed, its last good checkpoint kept."""
+    def fail(self, member: int, what: str, fix: str) -> None:
+        """Member `member` stops: "WHAT; training stopped, <its last good checkpoint>; FIX". Alone (a single run,
+        or the last live member) that is a Diverged error, which ends the run as a single run's divergence does;
+        in a population the member stops alone: its line on stderr, status failed, and the others train on."""
         run = self.runs[member]
-        line = f"{message}; {run.last_good()}"
+        self.alive[member] = False
+        line = f"{what}; training stopped, {run.last_good()}; {fix}"
+        if not any(self.alive):
+            raise Diverged(line)
         print(f"[{run.dir.name}] {line}", file=sys.stderr, flush=True)
         run.mark("failed", run.last_checkpoint_step or 0, error=line)
-        self.alive[member] = False
         self.results[member] = {"status": "failed", "error": line, "run_dir": str(run.dir), "seed": run.seed,
                                 "exit_code": 1}
 
-    def diverged(self, members: list[int], what: str, update: int, step: int) -> None:
+    def diverged(self, members: list[int], what: str, step: int, reason: str) -> None:
+        """The members whose losses or gradients stopped being numbers (MemberDivergenceGuard) stop."""
         for m in members:
             if self.alive[m]:
-                self.fail(m, f"{what} diverged: a NaN/Inf loss or gradient in update {update:,} (step {step:,}); "
-                             "this member stopped, lower lr or enable gradient clipping / normalisation")
-        if not any(self.alive):
-            raise Diverged(f"{what} diverged in every member of the population (step {step:,}); lower lr or enable "
-                           "gradient clipping / normalisation")
+                self.fail(m, f"{what} diverged: {reason} (step {step:,})",
+                          "lower lr, or enable gradient clipping / normalisation")
 
     # -- the end of each iteration -----------------------------------------------------------------
     def _timed_for_others(self, member: int, fn: Callable):
@@ -165,9 +167,8 @@ class Population:
         try:
             self.runs[member].save_checkpoint(step, state)
         except Diverged as e:  # weights that are not finite are never written: this member stops
-            self.fail(member, str(e).split("; training stopped")[0])
-            if not any(self.alive):
-                raise
+            what, _, rest = str(e).partition("; training stopped, ")
+            self.fail(member, what, rest.rpartition("; ")[2])
 
     def finish(self, step: int, act_of: Callable[[int], Callable], snapshot_of: Callable[[int], dict]) -> list[dict]:
         """Run.finish for every live member; the failed ones keep their failure. Returns one result per member."""
