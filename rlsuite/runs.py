@@ -390,7 +390,7 @@ def finished_summary(out: str | Path, name: str, fingerprint: dict | None = None
         return None
 
 
-STORAGE_ONLY = ("save_buffer", "checkpoint_every", "checkpoint_minutes", "video_every")
+STORAGE_ONLY = ("save_buffer", "checkpoint_every", "checkpoint_minutes", "video_every", "log_every")
 
 
 def _experiment(stamp: dict) -> dict:

@@ -110,6 +110,9 @@ class ReinforceConfig(PGConfig):
 @dataclass
 class A2CConfig(PGConfig):
     agent_name = "a2c"
+    # SB3 logs A2C every 100 updates (log_interval); an A2C update is a few dozen steps, and logging each one
+    # costs a good share of the run, N times over in a population of N
+    log_every: int = param(100, "updates between loss logs")
 
 
 @dataclass
