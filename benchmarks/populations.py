@@ -1,0 +1,151 @@
+"""Regenerate results/populations/: N seeds in one process as a population, against N separate runs.
+
+    python benchmarks/populations.py                                  # every cell, 10 seeds each side
+    python benchmarks/populations.py --cells ppo:CartPole-v1 --seeds 10
+
+For each cell (agent, env, the card's budget) it trains
+  - a population of N members on seeds 200.. (one process: stacked networks, one vector env), and
+  - N separate runs, one after another, on seeds 200+N.. (fresh seeds, so the two sets are independent samples),
+and reports
+  - cost: the population's training CPU seconds against one separate run's (the median), and the process CPU
+    seconds with evaluation included (every member is evaluated on gymnasium's own env, as a separate run is);
+  - learning: stays-solved counts and IQMs with 95% bootstrap intervals of both sets: a population's members
+    must be statistically the same as separate runs.
+Runs live under OUT/runs/bench-populations; finished ones (and finished populations) are reused while their
+settings match, interrupted separate runs resume, an interrupted population is trained again (--force redoes all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlsuite import runs
+from rlsuite.config.cards import budget as card_budget
+from rlsuite.core.stats import aggregate
+from rlsuite.experiments.report import fmt, header, report_folder
+from rlsuite.registry import get_agent
+
+CELLS = ("ppo:CartPole-v1", "a2c:CartPole-v1", "ppo:Acrobot-v1", "a2c:Acrobot-v1")
+FIRST_SEED = 200
+
+
+def population(agent: str, env_id: str, seeds: list[int], steps: int, root: Path, force: bool) -> dict:
+    """The population's summaries and process CPU/wall, reused when it finished with the same settings."""
+    folder = root / f"pop-{agent}-{env_id}-s{seeds[0]}-n{len(seeds)}"
+    stamp = {**runs.fingerprint(agent, env_id, steps), "seeds": seeds}
+    stamp = json.loads(json.dumps(stamp, default=str))
+    record = folder / "population.json"
+    if not force and record.exists():
+        saved = json.loads(record.read_text())
+        if saved["fingerprint"] == stamp:
+            return saved
+    if folder.exists():
+        shutil.rmtree(folder)  # unfinished or stale: a population restarts whole
+    folder.mkdir(parents=True)
+    cpu, wall = time.process_time(), time.perf_counter()
+    summaries = runs.train_seeds(agent, env_id, seeds, steps=steps, out=folder, progress=True)
+    result = {"fingerprint": stamp, "summaries": summaries, "process_cpu_s": time.process_time() - cpu,
+              "process_wall_s": time.perf_counter() - wall}
+    if all(s.get("status") == "complete" for s in summaries):
+        record.write_text(json.dumps(result, indent=1, default=str))
+    elif any(s.get("status") == "interrupted" for s in summaries):
+        print("stopped; re-run the same command (the population will train again)", file=sys.stderr)
+        sys.exit(130)
+    return result
+
+
+def separate(agent: str, env_id: str, seeds: list[int], steps: int, root: Path, force: bool) -> list[dict]:
+    """One run per seed, one after another, each reused / resumed like a benchmark run; process CPU kept."""
+    stamp = runs.fingerprint(agent, env_id, steps)
+    out = []
+    for seed in seeds:
+        name = f"single-{agent}-{env_id}-s{seed}"
+        sidecar = root / "runs" / name / "process.json"
+        cpu, wall = time.process_time(), time.perf_counter()
+
+        def train_fn(name, lock, seed=seed):
+            return runs.train(agent, env_id, seed=seed, steps=steps, out=root, progress=False, name=name, lock=lock)
+
+        summary = runs.reuse_or_train(root, name, train_fn, force, stamp)
+        if summary.get("status") != "complete":
+            print(f"stopped; {summary['run_dir']} is checkpointed: re-run the same command to resume", file=sys.stderr)
+            sys.exit(summary.get("exit_code") or 130)
+        if not sidecar.exists():  # trained (not reused) in this invocation: its process CPU, evaluation included
+            sidecar.write_text(json.dumps({"process_cpu_s": time.process_time() - cpu,
+                                           "process_wall_s": time.perf_counter() - wall}))
+        out.append({**summary, **json.loads(sidecar.read_text())})
+        print(agent, env_id, "seed", seed, round(summary["final_eval"]["mean"], 1), flush=True)
+    return out
+
+
+def learning_row(label: str, summaries: list[dict]) -> str:
+    a = aggregate(summaries)
+    low, high = a["final_ci"]
+    return (f"| {label} | {a['n']} | {a['stays_solved']}/{a['n']} | {fmt(a['final_iqm'])} [{fmt(low)}, {fmt(high)}] | "
+            f"{', '.join(fmt(f) for f in a['finals'])} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", default=",".join(CELLS), help="agent:env pairs, comma-separated")
+    parser.add_argument("--seeds", type=int, default=10, help="members of the population, and separate runs")
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--steps", type=int, default=None, help="a budget for every cell (default: the cards')")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    if not 1 <= args.seeds <= 100:
+        parser.error("--seeds must be in [1, 100]")
+    if not Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is not a folder")
+    torch.set_num_threads(1)
+    root = Path(args.out) / "runs" / "bench-populations"
+    n = args.seeds
+    pop_seeds = list(range(FIRST_SEED, FIRST_SEED + n))
+    sep_seeds = list(range(FIRST_SEED + n, FIRST_SEED + 2 * n))
+    started = time.time()
+    report = header("Populations: N seeds in one process against N separate runs",
+                    f"python {' '.join(['benchmarks/populations.py'] + sys.argv[1:])}", None)
+    report += [f"Population seeds {pop_seeds[0]}–{pop_seeds[-1]}; separate runs on seeds {sep_seeds[0]}–{sep_seeds[-1]} "
+               "(fresh, independent of the population's). Training CPU seconds leave evaluation out (as the run "
+               "engine times every run); a member's share is the population's CPU / N. Process CPU includes "
+               "evaluation, which every member does on gymnasium's own env, as a separate run does.", "",
+               "## Cost", "",
+               "| cell | budget | population of N: training CPU s | one separate run: training CPU s (median) | "
+               "ratio | population process CPU s | N separate runs: process CPU s | process ratio |",
+               "|---|---|---|---|---|---|---|---|"]
+    learning = ["## Learning: members against separate runs", "",
+                "| cell / set | runs | stays solved | final IQM [95% CI] | finals |", "|---|---|---|---|---|"]
+    for cell in args.cells.split(","):
+        agent, _, env_id = cell.partition(":")
+        steps = args.steps or card_budget(agent, get_agent(agent).config_cls, env_id)
+        pop = population(agent, env_id, pop_seeds, steps, root, args.force)
+        singles = separate(agent, env_id, sep_seeds, steps, root, args.force)
+        members = pop["summaries"]
+        done = [s for s in members if s.get("status") == "complete"]
+        pop_cpu = sum(s["cpu_s"] for s in done)
+        one_cpu = float(np.median([s["cpu_s"] for s in singles]))
+        sep_process = sum(s["process_cpu_s"] for s in singles)
+        report.append(f"| {agent} {env_id} | {steps:,} | {pop_cpu:,.0f} | {one_cpu:,.0f} | **{pop_cpu / one_cpu:.2f}×** | "
+                      f"{pop['process_cpu_s']:,.0f} | {sep_process:,.0f} | {pop['process_cpu_s'] / sep_process:.2f}× |")
+        learning.append(learning_row(f"{agent} {env_id}: population", done))
+        learning.append(learning_row(f"{agent} {env_id}: separate", singles))
+        if len(done) < len(members):
+            learning.append(f"| {agent} {env_id}: {len(members) - len(done)} member(s) failed | | | | |")
+    report += ["", "Ratio: the population's training CPU over one separate run's (N = "
+               f"{n}); the target is at most 2.5× for DQN and PPO on CartPole-v1, 4× for SAC on Pendulum-v1.", ""]
+    report += learning + ["", f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."]
+    path = report_folder(Path(args.out), "populations") / "README.md"
+    path.write_text("\n".join(report) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
