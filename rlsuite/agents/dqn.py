@@ -42,11 +42,14 @@ from rlsuite.envs.make import (
     true_next_obs,
 )
 from rlsuite.learn.frame_replay import FrameReplayBuffer, frame_replay_bytes
-from rlsuite.learn.nets import DuelingQHead, QHead, make_trunk
-from rlsuite.learn.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
+from rlsuite.learn.nets import (DuelingQHead, Member, QHead, load_member_state, make_trunk, member_state_dict, seeded,
+                                stack_members)
+from rlsuite.learn.optim import (Diverged, MemberDivergenceGuard, load_member_optimizer_states, make_adam,
+                                 member_gradient_step, member_optimizer_state, retire_member, set_lr, update_target)
 from rlsuite.learn.replay import NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer, naive_replay_bytes
-from rlsuite.run.checkpoint import env_snapshot, restore_weights
+from rlsuite.run.checkpoint import restore_weights
 from rlsuite.run.engine import Run
+from rlsuite.run.population import Population
 
 
 @dataclass
@@ -158,129 +161,179 @@ def load_policy(cfg: DQNConfig, envs_or_spaces, state: dict, device: torch.devic
 
 
 def td_loss(q, batch, target_next, cfg: DQNConfig, weights=None):
-    """TD loss on one minibatch. `target_next` (B, A) is Q_target(next_obs) from the frozen target net.
+    """TD loss on one minibatch per member: every tensor has a leading member axis M (1 for a single run);
+    returns the (M,) losses, the TD errors and Q(s, a). `target_next` (M, B, A) is Q_target(next_obs) from
+    the frozen target net.
 
     y = r + discount * Q_target(s', a*), where a* is chosen by the target net itself, or by the
     online net with double Q (van Hasselt et al.: selection and evaluation decoupled).
     """
     with torch.no_grad():
         chooser = q(batch["next_obs"]) if cfg.double else target_next
-        next_v = target_next.gather(1, chooser.argmax(dim=1, keepdim=True)).squeeze(1)
+        next_v = target_next.gather(-1, chooser.argmax(dim=-1, keepdim=True)).squeeze(-1)
         y = batch["rewards"] + batch["discounts"] * next_v  # discount is 0 after a termination
-    q_sa = q(batch["obs"]).gather(1, batch["actions"].long().unsqueeze(1)).squeeze(1)  # (B, A) -> (B,)
+    q_sa = q(batch["obs"]).gather(-1, batch["actions"].long().unsqueeze(-1)).squeeze(-1)  # (M, B, A) -> (M, B)
     per_sample = F.smooth_l1_loss(q_sa, y, reduction="none") if cfg.loss == "huber" else (q_sa - y).pow(2)
-    loss = per_sample.mean() if weights is None else (weights * per_sample).mean()
+    loss = per_sample.mean(-1) if weights is None else (weights * per_sample).mean(-1)
     return loss, (q_sa - y).detach(), q_sa.detach()
 
 
+def batchable(cfg: DQNConfig) -> bool:
+    """Every DQN config trains its seeds as one population."""
+    return True
+
+
 def train(cfg: DQNConfig, run: Run) -> dict:
-    device = run.device
-    envs = make_vector_env(run.env_card, cfg.num_envs)
+    """One run: a population of one."""
+    with Population([run]) as population:
+        return train_population(cfg, population)[0]
+
+
+def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
+    runs, M, E = population.runs, population.size, cfg.num_envs
+    device = population.device
+    envs = make_vector_env(runs[0].env_card, M * E)  # member m steps sub-envs m*E .. m*E+E-1
     n_actions = require_discrete(envs.single_action_space, "dqn")
     obs_space = envs.single_observation_space
     require_box_obs(obs_space, "dqn")
+    rows = [slice(m * E, (m + 1) * E) for m in range(M)]
 
-    q = build_q_network(cfg, obs_space, n_actions).to(device)
+    # one network per member from its own seed, stacked into one: weights (M, ...), inputs (M, B, ...)
+    q = stack_members([seeded(run.seed, build_q_network, cfg, obs_space, n_actions) for run in runs]).to(device)
     target_q = copy.deepcopy(q)
     optimizer = make_adam(q.parameters(), cfg.lr(0.0), cfg.adam_eps)
+    # each member its own replay memory and n-step windows, filled from its own envs
     extra = {"alpha": cfg.per_alpha, "eps": cfg.per_eps} if cfg.prioritized else {}
-    if shares_frames(cfg, obs_space, run.env_card.frame_stack):  # Atari stacks: each frame stored once
-        buffer = FrameReplayBuffer(cfg.buffer_size, obs_space.shape, cfg.num_envs, cfg.n_step, cfg.prioritized,
-                                   device=device, **extra)
+    if shares_frames(cfg, obs_space, runs[0].env_card.frame_stack):  # Atari stacks: each frame stored once
+        buffers = [FrameReplayBuffer(cfg.buffer_size, obs_space.shape, E, cfg.n_step, cfg.prioritized, device=device,
+                                     **extra) for _ in runs]
     else:
-        buffer = (PrioritizedReplayBuffer if cfg.prioritized else ReplayBuffer)(
-            cfg.buffer_size, obs_space.shape, obs_space.dtype, device=device, **extra)
-    nstep = NStepAccumulator(cfg.num_envs, cfg.n_step, cfg.gamma)
-    rng = np.random.default_rng(run.seed)  # exploration and replay sampling
-    act_greedy = greedy_policy(q, device)
-    guard = DivergenceGuard()
+        buffers = [(PrioritizedReplayBuffer if cfg.prioritized else ReplayBuffer)(
+            cfg.buffer_size, obs_space.shape, obs_space.dtype, device=device, **extra) for _ in runs]
+    nsteps = [NStepAccumulator(E, cfg.n_step, cfg.gamma) for _ in runs]
+    rngs = [np.random.default_rng(run.seed) for run in runs]  # each member's exploration and replay sampling
+    guard = MemberDivergenceGuard(M)
+    alive = torch.ones(M, device=device)
+    singles: dict[int, nn.Module] = {}  # member -> its network alone, for its evaluations
 
     step, updates, synced_at = 0, 0, -1
     learn_after = cfg.learning_starts
-    obs, _ = envs.reset(seed=run.seed)
-    keys = buffer.begin(obs)  # what the buffer stores for the current observations (themselves, or frame ids)
-    if run.restored:
-        s = run.restored["state"]
-        restore_weights(q, s["q"], run)
-        target_q.load_state_dict(s["target_q"])
-        optimizer.load_state_dict(s["optimizer"])
-        if "buffer" in s:
-            buffer.load_state_dict(s["buffer"])
-            nstep.load_state_dict(s["nstep"])
-        else:  # a checkpoint without its replay memory (save_buffer: false): refill it before learning again
-            learn_after = run.restored["step"] + max(cfg.learning_starts, cfg.batch_size)
-        rng.bit_generator.state = s["rng"]
-        step, updates = run.restored["step"], s["updates"]
-        obs = run.restore_envs(envs)
-        keys = s["keys"] if "keys" in s and "buffer" in s and not run.envs_restarted else buffer.begin(obs)
-        if run.envs_restarted:  # fresh episodes: open n-step windows must not run into them
+    if runs[0].restored:
+        states = [run.restored["state"] for run in runs]
+        for m, s in enumerate(states):
+            restore_weights(Member(q, m), s["q"], runs[m])
+            load_member_state(target_q, m, s["target_q"])
+            rngs[m].bit_generator.state = s["rng"]
+            if "buffer" in s:
+                buffers[m].load_state_dict(s["buffer"])
+                nsteps[m].load_state_dict(s["nstep"])
+        load_member_optimizer_states(optimizer, [s["optimizer"] for s in states])
+        if "buffer" not in states[0]:  # checkpoints without their replay memory (save_buffer: false): refill first
+            learn_after = runs[0].restored["step"] + max(cfg.learning_starts, cfg.batch_size)
+        step, updates = runs[0].restored["step"], states[0]["updates"]
+    obs = population.reset_envs(envs, E)
+    restored = runs[0].restored and "buffer" in runs[0].restored["state"] and not population.envs_restarted
+    # what each member's buffer stores for the current observations (themselves, or frame ids)
+    keys = [run.restored["state"]["keys"] if restored and "keys" in run.restored["state"] else buffers[m].begin(obs[rows[m]])
+            for m, run in enumerate(runs)]
+    if population.envs_restarted:  # fresh episodes: open n-step windows must not run into them
+        for nstep in nsteps:
             nstep.clear()
 
-    def snapshot() -> dict:
-        state = {"q": q.state_dict(), "target_q": target_q.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
+    def snapshot(m: int) -> dict:
+        state = {"q": member_state_dict(q, m), "target_q": member_state_dict(target_q, m),
+                 "optimizer": member_optimizer_state(optimizer, m), "rng": rngs[m].bit_generator.state,
+                 "updates": updates, **population.env_snapshot(envs, obs, m, E)}
         if cfg.save_buffer:
-            state.update(buffer=buffer.state_dict(), nstep=nstep.state_dict(), keys=torch.as_tensor(keys))
+            state.update(buffer=buffers[m].state_dict(), nstep=nsteps[m].state_dict(), keys=torch.as_tensor(keys[m]))
         return state
 
-    loss_sum, q_sum, n_losses = torch.zeros(()), torch.zeros(()), 0
-    run.start_clock()
+    def act_of(m: int):
+        """Member m's greedy policy for an evaluation: its weights in a network built alone."""
+        if m not in singles:
+            singles[m] = build_q_network(cfg, obs_space, n_actions).to(device).eval()
+        singles[m].load_state_dict(member_state_dict(q, m))
+        return greedy_policy(singles[m], device)
+
+    def stacked(batches: list[dict]) -> dict:
+        return {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
+
+    loss_sum, q_sum, n_losses = torch.zeros(M), torch.zeros(M), 0
+    for run in runs:
+        run.start_clock()
     next_log = (step // cfg.log_every + 1) * cfg.log_every
     while step < cfg.total_steps:
         progress = step / cfg.total_steps
-        # 1. act ε-greedily (the random draws happen every step, so the stream does not depend on ε);
-        #    before learning_starts the buffer is filled by the uniform random policy, as in SB3
+        # 1. act ε-greedily, each member with its own generator (its draws happen every step, so the stream does
+        #    not depend on ε); before learning_starts the buffer is filled by the uniform random policy, as in SB3
         epsilon = cfg.epsilon(progress) if step >= cfg.learning_starts else 1.0
-        explore = rng.random(cfg.num_envs) < epsilon
-        actions = rng.integers(n_actions, size=cfg.num_envs)
+        draws = np.stack([rng.random((2, E)) for rng in rngs])  # (M, 2, E): explore?, which random action
+        explore = draws[:, 0] < epsilon
+        actions = np.minimum((draws[:, 1] * n_actions).astype(np.int64), n_actions - 1)
         if not explore.all():
-            actions = np.where(explore, actions, act_greedy(obs))
+            with torch.no_grad():
+                greedy = q(torch.as_tensor(obs.reshape(M, E, *obs.shape[1:]), device=device)).argmax(-1).cpu().numpy()
+            actions = np.where(explore, actions, greedy)
 
         # 2. step the envs; the transition's next state is the true final obs at an episode end
-        next_obs, rewards, terminated, truncated, info = envs.step(actions)
-        step += cfg.num_envs
-        for _, episode_return, length in episode_stats(info):
-            run.log_episode(step, episode_return, length)
+        next_obs, rewards, terminated, truncated, info = envs.step(actions.reshape(-1))
+        step += E
+        population.log_episodes(step, episode_stats(info), E)
 
-        # 3. store: bootstrap on truncation (time limit), not on termination (true terminal state)
-        stored_next, next_keys = buffer.advance(keys, true_next_obs(next_obs, info), next_obs, terminated | truncated)
-        ready = nstep.push(keys, actions, rewards, stored_next, terminated, truncated)
-        if ready is not None:
-            buffer.add(*ready)
-        obs, keys = next_obs, next_keys
+        # 3. store, each member in its own memory: bootstrap on truncation (time limit), not on termination
+        final_obs, ended = true_next_obs(next_obs, info), terminated | truncated
+        for m, r in enumerate(rows):
+            stored_next, next_keys = buffers[m].advance(keys[m], final_obs[r], next_obs[r], ended[r])
+            ready = nsteps[m].push(keys[m], actions[m], rewards[r], stored_next, terminated[r], truncated[r])
+            if ready is not None:
+                buffers[m].add(*ready)
+            keys[m] = next_keys
+        obs = next_obs
 
-        # 4. learn
-        if step >= learn_after and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:
+        # 4. learn: every member's G minibatches from its own memory, one batched gradient step for all
+        if step >= learn_after and step // cfg.train_freq != (step - E) // cfg.train_freq:
             set_lr(optimizer, cfg.lr(progress))
             if not cfg.prioritized:
                 # The target net is frozen during an update phase, so all G minibatches are gathered
                 # at once and their target values come from one batched forward pass.
-                idx = buffer.sample_indices((cfg.gradient_steps, cfg.batch_size), rng)
-                batches = buffer.gather(idx)  # each field (G, B, ...)
-                with torch.no_grad():  # (G, B, *obs) -> (G*B, *obs) -> (G, B, A)
-                    all_target_next = target_q(batches["next_obs"].flatten(0, 1)).view(*idx.shape, n_actions)
+                idx = [buffer.sample_indices((cfg.gradient_steps, cfg.batch_size), rng) for buffer, rng in zip(buffers, rngs)]
+                batches = stacked([buffer.gather(i) for buffer, i in zip(buffers, idx)])  # each field (M, G, B, ...)
+                with torch.no_grad():  # (M, G, B, *obs) -> (M, G*B, *obs) -> (M, G, B, A)
+                    all_target_next = target_q(batches["next_obs"].flatten(1, 2)).view(
+                        M, cfg.gradient_steps, cfg.batch_size, n_actions)
             for g in range(cfg.gradient_steps):
                 if cfg.prioritized:  # priorities change after every step, so sample one batch at a time
-                    idx, weights = buffer.sample_prioritized(cfg.batch_size, cfg.per_beta(progress), rng)
-                    batch = buffer.gather(idx)
+                    sampled = [buffer.sample_prioritized(cfg.batch_size, cfg.per_beta(progress), rng)
+                               for buffer, rng in zip(buffers, rngs)]
+                    batch = stacked([buffer.gather(i) for buffer, (i, _) in zip(buffers, sampled)])
+                    weights = torch.as_tensor(np.stack([w for _, w in sampled]), dtype=torch.float32, device=device)
                     with torch.no_grad():
                         target_next = target_q(batch["next_obs"])
-                    loss, td, q_sa = td_loss(q, batch, target_next, cfg,
-                                             torch.as_tensor(weights, dtype=torch.float32, device=device))
+                    loss, td, q_sa = td_loss(q, batch, target_next, cfg, weights)
                 else:
-                    batch = {k: v[g] for k, v in batches.items()}
-                    loss, td, q_sa = td_loss(q, batch, all_target_next[g], cfg)
-                gradient_step(optimizer, loss, cfg.max_grad_norm, guard)
+                    batch = {k: v[:, g] for k, v in batches.items()}
+                    loss, td, q_sa = td_loss(q, batch, all_target_next[:, g], cfg)
+                member_gradient_step(optimizer, loss, alive, cfg.max_grad_norm, guard)
                 if cfg.prioritized:
-                    buffer.update_priorities(idx, td.cpu().numpy())
+                    td = td.cpu().numpy()
+                    for m, (buffer, (i, _)) in enumerate(zip(buffers, sampled)):
+                        buffer.update_priorities(i, td[m])
                 loss_sum += loss.detach().cpu()
-                q_sum += q_sa.mean().cpu()
+                q_sum += q_sa.mean(-1).cpu()
                 n_losses += 1
             updates += cfg.gradient_steps
-            guard.check("dqn", updates, step, run.last_good())  # before a bad update can reach a checkpoint
+            diverged = guard.diverged()  # before a bad update can reach a checkpoint
+            for m in diverged:
+                retire_member(optimizer, m)
+                alive[m] = 0.0
+            try:
+                population.diverged(diverged, "dqn", step, f"a NaN/Inf loss or gradient in update {updates:,}")
+            except Diverged:
+                envs.close()
+                raise
 
         # 5. target network (a hard copy of unchanged weights is skipped: it would change nothing)
-        if step // cfg.target_update_interval != (step - cfg.num_envs) // cfg.target_update_interval:
+        if step // cfg.target_update_interval != (step - E) // cfg.target_update_interval:
             if cfg.tau < 1.0 or synced_at != updates:
                 update_target(q, target_q, cfg.tau)
                 synced_at = updates
@@ -288,14 +341,18 @@ def train(cfg: DQNConfig, run: Run) -> dict:
         # 6. log, evaluate, checkpoint
         if step >= next_log:
             next_log += cfg.log_every
-            scalars = {"charts/epsilon": epsilon, "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                       "charts/SPS": step / max(run.wall(), 1e-9), "charts/updates": updates}
-            if n_losses:
-                scalars.update({"losses/td_loss": (loss_sum / n_losses).item(), "losses/q_values": (q_sum / n_losses).item()})
-                loss_sum, q_sum, n_losses = torch.zeros(()), torch.zeros(()), 0
-            run.log_scalars(step, scalars)
-        if run.after_iteration(step, act_greedy, snapshot):
+            for m, run in enumerate(runs):
+                if not population.alive[m]:
+                    continue
+                scalars = {"charts/epsilon": epsilon, "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                           "charts/SPS": step / max(run.wall(), 1e-9), "charts/updates": updates}
+                if n_losses:
+                    scalars.update({"losses/td_loss": (loss_sum[m] / n_losses).item(),
+                                    "losses/q_values": (q_sum[m] / n_losses).item()})
+                run.log_scalars(step, scalars)
+            loss_sum, q_sum, n_losses = torch.zeros(M), torch.zeros(M), 0
+        if population.after_iteration(step, act_of, snapshot):
             break
 
     envs.close()
-    return run.finish(step, act_greedy, snapshot())
+    return population.finish(step, act_of, snapshot)

@@ -18,7 +18,6 @@ log-probability is of the unclipped sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -41,7 +40,7 @@ from rlsuite.config.zoo import (
 from rlsuite.core.errors import UserError
 from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes
 from rlsuite.learn.nets import (CategoricalHead, GaussianHead, Member, ValueHead, make_trunk, member_state_dict,
-                                stack_members)
+                                seeded, stack_members)
 from rlsuite.learn.normalization import ObsNormalizer, RewardScaler
 from rlsuite.learn.optim import (Diverged, MemberDivergenceGuard, load_member_optimizer_states, make_adam,
                                  member_gradient_step, member_optimizer_state, retire_member, set_lr)
@@ -326,13 +325,6 @@ def steps_first(x: np.ndarray, steps: int) -> np.ndarray:
     """The inverse of members_first: (M, T*E) -> (T, M*E)."""
     members = x.shape[0]
     return x.reshape(members, steps, -1).swapaxes(0, 1).reshape(steps, -1)
-
-
-def seeded(seed: int, build: Callable, *args) -> nn.Module:
-    """A member's network, initialised from its own seed (as a single run with that seed initialises it)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build(*args)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import math
 import platform
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -452,6 +452,13 @@ def load_member_state(stacked: nn.Module, member: int, state: dict) -> None:
         raise KeyError(f"the state has keys {sorted(set(state) ^ set(own))[:3]} the network does not (or lacks them)")
     for key, value in state.items():
         own[key][member].copy_(value)
+
+
+def seeded(seed: int, build: Callable, *args) -> nn.Module:
+    """A member's network, initialised from its own seed (as a single run with that seed initialises it)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(*args)
 
 
 class Member:

@@ -77,8 +77,9 @@ class Population:
         """The first observations; on a resume, the members' envs as checkpointed (or fresh episodes where an
         env's state could not be saved: `envs_restarted`, and the agent drops what it kept of them)."""
         restored = [run.restored for run in self.runs]
+        first = envs.reset(seed=self.env_seeds(num_envs))[0]  # also on a resume: wrappers expect a reset first
         if not any(restored):
-            return envs.reset(seed=self.env_seeds(num_envs))[0]
+            return first
         if not all(restored) or len({r["step"] for r in restored}) > 1:
             raise UserError("the members of a population resume together from checkpoints at one step; "
                             f"these are at steps {[r['step'] if r else None for r in restored]}: resume them one by one")
