@@ -24,7 +24,7 @@ STEPS = 320
 
 def weights(run_dir) -> dict:
     state = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["state"]
-    return state["model"] if "model" in state else state["q"]
+    return state.get("model") or state.get("q") or {**state["actor"], **{f"critics.{k}": v for k, v in state["critics"].items()}}
 
 
 def assert_same_weights(a: dict, b: dict, atol=1e-5):
@@ -39,6 +39,9 @@ def assert_same_weights(a: dict, b: dict, atol=1e-5):
                             "target_update_interval": 32, "n_step": 3, "hidden": (16, 16)}),
     ("dqn", "Acrobot-v1", {"learning_starts": 64, "num_envs": 2, "prioritized": True, "batch_size": 16,
                            "hidden": (16,)}),
+    ("sac", "Pendulum-v1", {"learning_starts": 100, "batch_size": 16, "hidden": (16, 16), "buffer_size": 1000}),
+    ("td3", "MountainCarContinuous-v0", {"learning_starts": 100, "batch_size": 16, "hidden": (16,), "num_envs": 2,
+                                         "buffer_size": 1000, "policy_delay": 2}),
     ("a2c", "Pendulum-v1", {"num_envs": 2, "n_steps": 8, "normalize_obs": True, "normalize_reward": True}),
 ])
 def test_a_member_trains_as_the_same_seed_would_alone(tmp_path, agent, env_id, overrides):

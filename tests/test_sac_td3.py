@@ -13,7 +13,26 @@ from torch.distributions import Normal
 
 from conftest import assert_one_line_error, metrics_without_wall
 from rlsuite import runs
-from rlsuite.agents.sac_td3 import SACConfig, TD3Config, build_learner, sac_update, smoothed_target_actions, td3_update
+from rlsuite.agents.sac_td3 import SACConfig, TD3Config, sac_update, smoothed_target_actions, td3_update
+from rlsuite.agents.sac_td3 import build_learner as build_population
+from rlsuite.learn.nets import MemberLinear
+from rlsuite.learn.optim import MemberDivergenceGuard
+
+
+def build_learner(cfg, obs_dim, act_dim, device, seed=0):
+    """A population of one (the updates take a leading member axis), initialised from `seed`."""
+    return build_population(cfg, obs_dim, act_dim, device, [seed])
+
+
+def one_update(cfg, nets, opts, batch, update, noise_seed=1):
+    """One sac_update / td3_update of a population of one; its noise from a generator seeded noise_seed."""
+    nets["updates"] = update
+    g = torch.Generator().manual_seed(noise_seed)
+    n = batch["obs"].shape[1]
+    noise = lambda *shape: torch.randn((1, n, *shape), generator=g)  # noqa: E731
+    fn = sac_update if isinstance(cfg, SACConfig) else td3_update
+    stats = fn(cfg, nets, opts, batch, MemberDivergenceGuard(1), torch.ones(1), noise)
+    return {k: v[0] for k, v in stats.items()}
 from rlsuite.run.checkpoint import load_checkpoint
 from rlsuite.core.errors import UserError
 from rlsuite.cli import main
@@ -94,15 +113,13 @@ def test_actor_init_torch_is_a_plain_linear_stack_and_orthogonal_stays_the_defau
     # trunk is what nn.Linear layers built in the same order draw (SB3's actors); the default is unchanged
     torch.manual_seed(3)
     plain = [torch.nn.Linear(5, 16), torch.nn.Linear(16, 16)]
-    torch.manual_seed(3)
-    nets, _ = build_learner(cls(hidden=(16, 16), actor_init="torch"), 5, 2, "cpu")
-    linears = [m for m in nets["actor"][0].modules() if isinstance(m, torch.nn.Linear)]
+    nets, _ = build_learner(cls(hidden=(16, 16), actor_init="torch"), 5, 2, "cpu", seed=3)
+    linears = [m for m in nets["actor"][0].modules() if isinstance(m, MemberLinear)]
     assert len(linears) == 2
     for ours, theirs in zip(linears, plain):
-        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
-    torch.manual_seed(3)
-    nets, _ = build_learner(cls(hidden=(16, 16)), 5, 2, "cpu")
-    w = [m for m in nets["actor"][0].modules() if isinstance(m, torch.nn.Linear)][1].weight
+        assert torch.equal(ours.weight[0], theirs.weight) and torch.equal(ours.bias[0], theirs.bias)
+    nets, _ = build_learner(cls(hidden=(16, 16)), 5, 2, "cpu", seed=3)
+    w = [m for m in nets["actor"][0].modules() if isinstance(m, MemberLinear)][1].weight[0]
     assert torch.allclose(w @ w.T, 2.0 * torch.eye(16), atol=1e-5)  # orthogonal, gain sqrt(2)
 
 
@@ -150,7 +167,7 @@ def test_sb3s_squashing_term_stops_at_log_eps_once_an_action_saturates():
     assert squashed_log_prob(Normal(mean, log_std.exp()), u).item() == pytest.approx(sb3.item() + 8.7989, abs=2e-3)
     # the card's setting reaches the actor SAC learns with; a bad one is refused in one line
     nets, _ = build_learner(SACConfig(hidden=(16, 16), tanh_eps=1e-6), 5, 2, "cpu")
-    assert nets["actor"][1].eps == 1e-6 and torch.isfinite(nets["actor"][1](torch.randn(4, 16))[1]).all()
+    assert nets["actor"][1].eps == 1e-6 and torch.isfinite(nets["actor"][1](torch.randn(1, 4, 16))[1]).all()
     assert build_learner(SACConfig(hidden=(16, 16)), 5, 2, "cpu")[0]["actor"][1].eps == 0.0
     with pytest.raises(UserError, match="tanh_eps"):
         SACConfig(tanh_eps=-1e-6).validate()
@@ -255,12 +272,10 @@ def test_a_bf16_update_follows_the_fp32_update(cls):
     steps = {}
     for precision in ("fp32", "bf16"):
         cfg = cls(hidden=(64, 64), precision=precision)
-        torch.manual_seed(0)
         nets, opts = build_learner(cfg, 3, 2, "cpu")
         before = [p.detach().clone() for p in nets["critics"].parameters()]
-        torch.manual_seed(1)  # the same policy samples and smoothing noise
-        with matmul_precision(precision, "cpu"):
-            stats = (sac_update if cls is SACConfig else td3_update)(cfg, nets, opts, _batch(), DivergenceGuard(), 2)
+        with matmul_precision(precision, "cpu"):  # the same policy samples and smoothing noise
+            stats = one_update(cfg, nets, opts, _batch(), 2)
         moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(nets["critics"].parameters(), before)])
         steps[precision] = stats, moved
     (s32, m32), (s16, m16) = steps["fp32"], steps["bf16"]
@@ -293,9 +308,10 @@ def test_bf16_without_native_support_says_it_is_slower(tmp_path, monkeypatch):
 
 def _batch(obs_dim=3, act_dim=2, n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"obs": torch.randn(n, obs_dim, generator=g), "actions": torch.rand(n, act_dim, generator=g) * 2 - 1,
-            "rewards": torch.randn(n, generator=g), "next_obs": torch.randn(n, obs_dim, generator=g),
-            "discounts": torch.full((n,), 0.99)}
+    batch = {"obs": torch.randn(n, obs_dim, generator=g), "actions": torch.rand(n, act_dim, generator=g) * 2 - 1,
+             "rewards": torch.randn(n, generator=g), "next_obs": torch.randn(n, obs_dim, generator=g),
+             "discounts": torch.full((n,), 0.99)}
+    return {k: v[None] for k, v in batch.items()}  # a population of one: (1, n, ...)
 
 
 # std e^-5: a narrow policy, entropy far below the target -dim(A) = -2, so α must rise; std 1: after tanh
@@ -304,14 +320,13 @@ def _batch(obs_dim=3, act_dim=2, n=64, seed=0):
 @pytest.mark.parametrize("log_std_bias, direction", [(-5.0, 1), (0.0, -1)])
 def test_entropy_temperature_rises_when_entropy_is_low_and_falls_when_high(log_std_bias, direction):
     cfg = SACConfig(hidden=(16, 16))
-    torch.manual_seed(0)
     nets, opts = build_learner(cfg, 3, 2, "cpu")
     with torch.no_grad():  # a narrow (low-entropy) or a wide (high-entropy) policy
         head = nets["actor"][1]
         head.log_std.weight.zero_()
         head.log_std.bias.fill_(log_std_bias)
     before = nets["log_alpha"].item()
-    sac_update(cfg, nets, opts, _batch(), DivergenceGuard(), 1)
+    one_update(cfg, nets, opts, _batch(), 1)
     assert np.sign(nets["log_alpha"].item() - before) == direction  # target entropy -dim(A) = -2
 
 
@@ -320,27 +335,26 @@ def test_td3_targets_by_hand_and_delayed_updates(smoothing):
     """y = r + d min_k Q'_k(s', a'), a' = clip(μ'(s') + clip(ε, -c, c), -1, 1), ε ~ N(0, σ'²): computed here
     from the target networks and the same random draws (σ' 0.3 with c 0.1 clips most of them)."""
     cfg = TD3Config(hidden=(16, 16), target_policy_noise=smoothing, target_noise_clip=0.1, tau=0.5, policy_delay=2)
-    torch.manual_seed(1)
-    nets, opts = build_learner(cfg, 3, 2, "cpu")
+    nets, opts = build_learner(cfg, 3, 2, "cpu", seed=1)
     batch = _batch()
     with torch.no_grad():
-        torch.manual_seed(7)  # the update draws its smoothing noise first, so it gets these same numbers
+        # the update draws its smoothing noise first, from its generator (seeded 7 here): the same numbers
         a2 = nets["actor_target"](batch["next_obs"])
-        a2 = (a2 + (torch.randn(a2.shape) * smoothing).clamp(-0.1, 0.1)).clamp(-1.0, 1.0)
-        q_next = nets["critics_target"](torch.cat([batch["next_obs"], a2], 1)).squeeze(-1).min(0).values
+        a2 = (a2 + (torch.randn(a2.shape, generator=torch.Generator().manual_seed(7)) * smoothing).clamp(-0.1, 0.1)
+              ).clamp(-1.0, 1.0)
+        q_next = nets["critics_target"](torch.cat([batch["next_obs"], a2], -1)).squeeze(-1).min(-2).values  # (1, n)
         y = batch["rewards"] + batch["discounts"] * q_next
-        q = nets["critics"](torch.cat([batch["obs"], batch["actions"]], 1)).squeeze(-1)
-        expected = ((q - y) ** 2).mean(1).sum()
+        q = nets["critics"](torch.cat([batch["obs"], batch["actions"]], -1)).squeeze(-1)  # (1, 2, n)
+        expected = ((q - y[:, None]) ** 2).mean(-1).sum()
     actor0 = [p.clone() for p in nets["actor"].parameters()]
     target0 = [p.clone() for p in nets["critics_target"].parameters()]
     actor_target0 = [p.clone() for p in nets["actor_target"].parameters()]
-    torch.manual_seed(7)
-    stats = td3_update(cfg, nets, opts, batch, DivergenceGuard(), update=1)
+    stats = one_update(cfg, nets, opts, batch, 1, noise_seed=7)
     assert stats["critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert "actor_loss" not in stats  # update 1 of policy_delay 2: the actor and the targets wait
     assert all(torch.equal(a, b) for a, b in zip(actor0, nets["actor"].parameters()))
     assert all(torch.equal(a, b) for a, b in zip(target0, nets["critics_target"].parameters()))
-    stats = td3_update(cfg, nets, opts, batch, DivergenceGuard(), update=2)
+    stats = one_update(cfg, nets, opts, batch, 2, noise_seed=7)
     assert "actor_loss" in stats
     assert not all(torch.equal(a, b) for a, b in zip(actor0, nets["actor"].parameters()))
     for old, target, online in zip(target0, nets["critics_target"].parameters(), nets["critics"].parameters()):
@@ -352,7 +366,7 @@ def test_td3_targets_by_hand_and_delayed_updates(smoothing):
 def test_td3_target_smoothing_noise_is_clipped_and_actions_stay_in_bounds():
     cfg = TD3Config(target_policy_noise=100.0, target_noise_clip=0.05)
     mu = torch.tensor([[0.5, -0.2, 0.99]]).repeat(1000, 1)
-    a = smoothed_target_actions(mu, cfg)
+    a = smoothed_target_actions(mu, cfg, torch.randn_like(mu))
     assert (a - mu).abs().max() <= 0.05 + 1e-6 and a.max() <= 1.0
     assert (a[:, 2] == 1.0).any()  # 0.99 + up to 0.05 is clipped to the bound
 

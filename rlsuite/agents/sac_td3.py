@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -55,13 +56,20 @@ from rlsuite.learn.nets import (
     PRECISIONS,
     DeterministicTanhHead,
     EnsembleMLP,
+    Member,
     TanhGaussianHead,
+    load_member_state,
     matmul_precision,
+    member_state_dict,
+    seeded,
+    stack_members,
 )
-from rlsuite.learn.optim import DivergenceGuard, gradient_step, make_adam, set_lr, update_target
+from rlsuite.learn.optim import (Diverged, MemberDivergenceGuard, load_member_optimizer_states, make_adam,
+                                 member_gradient_step, member_optimizer_state, retire_member, set_lr, update_target)
 from rlsuite.learn.replay import NStepAccumulator, ReplayBuffer, naive_replay_bytes
-from rlsuite.run.checkpoint import env_snapshot, restore_weights
+from rlsuite.run.checkpoint import restore_weights
 from rlsuite.run.engine import Run
+from rlsuite.run.population import Population
 
 
 @dataclass
@@ -187,8 +195,9 @@ def build_critics(cfg: OffPolicyConfig, obs_dim: int, act_dim: int) -> EnsembleM
 
 def q_values(critics: EnsembleMLP, obs: torch.Tensor, actions: torch.Tensor, detach_weights: bool = False,
              first: int | None = None) -> torch.Tensor:
-    """(2, B): Q_1 and Q_2 (first=1: Q_1 alone, (1, B))."""
-    return critics(torch.cat([obs.flatten(1).float(), actions], dim=1), detach_weights, first).squeeze(-1)
+    """(M, 2, B): each member's Q_1 and Q_2 on its own (M, B, ...) batch (first=1: Q_1 alone, (M, 1, B))."""
+    x = torch.cat([obs.flatten(2).float(), actions], dim=-1)
+    return critics(x, detach_weights, first).squeeze(-1)
 
 
 def rescaler(action_space):
@@ -218,73 +227,87 @@ def load_policy(cfg: OffPolicyConfig, envs_or_spaces, state: dict, device: torch
 
 
 # ---------------------------------------------------------------------------------------------
-# One gradient step of each algorithm, on a batch {obs, actions, rewards, next_obs, discounts}.
-def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard, update: int) -> dict:
+# One gradient step of each algorithm for a population: every tensor has a leading member axis M (1 for a
+# single run), each loss is the (M,) vector of the members' own losses, and `noise` draws each member's
+# samples from its own generator.
+def sac_update(cfg: SACConfig, nets: dict, opts: dict, batch: dict, guard, alive, noise: Callable) -> dict:
     actor, critics, critics_target, log_alpha = nets["actor"], nets["critics"], nets["critics_target"], nets["log_alpha"]
     obs, next_obs = batch["obs"], batch["next_obs"]
+    act_dim = batch["actions"].shape[-1]
     # α: from the current policy's log-probabilities on this batch (SB3's order: α, critics, actor)
-    actions_pi, logp_pi = actor(obs)
-    alpha = log_alpha.exp().detach() if cfg.ent_coef is None else torch.tensor(cfg.ent_coef)
+    actions_pi, logp_pi = policy_sample(actor, obs, noise(act_dim))
+    alpha = log_alpha.exp().detach() if cfg.ent_coef is None else torch.full_like(log_alpha, cfg.ent_coef)  # (M, 1)
     stats = {}
     if cfg.ent_coef is None:
-        alpha_loss = -(log_alpha * (logp_pi.detach() + nets["target_entropy"])).mean()
-        gradient_step(opts["alpha"], alpha_loss, None, guard)
+        alpha_loss = -(log_alpha * (logp_pi.detach() + nets["target_entropy"])).mean(-1)
+        member_gradient_step(opts["alpha"], alpha_loss, alive, None, guard)
         stats["ent_coef_loss"] = alpha_loss.detach()
     # critics: soft Bellman targets from the target critics and a fresh a' ~ π(.|s')
     with torch.no_grad():
-        next_actions, next_logp = actor(next_obs)
-        next_q = q_values(critics_target, next_obs, next_actions).min(dim=0).values - alpha * next_logp
+        next_actions, next_logp = policy_sample(actor, next_obs, noise(act_dim))
+        next_q = q_values(critics_target, next_obs, next_actions).min(dim=-2).values - alpha * next_logp
         y = batch["rewards"] + batch["discounts"] * next_q
     q = q_values(critics, obs, batch["actions"])
-    critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()  # Σ_k MSE(Q_k, y), halved as in SB3
-    gradient_step(opts["critics"], critic_loss, cfg.max_grad_norm, guard)
+    critic_loss = 0.5 * (q - y.unsqueeze(-2)).pow(2).mean(-1).sum(-1)  # Σ_k MSE(Q_k, y), halved as in SB3
+    member_gradient_step(opts["critics"], critic_loss, alive, cfg.max_grad_norm, guard)
     # actor: maximise min_k Q_k(s, ã) - α log π(ã|s); the critics' weights are read, not trained, here
     # (detached: the backward pass skips their weight gradients, which SB3 computes and discards)
-    q_pi = q_values(critics, obs, actions_pi, detach_weights=True).min(dim=0).values
-    actor_loss = (alpha * logp_pi - q_pi).mean()
-    gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
+    q_pi = q_values(critics, obs, actions_pi, detach_weights=True).min(dim=-2).values
+    actor_loss = (alpha * logp_pi - q_pi).mean(-1)
+    member_gradient_step(opts["actor"], actor_loss, alive, cfg.max_grad_norm, guard)
     # target critics: Polyak averaging every target_update_interval updates (the actor has no target in SAC)
-    if update % cfg.target_update_interval == 0:
+    if nets["updates"] % cfg.target_update_interval == 0:
         update_target(critics, critics_target, cfg.tau)
-    return stats | {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha}
+    return stats | {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "ent_coef": alpha[:, 0]}
 
 
-def smoothed_target_actions(mu_next: torch.Tensor, cfg: TD3Config) -> torch.Tensor:
-    """TD3's target policy smoothing: a' = clip(μ'(s') + clip(N(0, σ'), -c, c), -1, 1)."""
-    noise = (torch.randn_like(mu_next) * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+def policy_sample(actor: nn.Module, obs: torch.Tensor, noise: torch.Tensor):
+    """SAC's ã = tanh(μ + σ ε) and log π(ã|s), ε given (each member's own)."""
+    return actor[1](actor[0](obs), noise)
+
+
+def smoothed_target_actions(mu_next: torch.Tensor, cfg: TD3Config, noise: torch.Tensor) -> torch.Tensor:
+    """TD3's target policy smoothing: a' = clip(μ'(s') + clip(σ' ε, -c, c), -1, 1), ε standard normal."""
+    noise = (noise * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
     return (mu_next + noise).clamp(-1.0, 1.0)
 
 
-def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, update: int) -> dict:
+def td3_update(cfg: TD3Config, nets: dict, opts: dict, batch: dict, guard, alive, noise: Callable) -> dict:
     actor, critics = nets["actor"], nets["critics"]
     obs, next_obs = batch["obs"], batch["next_obs"]
     # critics: targets with target policy smoothing (noise on a', clipped, a' kept in bounds)
     with torch.no_grad():
-        next_actions = smoothed_target_actions(nets["actor_target"](next_obs), cfg)
-        y = batch["rewards"] + batch["discounts"] * q_values(nets["critics_target"], next_obs, next_actions).min(dim=0).values
+        next_actions = smoothed_target_actions(nets["actor_target"](next_obs), cfg, noise(batch["actions"].shape[-1]))
+        next_q = q_values(nets["critics_target"], next_obs, next_actions).min(dim=-2).values
+        y = batch["rewards"] + batch["discounts"] * next_q
     q = q_values(critics, obs, batch["actions"])
-    critic_loss = (q - y).pow(2).mean(dim=1).sum()  # Σ_k MSE(Q_k, y), as in SB3
-    gradient_step(opts["critics"], critic_loss, cfg.max_grad_norm, guard)
+    critic_loss = (q - y.unsqueeze(-2)).pow(2).mean(-1).sum(-1)  # Σ_k MSE(Q_k, y), as in SB3
+    member_gradient_step(opts["critics"], critic_loss, alive, cfg.max_grad_norm, guard)
     stats = {"critic_loss": critic_loss.detach()}
     # delayed: the actor and every target net move once per policy_delay critic updates
-    if update % cfg.policy_delay == 0:
-        actor_loss = -q_values(critics, obs, actor(obs), detach_weights=True, first=1)[0].mean()  # Q_1 only
-        gradient_step(opts["actor"], actor_loss, cfg.max_grad_norm, guard)
+    if nets["updates"] % cfg.policy_delay == 0:
+        actor_loss = -q_values(critics, obs, actor(obs), detach_weights=True, first=1)[:, 0].mean(-1)  # Q_1 only
+        member_gradient_step(opts["actor"], actor_loss, alive, cfg.max_grad_norm, guard)
         update_target(critics, nets["critics_target"], cfg.tau)
         update_target(actor, nets["actor_target"], cfg.tau)
         stats["actor_loss"] = actor_loss.detach()
     return stats
 
 
-def build_learner(cfg: OffPolicyConfig, obs_dim: int, act_dim: int, device) -> tuple[dict, dict]:
-    """The networks (actor, twin critics, their targets; SAC's log α) and their optimisers (SB3's Adam)."""
-    actor = build_actor(cfg, obs_dim, act_dim).to(device)
-    critics = build_critics(cfg, obs_dim, act_dim).to(device)
-    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics)}
+def build_learner(cfg: OffPolicyConfig, obs_dim: int, act_dim: int, device, seeds: list[int]) -> tuple[dict, dict]:
+    """The networks of a population, each member's initialised from its seed and stacked (actor, twin critics,
+    their targets; SAC's log α, one per member) and their optimisers (SB3's Adam)."""
+    def actor_and_critics():  # drawn in this order from the member's seed, as a single run draws them
+        return build_actor(cfg, obs_dim, act_dim), build_critics(cfg, obs_dim, act_dim)
+
+    members = [seeded(s, actor_and_critics) for s in seeds]
+    actor = stack_members([a for a, _ in members]).to(device)
+    critics = stack_members([c for _, c in members]).to(device)
+    nets = {"actor": actor, "critics": critics, "critics_target": copy.deepcopy(critics), "updates": 0}
     opts = {"actor": make_adam(actor.parameters(), cfg.lr(0.0), 1e-8),
             "critics": make_adam(critics.parameters(), cfg.lr(0.0), 1e-8)}
     if isinstance(cfg, SACConfig):
-        nets["log_alpha"] = torch.tensor([float(np.log(cfg.ent_coef_init))], device=device, requires_grad=True)
+        nets["log_alpha"] = torch.full((len(seeds), 1), float(np.log(cfg.ent_coef_init)), device=device, requires_grad=True)
         nets["target_entropy"] = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
         opts["alpha"] = make_adam([nets["log_alpha"]], cfg.lr(0.0), 1e-8)
     else:
@@ -296,114 +319,160 @@ def build_learner(cfg: OffPolicyConfig, obs_dim: int, act_dim: int, device) -> t
 
 
 # ---------------------------------------------------------------------------------------------
+def batchable(cfg: OffPolicyConfig) -> bool:
+    """Every SAC and TD3 config trains its seeds as one population."""
+    return True
+
+
 def train(cfg: OffPolicyConfig, run: Run) -> dict:
+    """One run: a population of one."""
+    with Population([run]) as population:
+        return train_population(cfg, population)[0]
+
+
+def train_population(cfg: OffPolicyConfig, population: Population) -> list[dict]:
     sac = isinstance(cfg, SACConfig)
-    device = run.device
-    envs = make_vector_env(run.env_card, cfg.num_envs)
+    runs, M, E = population.runs, population.size, cfg.num_envs
+    device = population.device
+    envs = make_vector_env(runs[0].env_card, M * E)  # member m steps sub-envs m*E .. m*E+E-1
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     check_spaces(obs_space, action_space, cfg)
     obs_dim, act_dim = int(np.prod(obs_space.shape)), int(action_space.shape[0])
     to_env = rescaler(action_space)
+    rows = [slice(m * E, (m + 1) * E) for m in range(M)]
 
-    nets, opts = build_learner(cfg, obs_dim, act_dim, device)
+    nets, opts = build_learner(cfg, obs_dim, act_dim, device, population.seeds)
     actor, critics = nets["actor"], nets["critics"]
-    buffer = ReplayBuffer(cfg.buffer_size, obs_space.shape, np.float32, action_shape=(act_dim,),
-                          action_dtype=np.float32, device=device)
-    store = NStepAccumulator(cfg.num_envs, 1, cfg.gamma)  # one-step transitions, discount 0 after a termination
-    rng = np.random.default_rng(run.seed)  # random actions, exploration noise, replay sampling
-    act_eval = deterministic_policy(actor, action_space, device)
-    guard = DivergenceGuard()
+    # each member its own replay memory, filled from its own envs
+    buffers = [ReplayBuffer(cfg.buffer_size, obs_space.shape, np.float32, action_shape=(act_dim,),
+                            action_dtype=np.float32, device=device) for _ in runs]
+    stores = [NStepAccumulator(E, 1, cfg.gamma) for _ in runs]  # one-step transitions, discount 0 after a termination
+    rngs = [np.random.default_rng(run.seed) for run in runs]  # random actions, exploration noise, replay sampling
+    generators = [torch.Generator(device=device).manual_seed(run.seed) for run in runs]  # policy and target noise
+    guard = MemberDivergenceGuard(M)
+    alive = torch.ones(M, device=device)
+    singles: dict[int, nn.Module] = {}  # member -> its actor alone, for its evaluations
+
+    def noise(*shape) -> torch.Tensor:
+        """Standard normals (M, B, *shape), each member's from its own generator."""
+        return torch.stack([torch.randn((cfg.batch_size, *shape), generator=g, device=device) for g in generators])
 
     @torch.no_grad()
     def explore(obs: np.ndarray) -> np.ndarray:
-        """Actions in [-1, 1]: SAC samples its policy, TD3 adds Gaussian noise to μ(s)."""
-        x = torch.as_tensor(obs, device=device).flatten(1).float()
+        """Actions in [-1, 1], (M, E, A): SAC samples its policy, TD3 adds Gaussian noise to μ(s)."""
+        x = torch.as_tensor(obs.reshape(M, E, -1), device=device).float()
         if sac:
-            return actor(x)[0].cpu().numpy()
+            eps = torch.stack([torch.randn((E, act_dim), generator=g, device=device) for g in generators])
+            return policy_sample(actor, x, eps)[0].cpu().numpy()
         mu = actor(x).cpu().numpy()
-        return np.clip(mu + rng.normal(0.0, cfg.action_noise, mu.shape), -1.0, 1.0).astype(np.float32)
+        noise = np.stack([rng.normal(0.0, cfg.action_noise, (E, act_dim)) for rng in rngs])
+        return np.clip(mu + noise, -1.0, 1.0).astype(np.float32)
 
-    step, updates = 0, 0
-    obs, _ = envs.reset(seed=run.seed)
-    if run.restored:
-        s = run.restored["state"]
-        restore_weights(actor, s["actor"], run)
-        critics.load_state_dict(s["critics"])
-        nets["critics_target"].load_state_dict(s["critics_target"])
-        if "actor_target" in nets:
-            nets["actor_target"].load_state_dict(s["actor_target"])
+    step = 0
+    if runs[0].restored:
+        states = [run.restored["state"] for run in runs]
+        for m, s in enumerate(states):
+            restore_weights(Member(actor, m), s["actor"], runs[m])
+            load_member_state(critics, m, s["critics"])
+            load_member_state(nets["critics_target"], m, s["critics_target"])
+            if "actor_target" in nets:
+                load_member_state(nets["actor_target"], m, s["actor_target"])
+            if sac:
+                with torch.no_grad():
+                    nets["log_alpha"][m] = s["log_alpha"].reshape(1)
+            if "buffer" in s:
+                buffers[m].load_state_dict(s["buffer"])
+            rngs[m].bit_generator.state = s["rng"]
+            if "noise_rng" in s:
+                generators[m].set_state(s["noise_rng"])
         for name, opt in opts.items():
-            opt.load_state_dict(s["optimizers"][name])
-        if sac:
-            with torch.no_grad():
-                nets["log_alpha"].copy_(s["log_alpha"])
-        if "buffer" in s:
-            buffer.load_state_dict(s["buffer"])
-        rng.bit_generator.state = s["rng"]
-        step, updates = run.restored["step"], s["updates"]
-        obs = run.restore_envs(envs)
-    learn_after = cfg.learning_starts if not run.restored or "buffer" in run.restored["state"] else \
-        run.restored["step"] + max(cfg.learning_starts, cfg.batch_size)  # refill a memory left out of the checkpoint
+            load_member_optimizer_states(opt, [s["optimizers"][name] for s in states])
+        step, nets["updates"] = runs[0].restored["step"], states[0]["updates"]
+    obs = population.reset_envs(envs, E)
+    learn_after = cfg.learning_starts if not runs[0].restored or "buffer" in runs[0].restored["state"] else \
+        runs[0].restored["step"] + max(cfg.learning_starts, cfg.batch_size)  # refill a memory left out of the checkpoint
 
-    def snapshot() -> dict:
-        state = {"actor": actor.state_dict(), "critics": critics.state_dict(),
-                 "critics_target": nets["critics_target"].state_dict(),
-                 "optimizers": {name: opt.state_dict() for name, opt in opts.items()},
-                 "rng": rng.bit_generator.state, "updates": updates, **env_snapshot(envs, obs)}
+    def snapshot(m: int) -> dict:
+        state = {"actor": member_state_dict(actor, m), "critics": member_state_dict(critics, m),
+                 "critics_target": member_state_dict(nets["critics_target"], m),
+                 "optimizers": {name: member_optimizer_state(opt, m) for name, opt in opts.items()},
+                 "rng": rngs[m].bit_generator.state, "noise_rng": generators[m].get_state(),
+                 "updates": nets["updates"], **population.env_snapshot(envs, obs, m, E)}
         if "actor_target" in nets:
-            state["actor_target"] = nets["actor_target"].state_dict()
+            state["actor_target"] = member_state_dict(nets["actor_target"], m)
         if sac:
-            state["log_alpha"] = nets["log_alpha"].detach().clone()
+            state["log_alpha"] = nets["log_alpha"][m].detach().clone()
         if cfg.save_buffer:
-            state["buffer"] = buffer.state_dict()
+            state["buffer"] = buffers[m].state_dict()
         return state
+
+    def act_of(m: int):
+        """Member m's deterministic policy for an evaluation: its weights in an actor built alone."""
+        if m not in singles:
+            singles[m] = build_actor(cfg, obs_dim, act_dim).to(device).eval()
+        singles[m].load_state_dict(member_state_dict(actor, m))
+        return deterministic_policy(singles[m], action_space, device)
 
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}  # per statistic: TD3's actor loss exists on delayed updates only
-    run.start_clock()
+    for run in runs:
+        run.start_clock()
     next_log = (step // cfg.log_every + 1) * cfg.log_every
     while step < cfg.total_steps:
         progress = step / cfg.total_steps
         # 1. act: uniformly at random before learning starts (as SB3), then the exploring policy
         if step < cfg.learning_starts:
-            actions = rng.uniform(-1.0, 1.0, (cfg.num_envs, act_dim)).astype(np.float32)
+            actions = np.stack([rng.uniform(-1.0, 1.0, (E, act_dim)) for rng in rngs]).astype(np.float32)
         else:
             actions = explore(obs)
 
         # 2. step the envs (actions rescaled to their bounds); a transition ends in its true final obs
-        next_obs, rewards, terminated, truncated, info = envs.step(to_env(actions))
-        step += cfg.num_envs
-        for _, episode_return, length in episode_stats(info):
-            run.log_episode(step, episode_return, length)
+        next_obs, rewards, terminated, truncated, info = envs.step(to_env(actions.reshape(M * E, act_dim)))
+        step += E
+        population.log_episodes(step, episode_stats(info), E)
 
-        # 3. store: d = 0 after a termination, γ after a time limit (bootstrap)
-        buffer.add(*store.push(obs, actions, rewards, true_next_obs(next_obs, info), terminated, truncated))
+        # 3. store, each member in its own memory: d = 0 after a termination, γ after a time limit (bootstrap)
+        final_obs = true_next_obs(next_obs, info)
+        for m, r in enumerate(rows):
+            buffers[m].add(*stores[m].push(obs[r], actions[m], rewards[r], final_obs[r], terminated[r], truncated[r]))
         obs = next_obs
 
-        # 4. learn
-        if step > learn_after and step // cfg.train_freq != (step - cfg.num_envs) // cfg.train_freq:  # SB3: >
+        # 4. learn: one batched gradient step for all members, each on a minibatch of its own memory
+        if step > learn_after and step // cfg.train_freq != (step - E) // cfg.train_freq:  # SB3: >
             for opt in opts.values():
                 set_lr(opt, cfg.lr(progress))
             for _ in range(cfg.gradient_steps):
-                batch = buffer.gather(buffer.sample_indices(cfg.batch_size, rng))
-                updates += 1
+                batches = [buffer.gather(buffer.sample_indices(cfg.batch_size, rng)) for buffer, rng in zip(buffers, rngs)]
+                batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}  # (M, B, ...)
+                nets["updates"] += 1
                 with matmul_precision(cfg.precision, device):
-                    stats = (sac_update if sac else td3_update)(cfg, nets, opts, batch, guard, updates)
+                    stats = (sac_update if sac else td3_update)(cfg, nets, opts, batch, guard, alive, noise)
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1
-            guard.check(cfg.agent_name, updates, step, run.last_good())  # before a bad update can reach a checkpoint
+            diverged = guard.diverged()  # before a bad update can reach a checkpoint
+            for m in diverged:
+                for opt in opts.values():
+                    retire_member(opt, m)
+                alive[m] = 0.0
+            try:
+                population.diverged(diverged, cfg.agent_name, step, f"a NaN/Inf loss or gradient in update {nets['updates']:,}")
+            except Diverged:
+                envs.close()
+                raise
 
         # 5. log, evaluate, checkpoint
         if step >= next_log:
             next_log += cfg.log_every
-            scalars = {"charts/learning_rate": opts["actor"].param_groups[0]["lr"],
-                       "charts/SPS": step / max(run.wall(), 1e-9), "charts/updates": updates}
-            scalars.update({f"losses/{k}": float(v) / counts[k] for k, v in sums.items()})
+            for m, run in enumerate(runs):
+                if population.alive[m]:
+                    scalars = {"charts/learning_rate": opts["actor"].param_groups[0]["lr"],
+                               "charts/SPS": step / max(run.wall(), 1e-9), "charts/updates": nets["updates"]}
+                    scalars.update({f"losses/{k}": float(v[m]) / counts[k] for k, v in sums.items()})
+                    run.log_scalars(step, scalars)
             sums, counts = {}, {}
-            run.log_scalars(step, scalars)
-        if run.after_iteration(step, act_eval, snapshot):
+        if population.after_iteration(step, act_of, snapshot):
             break
 
     envs.close()
-    return run.finish(step, act_eval, snapshot())
+    return population.finish(step, act_of, snapshot)

@@ -297,9 +297,11 @@ class TanhGaussianHead(nn.Module):
             log_std = self.log_std(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
             return Normal(self.mean(features), log_std.exp(), validate_args=False)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """noise: standard normals to sample with (a population draws each member's from its own generator);
+        None: torch's global generator."""
         normal = self.distribution(features)  # float32: the sampling and log-prob below stay float32
-        u = normal.rsample()
+        u = normal.rsample() if noise is None else normal.loc + normal.scale * noise
         return torch.tanh(u), squashed_log_prob(normal, u, self.eps)
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
@@ -343,21 +345,31 @@ class EnsembleMLP(nn.Module):
     def forward(self, x: torch.Tensor, detach_weights: bool = False, first: int | None = None) -> torch.Tensor:
         """detach_weights: gradients flow to x only (an actor's loss through its critics skips their weight
         gradients, which the critics' own update would discard anyway). first=k: members 0..k-1 only (TD3's
-        actor reads Q_1 alone; computing Q_2 too would be arithmetic thrown away)."""
-        members = self.members if first is None else first
-        h = x.float().expand(members, *x.shape) if x.dim() == 2 else x.float()
+        actor reads Q_1 alone; computing Q_2 too would be arithmetic thrown away).
+
+        In a population (stack_members: weights (P, K, a, b)) x is (P, B, in) and the result (P, K, B, out):
+        the P×K networks run as one batched matmul per layer."""
+        population = self.weights[0].dim() == 4
+        k = self.members if first is None else first
+        if population:
+            p = x.shape[0]
+            h = x.float().unsqueeze(1).expand(p, k, *x.shape[1:]).reshape(p * k, *x.shape[1:])
+        else:
+            h = x.float().expand(k, *x.shape) if x.dim() == 2 else x.float()
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if first is not None:
-                w, b = w[:first], b[:first]
+                w, b = w[..., :first, :, :], b[..., :first, :, :]
             if detach_weights:
                 w, b = w.detach(), b.detach()
+            if population:
+                w, b = w.flatten(0, 1), b.flatten(0, 1)
             if i < last:
                 h = self.act(torch.baddbmm(b, h, w))  # (K, B, a) @ (K, a, b) + (K, 1, b)
             else:
                 with fp32(h):  # the outputs (Q-values) in float32 under a bf16 autocast too
                     h = torch.baddbmm(b, h.float(), w)
-        return h
+        return h.view(p, k, *h.shape[1:]) if population else h
 
 
 class ValueHead(nn.Module):
