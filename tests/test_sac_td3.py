@@ -37,7 +37,7 @@ from rlsuite.run.checkpoint import load_checkpoint
 from rlsuite.core.errors import UserError
 from rlsuite.cli import main
 from rlsuite.learn.nets import MLP, DeterministicTanhHead, EnsembleMLP, TanhGaussianHead, matmul_precision, squashed_log_prob
-from rlsuite.learn.optim import DivergenceGuard, gradient_step
+from rlsuite.learn.optim import gradient_step
 
 TINY = {"learning_starts": "100", "batch_size": "32", "hidden": "16,16", "eval_every": "300", "eval_episodes": "2",
         "final_eval_episodes": "2", "checkpoint_every": "400", "log_every": "100", "buffer_size": "5000"}
