@@ -10,6 +10,7 @@ import dataclasses
 import json
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -106,12 +107,78 @@ def train_seeds(agent: str, env_id: str, seeds: list[int], steps: int | None = N
     run_dirs = [new_run_dir(Path(out), agent, env_id, s, None) for s in seeds]
     for note in start_notes(config, dev):
         print(note, file=sys.stderr, flush=True)
+    return train_members(spec, config, card, seeds, run_dirs, dev, progress)
+
+
+def train_members(spec, config, card, seeds: list[int], run_dirs: list[Path], device: torch.device,
+                  progress: bool, resume: bool = False, locks: list[RunLock] | None = None,
+                  stop_at: int | None = None) -> list[dict]:
+    """Train (or, with `resume`, continue from their checkpoints) these run directories as one population."""
+    locks = locks or [None] * len(seeds)
     with contextlib.ExitStack() as stack:
-        members = [stack.enter_context(Run(d, agent, config, card, s, dev, progress=progress and i == 0,
-                                           extra={"population": seeds}))
-                   for i, (d, s) in enumerate(zip(run_dirs, seeds))]
+        members = [stack.enter_context(Run(d, spec.name, config, card, s, device, progress=progress and i == 0,
+                                           resume=resume, lock=lock, stop_at=stop_at, extra={"population": seeds}))
+                   for i, (d, s, lock) in enumerate(zip(run_dirs, seeds, locks))]
         with Population(members) as population:
             return spec.train_population(config, population)
+
+
+def reuse_or_train_seeds(out: str | Path, names: list[str], seeds: list[int], agent: str, env_id: str,
+                         steps: int | None = None, overrides: dict | None = None, force: bool = False,
+                         fingerprint: dict | None = None, progress: bool = False, stop_at: int | None = None) -> list[dict]:
+    """reuse_or_train for the seeds of one experiment, trained as one population: finished runs OUT/runs/NAME
+    are reused; runs interrupted at one step resume together; the rest train together from scratch. Agents
+    without populations go seed by seed through reuse_or_train."""
+    spec, config, card = prepare(agent, env_id, steps, overrides)
+    if spec.train_population is None or (spec.batchable is not None and not spec.batchable(config)) or len(seeds) == 1:
+        return [reuse_or_train(out, name, partial(train, agent, env_id, seed=seed, steps=steps, overrides=overrides,
+                                                  out=out, progress=False), force, fingerprint)
+                for name, seed in zip(names, seeds)]
+    run_dirs = [Path(out) / "runs" / name for name in names]
+    fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
+    results: list[dict | None] = [None] * len(seeds)
+    with contextlib.ExitStack() as stack:
+        locks = []
+        for run_dir in run_dirs:
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot create {run_dir} ({e.strerror}); choose a writable --out") from None
+            locks.append(stack.enter_context(RunLock(run_dir)))
+        open_members = []
+        for i, run_dir in enumerate(run_dirs):
+            same = _same_experiment(run_dir, fingerprint)
+            if same and not force and (run_dir / "summary.json").exists():
+                try:
+                    results[i] = json.loads((run_dir / "summary.json").read_text())
+                    continue
+                except (OSError, ValueError) as e:
+                    raise UserError(f"{run_dir / 'summary.json'} cannot be read ({getattr(e, 'strerror', None) or e}); "
+                                    "restore it, or delete the run directory to train that run again") from None
+            open_members.append(i)
+        if not open_members:
+            return results
+        ckpt_steps = set()
+        for i in open_members:
+            run_dir = run_dirs[i]
+            ok = (_same_experiment(run_dir, fingerprint) and not force and fingerprint is not None
+                  and (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "config.yaml").exists()
+                  and read_status(run_dir)["status"] in ("interrupted", "running"))
+            ckpt_steps.add(checkpoint_step(run_dir) if ok else None)
+        resume = len(ckpt_steps) == 1 and None not in ckpt_steps  # all open members at one checkpoint: together
+        if not resume:
+            for i in open_members:  # failed, stale, forced or out of step: redone from scratch, together
+                for child in run_dirs[i].iterdir():
+                    if child.name != "lock":
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+                if fingerprint is not None:
+                    (run_dirs[i] / "fingerprint.json").write_text(json.dumps(fingerprint, indent=1))
+        dev = resolve_device("auto")
+        trained = train_members(spec, config, card, [seeds[i] for i in open_members], [run_dirs[i] for i in open_members],
+                                dev, progress, resume=resume, locks=[locks[i] for i in open_members], stop_at=stop_at)
+        for i, summary in zip(open_members, trained):
+            results[i] = summary
+    return results
 
 
 MAX_SEEDS = 1000
@@ -364,6 +431,14 @@ def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fi
         if fingerprint is not None:
             stamp.write_text(json.dumps(fingerprint, indent=1))
         return train_fn(name=name, lock=lock)
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    """The step of a stopped run's last checkpoint (its status says it when it stopped cleanly)."""
+    status = read_status(run_dir)
+    if status["status"] == "interrupted" and isinstance(status.get("step"), int):
+        return status["step"]
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]  # killed: the checkpoint itself says
 
 
 def _same_experiment(run_dir: Path, fingerprint: dict | None) -> bool:

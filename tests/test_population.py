@@ -125,3 +125,31 @@ def test_the_python_api_takes_seeds(tmp_path):
 
     results = rlsuite.train("ppo", "CartPole-v1", seeds=[5, 6], steps=STEPS, overrides=TINY_PPO, out=tmp_path)
     assert [r["seed"] for r in results] == [5, 6]
+
+
+def test_seeds_of_an_experiment_are_reused_and_resumed_together(tmp_path):
+    """What compare, bench and the benchmarks call: finished members are reused, members interrupted at one
+    step resume together and end where an uninterrupted population ends."""
+    stamp = runs.fingerprint("ppo", "CartPole-v1", STEPS, TINY_PPO)
+    names = [f"m{s}" for s in (0, 1, 2)]
+
+    def seeds(out, **kw):
+        return runs.reuse_or_train_seeds(out, names, [0, 1, 2], "ppo", "CartPole-v1", steps=STEPS, overrides=TINY_PPO,
+                                         fingerprint=stamp, **kw)
+
+    straight = seeds(tmp_path / "a")
+    assert [r["status"] for r in straight] == ["complete"] * 3
+    stamps = [(Path(r["run_dir"]) / "summary.json").stat().st_mtime_ns for r in straight]
+    again = seeds(tmp_path / "a")
+    assert [(Path(r["run_dir"]) / "summary.json").stat().st_mtime_ns for r in again] == stamps  # reused, not retrained
+    stopped = seeds(tmp_path / "b", stop_at=160)
+    assert [r["status"] for r in stopped] == ["interrupted"] * 3
+    resumed = seeds(tmp_path / "b")
+    assert [r["status"] for r in resumed] == ["complete"] * 3
+    for a, b in zip(straight, resumed):
+        assert_same_weights(weights(a["run_dir"]), weights(b["run_dir"]), atol=1e-6)
+    # a member whose run was lost is trained again, alone; the others are reused
+    (Path(resumed[1]["run_dir"]) / "summary.json").unlink()
+    redone = seeds(tmp_path / "b")
+    assert [(Path(r["run_dir"]) / "summary.json").exists() for r in redone] == [True] * 3
+    assert_same_weights(weights(redone[1]["run_dir"]), weights(straight[1]["run_dir"]))

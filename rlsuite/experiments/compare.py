@@ -42,8 +42,30 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
 
     results: dict[str, list[dict]] = {label: [] for label in variants}
     busy: list[str] = []
+    for label, (fn, stamp) in variants.items():  # rlsuite's seeds: together, as one population
+        together = getattr(fn, "seeds_together", None)
+        if together is None:
+            continue
+        names = [run_name(label, env_id, seed) for seed in seeds]
+        try:
+            results[label] = together(out, names, list(seeds), force=force, fingerprint=stamp)
+        except RunBusy as e:
+            if not skip_busy:
+                raise
+            busy.append(str(e))
+            continue
+        stopped = [r for r in results[label] if r.get("status") == "interrupted"]
+        if stopped:  # Ctrl-C / SIGTERM: every member is checkpointed
+            print(f"stopped; {len(stopped)} runs are checkpointed (e.g. {stopped[0]['run_dir']}): re-run the same "
+                  "command to resume", file=sys.stderr, flush=True)
+            sys.exit(stopped[0].get("exit_code") or 130)
+        for seed, summary in zip(seeds, results[label]):
+            if on_result:
+                on_result(label, seed, summary)
     for seed in seeds:
         for label, (fn, stamp) in variants.items():
+            if getattr(fn, "seeds_together", None) is not None:
+                continue
             job = partial(fn, seed=seed, out=out, progress=False)
             try:
                 results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
@@ -72,9 +94,11 @@ def finished(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, 
 
 
 def ours(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> tuple[Callable, dict]:
-    """rlsuite's `agent` with its card (plus overrides), and the fingerprint of that experiment."""
-    return (partial(runs.train, agent, env_id, steps=steps, overrides=overrides),
-            runs.fingerprint(agent, env_id, steps, overrides))
+    """rlsuite's `agent` with its card (plus overrides), and the fingerprint of that experiment. Its seeds train
+    together as one population (`seeds_together`)."""
+    fn = partial(runs.train, agent, env_id, steps=steps, overrides=overrides)
+    fn.seeds_together = partial(runs.reuse_or_train_seeds, agent=agent, env_id=env_id, steps=steps, overrides=overrides)
+    return fn, runs.fingerprint(agent, env_id, steps, overrides)
 
 
 def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None,
