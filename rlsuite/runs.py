@@ -28,7 +28,7 @@ from rlsuite.run import evaluation
 from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
 from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
 from rlsuite.run.population import Population
-from rlsuite.run.rundir import RunLock, new_run_dir, read_run_config, read_status, write_run_config
+from rlsuite.run.rundir import RunBusy, RunLock, new_run_dir, read_run_config, read_status, write_run_config
 from rlsuite.sb3.baseline import load_sb3_policy, resumable_baseline, resume_baseline
 from rlsuite.sb3.hyperparameters import BaselineConfig
 from rlsuite.supervised.classifier import evaluate_supervised_run
@@ -127,8 +127,9 @@ def reuse_or_train_seeds(out: str | Path, names: list[str], seeds: list[int], ag
                          steps: int | None = None, overrides: dict | None = None, force: bool = False,
                          fingerprint: dict | None = None, progress: bool = False, stop_at: int | None = None) -> list[dict]:
     """reuse_or_train for the seeds of one experiment, trained as one population: finished runs OUT/runs/NAME
-    are reused; runs interrupted at one step resume together; the rest train together from scratch. Agents
-    without populations go seed by seed through reuse_or_train."""
+    are reused; runs interrupted at one step resume together; the rest train together from scratch. A run
+    another live process holds is left to it: its result is {"status": "busy", "error": ...}. Agents without
+    populations go seed by seed through reuse_or_train."""
     spec, config, card = prepare(agent, env_id, steps, overrides)
     if spec.train_population is None or (spec.batchable is not None and not spec.batchable(config)) or len(seeds) == 1:
         return [reuse_or_train(out, name, partial(train, agent, env_id, seed=seed, steps=steps, overrides=overrides,
@@ -138,15 +139,21 @@ def reuse_or_train_seeds(out: str | Path, names: list[str], seeds: list[int], ag
     fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
     results: list[dict | None] = [None] * len(seeds)
     with contextlib.ExitStack() as stack:
-        locks = []
-        for run_dir in run_dirs:
+        locks: list[RunLock | None] = []
+        for i, run_dir in enumerate(run_dirs):
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise UserError(f"cannot create {run_dir} ({e.strerror}); choose a writable --out") from None
-            locks.append(stack.enter_context(RunLock(run_dir)))
+            try:
+                locks.append(stack.enter_context(RunLock(run_dir)))
+            except RunBusy as e:
+                locks.append(None)
+                results[i] = {"status": "busy", "error": str(e), "run_dir": str(run_dir), "seed": seeds[i]}
         open_members = []
         for i, run_dir in enumerate(run_dirs):
+            if locks[i] is None:
+                continue
             same = _same_experiment(run_dir, fingerprint)
             if same and not force and (run_dir / "summary.json").exists():
                 try:

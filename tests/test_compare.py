@@ -126,7 +126,8 @@ def test_sweep_local_pool_with_a_crashing_run(tmp_path):
     names = sorted(p.name for p in root.iterdir())
     assert len(names) == 4 and all(n.endswith(("-s0", "-s1")) for n in names)
     assert all((root / n / "summary.json").exists() for n in names if n.endswith("-s0"))
-    assert all("Diverged" in (root / n / "error.log").read_text() for n in names if n.endswith("-s1"))
+    # each grid point's seeds train as one population: the odd seed's member diverges and stops alone
+    assert all("ppo diverged" in (root / n / "error.log").read_text() for n in names if n.endswith("-s1"))
 
 
 def test_sweep_bad_inputs(tmp_path):
@@ -246,9 +247,11 @@ def test_env_card_rejects_a_bad_budget(tmp_path, monkeypatch):
     assert cards.load_env_card("CartPole-v1").budget_for("ppo") == 100_000
 
 
-def test_a_killed_sweep_worker_costs_only_its_own_run(tmp_path):
-    result = invoke("sweep", "ppo", "toy_envs:KillOddSeed-v0", "--seeds", 2, "--steps", 256, "--workers", 2,
-                    "--set", "n_steps=16", "--set", "num_envs=1", "--set", "batch_size=16", "--set", "eval_every=128",
+def test_a_killed_sweep_worker_costs_only_its_own_grid_point(tmp_path):
+    # a grid point's seeds are one process (a population): with 2 envs, seed 0's second sub-env is seeded 1,
+    # whose reset kills the process; the grid point with 1 env never seeds one
+    result = invoke("sweep", "ppo", "toy_envs:KillOddSeed-v0", "--seeds", 1, "--steps", 256, "--workers", 2,
+                    "--set", "n_steps=16", "--set", "num_envs=1,2", "--set", "batch_size=16", "--set", "eval_every=128",
                     "--out", tmp_path)
     assert result.exit_code == 1, result.output
     assert "killed by SIGKILL" in result.output and "1 runs finished, 1 failed" in result.output
@@ -376,8 +379,10 @@ def test_a_sigterm_to_a_local_sweep_stops_its_run_at_a_checkpoint_and_starts_no_
     import time
 
     sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
-    proc = subprocess.Popen([sys.executable, "-m", "rlsuite.cli", "sweep", "dqn", "CartPole-v1", "--seeds", "3",
-                             "--workers", "1", "--steps", "500000", *sets, "--out", str(tmp_path)],
+    # two grid points of two seeds: each grid point's seeds are one job (a population), one job at a time
+    proc = subprocess.Popen([sys.executable, "-m", "rlsuite.cli", "sweep", "dqn", "CartPole-v1", "--seeds", "2",
+                             "--workers", "1", "--steps", "500000", *sets, "--set", "gamma=0.99,0.98",
+                             "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     runs = tmp_path / "runs" / "sweep-dqn-CartPole-v1" / "runs"
     try:
@@ -392,6 +397,7 @@ def test_a_sigterm_to_a_local_sweep_stops_its_run_at_a_checkpoint_and_starts_no_
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143 and "Traceback" not in err, err
     started = sorted(d.name for d in runs.iterdir())
-    assert len(started) == 1, started  # the two queued seeds never started
-    status = json.loads((runs / started[0] / "status.json").read_text())
-    assert status["status"] == "interrupted", status  # stopped at a checkpoint, resumable
+    assert len(started) == 2 and len({name.rsplit("-s", 1)[0] for name in started}) == 1, started  # the queued point never started
+    for name in started:
+        status = json.loads((runs / name / "status.json").read_text())
+        assert status["status"] == "interrupted", status  # stopped at a checkpoint, resumable

@@ -47,13 +47,13 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
         if together is None:
             continue
         names = [run_name(label, env_id, seed) for seed in seeds]
-        try:
-            results[label] = together(out, names, list(seeds), force=force, fingerprint=stamp)
-        except RunBusy as e:
+        results[label] = together(out, names, list(seeds), force=force, fingerprint=stamp)
+        held = [r["error"] for r in results[label] if r.get("status") == "busy"]
+        if held:
             if not skip_busy:
-                raise
-            busy.append(str(e))
-            continue
+                raise RunBusy(held[0])
+            busy += held
+            results[label] = [r for r in results[label] if r.get("status") != "busy"]
         stopped = [r for r in results[label] if r.get("status") == "interrupted"]
         if stopped:  # Ctrl-C / SIGTERM: every member is checkpointed
             print(f"stopped; {len(stopped)} runs are checkpointed (e.g. {stopped[0]['run_dir']}): re-run the same "

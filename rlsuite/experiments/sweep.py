@@ -1,9 +1,10 @@
-"""Multi-seed runs and hyperparameter grids: seeds × `--set` alternatives -> runs, executed locally (one
-subprocess per run, `workers` at a time) or as Ray tasks on a cluster. Both backends write the same
-layout: OUT/runs/sweep-<agent>-<env>/runs/<agent>-<env>-<key=value...>-s<seed>. On a re-run finished
-runs are reused and interrupted ones resumed; a run that crashes or is killed is reported with its log
-and the others go on; a run another live process is training (a second sweep on the same --out) is
-left to it. The sweep ends with the across-seed table of `compare`, one row per grid point."""
+"""Multi-seed runs and hyperparameter grids: seeds × `--set` alternatives -> runs. Each grid point's seeds
+train together as one population (one job), executed locally (one subprocess per grid point, `workers` at
+a time) or as Ray tasks on a cluster. Both backends write the same layout, one run directory per seed:
+OUT/runs/sweep-<agent>-<env>/runs/<agent>-<env>-<key=value...>-s<seed>. On a re-run finished runs are
+reused and interrupted ones resumed; a job that crashes or is killed is reported with its log (its grid
+point's runs fail) and the others go on; a run another live process is training (a second sweep on the
+same --out) is left to it. The sweep ends with the across-seed table of `compare`, one row per grid point."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import threading
 import traceback
 import typing
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -102,26 +102,45 @@ def _check_ray_address(address: str, timeout: float = 3.0) -> None:
         raise UserError(f"Ray address {address} does not answer ({e.strerror or e}); start the cluster or fix --address") from None
 
 
-def run_job(job: dict) -> dict:
-    """One run (in a subprocess or a Ray task): reused when finished, resumed when interrupted."""
+def run_job(job: dict) -> list[dict]:
+    """One grid point's seeds (in a subprocess or a Ray task), as one population: finished runs reused,
+    interrupted ones resumed. One result per run."""
 
     torch.set_num_threads(1)
-    root, name = Path(job["root"]), job["name"]
+    root, names = Path(job["root"]), job["names"]
     try:
-        summary = runs.reuse_or_train(root, name, partial(runs.train, job["agent"], job["env_id"], seed=job["seed"],
-                                                          steps=job["steps"], overrides=job["overrides"], out=root,
-                                                          progress=False),
-                                      fingerprint=runs.fingerprint(job["agent"], job["env_id"], job["steps"],
-                                                                   job["overrides"]))
-        return {"name": name, "status": summary.get("status", "complete"), "final": summary.get("final_eval", {}).get("mean"),
-                "run_dir": summary["run_dir"]}
+        summaries = runs.reuse_or_train_seeds(root, names, job["seeds"], job["agent"], job["env_id"], steps=job["steps"],
+                                              overrides=job["overrides"],
+                                              fingerprint=runs.fingerprint(job["agent"], job["env_id"], job["steps"],
+                                                                           job["overrides"]))
+        results = []
+        for name, s in zip(names, summaries):
+            if s.get("status") == "busy":
+                results.append({"name": name, "status": "busy", "error": s["error"], "final": None})
+                continue
+            result = {"name": name, "status": s.get("status", "complete"), "final": s.get("final_eval", {}).get("mean"),
+                      "run_dir": s["run_dir"]}
+            if s.get("status") == "failed":  # a member that failed alone (e.g. diverged) while the others trained on
+                log = Path(s["run_dir"]) / "error.log"
+                log.write_text(s["error"] + "\n")
+                result.update(error=s["error"], log=str(log))
+            results.append(result)
+        return results
     except RunBusy as e:
-        return {"name": name, "status": "busy", "error": str(e), "final": None}
-    except BaseException as e:  # noqa: BLE001 - a failing run is reported; the sweep goes on
-        log = root / "runs" / name / "error.log"
+        return [{"name": name, "status": "busy", "error": str(e), "final": None} for name in names]
+    except BaseException as e:  # noqa: BLE001 - a failing grid point is reported; the sweep goes on
+        return _failed(job, f"{type(e).__name__}: {e}".splitlines()[0], traceback.format_exc())
+
+
+def _failed(job: dict, error: str, log_text: str) -> list[dict]:
+    """Every run of a job that failed as a whole, each with the job's log."""
+    out = []
+    for name in job["names"]:
+        log = Path(job["root"]) / "runs" / name / "error.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc())
-        return {"name": name, "status": "failed", "error": f"{type(e).__name__}: {e}".splitlines()[0], "log": str(log)}
+        log.write_text(log_text)
+        out.append({"name": name, "status": "failed", "error": error, "log": str(log)})
+    return out
 
 
 # The local pool's run processes, so that a stop reaches them; none starts once the sweep is stopping.
@@ -130,12 +149,13 @@ _LIVE_LOCK = threading.Lock()
 _STOPPING = threading.Event()
 
 
-def _run_in_subprocess(job: dict) -> dict:
-    """run_job in a fresh Python process: a crash or a kill -9 there costs this run only."""
+def _run_in_subprocess(job: dict) -> list[dict]:
+    """run_job in a fresh Python process: a crash or a kill -9 there costs this grid point only."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # what spawn would pass on
     with _LIVE_LOCK:
         if _STOPPING.is_set():
-            return {"name": job["name"], "status": "interrupted", "error": "not started: the sweep was stopped"}
+            return [{"name": name, "status": "interrupted", "error": "not started: the sweep was stopped"}
+                    for name in job["names"]]
         proc = subprocess.Popen([sys.executable, "-m", "rlsuite.experiments.sweep", "--job"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         _LIVE.add(proc)
@@ -150,15 +170,11 @@ def _run_in_subprocess(job: dict) -> dict:
             return json.loads(lines[-1])
         except ValueError:
             pass
-    log = Path(job["root"]) / "runs" / job["name"] / "error.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(out + err)
     if proc.returncode < 0:
         why = f"killed by {signal.Signals(-proc.returncode).name}"
     else:
         why = f"exited with code {proc.returncode}"
-    return {"name": job["name"], "status": "failed", "error": f"the run's process was {why}" if proc.returncode < 0
-            else f"the run's process {why}", "log": str(log)}
+    return _failed(job, f"the run's process was {why}" if proc.returncode < 0 else f"the run's process {why}", out + err)
 
 
 def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> list[dict]:
@@ -172,11 +188,14 @@ def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> lis
             for ref in done:
                 job = pending.pop(ref)
                 try:
-                    results.append(ray.get(ref))
-                except Exception as e:  # noqa: BLE001 - a worker that died (e.g. kill -9) fails its run only
-                    results.append({"name": job["name"], "status": "failed", "log": "(Ray worker log)",
-                                    "error": f"the Ray task died: {type(e).__name__}: {str(e).splitlines()[0][:120]}"})
-                report(results[-1])
+                    finished = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - a worker that died (e.g. kill -9) fails its grid point only
+                    finished = [{"name": name, "status": "failed", "log": "(Ray worker log)",
+                                 "error": f"the Ray task died: {type(e).__name__}: {str(e).splitlines()[0][:120]}"}
+                                for name in job["names"]]
+                for result in finished:
+                    results.append(result)
+                    report(result)
         return results
     finally:
         ray.shutdown()
@@ -195,8 +214,8 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
         (root / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create {root / 'runs'} ({e.strerror}); choose a writable --out") from None
-    jobs = [{"root": str(root), "name": _run_name(agent, env_id, o, s), "agent": agent, "env_id": env_id,
-             "seed": s, "steps": steps, "overrides": o} for o in grid for s in range(seeds)]
+    jobs = [{"root": str(root), "names": [_run_name(agent, env_id, o, s) for s in range(seeds)], "agent": agent,
+             "env_id": env_id, "seeds": list(range(seeds)), "steps": steps, "overrides": o} for o in grid]
     if backend == "ray":
         return _run_ray(jobs, workers, address, report)
     if backend != "local":
@@ -206,8 +225,9 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
     with ThreadPoolExecutor(max_workers=workers) as pool:  # its exit waits for the runs under way
         try:
             for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
-                results.append(future.result())
-                report(results[-1])
+                for result in future.result():
+                    results.append(result)
+                    report(result)
         except (KeyboardInterrupt, SystemExit) as e:
             # Ctrl-C or SIGTERM: the queued runs never start (before, the pool's exit started every one of
             # them); the running ones stop at a checkpoint. Ctrl-C reached them too (a second signal would
