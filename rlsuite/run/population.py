@@ -98,10 +98,10 @@ class Population:
     def env_snapshot(self, envs, obs: np.ndarray, member: int, num_envs: int) -> dict:
         """Member `member`'s envs and current observations, as a single run's checkpoint holds them."""
         rows = slice(member * num_envs, (member + 1) * num_envs)
-        if hasattr(envs, "state_dict"):
-            return {"env": {"own": envs.state_dict(rows)}, "obs": _tensor(obs[rows])}
         if self.size == 1:
             return env_snapshot(envs, obs)
+        if hasattr(envs, "state_dict"):  # the torch backend's envs: each member's rows
+            return {"env": {"own": envs.state_dict(rows)}, "obs": _tensor(obs[rows])}
         return {"env": None, "obs": _tensor(obs[rows])}  # a gymnasium vector env's sub-envs: fresh episodes on resume
 
     def log_episodes(self, step: int, episodes, num_envs: int) -> None:
