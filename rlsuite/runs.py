@@ -112,29 +112,35 @@ def train_seeds(agent: str, env_id: str, seeds: list[int], steps: int | None = N
 
 def train_members(spec, config, card, seeds: list[int], run_dirs: list[Path], device: torch.device,
                   progress: bool, resume: bool = False, locks: list[RunLock] | None = None,
-                  stop_at: int | None = None) -> list[dict]:
-    """Train (or, with `resume`, continue from their checkpoints) these run directories as one population."""
+                  stop_at: int | None = None, on_evals: list | None = None) -> list[dict]:
+    """Train (or, with `resume`, continue from their checkpoints) these run directories as one population.
+    on_evals: each member's Run on_eval callback (a tuner's pruning; one member pruned stops them all)."""
     locks = locks or [None] * len(seeds)
+    on_evals = on_evals or [None] * len(seeds)
     with contextlib.ExitStack() as stack:
         members = [stack.enter_context(Run(d, spec.name, config, card, s, device, progress=progress and i == 0,
-                                           resume=resume, lock=lock, stop_at=stop_at, extra={"population": seeds}))
-                   for i, (d, s, lock) in enumerate(zip(run_dirs, seeds, locks))]
+                                           resume=resume, lock=lock, stop_at=stop_at, on_eval=on_eval,
+                                           extra={"population": seeds}))
+                   for i, (d, s, lock, on_eval) in enumerate(zip(run_dirs, seeds, locks, on_evals))]
         with Population(members) as population:
             return spec.train_population(config, population)
 
 
 def reuse_or_train_seeds(out: str | Path, names: list[str], seeds: list[int], agent: str, env_id: str,
                          steps: int | None = None, overrides: dict | None = None, force: bool = False,
-                         fingerprint: dict | None = None, progress: bool = False, stop_at: int | None = None) -> list[dict]:
+                         fingerprint: dict | None = None, progress: bool = False, stop_at: int | None = None,
+                         device: str = "auto", on_eval_of=None) -> list[dict]:
     """reuse_or_train for the seeds of one experiment, trained as one population: finished runs OUT/runs/NAME
     are reused; runs interrupted at one step resume together; the rest train together from scratch. A run
     another live process holds is left to it: its result is {"status": "busy", "error": ...}. Agents without
-    populations go seed by seed through reuse_or_train."""
+    populations go seed by seed through reuse_or_train. on_eval_of(i): the on_eval callback of seeds[i]'s run."""
     spec, config, card = prepare(agent, env_id, steps, overrides)
+    on_eval_of = on_eval_of or (lambda i: None)
     if spec.train_population is None or (spec.batchable is not None and not spec.batchable(config)) or len(seeds) == 1:
         return [reuse_or_train(out, name, partial(train, agent, env_id, seed=seed, steps=steps, overrides=overrides,
-                                                  out=out, progress=False), force, fingerprint)
-                for name, seed in zip(names, seeds)]
+                                                  out=out, progress=False, device=device, on_eval=on_eval_of(i)),
+                               force, fingerprint, on_eval=on_eval_of(i))
+                for i, (name, seed) in enumerate(zip(names, seeds))]
     run_dirs = [Path(out) / "runs" / name for name in names]
     fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
     results: list[dict | None] = [None] * len(seeds)
@@ -180,9 +186,10 @@ def reuse_or_train_seeds(out: str | Path, names: list[str], seeds: list[int], ag
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
                 if fingerprint is not None:
                     (run_dirs[i] / "fingerprint.json").write_text(json.dumps(fingerprint, indent=1))
-        dev = resolve_device("auto")
+        dev = resolve_device(device)
         trained = train_members(spec, config, card, [seeds[i] for i in open_members], [run_dirs[i] for i in open_members],
-                                dev, progress, resume=resume, locks=[locks[i] for i in open_members], stop_at=stop_at)
+                                dev, progress, resume=resume, locks=[locks[i] for i in open_members], stop_at=stop_at,
+                                on_evals=[on_eval_of(i) for i in open_members])
         for i, summary in zip(open_members, trained):
             results[i] = summary
     return results

@@ -42,16 +42,16 @@ def study_of(tune_dir):
 
 
 def test_tiny_study_end_to_end_resume_and_a_failing_trial(tmp_path, monkeypatch):
-    real_train = runs.train
+    real_train = runs.train_members
     calls = []
 
-    def train_failing_once(*args, **kwargs):  # the first run of the study crashes: its trial fails
-        calls.append(kwargs["seed"])
+    def train_failing_once(*args, **kwargs):  # the study's first trial (its seeds, one population) crashes
+        calls.append(args[3])
         if len(calls) == 1:
             raise RuntimeError("boom")
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(runs, "train", train_failing_once)
+    monkeypatch.setattr(runs, "train_members", train_failing_once)
     result = invoke(*tune_args(tmp_path, 3))
     assert result.exit_code == 0, result.output
     tune_dir = tmp_path / "tune" / "dqn-CartPole-v1"
@@ -292,7 +292,7 @@ def test_a_study_where_no_trial_completes_fails_in_one_line(tmp_path, monkeypatc
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(runs, "train", boom)
+    monkeypatch.setattr(runs, "train_members", boom)  # a trial's seeds train as one population
     result = invoke(*tune_args(tmp_path, 2))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "none of the 2 trials completed (first error: RuntimeError: boom" in result.output.strip().splitlines()[-1]
@@ -317,8 +317,8 @@ def test_pruning_reports_on_the_evaluation_grid(tmp_path, monkeypatch):
                     "--set", "final_eval_episodes=2")
     assert result.exit_code == 0, result.output
     _, trials = study_of(tmp_path / "tune" / "ppo-CartPole-v1")
-    # evaluations at 400, 800, 1200 of each seed; the second seed is offset by the budget
-    assert sorted(trials[0].intermediate_values) == [300, 600, 1200, 1200 + 300, 1200 + 600, 1200 + 1200]
+    # evaluations at 400, 800, 1200 of both seeds (they train together): one report per point, once both reported
+    assert sorted(trials[0].intermediate_values) == [300, 600, 1200]
 
 
 def test_a_study_starts_from_the_current_card_when_the_space_can_express_it(tmp_path):

@@ -90,9 +90,11 @@ def test_normalised_area_by_hand():
 
 
 def test_running_score_is_the_mean_over_seeds_so_far():
-    # seed 0 finished with area 0.8; seed 1 so far: solved from its first evaluation on
-    assert running_score([0.8], [1000, 2000], [475, 500], 475, 10) == pytest.approx((0.8 + 0.75) / 2)
-    assert running_score([], [], [], 475, 10) == 0.0
+    # the seeds train together: seed 0 solved from its first evaluation on (area so far 0.75: the curve starts
+    # at the floor at step 0), seed 1 at the floor throughout (0)
+    solved, flat = [(1000, 475), (2000, 500)], [(1000, 10), (2000, 10)]
+    assert running_score([solved, flat], 475, 10) == pytest.approx((0.75 + 0.0) / 2)
+    assert running_score([[], []], 475, 10) == 0.0
 
 
 def test_anneal_turns_a_value_into_a_schedule_and_back():

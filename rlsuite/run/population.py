@@ -157,6 +157,10 @@ class Population:
         first = next((run for m, run in enumerate(self.runs) if self.alive[m]), None)
         if first is not None:
             first.progress(step)
+        reason = next((run.stop_reason for run in self.runs if run.stop_reason), None)
+        if reason is not None:  # e.g. a tuner pruned the trial: every member stops for it
+            for run in self.runs:
+                run.stop_reason = reason
         if any(run.should_stop(step) for m, run in enumerate(self.runs) if self.alive[m]):
             return True
         for m, run in enumerate(self.runs):

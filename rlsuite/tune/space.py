@@ -181,9 +181,9 @@ def objective(curves: list[tuple[np.ndarray, np.ndarray]], final: list[float], t
     return float(np.mean(areas)) - collapse_penalty * collapsed
 
 
-def running_score(done_areas: list[float], steps, means, threshold: float, floor: float) -> float:
-    """What a trial reports to the pruner during seed i: the mean of the finished seeds' areas and the
-    running seed's area so far. Two trials are compared at the same point of the same seed order, so a
-    pruner sees like with like (the collapse penalty is only known at the end)."""
-    partial = normalised_area(steps, means, threshold, floor) if len(steps) else 0.0
-    return float((sum(done_areas) + partial) / (len(done_areas) + 1))
+def running_score(curves: list[list[tuple[float, float]]], threshold: float, floor: float) -> float:
+    """What a trial reports to the pruner while its seeds train (together, as one population): the mean over
+    seeds of the area of each one's evaluation curve so far, [(step, mean), ...]. Two trials are compared at
+    the same step, so a pruner sees like with like (the collapse penalty is only known at the end)."""
+    areas = [normalised_area(*zip(*curve), threshold, floor) if curve else 0.0 for curve in curves]
+    return float(np.mean(areas))

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -80,49 +79,56 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
     except UserError as e:  # a combination the config refuses (e.g. a minibatch larger than the rollout)
         fail(f"invalid combination: {e}")
     key = params_key(settings.agent, settings.env_id, overrides)
-    areas, finals, curves, run_dirs = [], [], [], []
-    try:
-        for i, seed in enumerate(settings.seeds):
-            if STOP.code:  # a signal arrived between two runs: stop before the next one starts
-                trial.set_user_attr("interrupted", "SIGTERM" if STOP.code == 143 else "SIGINT")
-                raise StudyInterrupted(STOP.code)
+    names = [f"{key}-s{seed}" for seed in settings.seeds]
+    run_dirs = [str(tune_dir / "runs" / name) for name in names]
+    trial.set_user_attr("runs", run_dirs)
+    # The trial's seeds train together as one population: every member evaluates at the same steps. When the
+    # last of them has reported at a point, the trial reports its running score there to the pruner.
+    seen: list[list[tuple[float, float]]] = [[] for _ in names]
+
+    def on_eval_of(i: int):
+        def on_eval(step, mean):
+            if not seen[i]:  # a resumed run: the evaluations before its checkpoint count too
+                seen[i].extend((s, m) for s, m in zip(*eval_curve(run_dirs[i])) if s < step)
+            seen[i].append((step, mean))
+            if any(not curve or curve[-1][0] != step for curve in seen):
+                return False
+            # Reported at the evaluation point the step passed (a multiple of eval_every), not at the
+            # step itself: rollouts of different sizes overshoot it differently, and the median
+            # pruner only compares trials that reported at the same step.
+            point = int(step) // settings.eval_every * settings.eval_every if settings.eval_every else int(step)
+            trial.report(running_score(seen, settings.threshold, settings.floor), point)
             trial.set_user_attr("heartbeat", time.time())
-            name = f"{key}-s{seed}"
-            run_dir = tune_dir / "runs" / name
-            seen: list[tuple[float, float]] = []
+            return trial.should_prune()
+        return on_eval
 
-            def on_eval(step, mean, i=i, run_dir=run_dir, seen=seen):
-                if not seen:  # a resumed run: the evaluations before its checkpoint count too
-                    seen.extend(zip(*eval_curve(run_dir)))
-                    seen[:] = [(s, m) for s, m in seen if s < step]
-                seen.append((step, mean))
-                steps, means = zip(*seen)
-                # Reported at the evaluation point the step passed (a multiple of eval_every), not at the
-                # step itself: rollouts of different sizes overshoot it differently, and the median
-                # pruner only compares trials that reported at the same step.
-                point = int(step) // settings.eval_every * settings.eval_every if settings.eval_every else int(step)
-                trial.report(running_score(areas, steps, means, settings.threshold, settings.floor),
-                             i * settings.steps + point)
-                trial.set_user_attr("heartbeat", time.time())
-                return trial.should_prune()
-
-            train = partial(runs.train, settings.agent, settings.env_id, seed=seed, steps=settings.steps,
-                            overrides=overrides, out=tune_dir, progress=False, device=settings.device, on_eval=on_eval)
-            run_dirs.append(str(run_dir))
-            trial.set_user_attr("runs", run_dirs)
-            result = runs.reuse_or_train(tune_dir, name, train, fingerprint=fingerprint, on_eval=on_eval)
-            if result.get("status") == "interrupted":
-                if result.get("reason") == "pruned":
-                    raise optuna.TrialPruned(f"pruned during seed {seed} at step {result['step']:,}")
-                trial.set_user_attr("interrupted", result.get("signal") or "stopped")
-                raise StudyInterrupted(result.get("exit_code") or 130)
-            curves.append(eval_curve(run_dir))
-            finals.append(result["final_eval"]["mean"])
-            areas.append(normalised_area(*curves[-1], settings.threshold, settings.floor, settings.steps))
-            trial.set_user_attr("finals", finals)
-            trial.set_user_attr("areas", areas)
-            if echo is not None:
-                echo(f"  trial {trial.number} seed {seed}: final {finals[-1]:.1f}")
+    try:
+        if STOP.code:  # a signal arrived before the trial's runs started
+            trial.set_user_attr("interrupted", "SIGTERM" if STOP.code == 143 else "SIGINT")
+            raise StudyInterrupted(STOP.code)
+        trial.set_user_attr("heartbeat", time.time())
+        results = runs.reuse_or_train_seeds(tune_dir, names, list(settings.seeds), settings.agent, settings.env_id,
+                                            steps=settings.steps, overrides=overrides, fingerprint=fingerprint,
+                                            device=settings.device, on_eval_of=on_eval_of)
+        stopped = [r for r in results if r.get("status") == "interrupted"]
+        if any(r.get("reason") == "pruned" for r in stopped):
+            raise optuna.TrialPruned(f"pruned at step {stopped[0]['step']:,}")
+        if stopped:
+            trial.set_user_attr("interrupted", stopped[0].get("signal") or "stopped")
+            raise StudyInterrupted(stopped[0].get("exit_code") or 130)
+        busy = [r for r in results if r.get("status") == "busy"]
+        if busy:
+            raise RunBusy(busy[0]["error"])
+        failed = [r for r in results if r.get("status") == "failed"]
+        if failed:
+            raise UserError(failed[0]["error"])
+        curves = [eval_curve(d) for d in run_dirs]
+        finals = [r["final_eval"]["mean"] for r in results]
+        trial.set_user_attr("finals", finals)
+        trial.set_user_attr("areas", [normalised_area(*c, settings.threshold, settings.floor, settings.steps) for c in curves])
+        if echo is not None:
+            for seed, final in zip(settings.seeds, finals):
+                echo(f"  trial {trial.number} seed {seed}: final {final:.1f}")
     except (optuna.TrialPruned, StudyInterrupted, TrialFailed):
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: the run kept its last checkpoint
