@@ -495,11 +495,11 @@ def tune_show(tune_dir):
 
 
 SECTIONS = ("dqn", "pg", "reinforce", "cards", "floatpaths", "tuning", "mnist", "faults", "pixels", "continuous",
-            "matrix")
+            "matrix", "populations")
 
 
 @main.command()
-@click.option("--sections", default="dqn,pg,reinforce,cards,floatpaths,tuning,mnist,faults,pixels,continuous,matrix",
+@click.option("--sections", default="dqn,pg,reinforce,cards,floatpaths,tuning,mnist,faults,pixels,continuous,matrix,populations",
               show_default=True, help="benchmark scripts to run, in order (benchmarks/<name>.py -> OUT/<name>/)")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
 @click.option("--out", default="results", show_default=True, callback=_check_out)
