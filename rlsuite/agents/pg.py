@@ -260,7 +260,8 @@ def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, r
     clip = cfg.clip_range(progress)
     members, n = batch["advantages"].shape
     n_minibatches = max(n // cfg.batch_size, 1)
-    rows = torch.arange(members)[:, None]
+    offsets = torch.arange(members)[:, None] * n  # member m's samples start at row m*n of the flattened batch
+    flat = {k: v.flatten(0, 1) for k, v in batch.items()}  # (M, n, ...) -> (M*n, ...)
     stats = []
     kl_stop = False
     for epoch in range(cfg.n_epochs):
@@ -271,7 +272,11 @@ def ppo_update(model, optimizer, batch: dict, cfg: PPOConfig, progress: float, r
             permutations = torch.as_tensor(np.stack([rng.permutation(n) for rng in rngs]))
             order = torch.tensor_split(permutations, n_minibatches, dim=1)  # np.array_split's sizes
         for mb in order:
-            b = batch if mb is None else {k: v[rows, mb] for k, v in batch.items()}
+            if mb is None:
+                b = batch
+            else:  # each member's own minibatch: one index_select per field
+                index = (mb + offsets).flatten()
+                b = {k: v.index_select(0, index).view(members, -1, *v.shape[1:]) for k, v in flat.items()}
             dist, values = policy_and_values(model, b["obs"])
             logp, entropy = log_prob_entropy(dist, b["actions"])
             adv = _normalize(b["advantages"], cfg.normalize_advantage)

@@ -86,6 +86,8 @@ def update_target(net: nn.Module, target: nn.Module, tau: float) -> None:
 def member_grad_norms(params) -> torch.Tensor:
     """(M,) the L2 norm of each member's own gradient over all parameters."""
     grads = [p.grad for p in params if p.grad is not None]
+    if grads[0].shape[0] == 1:  # a population of one: torch's fused norm over the whole gradient
+        return torch.nn.utils.get_total_norm(grads, foreach=True).reshape(1)
     return torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
 
 
@@ -93,9 +95,12 @@ def clip_member_grad_norms_(params, max_norm: float) -> torch.Tensor:
     """clip_grad_norm_ for each member on its own: its gradient scaled by min(1, max_norm / (norm + 1e-6))."""
     norms = member_grad_norms(params)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for p in params:
-        if p.grad is not None:
-            p.grad.mul_(scale.view(-1, *([1] * (p.grad.dim() - 1))))
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads[0].shape[0] == 1:
+        torch._foreach_mul_(grads, scale.reshape(()))  # one kernel for every gradient (clip_grads_with_norm_'s way)
+        return norms
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
     return norms
 
 
