@@ -93,7 +93,7 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
 
 def train_seeds(agent: str, env_id: str, seeds: list[int], steps: int | None = None, overrides: dict | None = None,
                 out: str | Path = ".", device: str = "auto", progress: bool = True, env_kwargs: dict | None = None,
-                env_changes: dict | None = None) -> list[dict]:
+                env_changes: dict | None = None, stop_at: int | None = None) -> list[dict]:
     """Train AGENT on ENV_ID once per seed, each in its own run directory; returns one result per seed. Where the
     agent trains populations, all seeds train together in this process as one population (stacked networks,
     one vector env, one optimiser step); otherwise one after another."""
@@ -102,12 +102,12 @@ def train_seeds(agent: str, env_id: str, seeds: list[int], steps: int | None = N
     together = spec.train_population is not None and (spec.batchable is None or spec.batchable(config))
     if len(seeds) == 1 or not together:
         return [train(agent, env_id, seed=s, steps=steps, overrides=overrides, out=out, device=device, progress=progress,
-                      env_kwargs=env_kwargs, env_changes=env_changes) for s in seeds]
+                      env_kwargs=env_kwargs, env_changes=env_changes, stop_at=stop_at) for s in seeds]
     dev = resolve_device(device)
     run_dirs = [new_run_dir(Path(out), agent, env_id, s, None) for s in seeds]
     for note in start_notes(config, dev):
         print(note, file=sys.stderr, flush=True)
-    return train_members(spec, config, card, seeds, run_dirs, dev, progress)
+    return train_members(spec, config, card, seeds, run_dirs, dev, progress, stop_at=stop_at)
 
 
 def train_members(spec, config, card, seeds: list[int], run_dirs: list[Path], device: torch.device,
@@ -171,28 +171,38 @@ def reuse_or_train_seeds(out: str | Path, names: list[str], seeds: list[int], ag
             open_members.append(i)
         if not open_members:
             return results
-        ckpt_steps = set()
+        groups: dict[int | None, list[int]] = {}  # checkpoint step -> members that resume from it; None: afresh
         for i in open_members:
             run_dir = run_dirs[i]
             ok = (_same_experiment(run_dir, fingerprint) and not force and fingerprint is not None
                   and (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "config.yaml").exists()
                   and read_status(run_dir)["status"] in ("interrupted", "running"))
-            ckpt_steps.add(checkpoint_step(run_dir) if ok else None)
-        resume = len(ckpt_steps) == 1 and None not in ckpt_steps  # all open members at one checkpoint: together
-        if not resume:
-            for i in open_members:  # failed, stale, forced or out of step: redone from scratch, together
-                for child in run_dirs[i].iterdir():
-                    if child.name != "lock":
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
-                if fingerprint is not None:
-                    (run_dirs[i] / "fingerprint.json").write_text(json.dumps(fingerprint, indent=1))
+            groups.setdefault(checkpoint_step(run_dir) if ok else None, []).append(i)
+        for i in groups.get(None, []):  # failed, stale or forced: redone from scratch
+            for child in run_dirs[i].iterdir():
+                if child.name != "lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if fingerprint is not None:
+                (run_dirs[i] / "fingerprint.json").write_text(json.dumps(fingerprint, indent=1))
         dev = resolve_device(device)
-        trained = train_members(spec, config, card, [seeds[i] for i in open_members], [run_dirs[i] for i in open_members],
-                                dev, progress, resume=resume, locks=[locks[i] for i in open_members], stop_at=stop_at,
-                                on_evals=[on_eval_of(i) for i in open_members])
-        for i, summary in zip(open_members, trained):
-            results[i] = summary
+        # members stopped at one checkpoint resume together (one population per step); the rest start together
+        for step, members in sorted(groups.items(), key=lambda kv: kv[0] is None):
+            trained = train_members(spec, config, card, [seeds[i] for i in members], [run_dirs[i] for i in members],
+                                    dev, progress, resume=step is not None, locks=[locks[i] for i in members],
+                                    stop_at=stop_at, on_evals=[on_eval_of(i) for i in members])
+            for i, summary in zip(members, trained):
+                results[i] = summary
+            stopped = [r for r in trained if r.get("status") == "interrupted"]
+            if stopped:  # a signal: the groups not yet started stay as they are
+                return [r if r is not None else {**stopped[0], "run_dir": str(d), "seed": s}
+                        for r, d, s in zip(results, run_dirs, seeds)]
     return results
+
+
+def trains_together(agent: str, env_id: str, steps: int | None = None, overrides: dict | None = None) -> bool:
+    """Whether this experiment's seeds train as one population (else one after another)."""
+    spec, config, _ = prepare(agent, env_id, steps, overrides)
+    return spec.train_population is not None and (spec.batchable is None or spec.batchable(config))
 
 
 MAX_SEEDS = 1000

@@ -153,3 +153,29 @@ def test_seeds_of_an_experiment_are_reused_and_resumed_together(tmp_path):
     redone = seeds(tmp_path / "b")
     assert [(Path(r["run_dir"]) / "summary.json").exists() for r in redone] == [True] * 3
     assert_same_weights(weights(redone[1]["run_dir"]), weights(straight[1]["run_dir"]))
+
+
+def test_members_checkpoint_at_the_same_step(tmp_path):
+    """Time-based checkpoints: each member's clock would come due at its own step; a population saves every
+    member together, so that after a kill they resume together (before, members drifted apart)."""
+    overrides = {**TINY_PPO, "checkpoint_minutes": 0.0005}
+    results = runs.train_seeds("ppo", "CartPole-v1", [0, 1, 2], steps=STEPS, overrides=overrides, out=tmp_path,
+                               progress=False, stop_at=200)
+    steps = {load_checkpoint(Path(r["run_dir"]) / "checkpoints" / "last.pt")["step"] for r in results}
+    assert len(steps) == 1
+
+
+def test_when_every_member_diverges_each_keeps_its_own_failure(tmp_path, monkeypatch, capsys):
+    step = pg.member_gradient_step
+
+    def poisoned(optimizer, losses, alive, max_grad_norm, guard):
+        step(optimizer, losses * float("nan"), alive, max_grad_norm, guard)
+
+    monkeypatch.setattr(pg, "member_gradient_step", poisoned)
+    results = runs.train_seeds("ppo", "CartPole-v1", [0, 1], steps=STEPS, overrides=TINY_PPO, out=tmp_path,
+                               progress=False)
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    for r in results:
+        status = json.loads((Path(r["run_dir"]) / "status.json").read_text())
+        assert status["status"] == "failed" and Path(r["run_dir"]).name in capsys.readouterr().err + r["run_dir"]
+        assert "diverged" in status["error"]

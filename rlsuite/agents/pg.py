@@ -441,6 +441,8 @@ def train_population(cfg: PGConfig, population: Population) -> list[dict]:
                 logp = log_prob(dist, action)  # the entropy is the update's business: not computed here
                 finite &= torch.isfinite(logp).all(-1)
                 action = action.cpu().numpy().reshape(M * E, *action_space.shape)
+                for m in population.failed():  # a stopped member's envs get a valid action, never its NaNs
+                    action[m * E:(m + 1) * E] = 0
                 env_action = np.clip(action, action_space.low, action_space.high) if box else action
                 next_obs, reward, terminated, truncated, info = envs.step(env_action)
                 step += E

@@ -425,6 +425,7 @@ def train_population(cfg: OffPolicyConfig, population: Population) -> list[dict]
             actions = np.stack([rng.uniform(-1.0, 1.0, (E, act_dim)) for rng in rngs]).astype(np.float32)
         else:
             actions = explore(obs)
+            actions[population.failed()] = 0.0  # a stopped member's envs get a valid action, never its NaNs
 
         # 2. step the envs (actions rescaled to their bounds); a transition ends in its true final obs
         next_obs, rewards, terminated, truncated, info = envs.step(to_env(actions.reshape(M * E, act_dim)))

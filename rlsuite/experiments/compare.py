@@ -47,19 +47,20 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
         if together is None:
             continue
         names = [run_name(label, env_id, seed) for seed in seeds]
-        results[label] = together(out, names, list(seeds), force=force, fingerprint=stamp)
-        held = [r["error"] for r in results[label] if r.get("status") == "busy"]
+        pairs = list(zip(seeds, together(out, names, list(seeds), force=force, fingerprint=stamp)))
+        held = [r["error"] for _, r in pairs if r.get("status") == "busy"]
         if held:
             if not skip_busy:
                 raise RunBusy(held[0])
             busy += held
-            results[label] = [r for r in results[label] if r.get("status") != "busy"]
+            pairs = [(seed, r) for seed, r in pairs if r.get("status") != "busy"]
+        results[label] = [r for _, r in pairs]
         stopped = [r for r in results[label] if r.get("status") == "interrupted"]
         if stopped:  # Ctrl-C / SIGTERM: every member is checkpointed
             print(f"stopped; {len(stopped)} runs are checkpointed (e.g. {stopped[0]['run_dir']}): re-run the same "
                   "command to resume", file=sys.stderr, flush=True)
             sys.exit(stopped[0].get("exit_code") or 130)
-        for seed, summary in zip(seeds, results[label]):
+        for seed, summary in pairs:
             if on_result:
                 on_result(label, seed, summary)
     for seed in seeds:

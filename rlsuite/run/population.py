@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rlsuite.core.errors import UserError
+from rlsuite.envs.envpool import EnvPoolVectorEnv
 from rlsuite.learn.optim import Diverged
 from rlsuite.run.checkpoint import env_snapshot, set_env_state
 from rlsuite.run.engine import STOP_SIGNALS, Run
@@ -69,13 +70,19 @@ class Population:
             run.stop_signal = STOP_SIGNALS[signum][0]
 
     # -- the members' envs -------------------------------------------------------------------------
-    def env_seeds(self, num_envs: int, offset: int = 0) -> list[int]:
-        """Sub-env i of member m is seeded seed_m + offset + i, as a single run seeds its vector env."""
+    def env_seeds(self, num_envs: int, offset: int = 0) -> int | list[int]:
+        """Sub-env i of member m is seeded seed_m + offset + i, as a single run seeds its vector env (one int
+        for a population of one: every vector env takes that form)."""
+        if self.size == 1:
+            return self.seeds[0] + offset
         return [seed + offset + i for seed in self.seeds for i in range(num_envs)]
 
     def reset_envs(self, envs, num_envs: int) -> np.ndarray:
         """The first observations; on a resume, the members' envs as checkpointed (or fresh episodes where an
         env's state could not be saved: `envs_restarted`, and the agent drops what it kept of them)."""
+        if self.size > 1 and isinstance(envs, EnvPoolVectorEnv):
+            raise UserError("EnvPool seeds all its envs from one seed, so it cannot give each member its own; "
+                            "train these seeds one at a time, or set vectorization: async in the env card")
         restored = [run.restored for run in self.runs]
         first = envs.reset(seed=self.env_seeds(num_envs))[0]  # also on a resume: wrappers expect a reset first
         if not any(restored):
@@ -119,15 +126,20 @@ class Population:
         run = self.runs[member]
         self.alive[member] = False
         line = f"{what}; training stopped, {run.last_good()}; {fix}"
-        if not any(self.alive):
-            raise Diverged(line)
+        if self.size == 1:
+            raise Diverged(line)  # a single run's divergence: its Run marks it failed, the command prints the line
         print(f"[{run.dir.name}] {line}", file=sys.stderr, flush=True)
         run.mark("failed", run.last_checkpoint_step or 0, error=line)
         self.results[member] = {"status": "failed", "error": line, "run_dir": str(run.dir), "seed": run.seed,
                                 "exit_code": 1}
 
+    def failed(self) -> list[int]:
+        """The members that stopped (diverged) while the others train on."""
+        return [m for m in range(self.size) if not self.alive[m]]
+
     def diverged(self, members: list[int], what: str, step: int, reason: str) -> None:
-        """The members whose losses or gradients stopped being numbers (MemberDivergenceGuard) stop."""
+        """The members whose losses or gradients stopped being numbers (MemberDivergenceGuard) stop. (When none
+        is left, after_iteration ends the loop and finish returns their failures.)"""
         for m in members:
             if self.alive[m]:
                 self.fail(m, f"{what} diverged: {reason} (step {step:,})",
@@ -161,19 +173,24 @@ class Population:
         if reason is not None:  # e.g. a tuner pruned the trial: every member stops for it
             for run in self.runs:
                 run.stop_reason = reason
-        if any(run.should_stop(step) for m, run in enumerate(self.runs) if self.alive[m]):
+        if not any(self.alive) or any(run.should_stop(step) for m, run in enumerate(self.runs) if self.alive[m]):
             return True
-        for m, run in enumerate(self.runs):
-            if self.alive[m] and run.checkpoint_due(step):
-                self.save(m, step, snapshot_of(m))
+        # every live member checkpoints at the same step (their clocks would drift apart otherwise), so that
+        # after a kill they resume together
+        if any(run.checkpoint_due(step) for m, run in enumerate(self.runs) if self.alive[m]):
+            for m in range(self.size):
+                if self.alive[m]:
+                    self.save(m, step, snapshot_of(m))
         return False
 
     def save(self, member: int, step: int, state: dict) -> None:
         try:
             self.runs[member].save_checkpoint(step, state)
         except Diverged as e:  # weights that are not finite are never written: this member stops
-            what, _, rest = str(e).partition("; training stopped, ")
-            self.fail(member, what, rest.rpartition("; ")[2])
+            if self.size == 1:
+                raise
+            what = str(e).split("; the checkpoint was not written")[0] + "; the checkpoint was not written"
+            self.fail(member, what, "lower lr, or enable gradient clipping / normalisation")
 
     def finish(self, step: int, act_of: Callable[[int], Callable], snapshot_of: Callable[[int], dict]) -> list[dict]:
         """Run.finish for every live member; the failed ones keep their failure. Returns one result per member."""

@@ -82,22 +82,31 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
     names = [f"{key}-s{seed}" for seed in settings.seeds]
     run_dirs = [str(tune_dir / "runs" / name) for name in names]
     trial.set_user_attr("runs", run_dirs)
-    # The trial's seeds train together as one population: every member evaluates at the same steps. When the
-    # last of them has reported at a point, the trial reports its running score there to the pruner.
-    seen: list[list[tuple[float, float]]] = [[] for _ in names]
+    # The trial's seeds train together as one population: every member in training evaluates at the same steps.
+    # When the last of them has reported at a point, the trial reports its running score there to the pruner
+    # (finished seeds reused from an earlier attempt count with their whole curves). Agents that train seeds one
+    # after another report each seed's points after the previous seeds' budgets, as before.
+    seen: list[list[tuple[float, float]]] = [list(zip(*eval_curve(d))) if (Path(d) / "summary.json").exists() else []
+                                             for d in run_dirs]
+    training: set[int] = set()  # the members the population is training
+    together = runs.trains_together(settings.agent, settings.env_id, settings.steps, overrides)
 
     def on_eval_of(i: int):
+        training.add(i)
+
         def on_eval(step, mean):
-            if not seen[i]:  # a resumed run: the evaluations before its checkpoint count too
-                seen[i].extend((s, m) for s, m in zip(*eval_curve(run_dirs[i])) if s < step)
+            if not seen[i] or seen[i][-1][0] >= step:  # a resumed run: the evaluations before its checkpoint count
+                seen[i][:] = [(s, m) for s, m in zip(*eval_curve(run_dirs[i])) if s < step]
             seen[i].append((step, mean))
-            if any(not curve or curve[-1][0] != step for curve in seen):
+            if together and any(not seen[j] or seen[j][-1][0] != step for j in training):
                 return False
             # Reported at the evaluation point the step passed (a multiple of eval_every), not at the
             # step itself: rollouts of different sizes overshoot it differently, and the median
             # pruner only compares trials that reported at the same step.
             point = int(step) // settings.eval_every * settings.eval_every if settings.eval_every else int(step)
-            trial.report(running_score(seen, settings.threshold, settings.floor), point)
+            curves = seen if together else seen[:i + 1]
+            trial.report(running_score(curves, settings.threshold, settings.floor),
+                         point if together else i * settings.steps + point)
             trial.set_user_attr("heartbeat", time.time())
             return trial.should_prune()
         return on_eval
