@@ -33,7 +33,8 @@ from rlsuite.core.stats import aggregate
 from rlsuite.experiments.report import fmt, header, report_folder
 from rlsuite.registry import get_agent
 
-CELLS = ("ppo:CartPole-v1", "a2c:CartPole-v1", "ppo:Acrobot-v1", "a2c:Acrobot-v1")
+CELLS = ("ppo:CartPole-v1", "a2c:CartPole-v1", "dqn:CartPole-v1", "sac:Pendulum-v1", "td3:Pendulum-v1", "ppo:Acrobot-v1",
+         "a2c:Acrobot-v1", "dqn:Acrobot-v1")
 FIRST_SEED = 200
 
 
