@@ -156,7 +156,8 @@ def _print_seed_table(results: list[dict]) -> None:
         seed = r.get("seed", "?")
         if r.get("status") == "complete":
             final = f"{r['final_eval']['mean']:.1f} ± {r['final_eval']['std']:.1f}"
-            solved = "stays" if r.get("stays_solved") else "then not" if r.get("solved") else "no"
+            solved = ("-" if r.get("threshold") is None  # an env without a threshold (MinAtar, Atari): scores only
+                      else "stays" if r.get("stays_solved") else "then not" if r.get("solved") else "no")
             sps = f"{r['steps_per_s']:,.0f}" if r.get("steps_per_s") else "-"
         else:
             final, solved, sps = "-", "-", "-"
