@@ -52,6 +52,8 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     if steps is not None:
         config = dataclasses.replace(config, total_steps=steps)
         config.validate()  # the budget against what depends on it (e.g. one rollout must fit)
+    if card.backend == "torch":  # the torch backend has this env and takes these arguments: checked first
+        make_vector_env(card, 1).close()
     env = make_env(card)
     try:
         if getattr(config, "net", None) == "auto":  # resolved here, so config.yaml records the trunk a run uses
@@ -66,8 +68,6 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
                                 f"--env-kwargs): {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
     finally:
         env.close()
-    if card.backend == "torch":  # the torch backend has this env and takes these arguments
-        make_vector_env(card, 1).close()
     if getattr(config, "video_every", None):  # filming must work before a run that films starts
 
         check_can_record(card)
