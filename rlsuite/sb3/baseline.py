@@ -10,6 +10,7 @@ which never train SB3 should not pay for.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,11 @@ def load_baseline_run(run_dir: Path) -> tuple[BaselineConfig, EnvCard, dict]:
     return config, card, data
 
 
-def make_model(agent: str, card: EnvCard | str, hp: dict, seed: int, device, n_envs: int):
-    """The SB3 model for `hp` on the env card (or the id of one)."""
-    import stable_baselines3 as sb3  # heavy; loaded only for SB3 runs
+def make_model(agent: str, card: EnvCard | str, hp: dict, seed: int, device, n_envs: int,
+               library: str = "stable_baselines3"):
+    """The SB3 model for `hp` on the env card (or the id of one). library: the module whose classes are used, SB3
+    or a port with SB3's constructors (`sbx`, SB3 in JAX, in the peers benchmark)."""
+    sb3 = importlib.import_module(library)  # heavy; loaded only for SB3 runs
     from stable_baselines3.common.env_util import make_vec_env  # heavy; loaded only for SB3 runs
 
     card = load_env_card(card) if isinstance(card, str) else card
