@@ -466,15 +466,21 @@ def tune():
 @click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda")
 @click.option("--no-reference", is_flag=True, help="skip the current card's runs the report compares against")
+@click.option("--cost", default=None,
+              help="the objective's cost term: updates (gradient steps per env step; default), cpu (training CPU time "
+                   "per env step) or none; a continued study keeps its own")
+@click.option("--cost-weight", type=float, default=None,
+              help="objective lost per doubling of the cost against the current card's (default 0.05)")
 @friendly
 def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
-             address, pruner, sampler_seed, name, out, device, no_reference):
+             address, pruner, sampler_seed, name, out, device, no_reference, cost, cost_weight):
     """Tune AGENT on ENV: each trial trains --seeds runs; re-running the same command resumes the study."""
     from rlsuite.tune.search import tune as run_tune  # the library loads torch: imported when the command runs
 
     result = run_tune(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search,
                       workers, storage, backend, address, out, name,
-                      pruner, sampler_seed, device, reference=not no_reference, echo=click.echo)
+                      pruner, sampler_seed, device, reference=not no_reference, echo=click.echo, cost=cost,
+                      cost_weight=cost_weight)
     best = Path(result["tune_dir"]) / "best.yaml"
     if best.exists():
         click.echo("\n" + best.read_text().rstrip())

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -89,6 +90,38 @@ def test_tiny_study_end_to_end_resume_and_a_failing_trial(tmp_path, monkeypatch)
     # `tune show` regenerates the report and prints the card entry
     result = invoke("tune", "show", tune_dir)
     assert result.exit_code == 0 and "CartPole-v1:" in result.output and "] 4 trials: 3 complete, 0 pruned, 1 failed" in result.output
+
+
+def test_the_cost_term_ranks_recipes_by_their_gradient_steps(tmp_path):
+    # a trial's value is its quality (the objective without cost) minus 0.05 × log2(cost / the card's cost):
+    # train_freq 16 does 1/16 gradient steps per env step, train_freq 1 one, 16× as many
+    space = tmp_path / "space.yaml"
+    space.write_text("train_freq: {categorical: [1, 16]}\n")
+    fixed = [a for pair in zip(FIXED[::2], FIXED[1::2]) if pair[1] != "train_freq=4" for a in pair]
+    args = ["tune", "dqn", "CartPole-v1", "--trials", 2, "--seeds", 1, "--steps", 900, "--workers", 1, "--space", space,
+            "--out", tmp_path, "--no-reference", *fixed]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "minus 0.05 × log2(cost / " in result.output and "cost = gradient steps per env step" in result.output
+    settings, trials = study_of(tmp_path / "tune" / "dqn-CartPole-v1")
+    card = runs.prepare("dqn", "CartPole-v1", 900, settings.fixed)[1]
+    assert settings.cost == "updates" and settings.cost_reference == card.gradient_steps_per_env_step()
+    assert {t.params["train_freq"] for t in trials} == {1, 16}
+    for t in trials:
+        cost = 1 / t.params["train_freq"]
+        assert t.user_attrs["cost"] == pytest.approx(cost)
+        assert t.value == pytest.approx(t.user_attrs["quality"] - 0.05 * np.log2(cost / settings.cost_reference))
+    assert "| cost |" in (tmp_path / "tune" / "dqn-CartPole-v1" / "report.md").read_text()
+    # continuing without --cost keeps the study's; another cost term is another study
+    assert invoke(*args[:4], 3, *args[5:]).exit_code == 0
+    assert_one_line_error(invoke(*args, "--cost", "none"), "other settings", "cost")
+    assert_one_line_error(invoke(*args, "--cost-weight", "-1"), "--cost-weight must be in [0, 10]")
+    assert_one_line_error(invoke(*args, "--cost", "wall"), "wall")
+    # --cost none: the value is the quality alone
+    result = invoke(*args, "--cost", "none", "--name", "plain")
+    assert result.exit_code == 0, result.output
+    _, trials = study_of(tmp_path / "tune" / "plain")
+    assert all(t.value == t.user_attrs["quality"] and "cost" not in t.user_attrs for t in trials)
 
 
 def test_an_interrupted_trial_is_retried_and_its_run_resumes(tmp_path, monkeypatch):

@@ -90,6 +90,10 @@ class DQNConfig(CommonConfig):
                             sb3=SB3("activation_fn", to_sb3=activation_to_sb3))
     log_every: int = param(1_000, "env steps between loss/charts logs")
 
+    def gradient_steps_per_env_step(self) -> float:
+        """gradient_steps every train_freq vector steps of num_envs env steps: what tuning's cost term counts."""
+        return self.gradient_steps / (self.train_freq * self.num_envs)
+
     def validate(self):
         super().validate()
         require(self, ("batch_size", "buffer_size", "train_freq", "gradient_steps", "target_update_interval", "n_step",

@@ -99,6 +99,10 @@ class PGConfig(CommonConfig):
         if self.lr.start <= 0:
             raise UserError(f"lr must start above 0, got {self.lr.to_data()}")
 
+    def gradient_steps_per_env_step(self) -> float:
+        """One gradient step per rollout (REINFORCE, A2C): what tuning's cost term counts."""
+        return 1 / (self.n_steps * self.num_envs)
+
 
 @dataclass
 class ReinforceConfig(PGConfig):
@@ -132,6 +136,11 @@ class PPOConfig(PGConfig):
         if self.batch_size > self.n_steps * self.num_envs:
             raise UserError(f"batch_size {self.batch_size} is larger than a rollout (n_steps × num_envs = "
                             f"{self.n_steps * self.num_envs}); lower batch_size")
+
+    def gradient_steps_per_env_step(self) -> float:
+        """n_epochs passes of ceil(rollout / batch_size) minibatches per rollout (target_kl may stop sooner)."""
+        rollout = self.n_steps * self.num_envs
+        return self.n_epochs * -(-rollout // self.batch_size) / rollout
 
 
 ALGORITHM = {ReinforceConfig: "reinforce", A2CConfig: "a2c", PPOConfig: "ppo"}

@@ -104,6 +104,10 @@ class OffPolicyConfig(CommonConfig):
                            "(results/continuous/)", choices=PRECISIONS)
     log_every: int = param(1_000, "env steps between loss logs")
 
+    def gradient_steps_per_env_step(self) -> float:
+        """Critic gradient steps per env step (gradient_steps every train_freq vector steps): tuning's cost term."""
+        return self.gradient_steps / (self.train_freq * self.num_envs)
+
     def validate(self):
         super().validate()
         require(self, ("buffer_size", "batch_size", "train_freq", "gradient_steps", "log_every"), positive, "positive")

@@ -25,9 +25,9 @@ from rlsuite.core.errors import UserError
 from rlsuite.experiments.plots import save_figure, plot_curves
 from rlsuite.registry import get_agent
 from rlsuite.run.rundir import atomic_write_text, hardware
-from rlsuite.tune.space import objective, parse_space
+from rlsuite.tune.space import cost_sentence, cost_term, objective, parse_space
 from rlsuite.tune.study import TuneSettings, counts, load_settings, open_study, progress_line, storage_url
-from rlsuite.tune.trial import eval_curve, params_key
+from rlsuite.tune.trial import eval_curve, params_key, trial_cost
 
 
 def card_run_name(settings: TuneSettings, seed: int) -> str:
@@ -75,10 +75,12 @@ def card_score(settings: TuneSettings, tune_dir: Path, trials) -> tuple[float, l
     dirs = [tune_dir / "runs" / card_run_name(settings, s) for s in settings.seeds]
     if not all((d / "summary.json").exists() for d in dirs):
         return None
-    finals = [json.loads((d / "summary.json").read_text())["final_eval"]["mean"] for d in dirs]
+    summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
+    finals = [s["final_eval"]["mean"] for s in summaries]
     curves = [eval_curve(d) for d in dirs]
-    return (objective(curves, finals, settings.threshold, settings.floor, settings.steps, settings.collapse_penalty),
-            finals, [str(d) for d in dirs])
+    quality = objective(curves, finals, settings.threshold, settings.floor, settings.steps, settings.collapse_penalty)
+    cost = settings.cost_reference if settings.cost == "updates" else trial_cost(settings, None, summaries)
+    return quality - cost_term(cost, settings.cost_reference, settings.cost_weight), finals, [str(d) for d in dirs]
 
 
 def card_entry(settings: TuneSettings, params: dict, comment: str) -> str:
@@ -203,7 +205,7 @@ def write_report(tune_dir: str | Path) -> Path:
              f"Objective: mean over seeds of the area under the evaluation curve normalised between a random "
              f"policy ({settings.floor:.1f}) and the threshold ({settings.threshold:g}), minus "
              f"{settings.collapse_penalty:g} × the fraction of seeds whose final 20-episode evaluation is below the "
-             f"threshold. 1 = solved from the first step on every seed.", "",
+             f"threshold. 1 = solved from the first step on every seed{cost_sentence(settings)}.", "",
              f"**{progress_line(settings, c, None)}**", ""]
     best = complete[0] if complete else None
     if best is not None:
@@ -243,8 +245,8 @@ def write_report(tune_dir: str | Path) -> Path:
         lines += [f"Importances: {method}.", ""]
     names = list(settings.space)
     lines += ["## Trials (best first; pruned and failed after)", "",
-              "| trial | state | objective | finals | " + " | ".join(names) + " | note |",
-              "|" + "---|" * (len(names) + 5)]
+              "| trial | state | objective | finals | cost | " + " | ".join(names) + " | note |",
+              "|" + "---|" * (len(names) + 6)]
     others = sorted([t for t in trials if t.state != TrialState.COMPLETE], key=lambda t: t.number)
     for t in complete + others:
         state = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
@@ -254,7 +256,8 @@ def write_report(tune_dir: str | Path) -> Path:
         if t.state == TrialState.PRUNED and t.intermediate_values:
             step = max(t.intermediate_values)
             note = f"pruned at seed {settings.seeds[step // settings.steps]} step {step % settings.steps:,}"
-        lines.append(f"| {t.number} | {state} | {value} | {finals} | " + " | ".join(_fmt(t.params.get(n, "—")) for n in names)
+        cost = f"{t.user_attrs['cost']:.3g}" if "cost" in t.user_attrs else "—"
+        lines.append(f"| {t.number} | {state} | {value} | {finals} | {cost} | " + " | ".join(_fmt(t.params.get(n, "—")) for n in names)
                      + f" | {note.replace('|', '/')} |")
     if (tune_dir / "runs").exists():
         write_hparams(settings, tune_dir, trials)  # workers write them as trials finish; this fills any gap

@@ -3,6 +3,7 @@ or continued, the workers started, the report written."""
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from rlsuite.envs.make import threshold as env_threshold
 from rlsuite.registry import get_agent
 from rlsuite.run.rundir import disk_error
 from rlsuite.tune import report as tune_report
-from rlsuite.tune.space import parse_space
+from rlsuite.tune.space import COSTS, DEFAULT_COST, DEFAULT_COST_WEIGHT, cost_sentence, parse_space
 from rlsuite.tune.study import (
     MAX_TRIALS,
     PRUNERS,
@@ -87,7 +88,8 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
          sets: tuple[str, ...] = (), space_file: str | None = None, search: tuple[str, ...] = (), workers: int | None = 1,
          storage: str | None = None, backend: str = "local", address: str | None = None, out=".",
          name: str | None = None, pruner: str = "median", sampler_seed: int = 0, device: str = "auto",
-         reference: bool = True, enqueue: list[dict] | None = None, echo=print) -> dict:
+         reference: bool = True, enqueue: list[dict] | None = None, echo=print, cost: str | None = None,
+         cost_weight: float | None = None) -> dict:
     """Run (or continue) a study; returns {"tune_dir", "exit_code", "counts", "report"}. WORKERS None: the
     CPU cores (local) or the cluster's CPUs (Ray). ENQUEUE: values a new study tries first, in order (e.g. a
     known recipe, or another study's trials to time). A study that ends with no complete trial, or short
@@ -105,6 +107,10 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         raise UserError(f"unknown backend {backend!r}; use local or ray")
     if address and backend != "ray":
         raise UserError("--address is for --backend ray")
+    if cost is not None and cost not in COSTS:
+        raise UserError(f"unknown cost {cost!r}; use {', '.join(COSTS)}")
+    if cost_weight is not None and not (math.isfinite(cost_weight) and 0 <= cost_weight <= 10):
+        raise UserError(f"--cost-weight must be in [0, 10], got {cost_weight}")
     check_seed(first_seed, "--first-seed")
     check_seed(first_seed + seeds - 1, "--first-seed + --seeds - 1")
     config_cls = get_agent(agent, kind="rl").config_cls
@@ -126,9 +132,18 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
                           steps=config.total_steps, fixed=json.loads(json.dumps(fixed)), pruner=pruner,
                           sampler_seed=sampler_seed, threshold=float(threshold), floor=0.0,
                           eval_every=int(getattr(config, "eval_every", 0) or 0),
-                          storage=storage_url(storage, tune_dir), device=device)
+                          storage=storage_url(storage, tune_dir), device=device, cost=cost or DEFAULT_COST,
+                          cost_weight=DEFAULT_COST_WEIGHT if cost_weight is None else cost_weight)
+    if wanted.cost == "none":
+        wanted.cost_weight = 0.0
+    # `updates` are measured against the current card's (with --set), so the card scores its quality alone
+    wanted.cost_reference = config.gradient_steps_per_env_step() if wanted.cost == "updates" else 1.0
     if (tune_dir / "tune.json").exists():
         settings = load_settings(tune_dir)
+        if cost is None:  # continuing without --cost: the study's own cost term
+            wanted.cost, wanted.cost_weight = settings.cost, settings.cost_weight
+            if cost_weight is not None:
+                wanted.cost_weight = cost_weight
         mine, theirs = dataclasses.asdict(wanted), dataclasses.asdict(settings)
         differ = [k for k in TuneSettings.IDENTITY if json.dumps(mine[k], sort_keys=True) != json.dumps(theirs[k], sort_keys=True)]
         if storage and storage_url(storage, tune_dir) != settings.storage:
@@ -148,7 +163,7 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         study = open_study(settings, 0, trials)  # a storage that cannot be opened fails before anything is written
         echo(f"new study in {tune_dir}: {len(space)} fields ({', '.join(space)}), {seeds} seeds per trial, "
              f"{settings.steps:,} steps each; objective 0 = random policy ({settings.floor:.1f}), 1 = solved "
-             f"({settings.threshold:g}) from the first step")
+             f"({settings.threshold:g}) from the first step" + cost_sentence(settings))
         card_values = card_suggestions(agent, env_id, fixed, space) if enqueue is None else None
         if card_values:  # start from the current card when the space can express it
             study.enqueue_trial(card_values, user_attrs={"card": True})

@@ -181,6 +181,30 @@ def objective(curves: list[tuple[np.ndarray, np.ndarray]], final: list[float], t
     return float(np.mean(areas)) - collapse_penalty * collapsed
 
 
+# What a trial costs, per env step, for the objective's cost term (the user's choice; none turns it off).
+COSTS = {"updates": "gradient steps per env step (from the trial's config: the same on every machine)",
+         "cpu": "training CPU milliseconds per env step (measured: the machine's, and noisy)",
+         "none": "no cost term"}
+DEFAULT_COST, DEFAULT_COST_WEIGHT = "updates", 0.05  # a recipe 4× cheaper than the card is worth 0.1 of area
+
+
+def cost_term(cost: float | None, reference: float, weight: float) -> float:
+    """What a trial's cost takes off its objective: weight × log2(cost / reference). A recipe that costs twice
+    the reference (the current card's cost, for `updates`) scores `weight` less, one that costs half scores
+    `weight` more; the reference only shifts every trial alike, so it never changes which trial is best."""
+    if cost is None or weight == 0:
+        return 0.0
+    return weight * math.log2(max(cost, 1e-9) / max(reference, 1e-9))
+
+
+def cost_sentence(settings) -> str:
+    """The cost term in words, for the study's first line and its report (empty without one)."""
+    if settings.cost == "none" or not settings.cost_weight:
+        return ""
+    return (f"; minus {settings.cost_weight:g} × log2(cost / {settings.cost_reference:.4g}), cost = "
+            f"{COSTS[settings.cost].split(' (')[0]}")
+
+
 def running_score(curves: list[list[tuple[float, float]]], threshold: float, floor: float) -> float:
     """What a trial reports to the pruner while its seeds train (together, as one population): the mean over
     seeds of the area of each one's evaluation curve so far, [(step, mean), ...]. Two trials are compared at

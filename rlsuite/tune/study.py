@@ -54,12 +54,16 @@ class TuneSettings:
     floor: float            # a uniformly random policy's mean evaluation return: the objective's 0
     eval_every: int = 0     # the runs' evaluation interval: pruning compares trials on this grid
     collapse_penalty: float = 0.5
+    cost: str = "none"      # the objective's cost term (rlsuite.tune.space.COSTS); a study from before it had none
+    cost_weight: float = 0.0
+    cost_reference: float = 1.0  # the cost a trial is measured against: the current card's (updates), 1 ms (cpu)
     storage: str = ""       # the Optuna storage URL given by --storage; "" = study.journal in the tune folder
     device: str = "auto"    # not part of the study's identity: workers may differ
     format: int = 1
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
 
-    IDENTITY = ("agent", "env_id", "space", "seeds", "steps", "fixed", "pruner", "sampler_seed", "collapse_penalty")
+    IDENTITY = ("agent", "env_id", "space", "seeds", "steps", "fixed", "pruner", "sampler_seed", "collapse_penalty",
+                "cost", "cost_weight")
 
     @property
     def study_name(self) -> str:

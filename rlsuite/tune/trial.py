@@ -17,7 +17,7 @@ from rlsuite.registry import get_agent
 from rlsuite.run.engine import EVAL_SEED_OFFSET
 from rlsuite.run.evaluation import evaluate
 from rlsuite.run.rundir import RunBusy, csv_rows
-from rlsuite.tune.space import normalised_area, objective, parse_space, running_score
+from rlsuite.tune.space import cost_term, normalised_area, objective, parse_space, running_score
 from rlsuite.tune.study import TuneSettings
 
 
@@ -76,8 +76,11 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
 
     try:
         fingerprint = runs.fingerprint(settings.agent, settings.env_id, settings.steps, overrides)
+        config = runs.prepare(settings.agent, settings.env_id, settings.steps, overrides)[1]
     except UserError as e:  # a combination the config refuses (e.g. a minibatch larger than the rollout)
         fail(f"invalid combination: {e}")
+    known_cost = trial_cost(settings, config)  # `updates` is known before training; `cpu` once the runs finish
+    early_penalty = cost_term(known_cost, settings.cost_reference, settings.cost_weight)
     key = params_key(settings.agent, settings.env_id, overrides)
     names = [f"{key}-s{seed}" for seed in settings.seeds]
     run_dirs = [str(tune_dir / "runs" / name) for name in names]
@@ -105,7 +108,7 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
             # pruner only compares trials that reported at the same step.
             point = int(step) // settings.eval_every * settings.eval_every if settings.eval_every else int(step)
             curves = seen if together else seen[:i + 1]
-            trial.report(running_score(curves, settings.threshold, settings.floor),
+            trial.report(running_score(curves, settings.threshold, settings.floor) - early_penalty,
                          point if together else i * settings.steps + point)
             trial.set_user_attr("heartbeat", time.time())
             return trial.should_prune()
@@ -149,9 +152,23 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
         fail(str(e))
     except Exception as e:  # noqa: BLE001 - any crash fails this trial only; the study goes on
         fail(f"{type(e).__name__}: {e}")
-    score = objective(curves, finals, settings.threshold, settings.floor, settings.steps, settings.collapse_penalty)
+    quality = objective(curves, finals, settings.threshold, settings.floor, settings.steps, settings.collapse_penalty)
+    cost = trial_cost(settings, config, results)
     trial.set_user_attr("stays_solved", sum(f >= settings.threshold for f in finals))
-    return score
+    trial.set_user_attr("quality", quality)
+    if cost is not None:
+        trial.set_user_attr("cost", cost)
+    return quality - cost_term(cost, settings.cost_reference, settings.cost_weight)
+
+
+def trial_cost(settings: TuneSettings, config, summaries: list[dict] | None = None) -> float | None:
+    """The trial's cost per env step in the study's unit (rlsuite.tune.space.COSTS): gradient steps from the
+    config, or the runs' training CPU milliseconds (their own share of a population's time) once they finished."""
+    if settings.cost == "updates":
+        return config.gradient_steps_per_env_step()
+    if settings.cost == "cpu" and summaries:
+        return float(np.mean([1000 * s["cpu_s"] / max(s["steps"], 1) for s in summaries]))
+    return None
 
 # ---------------------------------------------------------------------------------------------
 # Workers
