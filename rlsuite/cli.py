@@ -283,8 +283,10 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--force", is_flag=True, help="retrain runs that already finished")
 @click.option("-o", "--output", default=None, help="with groups of runs: the report's path (default compare.md)")
+@click.option("--workers", type=int, default=None,
+              help="processes that train SB3's seeds while rlsuite's population trains (default: CPU cores - 1, at least 1)")
 @friendly
-def compare(args, seeds, steps, overrides, out, force, output):
+def compare(args, seeds, steps, overrides, out, force, output, workers):
     """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk.
     Or, given groups of finished runs ([LABEL=]PATH, a run, a folder of runs or a quoted glob), the same
     table and plot for those runs: trial runs of a study, sweeps, benchmark runs.
@@ -302,8 +304,8 @@ def compare(args, seeds, steps, overrides, out, force, output):
 
     first = args[0]
     if first not in agent_names() and ("=" in first or glob.has_magic(first) or Path(first).exists()):  # runs
-        if seeds is not None or steps is not None or overrides or force:
-            raise UserError("--seeds, --steps, --set and --force choose what to train; comparing finished runs takes "
+        if seeds is not None or steps is not None or overrides or force or workers is not None:
+            raise UserError("--seeds, --steps, --set, --force and --workers choose what to train; comparing finished runs takes "
                             f"none of them (or give an agent first: {', '.join(agent_names())})")
         command = "rlsuite compare " + " ".join(shlex.quote(a) for a in args) + (f" -o {output}" if output else "")
         table, report = compare_runs(list(args), output or "compare.md", command)
@@ -321,8 +323,11 @@ def compare(args, seeds, steps, overrides, out, force, output):
         raise UserError(f"--seeds must be in [1, 10000], got {seeds}")
     if steps is not None and steps <= 0:
         raise UserError(f"--steps must be a positive number of environment steps, got {steps}")
+    workers = max(1, (os.cpu_count() or 2) - 1) if workers is None else workers
+    if not 0 <= workers <= 1024:
+        raise UserError(f"--workers must be in [0, 1024] (0: SB3's seeds after rlsuite's, in this process), got {workers}")
     table, report = compare_report(agent, env_id, seeds, steps, parse_overrides(overrides), out, force,
-                                   echo=lambda line: click.echo(line, err=True))
+                                   echo=lambda line: click.echo(line, err=True), workers=workers)
     click.echo("\n".join(table))
     click.echo(f"report: {report}")
 

@@ -297,6 +297,61 @@ def test_side_by_side_stops_at_an_interrupted_run(tmp_path):
     assert stop.value.code == 143 and trained == [0]
 
 
+def _pid_run(seed, out, progress, name, lock):
+    """A stand-in for an SB3 run: which process trained it."""
+    return {"status": "complete", "pid": os.getpid(), "seed": seed, "run_dir": str(out / "runs" / name)}
+
+
+def test_side_by_side_trains_the_other_side_on_a_pool_beside_the_population(tmp_path):
+    from functools import partial
+
+    from rlsuite.experiments import compare
+
+    def population(out, names, seeds, force, fingerprint):
+        return [{"status": "complete", "pid": os.getpid(), "seed": s, "run_dir": str(out / "runs" / n)}
+                for s, n in zip(seeds, names)]
+
+    ours = partial(_pid_run)
+    ours.seeds_together = population
+    seen = []
+    results = compare.side_by_side("CartPole-v1", [0, 1, 2], tmp_path, {"ours": (ours, None), "sb3": (_pid_run, None)},
+                                   on_result=lambda label, seed, s: seen.append((label, seed)), workers=2)
+    assert [s["pid"] for s in results["ours"]] == [os.getpid()] * 3  # the population: here
+    assert os.getpid() not in {s["pid"] for s in results["sb3"]}  # SB3's seeds: on the pool
+    assert [s["seed"] for s in results["sb3"]] == [0, 1, 2] and len(seen) == 6
+    # workers 0 (the benchmarks): every run here, one after another
+    results = compare.side_by_side("CartPole-v1", [0], tmp_path, {"sb3": (_pid_run, None)}, force=True)
+    assert results["sb3"][0]["pid"] == os.getpid()
+
+
+def test_a_sigterm_to_compare_stops_both_sides_at_a_checkpoint(tmp_path):
+    # SB3's seeds train on a worker process while rlsuite's population trains in compare's own: a SIGTERM sent
+    # to compare alone (as a job scheduler sends it) must reach the worker's run too
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.Popen([sys.executable, "-m", "rlsuite.cli", "compare", "dqn", "CartPole-v1", "--seeds", "1",
+                             "--workers", "1", "--steps", "500000", *sets, "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(tmp_path.glob("runs/compare-*/runs/*/checkpoints/last.pt"))) < 2 and \
+                time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("runs/compare-*/runs/*/status.json")]
+    assert sorted(statuses) == ["interrupted", "interrupted"], (statuses, err)
+
+
 def test_finished_runs_stay_reusable_when_fields_with_defaults_are_added():
     # Fields added later (frame_stack on env cards, share_frames on DQN) must not make every finished
     # benchmark run look stale; a changed value still must.

@@ -1,12 +1,16 @@
-"""Side-by-side runs: several variants (rlsuite, SB3, ...) of one agent on one env over the same seeds,
-alternating seed by seed in one process, each finished run reused unless forced."""
+"""Side-by-side runs: several variants (rlsuite, SB3, ...) of one agent on one env over the same seeds, each
+finished run reused unless forced. rlsuite's seeds train together as one population in this process; the
+other variants' seeds run one after another here (alternating seed by seed), or with `workers` on a pool of
+that many processes beside the population."""
 
 from __future__ import annotations
 
 import glob
 import hashlib
 import json
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -33,15 +37,43 @@ def run_name(label: str, env_id: str, seed: int) -> str:
 
 
 def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callable, dict]], force: bool = False,
-                 on_result: Callable | None = None, skip_busy: bool = False) -> dict[str, list[dict]]:
+                 on_result: Callable | None = None, skip_busy: bool = False, workers: int = 0) -> dict[str, list[dict]]:
     """variants: label -> (f(seed=..., out=..., progress=False, name=...) -> summary, fingerprint). Run
     directories are OUT/runs/<label>-<env>-s<seed> (so give each agent its own OUT), reused while their
-    fingerprint matches; alternating order so machine drift hits every variant alike. A run another process
-    holds raises RunBusy at once, or with `skip_busy` once every other run is done (a benchmark grid's
-    processes sharing a cell: one holding a run must not stop the other's work on the rest)."""
+    fingerprint matches. rlsuite's variants (`seeds_together`) train each as one population in this process.
+    The others run one after another here, alternating seed by seed so machine drift hits every variant alike
+    (workers 0, what the benchmarks time), or on a pool of `workers` processes that starts before the
+    population trains, so both sides train at once (what `compare` does). A run another process holds raises
+    RunBusy at once, or with `skip_busy` once every other run is done (a benchmark grid's processes sharing a
+    cell: one holding a run must not stop the other's work on the rest)."""
 
     results: dict[str, list[dict]] = {label: [] for label in variants}
     busy: list[str] = []
+    pooled = [(label, seed) for seed in seeds for label, (fn, _) in variants.items()
+              if getattr(fn, "seeds_together", None) is None] if workers > 0 else []
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if pooled else None
+    futures = {(label, seed): pool.submit(runs.reuse_or_train, out, run_name(label, env_id, seed),
+                                          partial(variants[label][0], seed=seed, out=out, progress=False), force,
+                                          variants[label][1]) for label, seed in pooled}
+    try:
+        return _side_by_side(env_id, seeds, out, variants, force, on_result, skip_busy, results, busy, futures)
+    except BaseException as e:
+        if pool is not None:
+            for future in futures.values():
+                future.cancel()
+            # Ctrl-C reached the workers' runs from the terminal (a second signal would abort them); a SIGTERM
+            # may have reached this process alone, so it is passed on and each run stops at a checkpoint
+            interrupted = isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and e.code == 130)
+            for proc in [] if interrupted else list(getattr(pool, "_processes", {}).values()):
+                if proc.is_alive():
+                    proc.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _side_by_side(env_id, seeds, out, variants, force, on_result, skip_busy, results, busy, futures):
     for label, (fn, stamp) in variants.items():  # rlsuite's seeds: together, as one population
         together = getattr(fn, "seeds_together", None)
         if together is None:
@@ -69,7 +101,10 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
                 continue
             job = partial(fn, seed=seed, out=out, progress=False)
             try:
-                results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
+                if (label, seed) in futures:  # trained on the pool beside the population
+                    results[label].append(futures[label, seed].result())
+                else:
+                    results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
             except RunBusy as e:
                 if not skip_busy:
                     raise
@@ -112,8 +147,9 @@ def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: d
 
 
 def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,
-                   echo=print) -> tuple[list[str], Path]:
-    """Run (or reuse) rlsuite and SB3 on seeds 0..n-1, write report.md + plots; return the table and path."""
+                   echo=print, workers: int = 0) -> tuple[list[str], Path]:
+    """Run (or reuse) rlsuite and SB3 on seeds 0..n-1, write report.md + plots; return the table and path.
+    workers: SB3's runs on a pool of that many processes while rlsuite's population trains (0: after it, here)."""
 
     tag = ""
     if steps is not None or overrides:  # different budgets or settings must not reuse each other's runs
@@ -131,7 +167,7 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     for line in notes:
         echo(line)
     results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None),
-                           force, progress)
+                           force, progress, workers=workers)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     command = f"rlsuite compare {agent} {env_id} --seeds {n_seeds}" + (f" --steps {steps}" if steps else "") + \
         "".join(f" --set {k}={v}" for k, v in overrides.items())
