@@ -285,8 +285,9 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("-o", "--output", default=None, help="with groups of runs: the report's path (default compare.md)")
 @click.option("--workers", type=int, default=None,
               help="processes that train SB3's seeds while rlsuite's population trains (default: CPU cores - 1, at least 1)")
+@click.option("--quiet", is_flag=True, help="no live view of the runs in flight")
 @friendly
-def compare(args, seeds, steps, overrides, out, force, output, workers):
+def compare(args, seeds, steps, overrides, out, force, output, workers, quiet):
     """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk.
     Or, given groups of finished runs ([LABEL=]PATH, a run, a folder of runs or a quoted glob), the same
     table and plot for those runs: trial runs of a study, sweeps, benchmark runs.
@@ -304,8 +305,8 @@ def compare(args, seeds, steps, overrides, out, force, output, workers):
 
     first = args[0]
     if first not in agent_names() and ("=" in first or glob.has_magic(first) or Path(first).exists()):  # runs
-        if seeds is not None or steps is not None or overrides or force or workers is not None:
-            raise UserError("--seeds, --steps, --set, --force and --workers choose what to train; comparing finished runs takes "
+        if seeds is not None or steps is not None or overrides or force or workers is not None or quiet:
+            raise UserError("--seeds, --steps, --set, --force, --workers and --quiet are for training; comparing finished runs takes "
                             f"none of them (or give an agent first: {', '.join(agent_names())})")
         command = "rlsuite compare " + " ".join(shlex.quote(a) for a in args) + (f" -o {output}" if output else "")
         table, report = compare_runs(list(args), output or "compare.md", command)
@@ -327,7 +328,8 @@ def compare(args, seeds, steps, overrides, out, force, output, workers):
     if not 0 <= workers <= 1024:
         raise UserError(f"--workers must be in [0, 1024] (0: SB3's seeds after rlsuite's, in this process), got {workers}")
     table, report = compare_report(agent, env_id, seeds, steps, parse_overrides(overrides), out, force,
-                                   echo=lambda line: click.echo(line, err=True), workers=workers)
+                                   echo=lambda line: click.echo(line, err=True), workers=workers,
+                                   live=None if quiet else "auto")
     click.echo("\n".join(table))
     click.echo(f"report: {report}")
 
@@ -392,8 +394,9 @@ def plot(run_dirs, output, group, title, stat):
 @click.option("--backend", default="local", show_default=True, help="local (process pool) or ray")
 @click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
 @click.option("--out", default=".", show_default=True, callback=_check_out)
+@click.option("--quiet", is_flag=True, help="no live view of the runs in flight")
 @friendly
-def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
+def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out, quiet):
     """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
     from rlsuite.experiments.sweep import expand_grid, summary_table, sweep as run_sweep  # the library loads torch: imported when the command runs
 
@@ -409,7 +412,7 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out):
     if backend == "local" and address:
         raise UserError("--address is for --backend ray; drop it, or add --backend ray")
     results = run_sweep(agent, env_id, seeds, list(sets), os.cpu_count() or 1 if workers is None else workers, backend,
-                        address, steps, out, report)
+                        address, steps, out, report, live=None if quiet else "auto")
 
     table = summary_table(results, expand_grid(agent, list(sets)), agent, env_id)
     if table:
@@ -476,16 +479,17 @@ def tune():
                    "per env step) or none; a continued study keeps its own")
 @click.option("--cost-weight", type=float, default=None,
               help="objective lost per doubling of the cost against the current card's (default 0.05)")
+@click.option("--quiet", is_flag=True, help="no live view of the trial runs in flight")
 @friendly
 def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
-             address, pruner, sampler_seed, name, out, device, no_reference, cost, cost_weight):
+             address, pruner, sampler_seed, name, out, device, no_reference, cost, cost_weight, quiet):
     """Tune AGENT on ENV: each trial trains --seeds runs; re-running the same command resumes the study."""
     from rlsuite.tune.search import tune as run_tune  # the library loads torch: imported when the command runs
 
     result = run_tune(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search,
                       workers, storage, backend, address, out, name,
                       pruner, sampler_seed, device, reference=not no_reference, echo=click.echo, cost=cost,
-                      cost_weight=cost_weight)
+                      cost_weight=cost_weight, live=None if quiet else "auto")
     best = Path(result["tune_dir"]) / "best.yaml"
     if best.exists():
         click.echo("\n" + best.read_text().rstrip())

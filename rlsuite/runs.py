@@ -27,6 +27,7 @@ from rlsuite.registry import get_agent
 from rlsuite.run import evaluation
 from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
 from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
+from rlsuite.run.live import LiveRuns
 from rlsuite.run.population import Population
 from rlsuite.run.rundir import RunBusy, RunLock, new_run_dir, read_run_config, read_status, write_run_config
 from rlsuite.sb3.baseline import load_sb3_policy, resumable_baseline, resume_baseline
@@ -114,14 +115,18 @@ def train_members(spec, config, card, seeds: list[int], run_dirs: list[Path], de
                   progress: bool, resume: bool = False, locks: list[RunLock] | None = None,
                   stop_at: int | None = None, on_evals: list | None = None) -> list[dict]:
     """Train (or, with `resume`, continue from their checkpoints) these run directories as one population.
-    on_evals: each member's Run on_eval callback (a tuner's pruning; one member pruned stops them all)."""
+    on_evals: each member's Run on_eval callback (a tuner's pruning; one member pruned stops them all).
+    progress: a population of one shows its run's bar; several, one live line per member."""
     locks = locks or [None] * len(seeds)
     on_evals = on_evals or [None] * len(seeds)
+    one = len(seeds) == 1
     with contextlib.ExitStack() as stack:
-        members = [stack.enter_context(Run(d, spec.name, config, card, s, device, progress=progress and i == 0,
+        members = [stack.enter_context(Run(d, spec.name, config, card, s, device, progress=progress and one,
                                            resume=resume, lock=lock, stop_at=stop_at, on_eval=on_eval,
                                            extra={"population": seeds}))
-                   for i, (d, s, lock, on_eval) in enumerate(zip(run_dirs, seeds, locks, on_evals))]
+                   for d, s, lock, on_eval in zip(run_dirs, seeds, locks, on_evals)]
+        if progress and not one:
+            stack.enter_context(LiveRuns(run_dirs, f"{spec.name} {card.id}, {len(seeds)} seeds in one population"))
         with Population(members) as population:
             return spec.train_population(config, population)
 

@@ -22,6 +22,7 @@ from rlsuite.core.errors import UserError
 from rlsuite.experiments.plots import expand_run_dirs, plot_curves
 from rlsuite.experiments.report import aggregate_table, final_episodes, header, iqm_verdict, per_seed_table, ratio_lines
 from rlsuite.registry import get_agent
+from rlsuite.run.live import LiveRuns
 from rlsuite.run.rundir import RunBusy, read_status
 from rlsuite.sb3.baseline import train_baseline
 from rlsuite.sb3.hyperparameters import (
@@ -147,7 +148,7 @@ def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: d
 
 
 def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,
-                   echo=print, workers: int = 0) -> tuple[list[str], Path]:
+                   echo=print, workers: int = 0, live: str | None = "auto") -> tuple[list[str], Path]:
     """Run (or reuse) rlsuite and SB3 on seeds 0..n-1, write report.md + plots; return the table and path.
     workers: SB3's runs on a pool of that many processes while rlsuite's population trains (0: after it, here)."""
 
@@ -166,8 +167,10 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     notes = differences(agent, env_id, overrides, ours_only)
     for line in notes:
         echo(line)
-    results = side_by_side(env_id, seeds, root, ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None),
-                           force, progress, workers=workers)
+    variants = ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None)
+    watched = [root / "runs" / run_name(label, env_id, seed) for label in variants for seed in seeds]
+    with LiveRuns(watched, f"compare {agent} {env_id}", live):
+        results = side_by_side(env_id, seeds, root, variants, force, progress, workers=workers)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     command = f"rlsuite compare {agent} {env_id} --seeds {n_seeds}" + (f" --steps {steps}" if steps else "") + \
         "".join(f" --set {k}={v}" for k, v in overrides.items())

@@ -29,6 +29,7 @@ from rlsuite.config.schema import coerce
 from rlsuite.core.errors import UserError
 from rlsuite.experiments.report import aggregate_table
 from rlsuite.registry import get_agent
+from rlsuite.run.live import LiveRuns
 from rlsuite.run.rundir import RunBusy
 from rlsuite.runs import prepare
 
@@ -202,7 +203,10 @@ def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> lis
 
 
 def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2, backend: str = "local",
-          address: str | None = None, steps: int | None = None, out=".", report=print) -> list[dict]:
+          address: str | None = None, steps: int | None = None, out=".", report=print,
+          live: str | None = "auto") -> list[dict]:
+    """Every grid point's seeds as one job (a population) on `workers` local processes or Ray tasks; `report`
+    gets each run's result as it finishes, and `live` shows the runs in flight (rlsuite.run.live)."""
 
     if not 0 < seeds <= 10_000 or not 0 < workers <= 1024:
         raise UserError(f"--seeds must be in [1, 10000] and --workers in [1, 1024], got {seeds} and {workers}")
@@ -216,10 +220,14 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
         raise UserError(f"cannot create {root / 'runs'} ({e.strerror}); choose a writable --out") from None
     jobs = [{"root": str(root), "names": [_run_name(agent, env_id, o, s) for s in range(seeds)], "agent": agent,
              "env_id": env_id, "seeds": list(range(seeds)), "steps": steps, "overrides": o} for o in grid]
-    if backend == "ray":
-        return _run_ray(jobs, workers, address, report)
-    if backend != "local":
+    if backend not in ("local", "ray"):
         raise UserError(f"unknown backend {backend!r}; use local or ray")
+    watched = [root / "runs" / name for job in jobs for name in job["names"]]
+    with LiveRuns(watched, f"sweep {agent} {env_id}", live):
+        return _run_ray(jobs, workers, address, report) if backend == "ray" else _run_local(jobs, workers, report)
+
+
+def _run_local(jobs: list[dict], workers: int, report) -> list[dict]:
     results = []
     _STOPPING.clear()
     with ThreadPoolExecutor(max_workers=workers) as pool:  # its exit waits for the runs under way

@@ -91,6 +91,7 @@ def _quiet_writer_errors(fallback):
 # ---------------------------------------------------------------------------------------------
 STOP_SIGNALS = {signal.SIGINT: ("SIGINT", 130), signal.SIGTERM: ("SIGTERM", 143)}  # name, exit code 128+n
 PROGRESS_LINE_SECONDS = 30.0  # plain progress lines when stderr is not a terminal (CI, nohup, schedulers)
+STATUS_SECONDS = 2.0  # how often status.json carries a training run's progress, for watchers in any process
 NOT_LEARNED = ("buffer", "nstep", "episodes", "obs", "env", "keys")  # snapshot parts that are data, not weights
 
 
@@ -190,6 +191,7 @@ class Run:
         self._progress = None
         self._progress_mode = ("bar" if sys.stderr.isatty() else "lines") if progress else None
         self._next_line = 0.0
+        self._next_status = time.perf_counter() + STATUS_SECONDS
         self._start = time.perf_counter()
         self._next_checkpoint_time = time.monotonic() + (self._checkpoint_seconds or 0.0)
 
@@ -334,10 +336,15 @@ class Run:
         return f"{self.agent} {self.env_card.id if self.env_card else ''}".strip()
 
     def progress(self, step: int) -> None:
-        """A live bar on a terminal; elsewhere a plain line every PROGRESS_LINE_SECONDS."""
+        """A live bar on a terminal; elsewhere a plain line every PROGRESS_LINE_SECONDS. Whatever the mode,
+        status.json carries the run's step, rate and latest returns every STATUS_SECONDS (what `compare`,
+        `sweep` and populations show for the runs they watch)."""
+        now = time.perf_counter()
+        if now >= self._next_status:
+            self._next_status = now + STATUS_SECONDS
+            self._publish(step)
         if self._progress_mode is None:
             return
-        now = time.perf_counter()
         if self._progress_mode == "bar" and now < self._next_refresh:
             return
         if self._progress_mode == "lines" and now < self._next_line:
@@ -356,6 +363,13 @@ class Run:
             total = f"/{self.total_steps:,} ({100 * step / self.total_steps:.0f}%)" if self.total_steps else ""
             print(f"[{self._title()}] step {step:,}{total}  {info}", file=sys.stderr, flush=True)
         self._next_line = now + PROGRESS_LINE_SECONDS
+
+    def _publish(self, step: int) -> None:
+        elapsed = self.wall() - self._wall_offset
+        live = {"total": self.total_steps, "steps_per_s": (step - self._start_step) / elapsed if elapsed > 0 else None,
+                "last_return": self._last_return, "last_eval": self._last_eval, "updated": time.time()}
+        with contextlib.suppress(OSError):  # a heartbeat; a full disk ends the run where it writes what matters
+            self.mark("running", step, **{k: v for k, v in live.items() if v is not None})
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, step: int, act: Callable, episodes: int) -> np.ndarray:

@@ -166,9 +166,9 @@ class Population:
                 continue
             if run.next_eval is not None and step >= run.next_eval:
                 self._timed_for_others(m, lambda: run.maybe_evaluate(step, act_of(m)))
-        first = next((run for m, run in enumerate(self.runs) if self.alive[m]), None)
-        if first is not None:
-            first.progress(step)
+        for m, run in enumerate(self.runs):  # the display (if any) and every member's status.json heartbeat
+            if self.alive[m]:
+                run.progress(step)
         reason = next((run.stop_reason for run in self.runs if run.stop_reason), None)
         if reason is not None:  # e.g. a tuner pruned the trial: every member stops for it
             for run in self.runs:

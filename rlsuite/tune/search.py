@@ -15,6 +15,7 @@ from rlsuite.config.schema import check_seed, coerce, parse_overrides
 from rlsuite.core.errors import UserError
 from rlsuite.envs.make import threshold as env_threshold
 from rlsuite.registry import get_agent
+from rlsuite.run.live import LiveRuns
 from rlsuite.run.rundir import disk_error
 from rlsuite.tune import report as tune_report
 from rlsuite.tune.space import COSTS, DEFAULT_COST, DEFAULT_COST_WEIGHT, cost_sentence, parse_space
@@ -89,7 +90,7 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
          storage: str | None = None, backend: str = "local", address: str | None = None, out=".",
          name: str | None = None, pruner: str = "median", sampler_seed: int = 0, device: str = "auto",
          reference: bool = True, enqueue: list[dict] | None = None, echo=print, cost: str | None = None,
-         cost_weight: float | None = None) -> dict:
+         cost_weight: float | None = None, live: str | None = None) -> dict:
     """Run (or continue) a study; returns {"tune_dir", "exit_code", "counts", "report"}. WORKERS None: the
     CPU cores (local) or the cluster's CPUs (Ray). ENQUEUE: values a new study tries first, in order (e.g. a
     known recipe, or another study's trials to time). A study that ends with no complete trial, or short
@@ -178,10 +179,13 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
     if queued:
         echo(f"{queued} interrupted trial(s) queued again; their runs resume from their checkpoints")
     echo(progress_line(settings, counts(study), trials))
-    if backend == "ray":
-        code = run_ray(settings, tune_dir, trials, workers, address, echo)
-    else:
-        code = run_local(settings, tune_dir, trials, os.cpu_count() or 1 if workers is None else workers, echo)
+    # the trial runs in flight, whichever worker trains them (`live`: rlsuite.run.live's mode; None: not shown)
+    with LiveRuns(lambda: sorted(p for p in (tune_dir / "runs").iterdir() if p.is_dir()),
+                  f"tune {agent} {env_id}", live):
+        if backend == "ray":
+            code = run_ray(settings, tune_dir, trials, workers, address, echo)
+        else:
+            code = run_local(settings, tune_dir, trials, os.cpu_count() or 1 if workers is None else workers, echo)
 
     c = counts(study)
     if code == 0 and reference and c.complete:
