@@ -286,8 +286,10 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("--workers", type=int, default=None,
               help="processes that train SB3's seeds while rlsuite's population trains (default: CPU cores - 1, at least 1)")
 @click.option("--quiet", is_flag=True, help="no live view of the runs in flight")
+@click.option("--same-hparams", is_flag=True,
+              help="rlsuite trains on the zoo's values, as SB3 does: the ratios compare the implementations alone")
 @friendly
-def compare(args, seeds, steps, overrides, out, force, output, workers, quiet):
+def compare(args, seeds, steps, overrides, out, force, output, workers, quiet, same_hparams):
     """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk.
     Or, given groups of finished runs ([LABEL=]PATH, a run, a folder of runs or a quoted glob), the same
     table and plot for those runs: trial runs of a study, sweeps, benchmark runs.
@@ -305,8 +307,9 @@ def compare(args, seeds, steps, overrides, out, force, output, workers, quiet):
 
     first = args[0]
     if first not in agent_names() and ("=" in first or glob.has_magic(first) or Path(first).exists()):  # runs
-        if seeds is not None or steps is not None or overrides or force or workers is not None or quiet:
-            raise UserError("--seeds, --steps, --set, --force, --workers and --quiet are for training; comparing finished runs takes "
+        if seeds is not None or steps is not None or overrides or force or workers is not None or quiet or same_hparams:
+            raise UserError("--seeds, --steps, --set, --force, --workers, --quiet and --same-hparams are for training; "
+                            "comparing finished runs takes "
                             f"none of them (or give an agent first: {', '.join(agent_names())})")
         command = "rlsuite compare " + " ".join(shlex.quote(a) for a in args) + (f" -o {output}" if output else "")
         table, report = compare_runs(list(args), output or "compare.md", command)
@@ -329,7 +332,7 @@ def compare(args, seeds, steps, overrides, out, force, output, workers, quiet):
         raise UserError(f"--workers must be in [0, 1024] (0: SB3's seeds after rlsuite's, in this process), got {workers}")
     table, report = compare_report(agent, env_id, seeds, steps, parse_overrides(overrides), out, force,
                                    echo=lambda line: click.echo(line, err=True), workers=workers,
-                                   live=None if quiet else "auto")
+                                   live=None if quiet else "auto", same_hparams=same_hparams)
     click.echo("\n".join(table))
     click.echo(f"report: {report}")
 

@@ -113,6 +113,18 @@ def test_compare_tiny_and_reuse(tmp_path):
     again = invoke(*args)  # finished runs are reused, not retrained: no summary is rewritten
     assert again.exit_code == 0 and len(before) == 4
     assert [(p, p.stat().st_mtime_ns, p.read_text()) for p in summaries] == before
+    # the card's differences from the zoo's values are said, with the way to compare like for like
+    assert "rlsuite's card differs from the zoo's values SB3 trains with" in text and "n_epochs 20 (zoo 20)" not in text
+    assert "batch_size 64 (zoo 256)" in text and "--same-hparams" in text
+    same = invoke(*args, "--same-hparams")  # rlsuite on the zoo's values: its runs' config is the zoo's
+    assert same.exit_code == 0, same.output
+    zoo_report = Path(same.output.strip().splitlines()[-1].removeprefix("report: "))
+    assert zoo_report.parent.name.endswith("-zoo") and "as SB3 does (--same-hparams)" in zoo_report.read_text()
+    config = next(zoo_report.parent.glob("runs/rlsuite-*/config.yaml")).read_text()
+    assert "batch_size: 256" in config and "n_steps: 32" in config
+    # the card's comparison, re-run, now gives the ratio at equal hyperparameters beside its own
+    again = invoke(*args)
+    assert "At the zoo's values on the same seeds" in report.read_text()
 
 
 def test_sweep_local_pool_with_a_crashing_run(tmp_path):

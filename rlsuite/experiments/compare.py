@@ -147,15 +147,50 @@ def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: d
                     baseline_fingerprint(agent, env_id, steps, sb3_overrides))}
 
 
-def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,
-                   echo=print, workers: int = 0, live: str | None = "auto") -> tuple[list[str], Path]:
-    """Run (or reuse) rlsuite and SB3 on seeds 0..n-1, write report.md + plots; return the table and path.
-    workers: SB3's runs on a pool of that many processes while rlsuite's population trains (0: after it, here)."""
-
+def compare_root(out, agent: str, env_id: str, steps: int | None, overrides: dict, same_hparams: bool) -> Path:
+    """OUT/runs/compare-AGENT-ENV[-hash of --steps/--set][-zoo]: different settings never reuse each other's runs."""
     tag = ""
-    if steps is not None or overrides:  # different budgets or settings must not reuse each other's runs
+    if steps is not None or overrides:
         tag = "-" + hashlib.sha1(json.dumps([steps, sorted(overrides.items())]).encode()).hexdigest()[:8]
-    root = Path(out) / "runs" / f"compare-{agent}-{env_id.replace('/', '-').replace(':', '-')}{tag}"
+    return Path(out) / "runs" / f"compare-{agent}-{env_id.replace('/', '-').replace(':', '-')}{tag}" \
+        f"{'-zoo' if same_hparams else ''}"
+
+
+def card_vs_zoo_notes(agent: str, env_id: str, overrides: dict, seeds, out, steps: int | None, sb3_set: dict) -> list[str]:
+    """Where rlsuite's card (with --set) differs from the zoo's values SB3 trains with, said in the report: a
+    steps/s ratio then compares two recipes as well as two implementations. With a finished --same-hparams
+    comparison of the same seeds beside it, its ratio too (like for like)."""
+    diff = {k: v for k, v in differences_from_zoo(agent, env_id).items() if k not in overrides}
+    if not diff:
+        return []
+    fields = ", ".join(f"{k} {_short(card)} (zoo {_short(zoo)})" for k, (card, zoo) in diff.items())
+    notes = [f"rlsuite's card differs from the zoo's values SB3 trains with in {len(diff)} field(s): {fields}. "
+             "Its steps/s and wall-clock ratios compare the two recipes as well as the two implementations; "
+             f"`rlsuite compare {agent} {env_id} --same-hparams` trains rlsuite on the zoo's values."]
+    zoo_root = compare_root(out, agent, env_id, steps, overrides, True)
+    same = finished(env_id, seeds, zoo_root, ours_and_sb3(agent, env_id, steps, {**zoo_as_rlsuite(agent, env_id),
+                                                                                 **overrides}, sb3_set or None))
+    if same is not None:
+        r = ratio_lines(same["rlsuite"], same["sb3"], "rlsuite", "sb3")
+        notes.append(f"At the zoo's values on the same seeds ({zoo_root.name}): rlsuite / sb3 median steps/s "
+                     f"{r['steps_per_s']:.2f}×" + (f", per CPU second of training {r['steps_per_cpu_s']:.2f}×"
+                                                   if r["steps_per_cpu_s"] else "") + ".")
+    return notes
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, overrides: dict, out, force: bool,
+                   echo=print, workers: int = 0, live: str | None = "auto",
+                   same_hparams: bool = False) -> tuple[list[str], Path]:
+    """Run (or reuse) rlsuite and SB3 on seeds 0..n-1, write report.md + plots; return the table and path.
+    workers: SB3's runs on a pool of that many processes while rlsuite's population trains (0: after it, here).
+    same_hparams: rlsuite trains on the zoo's values (as SB3 does), so the ratios compare implementations only."""
+
+    root = compare_root(out, agent, env_id, steps, overrides, same_hparams)
     seeds = list(range(n_seeds))
 
     def progress(label, seed, summary):
@@ -165,15 +200,21 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     hp = baseline_hyperparameters(agent, env_id)[0]
     sb3_set, ours_only = sb3_overrides_for(overrides, agent, hp)
     notes = differences(agent, env_id, overrides, ours_only)
+    if same_hparams:
+        notes.append("rlsuite trains on the zoo's values, as SB3 does (--same-hparams): the ratios compare the "
+                     "implementations at equal hyperparameters.")
     for line in notes:
         echo(line)
-    variants = ours_and_sb3(agent, env_id, steps, overrides, sb3_set or None)
+    ours_set = {**zoo_as_rlsuite(agent, env_id), **overrides} if same_hparams else overrides
+    variants = ours_and_sb3(agent, env_id, steps, ours_set, sb3_set or None)
     watched = [root / "runs" / run_name(label, env_id, seed) for label in variants for seed in seeds]
     with LiveRuns(watched, f"compare {agent} {env_id}", live):
         results = side_by_side(env_id, seeds, root, variants, force, progress, workers=workers)
     labels = {s["run_dir"]: f"{name} {agent}" for name, v in results.items() for s in v}
     command = f"rlsuite compare {agent} {env_id} --seeds {n_seeds}" + (f" --steps {steps}" if steps else "") + \
-        "".join(f" --set {k}={v}" for k, v in overrides.items())
+        "".join(f" --set {k}={v}" for k, v in overrides.items()) + (" --same-hparams" if same_hparams else "")
+    if not same_hparams:  # said after training, so that a --same-hparams comparison finished meanwhile counts
+        notes += card_vs_zoo_notes(agent, env_id, overrides, seeds, out, steps, sb3_set)
     return write_report(results, labels, load_env_card(env_id).max_return, root / "report.md", root / "curves",
                         f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds,
                         f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds",
