@@ -41,7 +41,7 @@ IMPLS = ("rlsuite", "rlsuite-pop10", "sb3", "sbx", "rejax", "rejax-vmap10")
 POPULATION = 10
 FIRST_SEED = 300  # fresh seeds: no card was tuned on them
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
               "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
 
 # What each peer cannot express of the zoo's values (listed in the report).

@@ -3,7 +3,7 @@
 rejax depends on gymnax, which requires gymnasium<1.4 while rlsuite requires >=1.4, so rejax lives in a
 virtual environment of its own and this file imports neither rlsuite nor anything of the benchmark:
 
-    python -m venv ~/.venvs/rejax && ~/.venvs/rejax/bin/pip install rejax
+    python -m venv ~/.venvs/rejax && ~/.venvs/rejax/bin/pip install rejax 'gymnax<1.0'   # rejax 0.1.3 unpacks gymnax 0.0.x's step
 
 It trains ALGO on ENV for STEPS steps with the rejax config given as JSON, on one seed or on several vmapped in one
 jitted call, evaluates each final policy on gymnasium's own env (FINAL_EPISODES episodes, rejax's own act:

@@ -51,6 +51,9 @@ STUDIES = {
 }
 
 
+COSTS = {"ppo-CartPole-v1-cost": "updates"}  # the objective's cost term per study (rlsuite.tune.space.COSTS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", default=",".join(STUDIES))
@@ -67,6 +70,7 @@ def main() -> None:
         tune_dir = out / "runs" / "tune" / key
         if not args.publish_only:
             result = tune(agent, env_id, trials, seeds=seeds, first_seed=10, search=search, workers=workers,
+                          cost=COSTS.get(key, "none"),  # the published studies before the cost term had none
                           out=out / "runs", name=key, echo=lambda line: print(key, line, flush=True))
             if result["exit_code"]:
                 sys.exit(result["exit_code"])

@@ -290,7 +290,8 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
               help="rlsuite trains on the zoo's values, as SB3 does: the ratios compare the implementations alone")
 @friendly
 def compare(args, seeds, steps, overrides, out, force, output, workers, quiet, same_hparams):
-    """rlsuite vs SB3 on ENV over the same seeds, alternating; a table here, a report and plots on disk.
+    """rlsuite vs SB3 on ENV over the same seeds (rlsuite's as one population, SB3's on --workers processes
+    beside it); a table here, a report and plots on disk.
     Or, given groups of finished runs ([LABEL=]PATH, a run, a folder of runs or a quoted glob), the same
     table and plot for those runs: trial runs of a study, sweeps, benchmark runs.
 

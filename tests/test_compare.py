@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import toy_envs  # noqa: F401
@@ -309,59 +310,56 @@ def test_side_by_side_stops_at_an_interrupted_run(tmp_path):
     assert stop.value.code == 143 and trained == [0]
 
 
-def _pid_run(seed, out, progress, name, lock):
-    """A stand-in for an SB3 run: which process trained it."""
-    return {"status": "complete", "pid": os.getpid(), "seed": seed, "run_dir": str(out / "runs" / name)}
-
-
-def test_side_by_side_trains_the_other_side_on_a_pool_beside_the_population(tmp_path):
-    from functools import partial
-
+def test_side_by_side_trains_sb3_in_processes_beside_the_population(tmp_path):
     from rlsuite.experiments import compare
 
-    def population(out, names, seeds, force, fingerprint):
-        return [{"status": "complete", "pid": os.getpid(), "seed": s, "run_dir": str(out / "runs" / n)}
-                for s, n in zip(seeds, names)]
-
-    ours = partial(_pid_run)
-    ours.seeds_together = population
+    overrides = {k: v for k, v in TINY_EVAL.items()}
+    variants = compare.ours_and_sb3("ppo", "CartPole-v1", 512, overrides, {k: int(v) for k, v in TINY_EVAL.items()})
     seen = []
-    results = compare.side_by_side("CartPole-v1", [0, 1, 2], tmp_path, {"ours": (ours, None), "sb3": (_pid_run, None)},
-                                   on_result=lambda label, seed, s: seen.append((label, seed)), workers=2)
-    assert [s["pid"] for s in results["ours"]] == [os.getpid()] * 3  # the population: here
-    assert os.getpid() not in {s["pid"] for s in results["sb3"]}  # SB3's seeds: on the pool
-    assert [s["seed"] for s in results["sb3"]] == [0, 1, 2] and len(seen) == 6
-    # workers 0 (the benchmarks): every run here, one after another
-    results = compare.side_by_side("CartPole-v1", [0], tmp_path, {"sb3": (_pid_run, None)}, force=True)
-    assert results["sb3"][0]["pid"] == os.getpid()
+    results = compare.side_by_side("CartPole-v1", [0, 1, 2], tmp_path, variants, workers=2,
+                                   on_result=lambda label, seed, s: seen.append((label, seed)))
+    assert [s["status"] for v in results.values() for s in v] == ["complete"] * 6 and len(seen) == 6
+    commands = {label: [yaml.safe_load((Path(s["run_dir"]) / "config.yaml").read_text())["command"] for s in v]
+                for label, v in results.items()}
+    assert all(c.endswith("compare.py --job") for c in commands["sb3"])  # each SB3 seed: a process of its own
+    assert not any(c.endswith("--job") for c in commands["rlsuite"])  # the population: here
 
 
-def test_a_sigterm_to_compare_stops_both_sides_at_a_checkpoint(tmp_path):
-    # SB3's seeds train on a worker process while rlsuite's population trains in compare's own: a SIGTERM sent
-    # to compare alone (as a job scheduler sends it) must reach the worker's run too
+@pytest.mark.parametrize("how", ["SIGTERM to compare alone", "Ctrl-C to the process group"])
+def test_a_stopped_compare_stops_both_sides_at_a_checkpoint_and_starts_no_other_run(tmp_path, how):
+    # rlsuite's two seeds train as a population in compare's process; SB3's two on one worker, so seed 1 waits.
+    # A SIGTERM sent to compare alone (as a job scheduler sends it) must reach the SB3 run; a Ctrl-C reaches every
+    # process from the terminal and must not be sent twice (a second signal aborts a run). Either way the queued
+    # SB3 seed never starts.
     import signal
     import subprocess
     import sys
     import time
 
     sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
-    proc = subprocess.Popen([sys.executable, "-m", "rlsuite.cli", "compare", "dqn", "CartPole-v1", "--seeds", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "rlsuite.cli", "compare", "dqn", "CartPole-v1", "--seeds", "2",
                              "--workers", "1", "--steps", "500000", *sets, "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while len(list(tmp_path.glob("runs/compare-*/runs/*/checkpoints/last.pt"))) < 2 and \
+        while len(list(tmp_path.glob("runs/compare-*/runs/*/checkpoints/last.pt"))) < 3 and \
                 time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
+        if how.startswith("SIGTERM"):
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 143 and "Traceback" not in err, err
-    statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("runs/compare-*/runs/*/status.json")]
-    assert sorted(statuses) == ["interrupted", "interrupted"], (statuses, err)
+    assert proc.returncode == (143 if how.startswith("SIGTERM") else 130) and "Traceback" not in err, err
+    statuses = {p.parent.name.rsplit("-s", 1)[0] + p.parent.name.rsplit("-s", 1)[1][:1]: json.loads(p.read_text())
+                for p in tmp_path.glob("runs/compare-*/runs/*/status.json")}
+    assert sorted(statuses) == ["rlsuite-CartPole-v10", "rlsuite-CartPole-v11", "sb3-CartPole-v10"], (statuses, err)
+    assert all(s["status"] == "interrupted" for s in statuses.values()), (statuses, err)  # each at a checkpoint
+    assert not any("abort" in json.dumps(s) for s in statuses.values())
 
 
 def test_finished_runs_stay_reusable_when_fields_with_defaults_are_added():

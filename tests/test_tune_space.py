@@ -106,12 +106,14 @@ def test_cost_term_and_gradient_steps_per_env_step_by_hand():
     assert cost_term(0.5, 0.25, 0.05) == pytest.approx(0.05)
     assert cost_term(0.0625, 0.25, 0.05) == pytest.approx(-0.1)
     assert cost_term(0.25, 0.25, 0.05) == 0.0 and cost_term(None, 0.25, 0.05) == 0.0 and cost_term(1.0, 0.25, 0) == 0.0
-    # PPO: 20 epochs of ceil(16 × 8 / 48) = 3 minibatches per 128-step rollout
-    assert PPOConfig(n_steps=16, num_envs=8, batch_size=48, n_epochs=20).gradient_steps_per_env_step() == pytest.approx(60 / 128)
+    # PPO: 20 epochs of 128 // 48 = 2 minibatches per 128-step rollout (ppo_update's split)
+    assert PPOConfig(n_steps=16, num_envs=8, batch_size=48, n_epochs=20).gradient_steps_per_env_step() == pytest.approx(40 / 128)
     assert A2CConfig(n_steps=5, num_envs=8).gradient_steps_per_env_step() == pytest.approx(1 / 40)
-    # DQN and SAC: gradient_steps every train_freq vector steps of num_envs env steps
+    # DQN and SAC: gradient_steps each time the env-step count crosses a multiple of train_freq, which a vector
+    # step of num_envs env steps does at most once
     assert DQNConfig(train_freq=256, gradient_steps=128).gradient_steps_per_env_step() == pytest.approx(0.5)
-    assert SACConfig(train_freq=2, gradient_steps=1, num_envs=4).gradient_steps_per_env_step() == pytest.approx(1 / 8)
+    assert DQNConfig(train_freq=256, gradient_steps=128, num_envs=4).gradient_steps_per_env_step() == pytest.approx(0.5)
+    assert SACConfig(train_freq=2, gradient_steps=1, num_envs=4).gradient_steps_per_env_step() == pytest.approx(1 / 4)
 
 
 def test_anneal_turns_a_value_into_a_schedule_and_back():

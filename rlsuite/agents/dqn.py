@@ -91,8 +91,9 @@ class DQNConfig(CommonConfig):
     log_every: int = param(1_000, "env steps between loss/charts logs")
 
     def gradient_steps_per_env_step(self) -> float:
-        """gradient_steps every train_freq vector steps of num_envs env steps: what tuning's cost term counts."""
-        return self.gradient_steps / (self.train_freq * self.num_envs)
+        """gradient_steps whenever the env-step count crosses a multiple of train_freq, checked once per vector step
+        of num_envs env steps: what tuning's cost term counts."""
+        return self.gradient_steps / max(self.train_freq, self.num_envs)
 
     def validate(self):
         super().validate()

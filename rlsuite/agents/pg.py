@@ -138,9 +138,10 @@ class PPOConfig(PGConfig):
                             f"{self.n_steps * self.num_envs}); lower batch_size")
 
     def gradient_steps_per_env_step(self) -> float:
-        """n_epochs passes of ceil(rollout / batch_size) minibatches per rollout (target_kl may stop sooner)."""
+        """n_epochs passes of rollout // batch_size minibatches per rollout, as ppo_update splits it (target_kl may
+        stop sooner)."""
         rollout = self.n_steps * self.num_envs
-        return self.n_epochs * -(-rollout // self.batch_size) / rollout
+        return self.n_epochs * max(rollout // self.batch_size, 1) / rollout
 
 
 ALGORITHM = {ReinforceConfig: "reinforce", A2CConfig: "a2c", PPOConfig: "ppo"}

@@ -105,8 +105,9 @@ class OffPolicyConfig(CommonConfig):
     log_every: int = param(1_000, "env steps between loss logs")
 
     def gradient_steps_per_env_step(self) -> float:
-        """Critic gradient steps per env step (gradient_steps every train_freq vector steps): tuning's cost term."""
-        return self.gradient_steps / (self.train_freq * self.num_envs)
+        """Critic gradient steps per env step (gradient_steps whenever the env-step count crosses a multiple of
+        train_freq, checked once per vector step of num_envs env steps): tuning's cost term."""
+        return self.gradient_steps / max(self.train_freq, self.num_envs)
 
     def validate(self):
         super().validate()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -19,6 +17,7 @@ from rlsuite import runs
 from rlsuite.config.cards import load_env_card, resolve
 from rlsuite.config.schema import to_data
 from rlsuite.core.errors import UserError
+from rlsuite.experiments.jobs import JobPool, job_main
 from rlsuite.experiments.plots import expand_run_dirs, plot_curves
 from rlsuite.experiments.report import aggregate_table, final_episodes, header, iqm_verdict, per_seed_table, ratio_lines
 from rlsuite.registry import get_agent
@@ -43,35 +42,53 @@ def side_by_side(env_id: str, seeds, out: Path, variants: dict[str, tuple[Callab
     directories are OUT/runs/<label>-<env>-s<seed> (so give each agent its own OUT), reused while their
     fingerprint matches. rlsuite's variants (`seeds_together`) train each as one population in this process.
     The others run one after another here, alternating seed by seed so machine drift hits every variant alike
-    (workers 0, what the benchmarks time), or on a pool of `workers` processes that starts before the
-    population trains, so both sides train at once (what `compare` does). A run another process holds raises
+    (workers 0, what the benchmarks time); or, where a variant says how to run in a process of its own (`fn.job`:
+    SB3's), each seed in a fresh process, `workers` at a time, started before the population trains so both sides
+    train at once (what `compare` does; rlsuite.experiments.jobs says how they stop). A run another process holds raises
     RunBusy at once, or with `skip_busy` once every other run is done (a benchmark grid's processes sharing a
     cell: one holding a run must not stop the other's work on the rest)."""
 
     results: dict[str, list[dict]] = {label: [] for label in variants}
     busy: list[str] = []
     pooled = [(label, seed) for seed in seeds for label, (fn, _) in variants.items()
-              if getattr(fn, "seeds_together", None) is None] if workers > 0 else []
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if pooled else None
-    futures = {(label, seed): pool.submit(runs.reuse_or_train, out, run_name(label, env_id, seed),
-                                          partial(variants[label][0], seed=seed, out=out, progress=False), force,
-                                          variants[label][1]) for label, seed in pooled}
-    try:
+              if hasattr(fn, "job")] if workers > 0 else []
+    if not pooled:
+        return _side_by_side(env_id, seeds, out, variants, force, on_result, skip_busy, results, busy, {})
+    with JobPool("rlsuite.experiments.compare", workers) as pool:  # each seed a process of its own, beside us
+        futures = {(label, seed): pool.submit({**variants[label][0].job, "seed": seed, "out": str(out),
+                                               "name": run_name(label, env_id, seed), "force": force,
+                                               "fingerprint": variants[label][1]}) for label, seed in pooled}
         return _side_by_side(env_id, seeds, out, variants, force, on_result, skip_busy, results, busy, futures)
-    except BaseException as e:
-        if pool is not None:
-            for future in futures.values():
-                future.cancel()
-            # Ctrl-C reached the workers' runs from the terminal (a second signal would abort them); a SIGTERM
-            # may have reached this process alone, so it is passed on and each run stops at a checkpoint
-            interrupted = isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and e.code == 130)
-            for proc in [] if interrupted else list(getattr(pool, "_processes", {}).values()):
-                if proc.is_alive():
-                    proc.terminate()
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pooled_result(future, job_dir: Path) -> dict:
+    """A pooled SB3 run's summary, as reuse_or_train would have returned it here (RunBusy and a one-line error
+    raised again; a process that died leaves its output in the run's error.log)."""
+    result = future.result()
+    if not result.started:
+        return {"status": "interrupted", "exit_code": 130, "run_dir": str(job_dir), "error": "not started"}
+    if not result.ok:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "error.log").write_text(result.output)
+        raise UserError(f"{job_dir.name}: {result.why} (its output: {job_dir / 'error.log'})")
+    answer = result.value
+    if answer.get("busy"):
+        raise RunBusy(answer["busy"])
+    if answer.get("user_error"):
+        raise UserError(answer["user_error"])
+    return answer
+
+
+def run_pooled_job(job: dict) -> dict:
+    """One SB3 seed in its own process (rlsuite.experiments.jobs): its summary, or why it could not run."""
+    fn = partial(train_baseline, job["agent"], job["env_id"], steps=job["steps"], overrides=job["overrides"],
+                 seed=job["seed"], out=Path(job["out"]), progress=False)
+    try:
+        return runs.reuse_or_train(Path(job["out"]), job["name"], fn, job["force"], job["fingerprint"])
+    except RunBusy as e:
+        return {"busy": str(e)}
+    except UserError as e:
+        return {"user_error": str(e)}
 
 
 def _side_by_side(env_id, seeds, out, variants, force, on_result, skip_busy, results, busy, futures):
@@ -103,7 +120,7 @@ def _side_by_side(env_id, seeds, out, variants, force, on_result, skip_busy, res
             job = partial(fn, seed=seed, out=out, progress=False)
             try:
                 if (label, seed) in futures:  # trained on the pool beside the population
-                    results[label].append(futures[label, seed].result())
+                    results[label].append(pooled_result(futures[label, seed], out / "runs" / run_name(label, env_id, seed)))
                 else:
                     results[label].append(runs.reuse_or_train(out, run_name(label, env_id, seed), job, force, stamp))
             except RunBusy as e:
@@ -142,9 +159,9 @@ def ours_and_sb3(agent: str, env_id: str, steps: int | None = None, overrides: d
                  sb3_overrides: dict | None = None) -> dict:
     """The two variants `rlsuite compare` runs: rlsuite with its card, SB3 with the zoo's values
     (`sb3_overrides`, in SB3's names, change the same settings on its side)."""
-    return {"rlsuite": ours(agent, env_id, steps, overrides),
-            "sb3": (partial(train_baseline, agent, env_id, steps=steps, overrides=sb3_overrides),
-                    baseline_fingerprint(agent, env_id, steps, sb3_overrides))}
+    sb3 = partial(train_baseline, agent, env_id, steps=steps, overrides=sb3_overrides)
+    sb3.job = {"agent": agent, "env_id": env_id, "steps": steps, "overrides": sb3_overrides}  # for a pool's process
+    return {"rlsuite": ours(agent, env_id, steps, overrides), "sb3": (sb3, baseline_fingerprint(agent, env_id, steps, sb3_overrides))}
 
 
 def compare_root(out, agent: str, env_id: str, steps: int | None, overrides: dict, same_hparams: bool) -> Path:
@@ -329,3 +346,7 @@ def differences_from_zoo(agent: str, env_id: str) -> dict:
     card = to_data(runs.prepare(agent, env_id)[1])
     same_as_zoo = to_data(runs.prepare(agent, env_id, overrides=zoo_as_rlsuite(agent, env_id))[1])
     return {k: (card[k], same_as_zoo[k]) for k in card if k != "total_steps" and card[k] != same_as_zoo[k]}
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--job"]:  # a pooled SB3 seed's process (rlsuite.experiments.jobs)
+    job_main(run_pooled_job)

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import traceback
 import typing
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import torch
@@ -27,6 +23,7 @@ from rlsuite import runs
 from rlsuite.config.cards import load_env_card
 from rlsuite.config.schema import coerce
 from rlsuite.core.errors import UserError
+from rlsuite.experiments.jobs import JobPool, JobResult, job_main
 from rlsuite.experiments.report import aggregate_table
 from rlsuite.registry import get_agent
 from rlsuite.run.live import LiveRuns
@@ -144,38 +141,12 @@ def _failed(job: dict, error: str, log_text: str) -> list[dict]:
     return out
 
 
-# The local pool's run processes, so that a stop reaches them; none starts once the sweep is stopping.
-_LIVE: set[subprocess.Popen] = set()
-_LIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()
-
-
-def _run_in_subprocess(job: dict) -> list[dict]:
-    """run_job in a fresh Python process: a crash or a kill -9 there costs this grid point only."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # what spawn would pass on
-    with _LIVE_LOCK:
-        if _STOPPING.is_set():
-            return [{"name": name, "status": "interrupted", "error": "not started: the sweep was stopped"}
-                    for name in job["names"]]
-        proc = subprocess.Popen([sys.executable, "-m", "rlsuite.experiments.sweep", "--job"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        _LIVE.add(proc)
-    try:
-        out, err = proc.communicate(json.dumps(job))
-    finally:
-        with _LIVE_LOCK:
-            _LIVE.discard(proc)
-    lines = out.strip().splitlines()
-    if proc.returncode == 0 and lines:
-        try:
-            return json.loads(lines[-1])
-        except ValueError:
-            pass
-    if proc.returncode < 0:
-        why = f"killed by {signal.Signals(-proc.returncode).name}"
-    else:
-        why = f"exited with code {proc.returncode}"
-    return _failed(job, f"the run's process was {why}" if proc.returncode < 0 else f"the run's process {why}", out + err)
+def _job_results(job: dict, result: JobResult) -> list[dict]:
+    """One result per run of a grid point's job, from its process's answer."""
+    if not result.started:
+        return [{"name": name, "status": "interrupted", "error": "not started: the sweep was stopped"}
+                for name in job["names"]]
+    return result.value if result.ok else _failed(job, result.why, result.output)
 
 
 def _run_ray(jobs: list[dict], workers: int, address: str | None, report) -> list[dict]:
@@ -228,27 +199,15 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
 
 
 def _run_local(jobs: list[dict], workers: int, report) -> list[dict]:
+    """Each grid point in a process of its own (rlsuite.experiments.jobs): a crash or a kill -9 costs that grid
+    point only; a stop starts no other, and a SIGTERM reaches the running ones, which stop at a checkpoint."""
     results = []
-    _STOPPING.clear()
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # its exit waits for the runs under way
-        try:
-            for future in as_completed([pool.submit(_run_in_subprocess, job) for job in jobs]):
-                for result in future.result():
-                    results.append(result)
-                    report(result)
-        except (KeyboardInterrupt, SystemExit) as e:
-            # Ctrl-C or SIGTERM: the queued runs never start (before, the pool's exit started every one of
-            # them); the running ones stop at a checkpoint. Ctrl-C reached them too (a second signal would
-            # abort them); a SIGTERM may have reached this process only, so it is passed on.
-            with _LIVE_LOCK:
-                _STOPPING.set()
-                running = list(_LIVE)
-            pool.shutdown(wait=False, cancel_futures=True)
-            if isinstance(e, SystemExit):
-                for proc in running:
-                    if proc.poll() is None:
-                        proc.send_signal(signal.SIGTERM)
-            raise
+    with JobPool("rlsuite.experiments.sweep", workers) as pool:
+        futures = {pool.submit(job): job for job in jobs}
+        for future in as_completed(futures):
+            for result in _job_results(futures[future], future.result()):
+                results.append(result)
+                report(result)
     return results
 
 
@@ -267,11 +226,5 @@ def summary_table(results: list[dict], grid: list[dict], agent: str, env_id: str
     return aggregate_table(by_point, load_env_card(env_id).max_return) if by_point else []
 
 
-def _worker_main() -> None:
-    """`python -m rlsuite.experiments.sweep --job`: one job as JSON on stdin, its result as the last stdout line."""
-    job = json.loads(sys.stdin.read())
-    print(json.dumps(run_job(job)), flush=True)
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--job"]:
-    _worker_main()
+if __name__ == "__main__" and sys.argv[1:] == ["--job"]:  # a grid point's process (rlsuite.experiments.jobs)
+    job_main(run_job)

@@ -59,6 +59,7 @@ class LiveRuns:
         if mode == "auto":
             mode = "table" if getattr(self.stream, "isatty", lambda: False)() else "lines"
         self.mode = mode
+        self._final: dict[Path, dict] = {}  # runs that ended are read once: the view costs the training little
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._live = None
@@ -66,7 +67,12 @@ class LiveRuns:
     def rows(self) -> tuple[list[list[str]], int, int]:
         """(rows of the runs in flight, finished, total)."""
         dirs = [Path(d) for d in self._dirs()]
-        statuses = [(d.name, read_status(d)) for d in dirs]
+        statuses = []
+        for d in dirs:
+            status = self._final.get(d) or read_status(d)
+            if status.get("status") in DONE:
+                self._final[d] = status
+            statuses.append((d.name, status))
         rows = [r for name, s in statuses if (r := run_row(name, s)) is not None]
         return rows, sum(s.get("status") in DONE for _, s in statuses), len(dirs)
 
@@ -92,8 +98,9 @@ class LiveRuns:
 
     def __enter__(self):
         if self.mode == "table":
-            self._live = Live(get_renderable=self._table, console=Console(file=self.stream), refresh_per_second=1,
-                              transient=True)  # other output meanwhile prints above the table
+            # what the command prints to stderr meanwhile goes above the table; stdout stays where it was sent
+            self._live = Live(get_renderable=self._table, console=Console(file=self.stream), refresh_per_second=0.5,
+                              transient=True, redirect_stdout=False)
             self._live.start()
         elif self.mode == "lines":
             self._thread = threading.Thread(target=self._print_lines, daemon=True, name="rlsuite-live-runs")

@@ -166,9 +166,9 @@ def trial_cost(settings: TuneSettings, config, summaries: list[dict] | None = No
     config, or the runs' training CPU milliseconds (their own share of a population's time) once they finished."""
     if settings.cost == "updates":
         return config.gradient_steps_per_env_step()
-    if settings.cost == "cpu" and summaries:
+    if settings.cost == "cpu" and summaries and all(s.get("cpu_s") is not None for s in summaries):
         return float(np.mean([1000 * s["cpu_s"] / max(s["steps"], 1) for s in summaries]))
-    return None
+    return None  # no cost term (a run resumed from a checkpoint that kept no CPU time has none to give)
 
 # ---------------------------------------------------------------------------------------------
 # Workers
