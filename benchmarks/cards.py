@@ -54,9 +54,10 @@ CELLS = (
     Cell("ppo", "LunarLander-v3", 9), Cell("dqn", "LunarLander-v3", 7),
 )
 NOTES = {
-    "ppo:CartPole-v1": "Card: found by `rlsuite tune` on seeds 10-14 (results/tune_cards/ppo-CartPole-v1/report.md), "
-                       "after the zoo's values stayed solved in 8/10 of seeds 100-109 (101 and 107 solved, then "
-                       "collapsed); validated on seeds 200-209 (cards-changed.md).",
+    "ppo:CartPole-v1": "Card: found by `rlsuite tune` with the objective's cost term on seeds 10-14 "
+                       "(results/tune_cards/ppo-CartPole-v1-cost/report.md), a quarter of the gradient steps of the "
+                       "card before it (results/tune_cards/ppo-CartPole-v1, which replaced the zoo's values after "
+                       "they stayed solved in 8/10 of seeds 100-109); validated on seeds 400-409 (cards-cost/).",
     "dqn:CartPole-v1": "Card: 3-step returns (cards/agents/dqn.yaml), chosen on seeds 10-19.",
     "reinforce:CartPole-v1": "Card: lr 5e-3 annealed to 0 (cards/agents/reinforce.yaml), chosen on seeds 10-19.",
 }

@@ -97,8 +97,8 @@ def test_plot_refuses_mixed_envs_without_group(tmp_path, tiny_run):
 
 
 def test_compare_tiny_and_reuse(tmp_path):
-    args = ("compare", "ppo", "CartPole-v1", "--seeds", 2, "--steps", 512, "--out", tmp_path,
-            *[a for k, v in TINY_EVAL.items() for a in ("--set", f"{k}={v}")])
+    args = ("compare", "ppo", "CartPole-v1", "--seeds", 2, "--steps", 512, "--out", tmp_path, "--set", "n_steps=32",
+            *[a for k, v in TINY_EVAL.items() for a in ("--set", f"{k}={v}")])  # n_steps: a rollout inside 512 steps
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "| rlsuite |" in result.output and "| sb3 |" in result.output and "rlsuite / sb3: median" in result.output
@@ -116,7 +116,8 @@ def test_compare_tiny_and_reuse(tmp_path):
     assert [(p, p.stat().st_mtime_ns, p.read_text()) for p in summaries] == before
     # the card's differences from the zoo's values are said, with the way to compare like for like
     assert "rlsuite's card differs from the zoo's values SB3 trains with" in text and "n_epochs 20 (zoo 20)" not in text
-    assert "batch_size 64 (zoo 256)" in text and "--same-hparams" in text
+    assert "batch_size 128 (zoo 256)" in text and "n_steps" not in text.split("differs from the zoo")[1].split("\n")[0]
+    assert "--same-hparams" in text
     same = invoke(*args, "--same-hparams")  # rlsuite on the zoo's values: its runs' config is the zoo's
     assert same.exit_code == 0, same.output
     zoo_report = Path(same.output.strip().splitlines()[-1].removeprefix("report: "))
@@ -313,8 +314,9 @@ def test_side_by_side_stops_at_an_interrupted_run(tmp_path):
 def test_side_by_side_trains_sb3_in_processes_beside_the_population(tmp_path):
     from rlsuite.experiments import compare
 
-    overrides = {k: v for k, v in TINY_EVAL.items()}
-    variants = compare.ours_and_sb3("ppo", "CartPole-v1", 512, overrides, {k: int(v) for k, v in TINY_EVAL.items()})
+    overrides = {**TINY_EVAL, "n_steps": "32"}  # a rollout inside the 512 steps
+    variants = compare.ours_and_sb3("ppo", "CartPole-v1", 512, overrides, {**{k: int(v) for k, v in TINY_EVAL.items()},
+                                                                          "n_steps": 32})
     seen = []
     results = compare.side_by_side("CartPole-v1", [0, 1, 2], tmp_path, variants, workers=2,
                                    on_result=lambda label, seed, s: seen.append((label, seed)))

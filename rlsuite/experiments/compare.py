@@ -268,7 +268,8 @@ def write_report(results: dict[str, list[dict]], run_labels: dict, max_return, r
     solvable = results[first][0].get("threshold") is not None and r["wall_to_solve"] == r["wall_to_solve"]
     table += [f"{first} / {second}: " + (f"median wall-to-solve {r['wall_to_solve']:.2f}×, " if solvable else "")
               + f"median steps/s {r['steps_per_s']:.2f}×"
-              + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else ""),
+              + (f" (per CPU second of training: {r['steps_per_cpu_s']:.2f}×)" if r["steps_per_cpu_s"] else "")
+              + (f", median CPU-to-solve {r['cpu_to_solve']:.2f}×" if r["cpu_to_solve"] else ""),
               "", iqm_verdict(results[first], results[second], first, second)]
     report.parent.mkdir(parents=True, exist_ok=True)
     plot = plot_curves(list(run_labels), figure, labels=run_labels, title=plot_title).paths[0]
