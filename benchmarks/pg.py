@@ -6,6 +6,7 @@
 
 Sections:
   cartpole     PPO: rlsuite (card) vs SB3 (zoo) vs rlsuite@zoo (SB3's exact hyperparameters, for speed).
+  ppo-cartpole the PPO half of cartpole alone, into results/pg/ppo-cartpole/ (after a card change).
                A2C: rlsuite (card) vs SB3 (zoo) vs rlsuite@zoo (SB3's exact hyperparameters, for speed).
   reinforce    REINFORCE on CartPole-v1: SB3 has no REINFORCE, so its own curve only.
   lunarlander  PPO on LunarLander-v3, rlsuite vs SB3, 1M steps.
@@ -59,11 +60,13 @@ def main() -> None:
     root = out / "runs" / "bench-pg"
     seeds = list(range(args.seeds))
     sections = args.sections.split(",")
-    folder = report_folder(out, "pg" if sections != ["lunarlander"] else "pg/lunarlander")
+    # a section alone writes its own report beside the whole one (which needs every section's runs)
+    alone = {("lunarlander",): "pg/lunarlander", ("ppo-cartpole",): "pg/ppo-cartpole"}
+    folder = report_folder(out, alone.get(tuple(sections), "pg"))
     started = time.time()
     report = header("Policy-gradient agents: rlsuite vs Stable-Baselines3",
                     f"python {' '.join(['benchmarks/pg.py'] + sys.argv[1:])}", seeds)
-    if "cartpole" in sections:
+    if "cartpole" in sections or "ppo-cartpole" in sections:
         env_id = "CartPole-v1"
         zoo, _ = baseline_hyperparameters("ppo", env_id)
         variants = compare.ours_and_sb3("ppo", env_id)
@@ -86,6 +89,8 @@ def main() -> None:
             "wall is its population's)",
             f"- steps per CPU second: rlsuite / SB3 {r['steps_per_cpu_s']:.2f}×; rlsuite@zoo / SB3 "
             f"**{same['steps_per_cpu_s']:.2f}×** (target ≥ 2×: {verdict(same['steps_per_cpu_s'], 2.0, True)})", ""])
+    if "cartpole" in sections:
+        env_id = "CartPole-v1"
         zoo, _ = baseline_hyperparameters("a2c", env_id)
         variants = compare.ours_and_sb3("a2c", env_id)
         variants["rlsuite@zoo"] = compare.ours("a2c", env_id, overrides=overrides_from_sb3("a2c", zoo))
