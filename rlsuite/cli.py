@@ -542,6 +542,8 @@ def bench(sections, seeds, out, index_only):
     pixels      frame memory, Atari Pong steps/s against SB3 and EnvPool, MinAtar DQN/PPO against SB3
     continuous  SAC and TD3 against SB3 on Pendulum-v1; SAC, TD3 and PPO against SB3 on MuJoCo
     matrix      DQN, A2C, PPO against SB3 on CartPole-v1, Acrobot-v1, LunarLander-v3 (10 seeds)
+    populations a population of 10 seeds in one process against 10 separate runs: CPU cost and learning
+    (benchmarks/peers.py, against SBX and rejax, needs a venv of its own for rejax: it is run by hand)
     Each writes OUT/<name>/README.md and its figures. Finished runs under OUT/runs are reused while their settings
     match and interrupted ones resume, so a rerun only trains what is missing. OUT/README.md, the summary
     table of every report, is rewritten after each script (and by --index alone).
