@@ -41,7 +41,7 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     constructor arguments over the card's make_kwargs; env_changes: other env-card fields (e.g.
     {"vectorization": "envpool"}), as a benchmark varies them."""
     spec = get_agent(agent, kind="rl")
-    resolve_env_id(env_id)
+    resolve_env_id(env_id, extras=False)  # the env's extras are checked where it is built, after the backend's check
     if steps is not None:
         check_steps(steps)
     config, card = resolve(agent, spec.config_cls, env_id, overrides, env_kwargs)

@@ -189,3 +189,16 @@ def test_env_cards_choose_the_backend_and_the_cli_overrides_it(tmp_path):
     assert "backend: gymnasium" in (run / "config.yaml").read_text()
     result = runner.invoke(main, ["train", "ppo", "LunarLander-v3", "--env-backend", "torch", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "no torch backend" in result.output and "Traceback" not in result.output
+
+
+def test_torch_backend_on_an_env_without_one_says_so_where_the_envs_extra_is_missing(monkeypatch, tmp_path):
+    """The minimum-versions CI job has no Box2D: the torch backend's refusal must come before Box2D's."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from rlsuite.cli import main
+
+    monkeypatch.setitem(sys.modules, "Box2D", None)  # import Box2D now raises ImportError
+    result = CliRunner().invoke(main, ["train", "ppo", "LunarLander-v3", "--env-backend", "torch", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "no torch backend" in result.output and "Traceback" not in result.output

@@ -42,8 +42,9 @@ def _register_optional(env_id: str) -> None:
         raise UserError(f"{env_id} needs an optional package; pip install 'rlsuite[{extra}]'") from None
 
 
-def resolve_env_id(env_id: str) -> str:
-    """Check that `env_id` is registered (importing `module:` prefixes first); return the bare id."""
+def resolve_env_id(env_id: str, extras: bool = True) -> str:
+    """Check that `env_id` is registered (importing `module:` prefixes first), and with `extras` that the packages
+    its constructor imports are installed; return the bare id."""
     if not isinstance(env_id, str) or not env_id.strip(":").strip():
         raise UserError(f"{env_id!r} is not an environment id; give e.g. CartPole-v1 or package.module:EnvId")
     if ":" in env_id:
@@ -67,6 +68,8 @@ def resolve_env_id(env_id: str) -> str:
             f"unknown environment '{bare}'{hint}; use a registered Gymnasium id, or 'package.module:EnvId' "
             "to import a package that registers it"
         )
+    if not extras:
+        return bare
     try:  # Box2D and friends are imported lazily by gymnasium; fail here, clearly, if missing
         gym.spec(bare).make  # noqa: B018 - attribute access only
         entry = gym.spec(bare).entry_point
@@ -213,12 +216,12 @@ def resolve_auto(card: EnvCard) -> EnvCard:
 
 def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
     """A vector env with SAME_STEP autoreset and episode statistics (raw returns)."""
-    env_id = resolve_env_id(card.id)
-    if card.backend == "torch":
+    if card.backend == "torch":  # before resolve_env_id, which would ask for the gymnasium env's own extras
         if card.wrappers or card.frame_stack > 1:
             raise UserError(f"{card.id}: backend torch steps the bare env and cannot apply the card's wrappers or "
                             "frame_stack; use backend: gymnasium (--env-backend gymnasium)")
-        return make_torch_vector_env(env_id, num_envs, card.make_kwargs)  # it keeps its own episode statistics
+        return make_torch_vector_env(card.id, num_envs, card.make_kwargs)  # it keeps its own episode statistics
+    env_id = resolve_env_id(card.id)
     mode = gym.vector.AutoresetMode.SAME_STEP
     if card.vectorization == "native" and not card.wrappers and gym.spec(env_id).vector_entry_point:
         envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **card.make_kwargs)
