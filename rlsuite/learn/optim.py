@@ -88,7 +88,8 @@ def member_grad_norms(params) -> torch.Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     if grads[0].shape[0] == 1:  # a population of one: torch's fused norm over the whole gradient
         return torch.nn.utils.get_total_norm(grads, foreach=True).reshape(1)
-    return torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+    # torch's way (each tensor's norm, then the norm of those), per member: one pass over each gradient
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], 1), dim=1)
 
 
 def clip_member_grad_norms_(params, max_norm: float) -> torch.Tensor:
