@@ -6,11 +6,13 @@
     action = policy.predict(obs)                   # one observation, or a batch: deterministic actions
     rlsuite.evaluate(result["run_dir"], episodes=20)
     rlsuite.resume(run_dir, steps=100_000)         # continue a stopped run, or extend a finished one
+    rlsuite.trust_imports("mypackage")             # let run directories import mypackage (their 'module:' env ids)
 """
 
 from __future__ import annotations
 
 from rlsuite import runs
+from rlsuite.config.cards import trust_imports  # noqa: F401 - part of the API
 
 
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,

@@ -5,6 +5,7 @@ a mistyped command should not wait for. The layers below are imported at their m
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import shlex
@@ -52,14 +53,24 @@ def friendly(fn):
             sys.exit(130)
         except MemoryError:
             raise click.ClickException("out of memory; lower buffer_size, num_envs or batch_size") from None
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            raise click.ClickException(f"a file name is too long for the file system ({e.filename}); choose a "
+                                       "shorter --out, run name or path (255 bytes per folder name at most)") from None
 
     return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rlsuite")
-def main():
+@click.option("--trust-imports", is_flag=True,
+              help="let run directories import the modules their env ids and wrappers name ('package.module:...'); "
+                   "without it such a run directory is refused, as it could run code")
+def main(trust_imports):
     """rlsuite: readable RL agents, measured against Stable-Baselines3."""
+    if trust_imports:
+        os.environ["RLSUITE_TRUSTED_MODULES"] = "*"  # config.cards.TRUST_VARIABLE; child processes inherit it
 
 
 def _check_out(ctx, param, value):
@@ -558,6 +569,14 @@ def bench(sections, seeds, out, index_only):
         except OSError as e:
             raise disk_error(e, f"{Path(out) / 'README.md'}", "free space or fix permissions") from None
         return
+    if seeds is not None and not 1 <= seeds <= 100:
+        raise UserError(f"--seeds {seeds}: give a number of seeds in [1, 100]")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the reports")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_error(e, out, "choose another --out") from None
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():
         raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
@@ -568,7 +587,7 @@ def bench(sections, seeds, out, index_only):
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")
     for name in names:
         cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
-        cmd += ["--seeds", str(seeds)] if seeds and name not in ("faults", "cards", "floatpaths", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
+        cmd += ["--seeds", str(seeds)] if seeds is not None and name not in ("faults", "cards", "floatpaths", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
         failed = subprocess.run(cmd).returncode != 0
         write_summary(out)  # what the script wrote before it stopped is summarised too

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -186,8 +188,43 @@ def budget(agent: str, config_cls, env_id: str) -> int:
     return resolve(agent, config_cls, env_id)[0].total_steps
 
 
+# ---------------------------------------------------------------------------------------------
+# A run directory someone hands you must not run code: its env id ('package.module:EnvId') and wrappers
+# ('package.module:Class') name modules that building its env would import.
+TRUST_VARIABLE = "RLSUITE_TRUSTED_MODULES"  # comma-separated module names, or * for any
+
+
+def trust_imports(*modules: str) -> None:
+    """Allow the run directories this process reads to import these modules (none given: any module). Child
+    processes inherit the allowance."""
+    current = [m for m in os.environ.get(TRUST_VARIABLE, "").split(",") if m]
+    os.environ[TRUST_VARIABLE] = ",".join(dict.fromkeys(current + (list(modules) or ["*"])))
+
+
+def imported_modules(card: EnvCard) -> list[str]:
+    """The modules building `card`'s env imports by name (its id's and its wrappers' 'module:' parts)."""
+    names = [card.id, *[w.get("name") if isinstance(w, dict) else w for w in card.wrappers]]
+    return [name.partition(":")[0] for name in names if isinstance(name, str) and ":" in name]
+
+
+def check_trusted_imports(card: EnvCard, source: str) -> None:
+    """Refuse a run directory whose env would import a module that is neither rlsuite's or gymnasium's own, nor
+    already imported in this process, nor allowed (trust_imports / --trust-imports / RLSUITE_TRUSTED_MODULES)."""
+    allowed = {m for m in os.environ.get(TRUST_VARIABLE, "").split(",") if m}
+    if "*" in allowed:
+        return
+    for module in imported_modules(card):
+        top = module.split(".")[0]
+        if top in ("rlsuite", "gymnasium") or module in sys.modules or module in allowed:
+            continue
+        raise UserError(f"{source} names the module '{module}' (env '{card.id}'), which building its env would import "
+                        "and so run; if you trust this run directory, pass --trust-imports (rlsuite --trust-imports "
+                        f"COMMAND ...), set {TRUST_VARIABLE}={module}, or call rlsuite.trust_imports({module!r}) in Python")
+
+
 def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
-    """The env card a run directory recorded in its config.yaml (None for a run without an env)."""
+    """The env card a run directory recorded in its config.yaml (None for a run without an env); a module it would
+    import must be trusted (check_trusted_imports)."""
     if data is None:
         return None
     names = {f.name for f in dataclasses.fields(EnvCard)}
@@ -196,4 +233,6 @@ def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
         raise UserError(f"{source}: unknown env-card key '{unknown[0]}' (valid: {', '.join(sorted(names))})")
     if "id" not in data:
         raise UserError(f"{source}: the env card has no 'id'")
-    return check_env_card(EnvCard(**data), source)
+    card = check_env_card(EnvCard(**data), source)
+    check_trusted_imports(card, source)
+    return card

@@ -42,6 +42,16 @@ def _register_optional(env_id: str) -> None:
         raise UserError(f"{env_id} needs an optional package; pip install 'rlsuite[{extra}]'") from None
 
 
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def check_module_name(module: str, what: str) -> None:
+    """An absolute dotted module name (a relative '.mod' or a path would make import_module fail obscurely)."""
+    if not MODULE_NAME.fullmatch(module):
+        raise UserError(f"{what}: '{module}' is not a module name; write an absolute dotted name, e.g. "
+                        "mypackage.envs:MyEnv-v0")
+
+
 def resolve_env_id(env_id: str, extras: bool = True) -> str:
     """Check that `env_id` is registered (importing `module:` prefixes first), and with `extras` that the packages
     its constructor imports are installed; return the bare id."""
@@ -51,6 +61,7 @@ def resolve_env_id(env_id: str, extras: bool = True) -> str:
         module, _, bare = env_id.partition(":")
         if not module or not bare:
             raise UserError(f"env '{env_id}' needs both parts: package.module:EnvId")
+        check_module_name(module, f"env '{env_id}'")
         try:
             importlib.import_module(module)
         except ImportError as e:
@@ -97,6 +108,7 @@ def wrapper_class(name: str) -> type:
     if ":" in name:
         module, _, attr = name.partition(":")
         module = MOVED_MODULES.get(module, module)
+        check_module_name(module, f"env card wrapper '{name}'")
         try:
             cls = getattr(importlib.import_module(module), attr)
         except ImportError as e:

@@ -10,13 +10,14 @@ them from the terminal already (a second signal would abort them), so it is not.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+from rlsuite.core.child import child_env, module_command
 
 
 @dataclass
@@ -50,11 +51,11 @@ class JobPool:
         return self._executor.submit(self._run, job)
 
     def _run(self, job: dict) -> JobResult:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # what spawn would pass on
+        env = child_env()
         with self._lock:
             if self._stopping.is_set():
                 return JobResult(started=False, why="not started: stopped")
-            proc = subprocess.Popen([sys.executable, "-m", self.module, "--job"], stdin=subprocess.PIPE,
+            proc = subprocess.Popen(module_command(self.module, "--job"), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             self._live.add(proc)
         try:

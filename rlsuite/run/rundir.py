@@ -216,6 +216,15 @@ def truncate_metrics(path: Path, keep: int, columns: list[str], max_step: int | 
 
 # ---------------------------------------------------------------------------------------------
 # Creating run directories and keeping one writer per directory
+def check_folder_name(name: str, what: str) -> str:
+    """A name that becomes one folder under --out: no separators, no '.' or '..', at most 255 bytes."""
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise UserError(f"{what} {name!r} must be one folder name (no '/', '\\', '..'); it is created under --out")
+    if len(name.encode("utf-8", "replace")) > 255:
+        raise UserError(f"{what} is {len(name.encode('utf-8', 'replace'))} bytes long; a folder name can have 255 at most")
+    return name
+
+
 def safe_name(text: str) -> str:
     return str(text).replace("/", "-").replace(":", "-").replace("..", "_")
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlsuite.core.errors import UserError
-from rlsuite.run.rundir import atomic_write_text
+from rlsuite.run.rundir import atomic_write_text, check_folder_name
 
 PRUNERS = ("median", "halving", "none")
 MAX_TRIALS = 100_000
@@ -71,6 +71,8 @@ class TuneSettings:
 
 
 def tune_dir_for(out, agent: str, env_id: str, name: str | None = None) -> Path:
+    if name is not None:
+        check_folder_name(name, "--name")
     return Path(out) / "tune" / (name or f"{agent}-{env_id.replace('/', '-').replace(':', '-')}")
 
 

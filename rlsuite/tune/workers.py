@@ -1,7 +1,6 @@
 """The workers of a study: local processes sharing its storage (the default), or Ray tasks on a cluster.
 Each runs trials until the study has its --trials."""
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from rlsuite.core.child import child_env, module_command
 from rlsuite.experiments.sweep import connect_ray
 from rlsuite.tune import report as tune_report
 from rlsuite.tune.study import TuneSettings, progress_printer, counts, load_settings, open_study, recover
@@ -88,12 +88,12 @@ def run_local(settings: TuneSettings, tune_dir: Path, n_trials: int, workers: in
         return work(tune_dir, n_trials, 0, parallel=False, on_trial=show, echo=echo)
     logs = tune_dir / "workers"
     logs.mkdir(exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = child_env()
 
     def start(index: int):
         log = open(logs / f"worker-{index}.log", "a")
-        return subprocess.Popen([sys.executable, "-m", "rlsuite.tune.workers", "--worker", str(tune_dir), str(n_trials),
-                                 str(index)], stdout=log, stderr=subprocess.STDOUT, env=env), log
+        return subprocess.Popen(module_command("rlsuite.tune.workers", "--worker", str(tune_dir), str(n_trials),
+                                                str(index)), stdout=log, stderr=subprocess.STDOUT, env=env), log
 
     procs = {i: start(i) for i in range(workers)}
     restarts, code, next_index = 0, 0, workers

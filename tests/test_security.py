@@ -1,0 +1,115 @@
+"""Nothing runs that the user did not ask for: run directories someone hands you, child processes, names that
+become paths."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import assert_one_line_error
+
+from rlsuite import runs
+from rlsuite.cli import main
+from rlsuite.core.child import child_env, module_command
+from rlsuite.core.errors import UserError
+
+TINY = {"num_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 1}
+PAYLOAD = "from pathlib import Path\nPath(__file__).with_name('RAN').write_text('imported')\n"
+
+
+@pytest.fixture
+def evil_run(tmp_path, monkeypatch):
+    """A finished run whose config.yaml names env 'evilmod:CartPole-v1', with evilmod.py beside it and in the
+    current directory (on sys.path, as it is for a script or a notebook started there)."""
+    run_dir = Path(runs.train("ppo", "CartPole-v1", steps=64, overrides=TINY, out=tmp_path, progress=False)["run_dir"])
+    path = run_dir / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["env_id"] = data["env_card"]["id"] = "evilmod:CartPole-v1"
+    path.write_text(yaml.safe_dump(data))
+    for folder in (run_dir, tmp_path):
+        (folder / "evilmod.py").write_text(PAYLOAD)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("RLSUITE_TRUSTED_MODULES", raising=False)
+    monkeypatch.delitem(sys.modules, "evilmod", raising=False)
+    return run_dir
+
+
+def test_a_run_directory_naming_a_module_is_refused_without_importing_it(evil_run, tmp_path):
+    import rlsuite
+
+    for args in (["eval", str(evil_run), "--episodes", "1"], ["train", "--resume", str(evil_run), "--steps", "128"]):
+        assert_one_line_error(CliRunner().invoke(main, args), "evilmod", "--trust-imports")
+    with pytest.raises(UserError, match="trust_imports"):
+        rlsuite.evaluate(evil_run, episodes=1)
+    with pytest.raises(UserError, match="trust_imports"):
+        rlsuite.load(evil_run)
+    assert not (tmp_path / "RAN").exists() and not (evil_run / "RAN").exists() and "evilmod" not in sys.modules
+
+
+def test_trusting_the_imports_lets_the_run_directory_import_them(evil_run, tmp_path, monkeypatch):
+    result = CliRunner().invoke(main, ["--trust-imports", "eval", str(evil_run), "--episodes", "1"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "RAN").exists()  # the user allowed it: the module was imported
+
+
+def test_trust_imports_in_python_names_the_modules(evil_run, tmp_path, monkeypatch):
+    import rlsuite
+
+    rlsuite.trust_imports("othermod")
+    with pytest.raises(UserError, match="evilmod"):
+        rlsuite.evaluate(evil_run, episodes=1)
+    rlsuite.trust_imports("evilmod")
+    assert rlsuite.evaluate(evil_run, episodes=1)["episodes"] == 1
+
+
+def test_child_processes_do_not_import_from_the_current_directory(tmp_path):
+    """`python -m` puts the current directory first on sys.path: a json.py there would run in every child."""
+    (tmp_path / "json.py").write_text(PAYLOAD)
+    done = subprocess.run(module_command("json.tool"), input="{}", cwd=tmp_path, env=child_env(), text=True,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "RAN").exists()
+
+
+def test_a_sweep_started_in_a_folder_holding_a_yaml_py_trains_normally(tmp_path, monkeypatch):
+    (tmp_path / "yaml.py").write_text(PAYLOAD + "raise SystemExit('the yaml.py of the current folder ran')\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", "ppo", "CartPole-v1", "--seeds", "1", "--steps", "64", "--workers", "1",
+                                       "--set", "n_steps=16", "--set", "num_envs=2", "--set", "batch_size=16",
+                                       "--set", "lr=1e-3,3e-4", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "RAN").exists()
+
+
+@pytest.mark.parametrize("env_id", [".evil:CartPole-v1", "../evil:CartPole-v1", "a/b:CartPole-v1"])
+def test_a_module_id_that_is_not_an_absolute_module_name_is_one_line(tmp_path, env_id):
+    result = CliRunner().invoke(main, ["train", "ppo", env_id, "--steps", "64", "--out", str(tmp_path)])
+    assert_one_line_error(result, "is not a module name")
+
+
+LONG = "a" * 300
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["tune", "run", "ppo", "CartPole-v1", "--name", "../../x"], "must be one folder name"),
+    (["tune", "run", "ppo", "CartPole-v1", "--name", LONG], "255 at most"),
+    (["bench", "--seeds", "-3", "--sections", "cards"], "--seeds -3: give a number of seeds in [1, 100]"),
+    (["bench", "--seeds", "0", "--sections", "cards"], "--seeds 0"),
+    (["train", "ppo", "CartPole-v1", "--steps", "5000", "--out", f"OUT/{LONG}"], "too long"),
+    (["eval", f"OUT/{LONG}"], "too long"),
+])
+def test_names_that_become_paths_are_confined_and_checked(tmp_path, args, fragment):
+    args = [a.replace("OUT", str(tmp_path)) for a in args]
+    result = CliRunner().invoke(main, args if args[0] == "eval" or "--out" in args else [*args, "--out", str(tmp_path)])
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_bench_makes_its_missing_out_folder(tmp_path):
+    """A missing --out is created (as train's is), not a traceback; an unknown section still fails in one line."""
+    result = CliRunner().invoke(main, ["bench", "--sections", "nope", "--out", str(tmp_path / "new")])
+    assert_one_line_error(result, "unknown benchmark section 'nope'")
+    assert (tmp_path / "new").is_dir()
