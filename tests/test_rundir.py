@@ -64,6 +64,19 @@ def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
     lock.release()
 
 
+def test_the_next_writer_removes_temporaries_a_killed_writer_left(tmp_path, tiny_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    left = [run / "checkpoints" / ".last.pt.99999.tmp", run / ".status.json.99999.tmp"]
+    for path in left:
+        path.write_bytes(b"x" * 1000)  # what kill -9 in the middle of a checkpoint write leaves
+    runs.resume(run, steps=700, progress=False)
+    assert not any(path.exists() for path in left)
+    assert (run / "checkpoints" / "last.pt").exists()
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signals_checkpoint_mark_interrupted_and_exit_non_zero(tmp_path, sig, code):
     sets = [a for k, v in SLOW_DQN.items() for a in ("--set", f"{k}={v}")]

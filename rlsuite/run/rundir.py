@@ -257,6 +257,15 @@ class RunBusy(UserError):
     """Another live process is writing this run directory."""
 
 
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files (.NAME.PID.tmp) a writer killed mid-write left behind: a checkpoint's is as big
+    as its replay memory. Called by the run's new writer once it holds the lock, so no live writer owns them."""
+    stale = [p for folder in (run_dir, run_dir / "checkpoints") if folder.is_dir() for p in folder.glob(".*.tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 class RunLock:
     """One writer per run directory: an exclusive flock on RUN/lock, with the holder's pid and host in
     the file for the message a second writer gets. The kernel drops a flock when its process dies,
@@ -285,6 +294,7 @@ class RunLock:
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "since": dt.datetime.now().isoformat(timespec="seconds")}).encode())
         self._fd = fd
+        remove_stale_temporaries(self.path.parent)
         return self
 
     def holder(self) -> dict:
