@@ -34,7 +34,7 @@ if not os.environ.get("DISPLAY"):
 
 import click  # noqa: E402
 
-from rlsuite.core.errors import UserError
+from rlsuite.core.errors import Aborted, UserError
 from rlsuite.run.rundir import disk_error, safe_name
 
 
@@ -48,6 +48,11 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except UserError as e:
             raise click.ClickException(str(e).replace("\n", " ")) from None
+        except Aborted as e:  # a second signal while runs were stopping
+            where = e.run_dirs[0] if len(e.run_dirs) == 1 else f"each of the {len(e.run_dirs)} runs under {Path(e.run_dirs[0]).parent}"
+            click.echo(f"aborted by a second {e.signal_name}; {where} keeps its last checkpoint "
+                       f"(resume with rlsuite train --resume {e.run_dirs[0] if len(e.run_dirs) == 1 else 'RUN_DIR'})", err=True)
+            sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("aborted; the run keeps its last checkpoint (resume with rlsuite train --resume RUN_DIR)", err=True)
             sys.exit(130)
@@ -426,8 +431,14 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out, qui
 
     if backend == "local" and address:
         raise UserError("--address is for --backend ray; drop it, or add --backend ray")
-    results = run_sweep(agent, env_id, seeds, list(sets), os.cpu_count() or 1 if workers is None else workers, backend,
-                        address, steps, out, report, live=None if quiet else "auto")
+    try:
+        results = run_sweep(agent, env_id, seeds, list(sets), os.cpu_count() or 1 if workers is None else workers,
+                            backend, address, steps, out, report, live=None if quiet else "auto")
+    except SystemExit as e:  # a SIGTERM (the handler above exits 143): the runs in flight stopped at a checkpoint
+        if e.code == 143:
+            click.echo("sweep stopped by SIGTERM: the runs in flight stopped at a checkpoint and no other started; "
+                       "re-run the same command to resume (finished runs are reused)", err=True)
+        raise
 
     table = summary_table(results, expand_grid(agent, list(sets)), agent, env_id)
     if table:

@@ -463,6 +463,7 @@ def test_a_sigterm_to_a_local_sweep_stops_its_run_at_a_checkpoint_and_starts_no_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143 and "Traceback" not in err, err
+    assert "sweep stopped by SIGTERM" in err and "re-run the same command to resume" in err, err
     started = sorted(d.name for d in runs.iterdir())
     assert len(started) == 2 and len({name.rsplit("-s", 1)[0] for name in started}) == 1, started  # the queued point never started
     for name in started:

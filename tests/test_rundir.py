@@ -354,3 +354,27 @@ def test_runs_keep_their_cpu_time_across_a_resume_and_reports_use_it(tmp_path):
     torch.save(ckpt, run_dir / "checkpoints" / "last.pt")
     (run_dir / "status.json").write_text(json.dumps({"status": "interrupted", "step": ckpt["step"]}))
     assert runs.resume(run_dir, progress=False)["cpu_s"] is None
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_second_signal_aborts_with_the_signals_code_naming_the_run(tmp_path, monkeypatch, sig, code):
+    from click.testing import CliRunner
+
+    from rlsuite.cli import main
+    from rlsuite.run.population import Population
+
+    original = Population.after_iteration
+
+    def twice(self, step, *args, **kwargs):
+        if step >= 200:  # the first asks for a clean stop; the second, before it is done, aborts
+            os.kill(os.getpid(), sig)
+            os.kill(os.getpid(), sig)
+        return original(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(Population, "after_iteration", twice)
+    sets = [a for k, v in SLOW_DQN.items() for a in ("--set", f"{k}={v}")]
+    result = CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--steps", "5000", "--out", str(tmp_path), *sets])
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert result.exit_code == code, result.output
+    assert f"aborted by a second {sig.name}; {run_dir}" in result.output and "Traceback" not in result.output
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.tensorboard import SummaryWriter
 
 from rlsuite.config.schema import EnvCard, to_data
-from rlsuite.core.errors import UserError
+from rlsuite.core.errors import Aborted, UserError
 from rlsuite.core.stats import solve_stats
 from rlsuite.envs.make import threshold as env_threshold
 from rlsuite.envs import video
@@ -265,7 +265,7 @@ class Run:
 
     def _on_signal(self, signum, frame):
         if self.stop_signal is not None:
-            raise KeyboardInterrupt
+            raise Aborted(*STOP_SIGNALS[signum], [self.dir])
         self.stop_signal = STOP_SIGNALS[signum][0]
 
     def restore_envs(self, envs) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rlsuite.core.errors import UserError
+from rlsuite.core.errors import Aborted, UserError
 from rlsuite.envs.envpool import EnvPoolVectorEnv
 from rlsuite.learn.optim import Diverged
 from rlsuite.run.checkpoint import env_snapshot, set_env_state
@@ -65,7 +65,7 @@ class Population:
 
     def _on_signal(self, signum, frame):
         if any(run.stop_signal for run in self.runs):
-            raise KeyboardInterrupt
+            raise Aborted(*STOP_SIGNALS[signum], [run.dir for run in self.runs])
         for run in self.runs:
             run.stop_signal = STOP_SIGNALS[signum][0]
 
