@@ -113,3 +113,28 @@ def test_bench_makes_its_missing_out_folder(tmp_path):
     result = CliRunner().invoke(main, ["bench", "--sections", "nope", "--out", str(tmp_path / "new")])
     assert_one_line_error(result, "unknown benchmark section 'nope'")
     assert (tmp_path / "new").is_dir()
+
+
+DEEP = "{a: " * 3000 + "1" + "}" * 3000
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "ppo", "CartPole-v1", "--env-kwargs", "sutton_barto_reward=maybe"], "takes true or false"),
+    (["train", "ppo", "CartPole-v1", "--env-kwargs", "sutton_barto_reward=maybe", "--env-backend", "gymnasium"],
+     "takes true or false"),
+    (["train", "sac", "Pendulum-v1", "--env-kwargs", "g=nan"], "give a finite number"),
+    (["train", "sac", "Pendulum-v1", "--env-kwargs", "g=-inf"], "give a finite number"),
+    (["train", "sac", "Pendulum-v1", "--env-kwargs", "g=heavy"], "takes a number"),
+    (["train", "ppo", "CartPole-v1", "--set", f"lr={DEEP}"], "nested too deeply"),
+    (["train", "dqn", "CartPole-v1", "--set", f"epsilon={DEEP}"], "nested too deeply"),
+    (["tune", "ppo", "CartPole-v1", "--sampler-seed", "-5", "--trials", "1"], "--sampler-seed must be an integer"),
+])
+def test_values_that_are_not_valid_end_in_one_line(tmp_path, args, fragment):
+    assert_one_line_error(CliRunner().invoke(main, [*args, "--steps", "5000", "--out", str(tmp_path)]), fragment)
+
+
+def test_env_constructor_errors_end_in_one_line(tmp_path):
+    pytest.importorskip("mujoco")
+    result = CliRunner().invoke(main, ["train", "ppo", "Hopper-v5", "--env-kwargs", "frame_skip=0", "--steps", "5000",
+                                       "--out", str(tmp_path)])
+    assert_one_line_error(result, "Hopper-v5 fails with the env arguments", "ZeroDivisionError")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
+import math
 import os
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def read_yaml(path: Path) -> Any:
         raise UserError(f"{path} does not exist") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {path} ({getattr(e, 'strerror', None) or type(e).__name__}); give a YAML file") from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, RecursionError) as e:  # RecursionError: nested thousands deep
         first = str(e).splitlines()[0]
         raise UserError(f"{path} is not valid YAML ({first}); fix the file") from None
 
@@ -59,7 +60,7 @@ def parse_env_kwargs(items: list[str] | tuple[str, ...]) -> dict:
             raise UserError("--env-kwargs render_mode is not a training setting; use `rlsuite eval RUN --video DIR` to watch")
         try:
             parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise UserError(f"--env-kwargs {item!r}: {value!r} is not a plain value") from None
         if isinstance(parsed, str):
             try:
@@ -75,6 +76,9 @@ def parse_env_kwargs(items: list[str] | tuple[str, ...]) -> dict:
 def check_env_kwargs(card: "EnvCard", env_kwargs: dict) -> None:
     """A value must have the type the card's own make_kwargs entry has, and a probability lies in [0, 1]."""
     for key, value in env_kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--env-kwargs {key}={value!r}: give a finite number (the env's dynamics would turn "
+                            "NaN or infinity into a run of NaNs)")
         if key in card.make_kwargs and card.make_kwargs[key] is not None:
             want = card.make_kwargs[key]
             number = isinstance(value, (int, float)) and not isinstance(value, bool)

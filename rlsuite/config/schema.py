@@ -117,8 +117,9 @@ def to_schedule(value: Any, key: str) -> Schedule:
         if isinstance(value, str) and value.strip().startswith("{"):
             try:
                 parsed = yaml.safe_load(value)
-            except yaml.YAMLError as e:
-                raise UserError(f"{key}={value!r} is not valid YAML ({str(e).splitlines()[0]}); "
+            except (yaml.YAMLError, RecursionError) as e:  # RecursionError: nested thousands deep
+                why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0]
+                raise UserError(f"{key}={value[:60]!r}{'...' if len(value) > 60 else ''} is not valid YAML ({why}); "
                                 f"write e.g. '{key}={{linear: [0.001, 0]}}'") from None
             return to_schedule(parsed, key)
         return Schedule(_to_float(value, key))

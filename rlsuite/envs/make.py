@@ -149,15 +149,33 @@ def _apply_wrappers(env: gym.Env, wrappers: list, training: bool) -> gym.Env:
     return env
 
 
-def _constructor_arguments(env_id: str) -> list[str]:
-    """The keyword arguments an env's class takes (for a "did you mean" on a misspelt one)."""
-
+def _constructor_parameters(env_id: str) -> dict[str, Any]:
+    """The keyword arguments an env's class takes, with their defaults (inspect.Parameter.empty for none)."""
     entry = gym.spec(env_id).entry_point
     try:
         cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-        return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+        return {name: p.default for name, p in inspect.signature(cls).parameters.items()
+                if name not in ("self", "args", "kwargs")}
     except (ImportError, AttributeError, ValueError, TypeError):
-        return []
+        return {}
+
+
+def _constructor_arguments(env_id: str) -> list[str]:
+    """The keyword arguments an env's class takes (for a "did you mean" on a misspelt one)."""
+    return list(_constructor_parameters(env_id))
+
+
+def check_kwarg_types(env_id: str, kwargs: dict) -> None:
+    """A value must have the type of the constructor's default: a boolean where the default is a boolean ('maybe'
+    is not true), a number where it is a number."""
+    for key, default in _constructor_parameters(env_id).items():
+        if key not in kwargs or default is None or default is inspect.Parameter.empty:
+            continue
+        value, number = kwargs[key], isinstance(kwargs[key], (int, float)) and not isinstance(kwargs[key], bool)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise UserError(f"env argument {key}={value!r}: {env_id} takes true or false (its default is {default})")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not number:
+            raise UserError(f"env argument {key}={value!r}: {env_id} takes a number (its default is {default})")
 
 
 _MUJOCO_SEEN: set[str] = set()
@@ -192,6 +210,7 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
     kwargs: dict[str, Any] = dict(card.make_kwargs)
     if render_mode:
         kwargs["render_mode"] = render_mode
+    check_kwarg_types(env_id, card.make_kwargs)
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as e:  # MuJoCo, Box2D, ... are optional packages
@@ -206,6 +225,11 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
                             f"{close_matches(bad.group(1), _constructor_arguments(env_id))}") from None
         raise UserError(f"env arguments {card.make_kwargs} (env card make_kwargs / --env-kwargs) do not fit "
                         f"{env_id}: {str(e).splitlines()[0][:160]}") from None
+    except Exception as e:  # the constructor rejects a value (frame_skip=0 divides by zero in MuJoCo's envs)
+        if not card.make_kwargs:
+            raise
+        raise UserError(f"{env_id} fails with the env arguments {card.make_kwargs} (env card make_kwargs / "
+                        f"--env-kwargs): {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}") from None
     if not isinstance(card.wrappers, list):
         raise UserError(f"the env card's wrappers must be a list, got {card.wrappers!r}")
     env = _apply_wrappers(env, card.wrappers, training)
@@ -232,6 +256,8 @@ def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.
         if card.wrappers or card.frame_stack > 1:
             raise UserError(f"{card.id}: backend torch steps the bare env and cannot apply the card's wrappers or "
                             "frame_stack; use backend: gymnasium (--env-backend gymnasium)")
+        if card.id in gym.registry:  # the same arguments as gymnasium's env, of the same types
+            check_kwarg_types(card.id, card.make_kwargs)
         return make_torch_vector_env(card.id, num_envs, card.make_kwargs)  # it keeps its own episode statistics
     env_id = resolve_env_id(card.id)
     mode = gym.vector.AutoresetMode.SAME_STEP

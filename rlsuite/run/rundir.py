@@ -114,7 +114,7 @@ def read_run_config(run_dir: Path) -> dict:
         raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path} is not valid YAML ({first}); fix it or retrain") from None
     except OSError as e:

@@ -70,7 +70,7 @@ def build_space(agent: str, config_cls, space_file: str | None, search: tuple[st
             raise UserError(f"--search {item!r} is not FIELD=DISTRIBUTION; e.g. --search 'lr={{loguniform: [1e-4, 1e-2]}}'")
         try:
             spec = yaml.safe_load(text)
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, RecursionError) as e:  # RecursionError: nested thousands deep
             raise UserError(f"--search {key}: cannot read {text!r} ({str(e).splitlines()[0]})") from None
         if not isinstance(data, dict):
             data = {}
@@ -98,6 +98,8 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
 
     if isinstance(trials, bool) or not 0 < trials <= MAX_TRIALS:
         raise UserError(f"--trials must be in [1, {MAX_TRIALS:,}], got {trials}")
+    if isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int) or not 0 <= sampler_seed < 2**32:
+        raise UserError(f"--sampler-seed must be an integer in [0, 2^32), got {sampler_seed!r}")
     if not 0 < seeds <= 100:
         raise UserError(f"--seeds must be in [1, 100], got {seeds}")
     if workers is not None and not 0 < workers <= 1024:
