@@ -365,7 +365,9 @@ def tensorboard_command(dirs) -> str:
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", default="curves.png", show_default=True, help="image path (.png)")
-@click.option("--group", default=None, help="'env_id': one figure per environment when the runs mix envs")
+@click.option("--group", multiple=True,
+              help="split the curves by a field (repeatable): any hyperparameter (lr, n_steps, ...), env-card field, "
+                   "agent or implementation; env_id draws one figure per environment")
 @click.option("--title", default=None)
 @click.option("--stat", type=click.Choice(["mean", "iqm"]), default="mean", show_default=True,
               help="the curve across seeds: mean or interquartile mean, each with a 95% bootstrap band")
@@ -388,16 +390,19 @@ def plot(run_dirs, output, group, title, stat):
     if not dirs:
         raise UserError("none of these runs can be plotted (see the warnings above)")
     out = Path(output)
-    if group == "env_id":
+    fields = [g for g in group if g != "env_id"] or None
+    if "env_id" in group:
         by_env: dict[str, list] = {}
         for d in dirs:
             by_env.setdefault(str(load_curve(d)["env_id"]), []).append(d)
-        written = [p for env, members in by_env.items()
-                   for p in plot_curves(members, out.with_name(f"{out.stem}-{safe_name(env)}{out.suffix}"), title, stat=stat).paths]
-    elif group is None:
-        written = plot_curves(dirs, out, title, stat=stat).paths
+        figures = [plot_curves(members, out.with_name(f"{out.stem}-{safe_name(env)}{out.suffix}"), title, stat=stat,
+                               group_by=fields) for env, members in by_env.items()]
     else:
-        raise UserError(f"--group {group!r} is not supported; use --group env_id")
+        figures = [plot_curves(dirs, out, title, stat=stat, group_by=fields)]
+    split = sorted({name for f in figures for name in f.grouped_by})
+    if split and not fields:
+        click.echo(f"grouped by {', '.join(split)}: these runs differ in more than the seed (choose with --group)", err=True)
+    written = [p for f in figures for p in f.paths]
     for p in written:
         click.echo(f"wrote {p}")
     click.echo(f"the same runs in TensorBoard: {tensorboard_command(dirs)}")
@@ -418,7 +423,7 @@ def plot(run_dirs, output, group, title, stat):
 @friendly
 def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out, quiet):
     """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
-    from rlsuite.experiments.sweep import expand_grid, summary_table, sweep as run_sweep  # the library loads torch: imported when the command runs
+    from rlsuite.experiments.sweep import expand_grid, summary_table, sweep as run_sweep, write_report  # the library loads torch: imported when the command runs
 
     def report(r):
         if r["status"] == "busy":
@@ -440,9 +445,13 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out, qui
                        "re-run the same command to resume (finished runs are reused)", err=True)
         raise
 
-    table = summary_table(results, expand_grid(agent, list(sets)), agent, env_id)
+    grid = expand_grid(agent, list(sets))
+    table = summary_table(results, grid, agent, env_id)
     if table:
         click.echo("\n" + "\n".join(table))
+    report_path = write_report(results, grid, agent, env_id, "rlsuite " + shlex.join(sys.argv[1:]), out)
+    if report_path:
+        click.echo(f"report: {report_path} (curves: {report_path.with_name('curves.png')})")
     failed = [r for r in results if r["status"] == "failed"]
     busy = [r for r in results if r["status"] == "busy"]
     click.echo(f"{len(results) - len(failed) - len(busy)} runs finished, {len(failed)} failed"

@@ -15,7 +15,7 @@ from conftest import TINY_DQN, assert_one_line_error
 from rlsuite.sb3.baseline import train_baseline
 from rlsuite.cli import main
 from rlsuite.run.rundir import METRIC_COLUMNS
-from rlsuite.experiments.plots import plot_curves
+from rlsuite.experiments.plots import expand_run_dirs, plot_curves
 
 TINY_EVAL = {"eval_every": "250", "eval_episodes": "2", "final_eval_episodes": "2"}
 
@@ -269,7 +269,7 @@ def test_a_killed_sweep_worker_costs_only_its_own_grid_point(tmp_path):
                     "--out", tmp_path)
     assert result.exit_code == 1, result.output
     assert "killed by SIGKILL" in result.output and "1 runs finished, 1 failed" in result.output
-    assert "| n_steps=16 num_envs=1 batch_size=16 eval_every=128 | " in result.output  # the across-seed table of compare
+    assert "| num_envs=1 | " in result.output  # the across-seed table of compare, a row per grid point
 
 
 def test_two_sweeps_on_one_out_never_delete_each_others_live_runs(tmp_path):
@@ -469,3 +469,34 @@ def test_a_sigterm_to_a_local_sweep_stops_its_run_at_a_checkpoint_and_starts_no_
     for name in started:
         status = json.loads((runs / name / "status.json").read_text())
         assert status["status"] == "interrupted", status  # stopped at a checkpoint, resumable
+
+
+def test_a_sweep_keeps_its_grid_in_its_report_and_in_plot(tmp_path):
+    """Before: a sweep wrote a table only, and plot drew both learning rates as one curve, 'rlsuite ppo (n=4)'."""
+    result = invoke("sweep", "ppo", "CartPole-v1", "--seeds", 2, "--steps", 128, "--workers", 1, "--quiet",
+                    "--set", "lr=1e-3,3e-4", "--set", "n_steps=16", "--set", "num_envs=2", "--set", "batch_size=16",
+                    "--set", "eval_every=64", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "runs" / "sweep-ppo-CartPole-v1"
+    report = (root / "report.md").read_text()
+    assert "| lr=1e-3 |" in report and "| lr=3e-4 |" in report and "![curves](curves.png)" in report
+    assert (root / "curves.png").stat().st_size > 5000 and f"report: {root / 'report.md'}" in result.output
+    # plot on the sweep's folder: one curve per learning rate, and it says why
+    fig = plot_curves(expand_run_dirs([root]), tmp_path / "auto")
+    assert fig.grouped_by == ["lr"] and sorted(fig.labels) == ["rlsuite ppo lr=0.0003 (n=2)", "rlsuite ppo lr=0.001 (n=2)"]
+    shown = CliRunner().invoke(main, ["plot", str(root), "-o", str(tmp_path / "p.png")])
+    assert shown.exit_code == 0 and "grouped by lr: these runs differ in more than the seed" in shown.output
+    chosen = plot_curves(expand_run_dirs([root]), tmp_path / "chosen", group_by=["lr", "n_steps"])
+    assert sorted(chosen.labels) == ["rlsuite ppo lr=0.0003 n_steps=16 (n=2)", "rlsuite ppo lr=0.001 n_steps=16 (n=2)"]
+    result = invoke("plot", root, "--group", "lr", "--group", "env_id", "-o", tmp_path / "g.png")
+    assert result.exit_code == 0 and (tmp_path / "g-CartPole-v1.png").exists(), result.output
+    assert_one_line_error(invoke("plot", root, "--group", "lrr", "-o", tmp_path / "x.png"), "--group 'lrr' is not a field",
+                          "did you mean: lr")
+
+
+def test_a_sweep_grid_point_too_long_for_a_folder_name_is_named_by_its_hash():
+    from rlsuite.experiments.sweep import _run_name
+
+    name = _run_name("ppo", "CartPole-v1", {"hidden": [64] * 80}, 3)
+    assert len(name.encode()) <= 255 and name.startswith("ppo-CartPole-v1-grid") and name.endswith("-s3")
+    assert name == _run_name("ppo", "CartPole-v1", {"hidden": [64] * 80}, 3)  # the same point, the same name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import bootstrap, trim_mean
 
-from rlsuite.core.errors import UserError
+from rlsuite.core.errors import UserError, close_matches
 from rlsuite.run.rundir import csv_rows, read_run_config, read_status
 
 
@@ -78,8 +79,47 @@ def load_curve(run_dir: Path) -> dict:
     return {
         "implementation": config.get("implementation", "rlsuite"), "agent": config["agent"],
         "env_id": config.get("env_id"), "seed": config["seed"], "threshold": summary.get("threshold"),
-        "steps": steps, "wall": wall, "mean": mean,
+        "steps": steps, "wall": wall, "mean": mean, "fields": run_fields(config),
     }
+
+
+# Fields that differ between the seeds of one experiment without making it another experiment.
+PER_RUN_FIELDS = ("seed", "total_steps", "device")
+
+
+def run_fields(config: dict) -> dict:
+    """Every field a run can be grouped by: its hyperparameters (config.yaml's config), its env card's fields
+    (also as env.FIELD), agent, implementation and env_id; values as short text."""
+    def text(v):
+        return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+
+    env_card = config.get("env_card") if isinstance(config.get("env_card"), dict) else {}
+    fields = {f"env.{k}": text(v) for k, v in env_card.items()}
+    fields.update({k: text(v) for k, v in env_card.items()})
+    fields.update({k: text(v) for k, v in (config.get("config") or {}).items()})
+    fields.update({"agent": config["agent"], "implementation": config.get("implementation", "rlsuite"),
+                   "env_id": text(config.get("env_id"))})
+    return fields
+
+
+def differing_fields(curves: list[dict]) -> list[str]:
+    """The fields whose values differ between runs of one implementation and agent: what makes them more than
+    seeds of one experiment (PER_RUN_FIELDS aside)."""
+    out = []
+    for name in sorted({k for c in curves for k in c["fields"]} - set(PER_RUN_FIELDS)):
+        if name.startswith("env.") or name in ("agent", "implementation", "env_id", "id"):
+            continue
+        for key in {(c["implementation"], c["agent"]) for c in curves}:
+            values = {c["fields"].get(name) for c in curves if (c["implementation"], c["agent"]) == key}
+            if len(values) > 1:
+                out.append(name)
+                break
+    return out
+
+
+def group_label(curve: dict, group_by: list[str]) -> str:
+    return " ".join([f"{curve['implementation']} {curve['agent']}",
+                     *(f"{name}={curve['fields'].get(name, '-')}" for name in group_by)])
 
 
 def _iqm(x, axis=0):
@@ -195,23 +235,34 @@ def plot_grid(cells: dict, out: Path, title: str, stat: str = "mean") -> list[Pa
 class Figure:
     paths: list  # the PNG, then the SVG
     labels: list  # one per curve drawn
+    grouped_by: list = dataclasses.field(default_factory=list)  # the fields the curves are split by
 
 
 def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | None = None,
-                stat: str = "mean") -> Figure:
-    """Write OUT.png: one curve per (implementation, agent) group — or per label when
-    `labels` maps each run directory to one (e.g. 'rlsuite@zoo') — one env per figure. STAT across
-    seeds: 'mean' or 'iqm' (interquartile mean), each with its 95% bootstrap band."""
+                stat: str = "mean", group_by: list[str] | None = None) -> Figure:
+    """Write OUT.png: one curve per (implementation, agent) group and value of each `group_by` field — or per
+    label when `labels` maps each run directory to one (e.g. 'rlsuite@zoo') — one env per figure. Without either,
+    runs whose configurations differ in more than the seed are grouped by the differing fields (Figure.grouped_by
+    says which), never merged into one curve. STAT across seeds: 'mean' or 'iqm' (interquartile mean), each with
+    its 95% bootstrap band."""
     if stat not in STATISTICS:
         raise UserError(f"unknown statistic {stat!r}; use mean or iqm")
 
     matplotlib.use("Agg")
 
     curves = [load_curve(d) for d in run_dirs]
-    for c, d in zip(curves, run_dirs):
-        c["label"] = labels[str(d)] if labels else f"{c['implementation']} {c['agent']}"
     if not curves:
         raise UserError("no run directories to plot")
+    if group_by:
+        known = {k for c in curves for k in c["fields"]}
+        for name in group_by:
+            if name not in known:
+                raise UserError(f"--group {name!r} is not a field of these runs{close_matches(name, known)}; give a "
+                                "hyperparameter (lr, n_steps, ...), an env-card field, agent, implementation or env_id")
+    elif not labels:
+        group_by = differing_fields(curves)
+    for c, d in zip(curves, run_dirs):
+        c["label"] = labels[str(d)] if labels else group_label(c, group_by or [])
     envs = sorted({c["env_id"] for c in curves})
     if len(envs) > 1:
         raise UserError(f"these runs mix environments ({', '.join(envs)}); plot one env at a time or use --group env_id")
@@ -235,4 +286,4 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | No
     ax_steps.legend(fontsize=8, loc="best")
     what = "mean" if stat == "mean" else "IQM"
     fig.suptitle(title or f"{envs[0]}: evaluation return, {what} and 95% bootstrap band across seeds")
-    return Figure(save_figure(fig, out, dpi=110), labels)
+    return Figure(save_figure(fig, out, dpi=110), labels, list(group_by or []))

@@ -8,6 +8,7 @@ same --out) is left to it. The sweep ends with the across-seed table of `compare
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import socket
@@ -24,10 +25,11 @@ from rlsuite.config.cards import load_env_card
 from rlsuite.config.schema import coerce
 from rlsuite.core.errors import UserError
 from rlsuite.experiments.jobs import JobPool, JobResult, job_main
-from rlsuite.experiments.report import aggregate_table
+from rlsuite.experiments.plots import plot_curves, usable_runs
+from rlsuite.experiments.report import aggregate_table, header
 from rlsuite.registry import get_agent
 from rlsuite.run.live import LiveRuns
-from rlsuite.run.rundir import RunBusy
+from rlsuite.run.rundir import RunBusy, atomic_write_text
 from rlsuite.runs import prepare
 
 
@@ -62,9 +64,57 @@ def expand_grid(agent: str, items: list[str]) -> list[dict]:
 
 
 def _run_name(agent: str, env_id: str, overrides: dict, seed: int) -> str:
+    """AGENT-ENV-k=v-...-sSEED; a grid point too long for a folder name (255 bytes) is named by its hash."""
     parts = [agent, env_id.replace("/", "-").replace(":", "-")]
     parts += [f"{k}={v}".replace("/", "-").replace(",", "_").replace(" ", "") for k, v in overrides.items()]
-    return "-".join(parts) + f"-s{seed}"
+    name = "-".join(parts)
+    if len(name.encode("utf-8")) > 200:
+        digest = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        name = f"{'-'.join(parts[:2])[:150]}-grid{digest}"
+    return name + f"-s{seed}"
+
+
+def point_label(overrides: dict, grid: list[dict]) -> str:
+    """A grid point by the values of the axes that vary (lr=0.001), the fixed --set values left to the command."""
+    varying = [k for k in overrides if len({json.dumps(o.get(k), default=str) for o in grid}) > 1]
+    return " ".join(f"{k}={overrides[k]}" for k in (varying or overrides)) or "card"
+
+
+def sweep_root(out, agent: str, env_id: str) -> Path:
+    return Path(out) / "runs" / f"sweep-{agent}-{env_id.replace('/', '-').replace(':', '-')}"
+
+
+def write_report(results: list[dict], grid: list[dict], agent: str, env_id: str, command: str, out) -> Path | None:
+    """ROOT/report.md (the across-seed table, one row per grid point) and ROOT/curves.png (one curve per grid
+    point), like compare's; None when no run finished."""
+    root = sweep_root(out, agent, env_id)
+    labels = {}
+    for overrides in grid:
+        label = point_label(overrides, grid)
+        prefix = _run_name(agent, env_id, overrides, 0).removesuffix("-s0") + "-s"
+        for r in results:
+            if r["status"] == "complete" and r["name"].startswith(prefix) and r["name"][len(prefix):].isdigit():
+                labels[str(r["run_dir"])] = label
+    table = summary_table(results, grid, agent, env_id)
+    if not table or not labels:
+        return None
+    plottable, skipped = usable_runs([Path(d) for d in labels])
+    try:
+        figure = plot_curves(plottable, root / "curves", labels={str(d): labels[str(d)] for d in plottable},
+                             title=f"sweep {agent} on {env_id}").paths[0]
+        picture = [f"![curves]({figure.name})"]
+    except UserError as e:  # e.g. every finished run's curve holds NaN: the table still stands
+        picture = [f"No curves: {e}"]
+    lines = header(f"Sweep: {agent} on {env_id}", command, None)
+    lines += [f"Grid: {len(grid)} point(s); each row is one grid point, its seeds aggregated (`--set` values over the "
+              "card; the axes that vary name the row).", "", *table, "", *picture, "",
+              *[f"- not drawn: {why}" for why in skipped]]
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed:
+        lines += ["Failed runs (not in the table):", "", *[f"- {r['name']}: {r['error']}" for r in failed], ""]
+    path = root / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
 
 
 def connect_ray(address: str | None, num_cpus: int | None):
@@ -184,7 +234,7 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
     grid = expand_grid(agent, sets)
     for overrides in grid:  # every combination must make a valid config before anything starts
         prepare(agent, env_id, steps, overrides)
-    root = Path(out) / "runs" / f"sweep-{agent}-{env_id.replace('/', '-').replace(':', '-')}"
+    root = sweep_root(out, agent, env_id)
     try:
         (root / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -216,7 +266,7 @@ def summary_table(results: list[dict], grid: list[dict], agent: str, env_id: str
 
     by_point: dict[str, list[dict]] = {}
     for overrides in grid:
-        label = " ".join(f"{k}={v}" for k, v in overrides.items()) or "card"
+        label = point_label(overrides, grid)
         prefix = _run_name(agent, env_id, overrides, 0).removesuffix("-s0") + "-s"
         for r in results:
             if r["status"] == "complete" and r["name"].startswith(prefix) and r["name"][len(prefix):].isdigit():
