@@ -184,6 +184,38 @@ def _print_seed_table(results: list[dict]) -> None:
         raise SystemExit(max(codes) or 1)
 
 
+@main.command("runs")
+@click.argument("folder", default="runs", required=False, type=click.Path())
+@click.option("--agent", default=None, help="only this agent's runs")
+@click.option("--env", default=None, help="only runs of this env (or of ids containing it, e.g. CartPole)")
+@click.option("--status", type=click.Choice(["running", "interrupted", "failed", "complete", "unknown"]), default=None)
+@friendly
+def runs_cmd(folder, agent, env, status):
+    """List the runs under FOLDER (default ./runs, where train puts them), oldest first, with their status and result.
+
+    \b
+    Any command that takes a run directory also takes `latest` (the run started last under ./runs) or the start of
+    a run's name: rlsuite eval latest; rlsuite train --resume ppo-CartPole-v1-s0-2026
+    """
+    from rlsuite.runs import list_runs  # the library loads torch: imported when the command runs
+
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder} is not a folder; give the folder runs were written to (train's --out, then runs/)")
+    rows = list_runs(folder, agent, env, status)
+    if not rows:
+        click.echo(f"no runs under {folder}" + (" match the filters" if agent or env or status else ""))
+        return
+    head = f"{'started':<19}  {'status':<11}  {'agent':<9} {'env':<22} {'seed':>5}  {'steps':>10}  {'final':>9}  run"
+    click.echo(head)
+    for r in rows:
+        impl = "" if r["implementation"] == "rlsuite" else f" ({r['implementation']})"
+        final = "-" if r["final"] is None else f"{r['final']:.4g}"
+        steps = "-" if r["step"] is None else f"{r['step']:,}"
+        click.echo(f"{r['created'][:19]:<19}  {r['status']:<11}  {r['agent'] + impl:<9} {str(r['env_id'])[:22]:<22} "
+                   f"{r['seed']:>5}  {steps:>10}  {final:>9}  {r['run_dir']}")
+    click.echo(f"{len(rows)} run{'s' if len(rows) != 1 else ''}")
+
+
 @main.command("eval")
 @click.argument("run_dir", type=click.Path())
 @click.option("--episodes", type=int, default=None, help="episodes (default: the run's final_eval_episodes)")

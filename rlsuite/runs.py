@@ -29,7 +29,8 @@ from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
 from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
 from rlsuite.run.live import LiveRuns
 from rlsuite.run.population import Population
-from rlsuite.run.rundir import RunBusy, RunLock, new_run_dir, read_run_config, read_status, write_run_config
+from rlsuite.run.rundir import (DEFAULT_RUNS, RunBusy, RunLock, find_runs, new_run_dir, read_run_config, read_status,
+                                resolve_run, write_run_config)
 from rlsuite.sb3.baseline import load_sb3_policy, resumable_baseline, resume_baseline
 from rlsuite.sb3.hyperparameters import BaselineConfig
 from rlsuite.supervised.classifier import evaluate_supervised_run
@@ -291,7 +292,7 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
            steps: int | None = None, lock: RunLock | None = None, on_eval=None) -> dict:
     """Continue a stopped run from its last checkpoint. With `steps` larger than the run's budget, a
     stopped or finished run trains on to the new total (its schedules stretch over the new budget)."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     spec, config, card, data = load_run(run_dir)
     if data.get("implementation", "rlsuite") == "sb3" and steps is None:
         return resume_baseline(run_dir, progress=progress, stop_at=stop_at, device=device, lock=lock, on_eval=on_eval)
@@ -339,8 +340,39 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
         lock.release()
 
 
+def list_runs(root: str | Path = DEFAULT_RUNS, agent: str | None = None, env: str | None = None,
+              status: str | None = None) -> list[dict]:
+    """Every run under ROOT (compare's, sweep's and tune's nested runs too), oldest first: name, path, agent, env,
+    seed, implementation, status, steps, final result (evaluation mean, or test accuracy) and start time. AGENT,
+    ENV and STATUS filter (ENV also matches a part of the id, e.g. CartPole)."""
+    rows = []
+    for run_dir in find_runs(Path(root)):
+        try:
+            config = read_run_config(run_dir)
+        except UserError:
+            continue  # a folder with a broken config.yaml is not a run to list
+        state = read_status(run_dir)
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except (OSError, ValueError):
+            summary = {}
+        final = summary.get("final_eval", {}).get("mean") if isinstance(summary.get("final_eval"), dict) else None
+        if final is None and summary.get("test_acc") is not None:
+            final = summary["test_acc"]
+        row = {"name": run_dir.name, "run_dir": str(run_dir), "agent": config["agent"],
+               "env_id": config.get("env_id") or config.get("config", {}).get("dataset") or "-", "seed": config["seed"],
+               "implementation": config.get("implementation", "rlsuite"), "status": state["status"],
+               "step": state.get("step"), "final": final, "created": str(config.get("created", ""))}
+        if ((agent and row["agent"] != agent) or (status and row["status"] != status)
+                or (env and env != row["env_id"] and env.lower() not in str(row["env_id"]).lower())):
+            continue
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["created"], r["name"]))
+
+
 def evaluate(run_dir: str | Path, episodes: int | None = None, seed: int | None = None, device: str = "auto") -> dict:
     """Re-evaluate any run directory: an RL run's policy over episodes, a classifier on its test set."""
+    run_dir = resolve_run(run_dir)
     if get_agent(read_run_config(run_dir)["agent"]).kind == "supervised":
         if episodes is not None or seed is not None:
             raise UserError("--episodes and --seed apply to RL runs; a supervised run is evaluated on its test set")
@@ -352,7 +384,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
                  device: str = "auto") -> dict:
     """Re-evaluate the saved agent of a run (rlsuite's or an SB3 baseline's) with the protocol's
     deterministic policy."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     policy = load_policy(run_dir, device)
     if episodes is not None and (isinstance(episodes, bool) or not 0 < episodes <= 10_000):
         raise UserError(f"--episodes must be in [1, 10000], got {episodes}")
@@ -383,15 +415,25 @@ class Policy:
         return self.act(np.asarray(obs))
 
     def predict(self, obs) -> np.ndarray:
-        obs = np.asarray(obs)
-        if obs.shape == tuple(self.obs_shape):  # one observation: add and remove the batch axis
+        """The action for one observation, or the actions for a batch (a vector env's observations)."""
+        try:
+            obs = np.asarray(obs)
+        except (TypeError, ValueError):  # ragged nested lists
+            raise UserError(f"predict: the observation is not an array of numbers ({type(obs).__name__})") from None
+        if obs.dtype.kind not in "fiub":
+            raise UserError(f"predict: the observation holds {obs.dtype} values; give numbers")
+        shape = tuple(self.obs_shape)
+        if obs.shape == shape:  # one observation: add and remove the batch axis
             return self.act(obs[None])[0]
-        return self.act(obs)
+        if obs.shape[1:] == shape and len(obs):
+            return self.act(obs)
+        raise UserError(f"predict: {self.env_card.id}'s observations have shape {shape} (a batch: (N, {', '.join(map(str, shape))})); "
+                        f"got shape {obs.shape}")
 
 
 def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
     """The deterministic policy of any RL run directory, the loader chosen by the run's implementation."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run(run_dir)
     spec, config, card, data = load_run(run_dir)
     if card is None:
         raise UserError(f"{run_dir} has no environment (a supervised run); use `rlsuite eval` for its accuracy")

@@ -16,15 +16,15 @@ import numpy as np
 from scipy.stats import bootstrap, trim_mean
 
 from rlsuite.core.errors import UserError, close_matches
-from rlsuite.run.rundir import csv_rows, read_run_config, read_status
+from rlsuite.run.rundir import csv_rows, read_run_config, read_status, resolve_run, suggest_runs
 
 
 def expand_run_dirs(paths) -> list[Path]:
     """Run directories from the given paths: each is a run (has config.yaml) or a folder holding runs."""
     out: list[Path] = []
-    for p in map(Path, paths):
+    for p in map(resolve_run, paths):
         if not p.exists():
-            raise UserError(f"{p} does not exist")
+            raise UserError(f"{p} does not exist{suggest_runs(p)}")
         if (p / "config.yaml").exists():
             out.append(p)
             continue

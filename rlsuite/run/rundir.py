@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from rlsuite.core.errors import UserError
+from rlsuite.core.errors import UserError, close_matches
 
 METRIC_COLUMNS = ["step", "wall_s", "episode_return", "episode_length", "eval_mean", "eval_std"]
 STATUSES = ("running", "interrupted", "failed", "complete")
@@ -104,12 +104,59 @@ def hardware() -> str:
 
 # ---------------------------------------------------------------------------------------------
 # config.yaml
+DEFAULT_RUNS = Path("runs")  # where `rlsuite train` puts runs by default (--out .), and where `latest` looks
+
+
+def find_runs(root: Path = DEFAULT_RUNS, depth: int = 4) -> list[Path]:
+    """Every run directory (a folder with a config.yaml) under ROOT, compare's, sweep's and tune's nested ones too."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for level in range(1, depth + 1):
+        found += [p.parent for p in root.glob("/".join(["*"] * level) + "/config.yaml")]
+    return sorted(set(found))
+
+
+def resolve_run(text: str | Path, root: Path = DEFAULT_RUNS) -> Path:
+    """A run directory from what a user types: a path; `latest` (the run under ROOT started last); or a unique
+    prefix of a run's name under ROOT. Anything else comes back unchanged, for the caller's own error."""
+    path = Path(text)
+    if path.exists() or str(text) in ("", "."):
+        return path
+    runs = find_runs(root)
+    if str(text) == "latest":
+        if not runs:
+            raise UserError(f"'latest': there are no runs under {root}/; give a run directory")
+        return max(runs, key=lambda d: ((d / "config.yaml").stat().st_mtime, d.name))
+    if len(path.parts) == 1:
+        hits = [d for d in runs if d.name.startswith(str(text))]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            names = ", ".join(d.name for d in hits[:3])
+            raise UserError(f"'{text}' is the start of {len(hits)} runs' names under {root}/ ({names}"
+                            f"{', ...' if len(hits) > 3 else ''}); give more of the name")
+    return path
+
+
+def suggest_runs(run_dir: Path) -> str:
+    """' (did you mean: ...?)' from the run names beside the path given, or under ./runs."""
+    run_dir = Path(run_dir)
+    names = {d.name: d for d in find_runs(run_dir.parent, depth=1) + find_runs(DEFAULT_RUNS)}
+    hint = close_matches(run_dir.name, names)
+    if not hint:
+        return ""
+    picks = [n.strip() for n in hint.removeprefix(" (did you mean: ").removesuffix("?)").split(",")]
+    return f" (did you mean: {', '.join(str(names[n]) for n in picks if n in names)}?)"
+
+
 def read_run_config(run_dir: Path) -> dict:
     """config.yaml of a run directory, checked enough that every command can rely on its keys."""
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a run directory (no such directory)")
+        raise UserError(f"{run_dir} is not a run directory (no such directory){suggest_runs(run_dir)}")
     if not path.exists():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
     try:
