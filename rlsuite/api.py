@@ -11,31 +11,75 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+
 from rlsuite import runs
 from rlsuite.config.cards import trust_imports  # noqa: F401 - part of the API
+from rlsuite.core.errors import UserError
+
+# The library words its errors for the command line; a Python caller gets the argument names it used.
+ARGUMENTS = {"--set": "overrides", "--env-kwargs": "env_kwargs", "--steps": "steps", "--seeds": "seeds",
+             "--seed": "seed", "--episodes": "episodes", "--device": "device", "--out": "out", "--resume": "resume"}
 
 
+def _require(value, types, name: str, example: str) -> None:
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise UserError(f"{name} must be {example}, got {type(value).__name__} {value!r}")
+
+
+def _run_dir(run_dir) -> None:
+    _require(run_dir, (str, os.PathLike), "run_dir", "a run directory (a path, 'latest' or the start of a run's name)")
+
+
+def pythonic(fn):
+    """UserError messages with the call's argument names instead of the CLI's flags."""
+    pattern = re.compile("|".join(re.escape(flag) + r"(?![\w-])" for flag in sorted(ARGUMENTS, key=len, reverse=True)))
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise UserError(pattern.sub(lambda m: ARGUMENTS[m.group(0)], str(e))) from None
+
+    return wrapper
+
+
+@pythonic
 def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, overrides: dict | None = None,
-          out=".", device: str = "auto", progress: bool = False, seeds: list[int] | None = None):
+          out=".", device: str = "auto", progress: bool = True, seeds: list[int] | None = None):
     """Train AGENT on ENV_ID with its card (+ `overrides`, as --set); returns the summary, run_dir included.
-    With `seeds`, one run per seed trained together as one population; returns their summaries in order."""
+    With `seeds`, one run per seed trained together as one population; returns their summaries in order.
+    progress: a bar on a terminal, a line every 30 s elsewhere (a notebook, a log); False for none."""
+    _require(agent, str, "agent", "an agent's name such as 'ppo'")
+    _require(out, (str, os.PathLike), "out", "a folder path")
     if seeds is not None:
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+            raise UserError(f"seeds must be a list of integers such as [0, 1, 2], got {type(seeds).__name__} {seeds!r}")
         return runs.train_seeds(agent, env_id, list(seeds), steps=steps, overrides=overrides, out=out, device=device,
                                 progress=progress)
     return runs.train(agent, env_id, seed=seed, steps=steps, overrides=overrides, out=out, device=device,
                       progress=progress)
 
 
-def resume(run_dir, steps: int | None = None, device: str | None = None, progress: bool = False) -> dict:
+@pythonic
+def resume(run_dir, steps: int | None = None, device: str | None = None, progress: bool = True) -> dict:
     """Continue a stopped run from its last checkpoint; with `steps`, train a finished one on to that total."""
+    _run_dir(run_dir)
     return runs.resume(run_dir, progress=progress, device=device, steps=steps)
 
 
+@pythonic
 def load(run_dir, device: str = "auto") -> runs.Policy:
     """The deterministic policy of a run directory: `policy(obs_batch)` or `policy.predict(obs)`."""
+    _run_dir(run_dir)
     return runs.load_policy(run_dir, device)
 
 
+@pythonic
 def evaluate(run_dir, episodes: int | None = None, seed: int | None = None, device: str = "auto") -> dict:
     """Re-evaluate a run directory's saved agent under the evaluation protocol."""
+    _run_dir(run_dir)
     return runs.evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)

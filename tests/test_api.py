@@ -73,3 +73,38 @@ def test_list_columns_never_run_together():
     header = next(line for line in out.splitlines() if line.startswith("hyperparameter"))
     epsilon = next(line for line in out.splitlines() if line.startswith("epsilon"))
     assert epsilon.index("{'linear': [1.0, 0.05, 0.1]}") == header.index("dataclass default")
+
+
+def test_the_api_page_example_runs_as_written(tmp_path, monkeypatch):
+    """docs/api.md's example, with its budgets cut so that the test takes seconds (the rest exactly as written)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    code = code.replace("steps=50_000", "steps=4_096").replace("steps=100_000", "steps=8_192")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), namespace)  # our own documentation, not a config string
+    assert namespace["action"] in (0, 1)
+
+
+def test_api_errors_speak_python(tmp_path):
+    import pytest
+
+    import rlsuite
+    from rlsuite.core.errors import UserError
+
+    for call, message in [
+        (lambda: rlsuite.train("ppo", "CartPole-v1", overrides={"lr": "fast"}, out=tmp_path), "overrides: lr='fast'"),
+        (lambda: rlsuite.train("ppo", "CartPole-v1", steps=-1, out=tmp_path), "steps must be"),
+        (lambda: rlsuite.train("ppo", "CartPole-v1", seed=-1, out=tmp_path), "seed must be"),
+        (lambda: rlsuite.train(123, "CartPole-v1"), "agent must be an agent's name"),
+        (lambda: rlsuite.train("ppo", "CartPole-v1", seeds=5), "seeds must be a list of integers"),
+        (lambda: rlsuite.train("ppo", "CartPole-v1", out=5), "out must be a folder path"),
+        (lambda: rlsuite.evaluate(None), "run_dir must be a run directory"),
+        (lambda: rlsuite.load(3), "run_dir must be a run directory"),
+    ]:
+        with pytest.raises(UserError) as caught:
+            call()
+        assert message in str(caught.value) and "--" not in str(caught.value), str(caught.value)
