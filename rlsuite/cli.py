@@ -106,7 +106,7 @@ def _print_result(result: dict) -> None:
     click.echo(f"run directory: {Path(result['run_dir']).absolute()}")  # the same form after a resume
 
 
-@main.command()
+@main.command(short_help="Train AGENT on ENV, or resume a run (--resume)")
 @click.argument("agent", required=False)
 @click.argument("env_id", metavar="ENV", required=False)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for python, numpy, torch and the envs")
@@ -184,7 +184,7 @@ def _print_seed_table(results: list[dict]) -> None:
         raise SystemExit(max(codes) or 1)
 
 
-@main.command("runs")
+@main.command("runs", short_help="List runs with their status and result")
 @click.argument("folder", default="runs", required=False, type=click.Path())
 @click.option("--agent", default=None, help="only this agent's runs")
 @click.option("--env", default=None, help="only runs of this env (or of ids containing it, e.g. CartPole)")
@@ -216,7 +216,7 @@ def runs_cmd(folder, agent, env, status):
     click.echo(f"{len(rows)} run{'s' if len(rows) != 1 else ''}")
 
 
-@main.command("eval")
+@main.command("eval", short_help="Re-evaluate a run's saved agent or classifier")
 @click.argument("run_dir", type=click.Path())
 @click.option("--episodes", type=int, default=None, help="episodes (default: the run's final_eval_episodes)")
 @click.option("--seed", type=int, default=None, help="evaluation seed (default: the one the run's own evaluation used)")
@@ -254,7 +254,7 @@ def _evaluation_line(r: dict) -> str:
             f"over {r['episodes']} episodes (seed {r['seed']})")
 
 
-@main.command("list")
+@main.command("list", short_help="The agents, their cards and hyperparameters")
 @click.argument("agent", required=False)
 @click.option("--env", "env_id", default=None, help="with AGENT: the values a run on ENV uses (its card entry applied)")
 @friendly
@@ -303,7 +303,7 @@ def list_(agent, env_id):
                f"{len(list(envs.glob('*.yaml')))} of them (ALE/Pong-v5 -> ALE__Pong-v5.yaml).")
 
 
-@main.command()
+@main.command(short_help="Train SB3's AGENT on ENV at the zoo's values")
 @click.argument("agent")
 @click.argument("env_id", metavar="ENV")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -321,7 +321,7 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
     _print_result(result)
 
 
-@main.command()
+@main.command(short_help="rlsuite against SB3 on ENV over the same seeds")
 @click.argument("args", nargs=-1, required=True, metavar="AGENT ENV | GROUP GROUP...")
 @click.option("--seeds", type=int, default=None,
               help="seeds 0..N-1, the same for both (default 10; docs/protocol.md: comparisons use at least 10)")
@@ -394,7 +394,7 @@ def tensorboard_command(dirs) -> str:
     return "tensorboard --logdir_spec " + ",".join(f"{Path(d).name}:{d}" for d in dirs)
 
 
-@main.command()
+@main.command(short_help="Reward curves across seeds from run directories")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", default="curves.png", show_default=True, help="image path (.png)")
 @click.option("--group", multiple=True,
@@ -440,7 +440,7 @@ def plot(run_dirs, output, group, title, stat):
     click.echo(f"the same runs in TensorBoard: {tensorboard_command(dirs)}")
 
 
-@main.command()
+@main.command(short_help="Seeds × a --set grid, on a local pool or Ray")
 @click.argument("agent")
 @click.argument("env_id", metavar="ENV")
 @click.option("--seeds", type=int, default=5, show_default=True, help="seeds 0..N-1 for every grid point")
@@ -502,7 +502,7 @@ class _TuneGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@main.group(cls=_TuneGroup)
+@main.group(cls=_TuneGroup, short_help="Hyperparameter search with Optuna")
 def tune():
     """Hyperparameter search with Optuna (TPE, pruning on the periodic evaluations), resumable.
 
@@ -581,7 +581,7 @@ SECTIONS = ("dqn", "pg", "reinforce", "cards", "floatpaths", "tuning", "mnist", 
             "matrix", "populations")
 
 
-@main.command()
+@main.command(short_help="Regenerate the committed reports in results/")
 @click.option("--sections", default="dqn,pg,reinforce,cards,floatpaths,tuning,mnist,faults,pixels,continuous,matrix,populations",
               show_default=True, help="benchmark scripts to run, in order (benchmarks/<name>.py -> OUT/<name>/)")
 @click.option("--seeds", type=int, default=None, help="seeds per comparison (default: each script's, 10 for RL)")
@@ -648,7 +648,7 @@ def bench(sections, seeds, out, index_only):
     click.echo(f"report: {Path(out) / 'README.md'}")
 
 
-@main.command()
+@main.command(short_help="Train a classifier on MNIST or Fashion-MNIST")
 @click.argument("dataset")
 @click.option("--net", default="mlp", show_default=True, help="mlp (784-64-10) or cnn")
 @click.option("--epochs", type=int, default=None, help="maximum epochs (default: the card's)")

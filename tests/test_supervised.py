@@ -212,3 +212,16 @@ def test_settings_that_cannot_fit_the_data(tmp_path):
     assert_one_line_error(runner.invoke(main, base + ["--set", "augment_shift=100"]), "off the canvas")
     assert_one_line_error(runner.invoke(main, base + ["--set", "torch_threads=100000"]), "at most 256")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_progress_line_counts_epochs(tmp_path, monkeypatch, capsys):
+    """Before: 'step 1/2 (50%) 0 steps/s': a classifier's steps are epochs, and its rate is below one per second."""
+    from rlsuite.run import engine
+
+    monkeypatch.setattr(engine, "PROGRESS_LINE_SECONDS", 0.0)
+    d = synthetic(tmp_path / "data", n_train=600, n_test=100)
+    run_supervised("fashion-mnist", "mlp", epochs=3, data_dir=d, out=tmp_path, progress=True,
+                   overrides={"val_size": "100", "width": "8", "torch_threads": "1"}, allow_download=False)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[supervised")]
+    assert lines and all(" epoch " in line and "steps/s" not in line for line in lines), lines
+    assert all(("epochs/s" in line or "s/epoch" in line) for line in lines), lines

@@ -228,7 +228,7 @@ class Run:
             except ValueError:  # not the main thread (e.g. inside a worker thread)
                 pass
         if self._progress_mode == "bar":
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self._progress = Progress(TextColumn("[bold]{task.description}"), MofNCompleteColumn(), BarColumn(bar_width=20),
                                       TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
             self._progress.start()
             done = self.restored["step"] if self.restored else 0
@@ -350,7 +350,9 @@ class Run:
         if self._progress_mode == "lines" and now < self._next_line:
             return
         elapsed = self.wall() - self._wall_offset
-        info = f"{(step - self._start_step) / elapsed:,.0f} steps/s" if elapsed > 0 else ""
+        unit = "epoch" if self.agent == "supervised" else "step"  # a classifier's progress counts epochs
+        rate = (step - self._start_step) / elapsed if elapsed > 0 else None
+        info = "" if rate is None else f"{rate:,.0f} {unit}s/s" if rate >= 1 else f"{1 / rate:,.1f} s/{unit}" if rate else ""
         if self._last_return is not None:
             info += f"  return {self._last_return:.1f}"
         if self._last_eval is not None:
@@ -361,7 +363,7 @@ class Run:
             return
         if self._next_line:  # not at the very start: there is nothing to say yet
             total = f"/{self.total_steps:,} ({100 * step / self.total_steps:.0f}%)" if self.total_steps else ""
-            print(f"[{self._title()}] step {step:,}{total}  {info}", file=sys.stderr, flush=True)
+            print(f"[{self._title()}] {unit} {step:,}{total}  {info}", file=sys.stderr, flush=True)
         self._next_line = now + PROGRESS_LINE_SECONDS
 
     def _publish(self, step: int) -> None:
