@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
