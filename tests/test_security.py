@@ -138,3 +138,13 @@ def test_env_constructor_errors_end_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["train", "ppo", "Hopper-v5", "--env-kwargs", "frame_skip=0", "--steps", "5000",
                                        "--out", str(tmp_path)])
     assert_one_line_error(result, "Hopper-v5 fails with the env arguments", "ZeroDivisionError")
+
+
+def test_refused_sweeps_and_studies_leave_no_empty_folders(tmp_path):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["sweep", "ppo", "CartPole-v1", "--backend", "dask", "--out", str(out)])
+    assert_one_line_error(result, "unknown backend 'dask'")
+    result = CliRunner().invoke(main, ["tune", "ppo", "CartPole-v1", "--trials", "1", "--storage", "nosuchdb://x/y",
+                                       "--out", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))

@@ -231,6 +231,8 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
 
     if not 0 < seeds <= 10_000 or not 0 < workers <= 1024:
         raise UserError(f"--seeds must be in [1, 10000] and --workers in [1, 1024], got {seeds} and {workers}")
+    if backend not in ("local", "ray"):  # before anything is written: a refused sweep leaves no folder
+        raise UserError(f"unknown backend {backend!r}; use local or ray")
     grid = expand_grid(agent, sets)
     for overrides in grid:  # every combination must make a valid config before anything starts
         prepare(agent, env_id, steps, overrides)
@@ -241,8 +243,6 @@ def sweep(agent: str, env_id: str, seeds: int, sets: list[str], workers: int = 2
         raise UserError(f"cannot create {root / 'runs'} ({e.strerror}); choose a writable --out") from None
     jobs = [{"root": str(root), "names": [_run_name(agent, env_id, o, s) for s in range(seeds)], "agent": agent,
              "env_id": env_id, "seeds": list(range(seeds)), "steps": steps, "overrides": o} for o in grid]
-    if backend not in ("local", "ray"):
-        raise UserError(f"unknown backend {backend!r}; use local or ray")
     watched = [root / "runs" / name for job in jobs for name in job["names"]]
     with LiveRuns(watched, f"sweep {agent} {env_id}", live):
         return _run_ray(jobs, workers, address, report) if backend == "ray" else _run_local(jobs, workers, report)

@@ -1,6 +1,7 @@
 """`rlsuite tune`: the search space (a file, --search, or the card's own `tune:` section), the study opened
 or continued, the workers started, the report written."""
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -127,6 +128,7 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
         raise UserError(f"{env_id} has no solve threshold (gymnasium's reward_threshold is None), and the objective "
                         f"is normalised by one; write an env card cards/envs/{env_id}.yaml with `threshold: <return>`")
     tune_dir = tune_dir_for(out, agent, env_id, name)
+    created = [p for p in (tune_dir, *tune_dir.parents) if not p.exists()]  # removed again if the study cannot open
     try:
         (tune_dir / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -163,7 +165,13 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
     else:
         settings = wanted
         settings.floor = random_floor(card, config)
-        study = open_study(settings, 0, trials)  # a storage that cannot be opened fails before anything is written
+        try:
+            study = open_study(settings, 0, trials)  # a storage that cannot be opened leaves nothing behind
+        except UserError:
+            for folder in [tune_dir / "runs", *created]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only empty folders go
+            raise
         echo(f"new study in {tune_dir}: {len(space)} fields ({', '.join(space)}), {seeds} seeds per trial, "
              f"{settings.steps:,} steps each; objective 0 = random policy ({settings.floor:.1f}), 1 = solved "
              f"({settings.threshold:g}) from the first step" + cost_sentence(settings))
