@@ -78,6 +78,28 @@ def main(trust_imports):
         os.environ["RLSUITE_TRUSTED_MODULES"] = "*"  # config.cards.TRUST_VARIABLE; child processes inherit it
 
 
+def _to_environment(variable: str):
+    """A click callback that puts the option's value in the environment, where the runs (and the child processes
+    of sweep, compare and tune) read it."""
+    def callback(ctx, param, value):
+        if value:
+            os.environ[variable] = value
+        return value
+    return callback
+
+
+def tracking_options(fn):
+    """--track wandb and its W&B settings (rlsuite.run.tracking)."""
+    fn = click.option("--wandb-entity", default=None, expose_value=False, callback=_to_environment("WANDB_ENTITY"),
+                      help="the W&B entity (team or user; default: yours)")(fn)
+    fn = click.option("--wandb-project", default=None, expose_value=False, callback=_to_environment("WANDB_PROJECT"),
+                      help="the W&B project (default: rlsuite)")(fn)
+    fn = click.option("--track", type=click.Choice(["wandb"]), default=None, expose_value=False,
+                      callback=_to_environment("RLSUITE_TRACK"),
+                      help="also log every run to Weights & Biases (the wandb extra; WANDB_MODE=offline keeps it on disk)")(fn)
+    return fn
+
+
 def _check_out(ctx, param, value):
     """--out must name a folder (an empty string would silently mean the current directory)."""
     if value is not None and not str(value).strip():
@@ -124,6 +146,7 @@ def _print_result(result: dict) -> None:
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="continue a stopped run directory (with --steps N: train it on to N steps in total)")
 @click.option("--quiet", is_flag=True, help="no progress output")
+@tracking_options
 @friendly
 def train(agent, env_id, seed, seeds_text, steps, device, out, overrides, env_kwargs, env_backend, resume_dir, quiet):
     """Train AGENT on ENV (any Gymnasium id, or package.module:EnvId) with its tuned card.
@@ -311,6 +334,7 @@ def list_(agent, env_id):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--quiet", is_flag=True)
+@tracking_options
 @friendly
 def baseline(agent, env_id, seed, steps, device, out, quiet):
     """Train Stable-Baselines3's AGENT (dqn, a2c, ppo, sac, td3) on ENV with the card's zoo hyperparameters,
@@ -336,6 +360,7 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("--quiet", is_flag=True, help="no live view of the runs in flight")
 @click.option("--same-hparams", is_flag=True,
               help="rlsuite trains on the zoo's values, as SB3 does: the ratios compare the implementations alone")
+@tracking_options
 @friendly
 def compare(args, seeds, steps, overrides, out, force, output, workers, quiet, same_hparams):
     """rlsuite vs SB3 on ENV over the same seeds (rlsuite's as one population, SB3's on --workers processes
@@ -452,6 +477,7 @@ def plot(run_dirs, output, group, title, stat):
 @click.option("--address", default=None, help="Ray cluster address (host:port or auto); default: a local Ray")
 @click.option("--out", default=".", show_default=True, callback=_check_out)
 @click.option("--quiet", is_flag=True, help="no live view of the runs in flight")
+@tracking_options
 @friendly
 def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out, quiet):
     """Run seeds × a --set grid, on a local process pool or a Ray cluster; finished runs are skipped."""
@@ -547,6 +573,7 @@ def tune():
 @click.option("--cost-weight", type=float, default=None,
               help="objective lost per doubling of the cost against the current card's (default 0.05)")
 @click.option("--quiet", is_flag=True, help="no live view of the trial runs in flight")
+@tracking_options
 @friendly
 def tune_run(agent, env_id, trials, seeds, first_seed, steps, sets, space_file, search, workers, storage, backend,
              address, pruner, sampler_seed, name, out, device, no_reference, cost, cost_weight, quiet):
@@ -660,6 +687,7 @@ def bench(sections, seeds, out, index_only):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a card field (repeatable)")
 @click.option("--no-download", is_flag=True, help="never download; fail if the files are missing")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@tracking_options
 @friendly
 def supervised(dataset, net, epochs, data_dir, seed, device, out, overrides, no_download, quiet):
     """Train a classifier built from the shared networks on DATASET (mnist or fashion-mnist).

@@ -29,6 +29,7 @@ from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
 from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
 from rlsuite.run.live import LiveRuns
 from rlsuite.run.population import Population
+from rlsuite.run.tracking import check_tracker
 from rlsuite.run.rundir import (DEFAULT_RUNS, RunBusy, RunLock, find_runs, new_run_dir, read_run_config, read_status,
                                 resolve_run, write_run_config)
 from rlsuite.sb3.baseline import load_sb3_policy, resumable_baseline, resume_baseline
@@ -42,6 +43,7 @@ def prepare(agent: str, env_id: str, steps: int | None = None, overrides: dict |
     constructor arguments over the card's make_kwargs; env_changes: other env-card fields (e.g.
     {"vectorization": "envpool"}), as a benchmark varies them."""
     spec = get_agent(agent, kind="rl")
+    check_tracker()
     resolve_env_id(env_id, extras=False)  # the env's extras are checked where it is built, after the backend's check
     if steps is not None:
         check_steps(steps)

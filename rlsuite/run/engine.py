@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
 from rlsuite.config.schema import EnvCard, to_data
 from rlsuite.core.errors import Aborted, UserError
@@ -43,6 +44,7 @@ from rlsuite.run.checkpoint import (
     set_rng_state,
 )
 from rlsuite.run.evaluation import evaluate
+from rlsuite.run.tracking import open_tracker
 from rlsuite.run.rundir import (
     METRIC_COLUMNS,
     RunLock,
@@ -185,6 +187,10 @@ class Run:
         if not resume:
             table = "\n".join(f"|{k}|{v}|" for k, v in to_data(config).items())
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+            self._write_hparams(config, ((extra or {}).get("baseline") or {}).get("hyperparameters") or {})
+        self.tracker = open_tracker(self.dir, self.dir.name, {"agent": agent, "implementation": implementation,
+                                                               "env_id": env_card.id if env_card else None,
+                                                               "seed": seed, **to_data(config)})
         self.mark("running", start_step)
         seed_everything(seed)
         torch.set_num_threads(getattr(config, "torch_threads", 1))
@@ -204,6 +210,30 @@ class Run:
                 "created": dt.datetime.now().isoformat(timespec="seconds"), "versions": versions(),
                 "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), **extra}
         write_run_config(self.dir, data)
+
+    # -- TensorBoard's HParams view: the run's hyperparameters, and the final results as its metrics ----------
+    def _hparam_metrics(self) -> tuple[str, ...]:
+        return ("final/test_acc", "eval/test_acc") if self.agent == "supervised" else ("final/eval_mean", "eval/mean_return")
+
+    def _write_hparams(self, config, library_values: dict) -> None:
+        """The HParams plugin's experiment and session-start records in this run's own event file (not the extra
+        sub-run SummaryWriter.add_hparams makes): every hyperparameter (an SB3 run's own, `library_values`, too),
+        plus agent, implementation, env and seed; lists and schedules as text."""
+        values = {"agent": self.agent, "implementation": self.implementation,
+                  "env_id": self.env_card.id if self.env_card else "-", "seed": self.seed}
+        for key, value in {**to_data(config), **library_values}.items():
+            values[key] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
+        experiment, start, _ = hparams(values, {name: 0.0 for name in self._hparam_metrics()})
+        for record in (experiment, start):
+            self.writer.file_writer.add_summary(record)
+
+    def write_final_metric(self, step: int, value: float) -> None:
+        """The final result under the HParams metric's tag, and the session's end (status success)."""
+        self.writer.add_scalar(self._hparam_metrics()[0], float(value), step)
+        if self.tracker:
+            self.tracker.log(step, {self._hparam_metrics()[0]: value})
+        self.writer.file_writer.add_summary(hparams({"agent": self.agent}, {})[2])
+        self.writer.flush()
 
     def mark(self, status: str, step: int, **extra) -> None:
         """status.json: running | interrupted | failed | complete."""
@@ -246,6 +276,8 @@ class Run:
             self._metrics_file.close()
         with contextlib.suppress(OSError):
             self.writer.close()
+        if getattr(self, "tracker", None):
+            self.tracker.finish()
         try:
             if exc_type is None or (self.dir / "summary.json").exists():
                 return False
@@ -327,10 +359,14 @@ class Run:
         self._last_return = episode_return
         self.writer.add_scalar("charts/episodic_return", episode_return, step)
         self.writer.add_scalar("charts/episodic_length", length, step)
+        if self.tracker:
+            self.tracker.log(step, {"charts/episodic_return": episode_return, "charts/episodic_length": length})
 
     def log_scalars(self, step: int, scalars: dict) -> None:
         for key, value in scalars.items():
             self.writer.add_scalar(key, float(value), step)
+        if self.tracker:
+            self.tracker.log(step, scalars)
 
     def _title(self) -> str:
         return f"{self.agent} {self.env_card.id if self.env_card else ''}".strip()
@@ -382,6 +418,8 @@ class Run:
         self._last_eval = float(returns.mean())
         self.writer.add_scalar("eval/mean_return", returns.mean(), step)
         self.writer.add_scalar("eval/std_return", returns.std(), step)
+        if self.tracker:
+            self.tracker.log(step, {"eval/mean_return": returns.mean(), "eval/std_return": returns.std()})
         return returns
 
     def maybe_evaluate(self, step: int, act: Callable) -> None:
@@ -498,6 +536,7 @@ class Run:
             "max_return": getattr(self.env_card, "max_return", None), "resumed_at": self.resumed_at,
             "hardware": hardware(), "float_path": float_path(), "versions": versions(), "run_dir": str(self.dir),
         }
+        self.write_final_metric(step, final.mean())
         atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=1))
         self.mark("complete", step)
         return summary

@@ -33,6 +33,7 @@ from rlsuite.sb3.hyperparameters import (
     _sb3_schedule,
     baseline_hyperparameters,
 )
+from rlsuite.run.tracking import check_tracker
 from rlsuite.sb3.training_state import can_resume, cut_episodes, restore_training_state, training_state
 
 
@@ -126,6 +127,7 @@ def train_baseline(agent: str, env_id: str, seed: int = 0, steps: int | None = N
                    stop_at: int | None = None, lock=None, overrides: dict | None = None) -> dict:
     """SB3 with the card's baseline values; `overrides` (SB3 names) change some, e.g. for a short timing run."""
     check_seed(seed)
+    check_tracker()
     resolve_env_id(env_id)
     hp, source = baseline_hyperparameters(agent, env_id)
     if overrides:
@@ -240,10 +242,22 @@ def _learn(model, run: Run, refill_until: int = 0) -> dict:
         def _on_rollout_start(self) -> None:
             self.boundary = True
             step = int(model.num_timesteps)
+            self.forward_logs(step)
             if refill_until:  # SB3 trains after each chunk by gradient_steps: none until the buffer is refilled
                 model.gradient_steps = 0 if step < refill_until else gradient_steps
             if step < total and run.checkpoint_due(step):
                 run.save_checkpoint(step, state())
+
+        def forward_logs(self, step: int) -> None:
+            """SB3's training values (train/loss, train/value_loss, ...) and the steps per second, through the
+            run's own TensorBoard writer, under rlsuite's tags (losses/..., charts/...)."""
+            values = getattr(model.logger, "name_to_value", {}) if step else {}
+            scalars = {("charts/learning_rate" if key == "train/learning_rate" else "losses/" + key[len("train/"):]): v
+                       for key, v in values.items() if key.startswith("train/") and isinstance(v, (int, float))}
+            if step and run.wall() > 0:
+                scalars["charts/SPS"] = step / run.wall()
+            if scalars:
+                run.log_scalars(step, scalars)
 
         def _on_step(self) -> bool:
             step = self.num_timesteps

@@ -23,6 +23,7 @@ from rlsuite.config.cards import agent_card_path, load_agent_card
 from rlsuite.config.schema import apply, check_seed, param
 from rlsuite.core.errors import UserError, close_matches
 from rlsuite.learn.nets import CNN, CNN_PRESETS, MLP, ClassifierHead
+from rlsuite.run.tracking import check_tracker
 from rlsuite.run.checkpoint import load_checkpoint
 from rlsuite.run.engine import Run, resolve_device
 from rlsuite.run.rundir import atomic_write_text, csv_rows, new_run_dir, read_run_config
@@ -284,6 +285,7 @@ def finish(cfg, data, run: Run, dataset, model, optimizer, step, epoch, wall, be
                "per_class_acc": dict(zip(data.classes, per_class)), "confusion": matrix.tolist(),
                "wall_to_99": first_99, "parameters": sum(p.numel() for p in model.parameters()),
                "device": str(run.device), "run_dir": str(run.dir)}
+    run.write_final_metric(step, test_acc)
     atomic_write_text(run.dir / "summary.json", json.dumps(summary, indent=1))
     run.mark("complete", step)
     return summary
@@ -300,6 +302,7 @@ def run_supervised(dataset: str, net: str = "mlp", epochs: int | None = None, se
     """`rlsuite supervised DATASET`: resolve the card, find (or fetch) the data, train, summarise."""
 
     check_seed(seed)
+    check_tracker()
     spec = get_dataset(dataset)
     if overrides and "net" in overrides:
         raise UserError("choose the network with --net, not --set net=... (the card's entry for it goes with --net)")
