@@ -5,6 +5,7 @@ a mistyped command should not wait for. The layers below are imported at their m
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -28,6 +29,7 @@ signal.signal(signal.SIGTERM, _exit_on_sigterm)
 import glob  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
+import time  # noqa: E402
 
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -615,8 +617,9 @@ SECTIONS = ("dqn", "pg", "reinforce", "cards", "floatpaths", "tuning", "mnist", 
 @click.option("--out", default="results", show_default=True, callback=_check_out)
 @click.option("--index", "index_only", is_flag=True,
               help="only rewrite OUT/README.md, the summary of the reports in OUT (seconds; trains nothing)")
+@click.option("--quiet", is_flag=True, help="no live view of the runs in flight (the scripts' own output only)")
 @friendly
-def bench(sections, seeds, out, index_only):
+def bench(sections, seeds, out, index_only, quiet):
     """Regenerate the committed reports in results/ (days on 2 cores; never part of CI).
 
     \b
@@ -664,14 +667,28 @@ def bench(sections, seeds, out, index_only):
     for name in names:
         if name not in SECTIONS or not (scripts / f"{name}.py").exists():
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")
+    from rlsuite.run.live import LiveRuns, runs_touched_since
+
     for name in names:
         cmd = [sys.executable, str(scripts / f"{name}.py"), *extra.get(name, []), "--out", out]
         cmd += ["--seeds", str(seeds)] if seeds is not None and name not in ("faults", "cards", "floatpaths", "tuning", "pixels", "continuous") else []  # fixed trials / seeds
         click.echo(f"$ python {' '.join(cmd[1:])}")
-        failed = subprocess.run(cmd).returncode != 0
+        # the runs the script trains, from their status files; on a terminal the live table replaces the script's
+        # own output, which goes to OUT/<name>/bench.log
+        live = None if quiet else LiveRuns(runs_touched_since(Path(out) / "runs", time.time()), f"bench {name}")
+        log = None
+        if live is not None and live.mode == "table":
+            (Path(out) / name).mkdir(parents=True, exist_ok=True)
+            log = open(Path(out) / name / "bench.log", "w")
+            click.echo(f"  its output: {log.name}")
+        with live or contextlib.nullcontext():
+            failed = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT if log else None).returncode != 0
+        if log is not None:
+            log.close()
         write_summary(out)  # what the script wrote before it stopped is summarised too
         if failed:
-            raise UserError(f"benchmark section '{name}' failed; its output is above")
+            where = f"the end of {log.name}" if log else "its output above"
+            raise UserError(f"benchmark section '{name}' failed; see {where}")
     click.echo(f"report: {Path(out) / 'README.md'}")
 
 

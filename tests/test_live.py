@@ -69,3 +69,56 @@ def test_train_seeds_shows_every_member_off_a_terminal(tmp_path, monkeypatch):
     assert "dqn-CartPole-v1-s0-" in result.output and "dqn-CartPole-v1-s1-" in result.output  # a line per member
     quiet = CliRunner().invoke(main, args + ["--quiet", "--out", str(tmp_path / "q")])
     assert quiet.exit_code == 0 and "seeds in one population]" not in quiet.output
+
+
+def test_runs_touched_since_finds_only_the_runs_a_benchmark_trains(tmp_path):
+    import os
+    import time
+
+    from rlsuite.run.live import runs_touched_since
+
+    old, new = tmp_path / "runs" / "a" / "old", tmp_path / "runs" / "b" / "runs" / "new"
+    for d in (old, new):
+        d.mkdir(parents=True)
+        (d / "status.json").write_text('{"status": "running", "step": 1}')
+    past = time.time() - 3600
+    os.utime(old / "status.json", (past, past))  # a run of an earlier benchmark
+    source = runs_touched_since(tmp_path / "runs", time.time() - 60)
+    assert source() == [new]
+
+
+def test_bench_shows_the_runs_its_script_trains(tmp_path, monkeypatch):
+    """bench runs a script in a child process; its runs appear in the live view from their status files."""
+    from click.testing import CliRunner
+
+    from rlsuite import cli
+    from rlsuite.run import live
+
+    seen = []
+    original = live.LiveRuns.lines
+
+    def record(self):
+        out = original(self)
+        seen.extend(out)
+        return out
+
+    monkeypatch.setattr(live, "LINE_SECONDS", 0.2)
+    monkeypatch.setattr(live.LiveRuns, "lines", record)
+
+    def fake_script(cmd, **kwargs):  # stands in for benchmarks/<name>.py: one run, training for a moment
+        import json
+        import time
+
+        run = tmp_path / "runs" / "bench-x" / "ppo-s0"
+        run.mkdir(parents=True)
+        (run / "status.json").write_text(json.dumps({"status": "running", "step": 512, "total": 1024,
+                                                     "steps_per_s": 100.0, "updated": time.time()}))
+        time.sleep(1.0)  # the view prints every 0.2 s here
+        return subprocess.CompletedProcess(cmd, 0)
+
+    import subprocess
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_script)
+    result = CliRunner().invoke(cli.main, ["bench", "--sections", "cards", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert any("ppo-s0  step 512/1,024 (50%)" in line for line in seen), seen

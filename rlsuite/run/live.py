@@ -47,6 +47,28 @@ def run_row(name: str, status: dict, now: float | None = None) -> list[str] | No
             "stalled" if stale else eta(remaining)]
 
 
+def runs_touched_since(root: Path, since: float, every: float = 10.0) -> Callable[[], list[Path]]:
+    """A LiveRuns source for work whose runs are not known in advance (a benchmark script): the run directories
+    under ROOT whose status.json changed after SINCE, rescanned at most every EVERY seconds."""
+    cache: dict = {"at": 0.0, "dirs": []}
+
+    def current() -> list[Path]:
+        now = time.monotonic()
+        if now - cache["at"] >= every:
+            cache["at"] = now
+            found = []
+            for status in Path(root).glob("**/status.json"):
+                try:
+                    if status.stat().st_mtime >= since:
+                        found.append(status.parent)
+                except OSError:
+                    continue
+            cache["dirs"] = sorted(found)
+        return cache["dirs"]
+
+    return current
+
+
 class LiveRuns:
     """with LiveRuns(dirs, "compare dqn CartPole-v1"): ... shows dirs (a list, or a function returning the current
     list) while the block runs. mode: "auto" (a live table on a terminal, else plain lines), "table", "lines", None."""
