@@ -360,11 +360,14 @@ def baseline(agent, env_id, seed, steps, device, out, quiet):
 @click.option("--workers", type=int, default=None,
               help="processes that train SB3's seeds while rlsuite's population trains (default: CPU cores - 1, at least 1)")
 @click.option("--quiet", is_flag=True, help="no live view of the runs in flight")
+@click.option("--group", "group_by", multiple=True,
+              help="with finished runs: group them by a field's values instead of by label (repeatable), e.g. "
+                   "rlsuite compare runs/sweep-ppo-CartPole-v1 --group lr")
 @click.option("--same-hparams", is_flag=True,
               help="rlsuite trains on the zoo's values, as SB3 does: the ratios compare the implementations alone")
 @tracking_options
 @friendly
-def compare(args, seeds, steps, overrides, out, force, output, workers, quiet, same_hparams):
+def compare(args, seeds, steps, overrides, out, force, output, workers, quiet, group_by, same_hparams):
     """rlsuite vs SB3 on ENV over the same seeds (rlsuite's as one population, SB3's on --workers processes
     beside it); a table here, a report and plots on disk.
     Or, given groups of finished runs ([LABEL=]PATH, a run, a folder of runs or a quoted glob), the same
@@ -388,10 +391,13 @@ def compare(args, seeds, steps, overrides, out, force, output, workers, quiet, s
                             "comparing finished runs takes "
                             f"none of them (or give an agent first: {', '.join(agent_names())})")
         command = "rlsuite compare " + " ".join(shlex.quote(a) for a in args) + (f" -o {output}" if output else "")
-        table, report = compare_runs(list(args), output or "compare.md", command)
+        command += "".join(f" --group {shlex.quote(g)}" for g in group_by)
+        table, report = compare_runs(list(args), output or "compare.md", command, list(group_by))
         click.echo("\n".join(table))
         click.echo(f"report: {report}")
         return
+    if group_by:
+        raise UserError("--group is for finished runs (compare PATH --group FIELD); compare AGENT ENV groups by side")
     if len(args) != 2:
         raise UserError(f"rlsuite compare AGENT ENV takes two arguments, got {len(args)}: {' '.join(args)}")
     if output is not None:

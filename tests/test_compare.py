@@ -492,6 +492,11 @@ def test_a_sweep_keeps_its_grid_in_its_report_and_in_plot(tmp_path):
     assert result.exit_code == 0 and (tmp_path / "g-CartPole-v1.png").exists(), result.output
     assert_one_line_error(invoke("plot", root, "--group", "lrr", "-o", tmp_path / "x.png"), "--group 'lrr' is not a field",
                           "did you mean: lr")
+    # compare groups finished runs by a field's values too
+    result = invoke("compare", root, "--group", "lr", "-o", tmp_path / "by-lr.md")
+    assert result.exit_code == 0, result.output
+    assert "| lr=0.001 |" in result.output and "| lr=0.0003 |" in result.output  # the runs' own values
+    assert_one_line_error(invoke("compare", root, "--group", "gamma", "-o", tmp_path / "g.md"), "share one value of gamma")
 
 
 def test_a_sweep_grid_point_too_long_for_a_folder_name_is_named_by_its_hash():

@@ -16,13 +16,13 @@ from typing import Callable
 from rlsuite import runs
 from rlsuite.config.cards import load_env_card, resolve
 from rlsuite.config.schema import to_data
-from rlsuite.core.errors import UserError
+from rlsuite.core.errors import UserError, close_matches
 from rlsuite.experiments.jobs import JobPool, job_main
-from rlsuite.experiments.plots import expand_run_dirs, plot_curves
+from rlsuite.experiments.plots import expand_run_dirs, plot_curves, run_fields
 from rlsuite.experiments.report import aggregate_table, final_episodes, header, iqm_verdict, per_seed_table, ratio_lines
 from rlsuite.registry import get_agent
 from rlsuite.run.live import LiveRuns
-from rlsuite.run.rundir import RunBusy, read_status
+from rlsuite.run.rundir import RunBusy, read_run_config, read_status
 from rlsuite.sb3.baseline import train_baseline
 from rlsuite.sb3.hyperparameters import (
     baseline_fingerprint,
@@ -316,15 +316,35 @@ def finished_summary(run_dir: Path) -> dict:
         raise UserError(f"{path} is damaged (not JSON); re-run that run or leave it out") from None
 
 
-def compare_runs(specs: list[str], output: str | Path, command: str) -> tuple[list[str], Path]:
-    """Finished runs, grouped, on one table, one per-seed table and one plot, as `compare` reports its own."""
+def groups_by_fields(dirs: list[Path], fields: list[str]) -> dict[str, list[Path]]:
+    """The runs split by the values of FIELDS (any hyperparameter or env-card field, agent, implementation):
+    label 'lr=0.001 n_steps=16' -> its run directories."""
+    groups: dict[str, list[Path]] = {}
+    known: set[str] = set()
+    for d in dirs:
+        values = run_fields(read_run_config(d))
+        known |= set(values)
+        groups.setdefault(" ".join(f"{f}={values.get(f, '-')}" for f in fields), []).append(d)
+    for f in fields:
+        if f not in known:
+            raise UserError(f"--group {f!r} is not a field of these runs{close_matches(f, known)}")
+    return groups
+
+
+def compare_runs(specs: list[str], output: str | Path, command: str, group_by: list[str] | None = None
+                 ) -> tuple[list[str], Path]:
+    """Finished runs, grouped (by their labels, or by the values of GROUP_BY's fields), on one table, one per-seed
+    table and one plot, as `compare` reports its own."""
 
     output = Path(output)
     if output.suffix != ".md" or output.is_dir():
         raise UserError(f"-o {output} must be a markdown path, e.g. -o compare.md")
     groups = run_groups(specs)
+    if group_by:
+        groups = groups_by_fields([d for dirs in groups.values() for d in dirs], group_by)
     if len(groups) < 2:
-        raise UserError("give at least two groups of runs to compare, e.g. best='runs/x-*' card='runs/y-*'")
+        raise UserError("give at least two groups of runs to compare, e.g. best='runs/x-*' card='runs/y-*'"
+                        + (f"; these runs share one value of {', '.join(group_by)}" if group_by else ""))
     results = {label: [finished_summary(d) for d in dirs] for label, dirs in groups.items()}
     envs = sorted({s["env_id"] for v in results.values() for s in v})
     if len(envs) > 1:
