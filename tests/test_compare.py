@@ -505,3 +505,19 @@ def test_a_sweep_grid_point_too_long_for_a_folder_name_is_named_by_its_hash():
     name = _run_name("ppo", "CartPole-v1", {"hidden": [64] * 80}, 3)
     assert len(name.encode()) <= 255 and name.startswith("ppo-CartPole-v1-grid") and name.endswith("-s3")
     assert name == _run_name("ppo", "CartPole-v1", {"hidden": [64] * 80}, 3)  # the same point, the same name
+
+
+def test_compare_of_runs_refuses_a_supervised_run_and_a_nan_summary_in_one_line(tmp_path, tiny_run):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    summary = json.loads((other / "summary.json").read_text())
+    (other / "summary.json").write_text(json.dumps({**summary, "final_eval": {**summary["final_eval"], "mean": float("nan")}}))
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={other}", "-o", tmp_path / "c.md"),
+                          "the final evaluation is nan, not a finite number")
+    supervised = {k: v for k, v in summary.items() if k != "final_eval"} | {"agent": "supervised", "test_acc": 0.9}
+    (other / "summary.json").write_text(json.dumps(supervised))
+    assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={other}", "-o", tmp_path / "c.md"),
+                          "is a supervised run")
+    assert not (tmp_path / "c.md").exists()

@@ -131,3 +131,15 @@ def test_anneal_turns_a_value_into_a_schedule_and_back():
         field = "gamma" if "schedule field" == fragment else "lr"
         with pytest.raises(UserError, match=fragment):
             parse_space({field: spec}, DQNConfig, "t")
+
+
+def test_a_search_space_outside_a_fields_range_is_refused_before_any_trial(tmp_path):
+    from click.testing import CliRunner
+    from conftest import assert_one_line_error
+
+    from rlsuite.cli import main
+
+    result = CliRunner().invoke(main, ["tune", "ppo", "CartPole-v1", "--trials", "1", "--out", str(tmp_path),
+                                       "--search", "gamma={uniform: [0.5, 1.5]}"])
+    assert_one_line_error(result, "search space gamma: 1.5 lies outside the field's range")
+    assert not (tmp_path / "tune").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import sys
 from functools import partial
 from pathlib import Path
@@ -307,13 +308,23 @@ def finished_summary(run_dir: Path) -> dict:
 
     path = Path(run_dir) / "summary.json"
     try:
-        return json.loads(path.read_text())
+        summary = json.loads(path.read_text())
     except FileNotFoundError:
         status = (read_status(run_dir) or {}).get("status", "unknown")
         raise UserError(f"{run_dir} has not finished (status: {status}); compare takes finished runs: resume it "
                         f"with `rlsuite train --resume {run_dir}`, or leave it out") from None
     except ValueError:
         raise UserError(f"{path} is damaged (not JSON); re-run that run or leave it out") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{path} is damaged (not a JSON object); re-run that run or leave it out")
+    if summary.get("agent") == "supervised" or "final_eval" not in summary:
+        raise UserError(f"{run_dir} is a supervised run (a classifier's test accuracy, no returns); compare takes RL "
+                        "runs: leave it out, and see a classifier's accuracy with `rlsuite eval` or `rlsuite runs`")
+    mean = (summary.get("final_eval") or {}).get("mean") if isinstance(summary.get("final_eval"), dict) else None
+    if not isinstance(mean, (int, float)) or isinstance(mean, bool) or not math.isfinite(mean):
+        raise UserError(f"{path}: the final evaluation is {mean!r}, not a finite number; the file is damaged: "
+                        "re-run that run or leave it out")
+    return summary
 
 
 def groups_by_fields(dirs: list[Path], fields: list[str]) -> dict[str, list[Path]]:

@@ -19,7 +19,7 @@ from rlsuite.registry import get_agent
 from rlsuite.run.live import LiveRuns
 from rlsuite.run.rundir import disk_error
 from rlsuite.tune import report as tune_report
-from rlsuite.tune.space import COSTS, DEFAULT_COST, DEFAULT_COST_WEIGHT, cost_sentence, parse_space
+from rlsuite.tune.space import COSTS, DEFAULT_COST, DEFAULT_COST_WEIGHT, check_space_ranges, cost_sentence, parse_space
 from rlsuite.tune.study import (
     MAX_TRIALS,
     PRUNERS,
@@ -122,6 +122,7 @@ def tune(agent: str, env_id: str, trials: int, seeds: int = 3, first_seed: int =
     fixed = {k: v.to_data() if hasattr(v, "to_data") else list(v) if isinstance(v, tuple) else v for k, v in fixed.items()}
     space = build_space(agent, config_cls, space_file, search, fixed)
     _, config, card = runs.prepare(agent, env_id, steps, fixed)
+    check_space_ranges(parse_space(space, type(config), "the search space"), config)
     runs.resolve_device(device)
     threshold = env_threshold(card)
     if threshold is None:

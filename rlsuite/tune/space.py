@@ -139,6 +139,22 @@ def parse_space(data: Any, config_cls, source: str) -> dict[str, Distribution]:
     return space
 
 
+def check_space_ranges(space: dict[str, Distribution], config) -> None:
+    """Each distribution's bounds (or choices) must be values the field accepts in CONFIG (the card with --set):
+    gamma in [0.5, 1.5] would start trials that fail at 1.5. Only a field's own range is judged here; a value
+    that clashes with another field (batch_size against the rollout) is left to the trial that samples both."""
+    for field, dist in space.items():
+        values = dist.choices if dist.kind == "categorical" else (dist.low, dist.high)
+        for value in values:
+            value = int(value) if dist.kind == "int" else value
+            try:
+                dataclasses.replace(config, **{field: coerce(type(config), field, value)}).validate()
+            except UserError as e:
+                if str(e).startswith(f"{field} must"):
+                    raise UserError(f"search space {field}: {value!r} lies outside the field's range ({e}); "
+                                    "narrow the distribution") from None
+
+
 def _check_value(config_cls, field: str, value, where: str) -> None:
     try:
         coerce(config_cls, field, value)
