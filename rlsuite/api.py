@@ -41,8 +41,9 @@ def pythonic(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except UserError as e:
-            raise UserError(pattern.sub(lambda m: ARGUMENTS[m.group(0)], str(e))) from None
+        except UserError as e:  # the same class (RunBusy, Diverged, ... stay catchable), the message reworded
+            e.args = (pattern.sub(lambda m: ARGUMENTS[m.group(0)], str(e)),)
+            raise
 
     return wrapper
 

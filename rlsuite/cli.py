@@ -661,10 +661,6 @@ def bench(sections, seeds, out, index_only, quiet):
         raise UserError(f"--seeds {seeds}: give a number of seeds in [1, 100]")
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the reports")
-    try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise disk_error(e, out, "choose another --out") from None
     scripts = Path(__file__).resolve().parents[1] / "benchmarks"
     if not scripts.is_dir():
         raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
@@ -673,6 +669,10 @@ def bench(sections, seeds, out, index_only, quiet):
     for name in names:
         if name not in SECTIONS or not (scripts / f"{name}.py").exists():
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")
+    try:  # made only once the command is known to run: a refused bench leaves no folder
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_error(e, out, "choose another --out") from None
     from rlsuite.run.live import LiveRuns, runs_touched_since
 
     for name in names:

@@ -356,11 +356,13 @@ def list_runs(root: str | Path = DEFAULT_RUNS, agent: str | None = None, env: st
         state = read_status(run_dir)
         try:
             summary = json.loads((run_dir / "summary.json").read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             summary = {}
+        summary = summary if isinstance(summary, dict) else {}
         final = summary.get("final_eval", {}).get("mean") if isinstance(summary.get("final_eval"), dict) else None
         if final is None and summary.get("test_acc") is not None:
             final = summary["test_acc"]
+        final = final if isinstance(final, (int, float)) and not isinstance(final, bool) else None
         row = {"name": run_dir.name, "run_dir": str(run_dir), "agent": config["agent"],
                "env_id": config.get("env_id") or config.get("config", {}).get("dataset") or "-", "seed": config["seed"],
                "implementation": config.get("implementation", "rlsuite"), "status": state["status"],
@@ -518,7 +520,7 @@ def _same_experiment(run_dir: Path, fingerprint: dict | None) -> bool:
     stamp = run_dir / "fingerprint.json"
     try:
         old = json.loads(stamp.read_text())
-    except (OSError, ValueError):  # missing, or removed by the process redoing a stale run as we look
+    except (OSError, ValueError, RecursionError):  # missing, or removed by the process redoing a stale run as we look
         old = None
     fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
     return fingerprint is None or (old is not None and _experiment(old) == _experiment(fingerprint))

@@ -495,7 +495,7 @@ def test_a_sweep_keeps_its_grid_in_its_report_and_in_plot(tmp_path):
     # compare groups finished runs by a field's values too
     result = invoke("compare", root, "--group", "lr", "-o", tmp_path / "by-lr.md")
     assert result.exit_code == 0, result.output
-    assert "| lr=0.001 |" in result.output and "| lr=0.0003 |" in result.output  # the runs' own values
+    assert "| rlsuite ppo lr=0.001 |" in result.output and "| rlsuite ppo lr=0.0003 |" in result.output
     assert_one_line_error(invoke("compare", root, "--group", "gamma", "-o", tmp_path / "g.md"), "share one value of gamma")
 
 
@@ -521,3 +521,31 @@ def test_compare_of_runs_refuses_a_supervised_run_and_a_nan_summary_in_one_line(
     assert_one_line_error(invoke("compare", f"a={tiny_run}", f"b={other}", "-o", tmp_path / "c.md"),
                           "is a supervised run")
     assert not (tmp_path / "c.md").exists()
+
+
+def test_plot_keeps_seeds_that_differ_only_in_how_they_are_evaluated_together(tmp_path, tiny_run):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)
+    data = yaml.safe_load((other / "config.yaml").read_text())
+    data["seed"] = 7
+    data["config"]["eval_episodes"] = 3  # how it is evaluated, not what it learns
+    data["config"]["save_buffer"] = False
+    data["env_card"]["notes"] = "edited prose"
+    data["config"].pop("optimizer_eps", None)  # a field an older run lacks
+    (other / "config.yaml").write_text(yaml.safe_dump(data))
+    fig = plot_curves([tiny_run, other], tmp_path / "same")
+    assert fig.grouped_by == [] and len(fig.labels) == 1
+
+
+def test_resume_keeps_the_runs_tracking_id(tmp_path):
+    from rlsuite import runs
+
+    stopped = runs.train("dqn", "CartPole-v1", steps=800, overrides=dict(TINY_DQN), out=tmp_path, progress=False,
+                         stop_at=400)
+    first = yaml.safe_load((Path(stopped["run_dir"]) / "config.yaml").read_text())["tracking_id"]
+    runs.resume(stopped["run_dir"], progress=False)
+    assert yaml.safe_load((Path(stopped["run_dir"]) / "config.yaml").read_text())["tracking_id"] == first
+    again = runs.train("dqn", "CartPole-v1", steps=800, overrides=dict(TINY_DQN), out=tmp_path, progress=False)
+    assert yaml.safe_load((Path(again["run_dir"]) / "config.yaml").read_text())["tracking_id"] != first

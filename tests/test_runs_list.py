@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -109,3 +110,15 @@ def test_predict_checks_the_observation(mixed, monkeypatch):
                           (["a", "b", "c", "d"], "give numbers"), ([[1.0], [1.0, 2.0]], "not an array of numbers")):
         with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
             policy.predict(bad)
+
+
+def test_latest_is_the_run_created_last_not_the_one_touched_last(mixed, monkeypatch):
+    out, made = mixed
+    monkeypatch.chdir(out)
+    future = time.time() + 3600
+    os.utime(made["complete"] / "config.yaml", (future, future))  # as a resume rewrites it
+    wandb_copy = made["interrupted"] / "wandb" / "run-x" / "files"
+    wandb_copy.mkdir(parents=True)
+    (wandb_copy / "config.yaml").write_text("wandb_version: 1\n")  # W&B's own config.yaml is not a run
+    assert resolve_run("latest").resolve() == made["supervised"].resolve()
+    assert all("wandb" not in str(r["run_dir"]) for r in runs.list_runs("runs"))

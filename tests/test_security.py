@@ -32,7 +32,7 @@ def evil_run(tmp_path, monkeypatch):
         (folder / "evilmod.py").write_text(PAYLOAD)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delenv("RLSUITE_TRUSTED_MODULES", raising=False)
+    monkeypatch.setenv("RLSUITE_TRUSTED_MODULES", "")  # recorded, so whatever a test sets is undone after it
     monkeypatch.delitem(sys.modules, "evilmod", raising=False)
     return run_dir
 
@@ -63,6 +63,62 @@ def test_trust_imports_in_python_names_the_modules(evil_run, tmp_path, monkeypat
         rlsuite.evaluate(evil_run, episodes=1)
     rlsuite.trust_imports("evilmod")
     assert rlsuite.evaluate(evil_run, episodes=1)["episodes"] == 1
+
+
+def _edit_card(run_dir: Path, **changes) -> None:
+    path = run_dir / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["env_card"].update(changes)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_trusting_a_package_covers_its_modules(evil_run, tmp_path, monkeypatch):
+    """docs: rlsuite.trust_imports("mypackage") for env ids such as mypackage.envs:MyEnv-v0."""
+    import rlsuite
+
+    pkg = tmp_path / "evilpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "envs.py").write_text(PAYLOAD)
+    monkeypatch.delitem(sys.modules, "evilpkg", raising=False)
+    monkeypatch.delitem(sys.modules, "evilpkg.envs", raising=False)
+    path = evil_run / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["env_id"] = data["env_card"]["id"] = "evilpkg.envs:CartPole-v1"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match="evilpkg.envs"):
+        rlsuite.evaluate(evil_run, episodes=1)
+    rlsuite.trust_imports("evilpkg")
+    assert rlsuite.evaluate(evil_run, episodes=1)["episodes"] == 1 and (pkg / "RAN").exists()
+
+
+@pytest.mark.parametrize("changes", [
+    {"wrappers": [{"name": "evilmod:Wrapper"}]},  # a module in a wrapper, dict form
+    {"wrappers": ["evilmod:Wrapper"]},  # ...and string form
+    {"wrappers": [{"name": "RecordVideo", "kwargs": {"video_folder": "/tmp/rlsuite-outside", "name_prefix": "../x"}}]},
+    {"make_kwargs": {"render_mode": "human"}},
+])
+def test_a_run_directory_cannot_import_write_or_show_through_its_wrappers(evil_run, tmp_path, changes):
+    import rlsuite
+
+    data = yaml.safe_load((evil_run / "config.yaml").read_text())
+    data["env_id"] = data["env_card"]["id"] = "CartPole-v1"
+    data["env_card"].update(changes)
+    (evil_run / "config.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match="--trust-imports"):
+        rlsuite.evaluate(evil_run, episodes=1)
+    assert not (tmp_path / "RAN").exists() and not Path("/tmp/rlsuite-outside").exists()
+
+
+def test_a_run_directory_with_nan_env_arguments_is_refused(evil_run):
+    import rlsuite
+
+    data = yaml.safe_load((evil_run / "config.yaml").read_text())
+    data["env_id"] = data["env_card"]["id"] = "CartPole-v1"
+    data["env_card"]["make_kwargs"] = {"sutton_barto_reward": float("nan")}
+    (evil_run / "config.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError, match="not a finite number"):
+        rlsuite.evaluate(evil_run, episodes=1)
 
 
 def test_child_processes_do_not_import_from_the_current_directory(tmp_path):
@@ -108,10 +164,16 @@ def test_names_that_become_paths_are_confined_and_checked(tmp_path, args, fragme
     assert not (tmp_path.parent / "x").exists()
 
 
-def test_bench_makes_its_missing_out_folder(tmp_path):
-    """A missing --out is created (as train's is), not a traceback; an unknown section still fails in one line."""
+def test_bench_makes_its_missing_out_folder_only_when_it_runs(tmp_path, monkeypatch):
+    """A missing --out is created (as train's is), not a traceback; a refused bench leaves no folder."""
+    import subprocess as sp
+
     result = CliRunner().invoke(main, ["bench", "--sections", "nope", "--out", str(tmp_path / "new")])
     assert_one_line_error(result, "unknown benchmark section 'nope'")
+    assert not (tmp_path / "new").exists()
+    monkeypatch.setattr("rlsuite.cli.subprocess.run", lambda cmd, **kw: sp.CompletedProcess(cmd, 0))
+    result = CliRunner().invoke(main, ["bench", "--sections", "cards", "--quiet", "--out", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
     assert (tmp_path / "new").is_dir()
 
 

@@ -205,6 +205,9 @@ def trust_imports(*modules: str) -> None:
     os.environ[TRUST_VARIABLE] = ",".join(dict.fromkeys(current + (list(modules) or ["*"])))
 
 
+FILE_WRITING_WRAPPERS = ("RecordVideo", "HumanRendering", "RenderCollection")  # gymnasium.wrappers that write or show
+
+
 def imported_modules(card: EnvCard) -> list[str]:
     """The modules building `card`'s env imports by name (its id's and its wrappers' 'module:' parts)."""
     names = [card.id, *[w.get("name") if isinstance(w, dict) else w for w in card.wrappers]]
@@ -217,13 +220,21 @@ def check_trusted_imports(card: EnvCard, source: str) -> None:
     allowed = {m for m in os.environ.get(TRUST_VARIABLE, "").split(",") if m}
     if "*" in allowed:
         return
+    fix = ("if you trust this run directory, pass --trust-imports (rlsuite --trust-imports COMMAND ...), set "
+           f"{TRUST_VARIABLE}=MODULE, or call rlsuite.trust_imports('MODULE') in Python")
     for module in imported_modules(card):
         top = module.split(".")[0]
-        if top in ("rlsuite", "gymnasium") or module in sys.modules or module in allowed:
+        trusted = any(module == m or module.startswith(m + ".") for m in allowed)  # a package covers its modules
+        if top in ("rlsuite", "gymnasium") or module in sys.modules or trusted:
             continue
         raise UserError(f"{source} names the module '{module}' (env '{card.id}'), which building its env would import "
-                        "and so run; if you trust this run directory, pass --trust-imports (rlsuite --trust-imports "
-                        f"COMMAND ...), set {TRUST_VARIABLE}={module}, or call rlsuite.trust_imports({module!r}) in Python")
+                        f"and so run; {fix.replace('MODULE', module)}")
+    # gymnasium's own wrappers and arguments that write files or open windows where the run directory says
+    wrappers = [w.get("name") if isinstance(w, dict) else w for w in card.wrappers]
+    risky = [w for w in wrappers if w in FILE_WRITING_WRAPPERS] + (["render_mode"] if "render_mode" in card.make_kwargs else [])
+    if risky and "gymnasium" not in allowed:
+        raise UserError(f"{source} asks for {', '.join(map(str, risky))}, which would write files or open windows where "
+                        f"the run directory says; {fix.replace('MODULE', 'gymnasium')}")
 
 
 def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
@@ -238,5 +249,8 @@ def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
     if "id" not in data:
         raise UserError(f"{source}: the env card has no 'id'")
     card = check_env_card(EnvCard(**data), source)
+    for key, value in card.make_kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{source}: make_kwargs {key}={value!r} is not a finite number; the file was edited, restore it")
     check_trusted_imports(card, source)
     return card

@@ -225,8 +225,8 @@ def make_env(card: EnvCard, training: bool = True, render_mode: str | None = Non
                             f"{close_matches(bad.group(1), _constructor_arguments(env_id))}") from None
         raise UserError(f"env arguments {card.make_kwargs} (env card make_kwargs / --env-kwargs) do not fit "
                         f"{env_id}: {str(e).splitlines()[0][:160]}") from None
-    except Exception as e:  # the constructor rejects a value (frame_skip=0 divides by zero in MuJoCo's envs)
-        if not card.make_kwargs:
+    except (ArithmeticError, ValueError, AssertionError) as e:  # a value the constructor rejects (frame_skip=0
+        if not card.make_kwargs:                                   # divides by zero in MuJoCo's envs)
             raise
         raise UserError(f"{env_id} fails with the env arguments {card.make_kwargs} (env card make_kwargs / "
                         f"--env-kwargs): {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}") from None

@@ -19,7 +19,7 @@ from rlsuite.config.cards import load_env_card, resolve
 from rlsuite.config.schema import to_data
 from rlsuite.core.errors import UserError, close_matches
 from rlsuite.experiments.jobs import JobPool, job_main
-from rlsuite.experiments.plots import expand_run_dirs, plot_curves, run_fields
+from rlsuite.experiments.plots import expand_run_dirs, field_name, plot_curves, run_fields
 from rlsuite.experiments.report import aggregate_table, final_episodes, header, iqm_verdict, per_seed_table, ratio_lines
 from rlsuite.registry import get_agent
 from rlsuite.run.live import LiveRuns
@@ -330,15 +330,16 @@ def finished_summary(run_dir: Path) -> dict:
 def groups_by_fields(dirs: list[Path], fields: list[str]) -> dict[str, list[Path]]:
     """The runs split by the values of FIELDS (any hyperparameter or env-card field, agent, implementation):
     label 'lr=0.001 n_steps=16' -> its run directories."""
-    groups: dict[str, list[Path]] = {}
-    known: set[str] = set()
-    for d in dirs:
-        values = run_fields(read_run_config(d))
-        known |= set(values)
-        groups.setdefault(" ".join(f"{f}={values.get(f, '-')}" for f in fields), []).append(d)
+    values = {d: run_fields(read_run_config(d)) for d in dirs}
+    known = {k for v in values.values() for k in v}
+    fields = [field_name(f, known) for f in fields]
     for f in fields:
         if f not in known:
             raise UserError(f"--group {f!r} is not a field of these runs{close_matches(f, known)}")
+    groups: dict[str, list[Path]] = {}
+    for d, v in values.items():  # the implementation and agent stay apart, as in plot
+        label = " ".join([f"{v['implementation']} {v['agent']}", *(f"{f}={v.get(f, '-')}" for f in fields)])
+        groups.setdefault(label, []).append(d)
     return groups
 
 

@@ -83,35 +83,47 @@ def load_curve(run_dir: Path) -> dict:
     }
 
 
-# Fields that differ between the seeds of one experiment without making it another experiment.
-PER_RUN_FIELDS = ("seed", "total_steps", "device")
+# Fields that differ between the seeds of one experiment without making it another one: the seed, the budget, how
+# it is evaluated, checkpointed and run, and the env card's prose (as runs._experiment ignores them).
+PER_RUN_FIELDS = ("seed", "total_steps", "device", "eval_every", "eval_episodes", "final_eval_episodes",
+                  "checkpoint_every", "checkpoint_minutes", "save_buffer", "video_every", "log_every", "torch_threads",
+                  "env.notes", "env.budget", "env.threshold_source", "env.vectorization")
 
 
 def run_fields(config: dict) -> dict:
-    """Every field a run can be grouped by: its hyperparameters (config.yaml's config), its env card's fields
-    (also as env.FIELD), agent, implementation and env_id; values as short text."""
+    """Every field a run can be grouped by: its hyperparameters (config.yaml's config, and an SB3 run's own), its env
+    card's fields as env.FIELD, agent, implementation and env_id; values as short text."""
     def text(v):
         return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
 
     env_card = config.get("env_card") if isinstance(config.get("env_card"), dict) else {}
+    baseline = config.get("baseline") if isinstance(config.get("baseline"), dict) else {}
+    library = baseline.get("hyperparameters") if isinstance(baseline.get("hyperparameters"), dict) else {}
     fields = {f"env.{k}": text(v) for k, v in env_card.items()}
-    fields.update({k: text(v) for k, v in env_card.items()})
     fields.update({k: text(v) for k, v in (config.get("config") or {}).items()})
+    fields.update({k: text(v) for k, v in library.items()})
     fields.update({"agent": config["agent"], "implementation": config.get("implementation", "rlsuite"),
                    "env_id": text(config.get("env_id"))})
     return fields
 
 
+def field_name(name: str, known) -> str:
+    """A --group name as run_fields keys it: an env-card field may be given bare (frame_stack for env.frame_stack)."""
+    return name if name in known or f"env.{name}" not in known else f"env.{name}"
+
+
 def differing_fields(curves: list[dict]) -> list[str]:
     """The fields whose values differ between runs of one implementation and agent: what makes them more than
-    seeds of one experiment (PER_RUN_FIELDS aside)."""
+    seeds of one experiment (PER_RUN_FIELDS aside; a field some runs lack, e.g. one added since, is no difference)."""
     out = []
     for name in sorted({k for c in curves for k in c["fields"]} - set(PER_RUN_FIELDS)):
-        if name.startswith("env.") or name in ("agent", "implementation", "env_id", "id"):
+        if name in ("agent", "implementation", "env_id", "env.id"):
             continue
         for key in {(c["implementation"], c["agent"]) for c in curves}:
-            values = {c["fields"].get(name) for c in curves if (c["implementation"], c["agent"]) == key}
-            if len(values) > 1:
+            members = [c for c in curves if (c["implementation"], c["agent"]) == key]
+            if any(name not in c["fields"] for c in members):
+                continue
+            if len({c["fields"][name] for c in members}) > 1:
                 out.append(name)
                 break
     return out
@@ -255,6 +267,7 @@ def plot_curves(run_dirs, out: Path, title: str | None = None, labels: dict | No
         raise UserError("no run directories to plot")
     if group_by:
         known = {k for c in curves for k in c["fields"]}
+        group_by = [field_name(name, known) for name in group_by]
         for name in group_by:
             if name not in known:
                 raise UserError(f"--group {name!r} is not a field of these runs{close_matches(name, known)}; give a "

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
+import secrets
 import signal
 import sys
 import threading
@@ -171,12 +172,15 @@ class Run:
             # Where the run was resumed, for its summary: reports mark such runs (SB3's resumes are not exact).
             data = read_run_config(self.dir)
             data["resumed_at"] = [*data.get("resumed_at", []), ckpt["step"]]
+            tracking_id = data.setdefault("tracking_id", secrets.token_hex(8))
             write_run_config(self.dir, data)
             self.resumed_at = data["resumed_at"]
         else:
             with open(metrics, "w", newline="") as f:
                 csv.writer(f).writerow(self.columns)
-            self._write_config(extra)
+            # a new id for every new run, even one redone in the same directory: its tracker run is its own
+            tracking_id = secrets.token_hex(8)
+            self._write_config({**(extra or {}), "tracking_id": tracking_id})
         self._metrics_file = open(metrics, "a", newline="")
         self._metrics = csv.DictWriter(self._metrics_file, self.columns)
 
@@ -188,7 +192,7 @@ class Run:
             table = "\n".join(f"|{k}|{v}|" for k, v in to_data(config).items())
             self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
             self._write_hparams(config, ((extra or {}).get("baseline") or {}).get("hyperparameters") or {})
-        self.tracker = open_tracker(self.dir, self.dir.name, {"agent": agent, "implementation": implementation,
+        self.tracker = open_tracker(self.dir, self.dir.name, tracking_id, {"agent": agent, "implementation": implementation,
                                                                "env_id": env_card.id if env_card else None,
                                                                "seed": seed, **to_data(config)})
         self.mark("running", start_step)
@@ -276,9 +280,10 @@ class Run:
             self._metrics_file.close()
         with contextlib.suppress(OSError):
             self.writer.close()
-        if getattr(self, "tracker", None):
-            self.tracker.finish()
         try:
+            if getattr(self, "tracker", None):
+                with contextlib.suppress(Exception):  # the tracker's upload failing never costs the run its ending
+                    self.tracker.finish()
             if exc_type is None or (self.dir / "summary.json").exists():
                 return False
             if issubclass(exc_type, KeyboardInterrupt):  # a second Ctrl-C: abort, keep the last checkpoint

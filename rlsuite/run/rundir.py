@@ -114,12 +114,23 @@ def find_runs(root: Path = DEFAULT_RUNS, depth: int = 4) -> list[Path]:
         return []
     found = []
     for level in range(1, depth + 1):
-        found += [p.parent for p in root.glob("/".join(["*"] * level) + "/config.yaml")]
+        found += [p.parent for p in root.glob("/".join(["*"] * level) + "/config.yaml")
+                  if "wandb" not in p.relative_to(root).parts]  # W&B keeps config.yaml files of its own
     return sorted(set(found))
 
 
+def started_at(run_dir: Path) -> str:
+    """When a run was created (config.yaml's `created`; a resume does not change it); '' when unreadable."""
+    try:
+        data = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return ""
+    return str(data.get("created", "")) if isinstance(data, dict) and isinstance(data.get("agent"), str) else ""
+
+
 def resolve_run(text: str | Path, root: Path = DEFAULT_RUNS) -> Path:
-    """A run directory from what a user types: a path; `latest` (the run under ROOT started last); or a unique
+    """A run directory from what a user types: a path; `latest` (the run under ROOT created last, by config.yaml's
+    `created`); or a unique
     prefix of a run's name under ROOT. Anything else comes back unchanged, for the caller's own error."""
     path = Path(text)
     if path.exists() or str(text) in ("", "."):
@@ -128,7 +139,11 @@ def resolve_run(text: str | Path, root: Path = DEFAULT_RUNS) -> Path:
     if str(text) == "latest":
         if not runs:
             raise UserError(f"'latest': there are no runs under {root}/; give a run directory")
-        return max(runs, key=lambda d: ((d / "config.yaml").stat().st_mtime, d.name))
+        dated = [(started_at(d), d.name, d) for d in runs]
+        dated = [t for t in dated if t[0]]
+        if not dated:
+            raise UserError(f"'latest': no run under {root}/ has a readable config.yaml; give a run directory")
+        return max(dated)[2]
     if len(path.parts) == 1:
         hits = [d for d in runs if d.name.startswith(str(text))]
         if len(hits) == 1:
@@ -200,7 +215,7 @@ def read_status(run_dir: Path) -> dict:
     try:
         data = json.loads((Path(run_dir) / "status.json").read_text())
         return data if isinstance(data, dict) and data.get("status") in STATUSES else {"status": "unknown"}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {"status": "unknown"}
 
 

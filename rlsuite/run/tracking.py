@@ -3,11 +3,11 @@
 Switched on per process by `--track wandb` (or RLSUITE_TRACK=wandb, which child processes inherit), with W&B's own
 settings: WANDB_PROJECT (--wandb-project, default "rlsuite"), WANDB_ENTITY (--wandb-entity) and WANDB_MODE
 (offline keeps everything on disk, under the run directory's wandb/; `wandb sync` uploads it later). Each run
-directory is one W&B run, whose id comes from the directory, so a resumed run continues the same W&B run."""
+directory is one W&B run, whose id config.yaml keeps (tracking_id), so a resumed run continues the same W&B run, and a
+run trained again in the same directory (--force, a stale run redone) gets a W&B run of its own."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -19,12 +19,11 @@ TRACKERS = ("wandb",)
 
 
 class WandbTracker:
-    def __init__(self, run_dir: Path, name: str, config: dict):
+    def __init__(self, run_dir: Path, name: str, run_id: str, config: dict):
         try:
             import wandb  # optional heavy dependency (the wandb extra), imported only when tracking is asked for
         except ImportError:
             raise UserError("--track wandb needs the wandb package; pip install 'rlsuite[wandb]'") from None
-        run_id = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
         try:
             self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or "rlsuite",
                                   entity=os.environ.get("WANDB_ENTITY") or None, name=name, id=run_id,
@@ -54,11 +53,11 @@ def check_tracker() -> None:
         raise UserError("--track wandb needs the wandb package; pip install 'rlsuite[wandb]'")
 
 
-def open_tracker(run_dir: Path, name: str, config: dict) -> WandbTracker | None:
+def open_tracker(run_dir: Path, name: str, run_id: str, config: dict) -> WandbTracker | None:
     """The tracker RLSUITE_TRACK asks for, or None."""
     kind = os.environ.get(TRACK_VARIABLE, "").strip()
     if not kind:
         return None
     if kind not in TRACKERS:
         raise UserError(f"{TRACK_VARIABLE}={kind!r}: the tracker must be one of {', '.join(TRACKERS)}")
-    return WandbTracker(run_dir, name, config)
+    return WandbTracker(run_dir, name, run_id, config)

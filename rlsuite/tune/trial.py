@@ -143,8 +143,8 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
                 echo(f"  trial {trial.number} seed {seed}: final {final:.1f}")
     except (optuna.TrialPruned, StudyInterrupted, TrialFailed):
         raise
-    except KeyboardInterrupt:  # a second Ctrl-C: the run kept its last checkpoint
-        trial.set_user_attr("interrupted", "SIGINT")
+    except KeyboardInterrupt as e:  # a second Ctrl-C or SIGTERM: the run kept its last checkpoint
+        trial.set_user_attr("interrupted", getattr(e, "signal_name", "SIGINT"))
         raise
     except RunBusy as e:
         fail(f"busy: {e}")

@@ -44,8 +44,8 @@ def work(tune_dir: str | Path, n_trials: int, worker: int = 0, parallel: bool = 
                            catch=(TrialFailed,), gc_after_trial=False, callbacks=[hparams])
         except StudyInterrupted as e:
             return e.exit_code
-        except KeyboardInterrupt:
-            return 130
+        except KeyboardInterrupt as e:  # Aborted (a second signal) carries its own code: 143 for SIGTERM
+            return getattr(e, "exit_code", 130)
         if on_trial is not None:
             on_trial(study)
         if STOP.code:  # a signal arrived between trials
