@@ -50,3 +50,16 @@ def test_every_command_shown_is_valid(page, line, monkeypatch):
         pass  # --help, --version
     except click.UsageError as e:
         pytest.fail(f"{page}: `{line}` is not a valid command: {e.format_message()}")
+
+
+QUICK = ("list", "runs")  # examples that take seconds run for real; the rest are parsed above
+
+
+@pytest.mark.parametrize("page, line", [(p, line) for p, line in EXAMPLES if line.split()[1] in QUICK])
+def test_the_quick_examples_run_as_written(page, line, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    result = CliRunner().invoke(main, shlex.split(line)[1:])
+    assert result.exit_code == 0, f"{page}: `{line}`: {result.output}"
