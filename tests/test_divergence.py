@@ -3,6 +3,7 @@ naming the update and the last good checkpoint; status failed, no summary.json, 
 ever written with non-finite weights."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,10 @@ def test_nan_rewards_stop_every_agent_cleanly(tmp_path, agent):
     assert not (run_dir / "summary.json").exists()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "failed" and "diverged" in status["error"]
+    # the status records where it diverged (the step its message names) and where a resume would start
+    said = int(re.search(r"step ([\d,]+)\)", status["error"]).group(1).replace(",", ""))
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert status["step"] == said > 0 and status["checkpoint_step"] == ckpt["step"] <= said
     learned = {k: v for k, v in ckpt["state"].items() if k not in ("buffer", "nstep", "episodes", "obs", "env")}
     assert nonfinite_tensors(learned) == []
     assert not (run_dir / "lock").exists() or _lock_is_free(run_dir)

@@ -28,3 +28,29 @@ def test_logged_episode_lengths_and_returns_are_the_envs_own():
     assert all(len(truth[i]) >= 10 for i in truth)  # many episodes ended, the later ones are the test
     assert logged == truth
     assert all(r == length for episodes in logged.values() for r, length in episodes)
+
+
+def test_frame_stacking_holds_on_every_vectorization_path(monkeypatch):
+    """Before: the native path ignored frame_stack, so training saw single frames while evaluation stacked them."""
+    import gymnasium as gym
+
+    from rlsuite.config.schema import EnvCard
+    from rlsuite.envs import make as make_module
+    from rlsuite.envs.make import make_env, make_vector_env
+
+    real = gym.make_vec
+
+    def native_same_step(env_id, num_envs, vectorization_mode=None, **kwargs):  # a native vector env that autoresets
+        return real(env_id, num_envs, vectorization_mode="sync",  # in the same step, as rlsuite needs
+                    vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **kwargs)
+
+    monkeypatch.setattr(make_module.gym, "make_vec", native_same_step)
+
+    single = make_env(EnvCard(id="CartPole-v1", frame_stack=3))
+    assert single.observation_space.shape == (3, 4)
+    single.close()
+    for vectorization in ("sync", "async", "native"):
+        envs = make_vector_env(EnvCard(id="CartPole-v1", frame_stack=3, vectorization=vectorization), 2)
+        obs, _ = envs.reset(seed=0)
+        assert obs.shape == (2, 3, 4), (vectorization, obs.shape)
+        envs.close()

@@ -261,7 +261,9 @@ def make_vector_env(card: EnvCard, num_envs: int, training: bool = True) -> gym.
         return make_torch_vector_env(card.id, num_envs, card.make_kwargs)  # it keeps its own episode statistics
     env_id = resolve_env_id(card.id)
     mode = gym.vector.AutoresetMode.SAME_STEP
-    if card.vectorization == "native" and not card.wrappers and gym.spec(env_id).vector_entry_point:
+    # gymnasium's native vector envs take neither wrappers nor a frame stack: those fall back to the sync vector env
+    if (card.vectorization == "native" and not card.wrappers and card.frame_stack == 1
+            and gym.spec(env_id).vector_entry_point):
         envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **card.make_kwargs)
         if envs.metadata.get("autoreset_mode") != mode:
             envs.close()  # the native env only knows NEXT_STEP; fall back to the sync vector env

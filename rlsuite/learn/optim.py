@@ -25,7 +25,11 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 class Diverged(UserError):
-    """Training produced NaN/Inf: the run stops, is marked failed, and keeps its last good checkpoint."""
+    """Training produced NaN/Inf: the run stops, is marked failed, and keeps its last good checkpoint. `step`: where."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 class DivergenceGuard:
@@ -44,7 +48,7 @@ class DivergenceGuard:
         """Raise Diverged naming the update and the last good checkpoint if anything watched was NaN/Inf."""
         finite, self._finite = self._finite, None
         if finite is not None and not bool(finite):
-            raise Diverged(f"{what} diverged: a NaN/Inf loss or gradient in update {update:,} (step {step:,}); "
+            raise Diverged(step=step, message=f"{what} diverged: a NaN/Inf loss or gradient in update {update:,} (step {step:,}); "
                            f"training stopped, {last_good}; lower lr, or enable gradient clipping / normalisation")
 
 

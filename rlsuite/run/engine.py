@@ -239,6 +239,12 @@ class Run:
         self.writer.file_writer.add_summary(hparams({"agent": self.agent}, {})[2])
         self.writer.flush()
 
+    def mark_failed(self, error: str, step: int | None = None) -> None:
+        """status failed at STEP (where it failed; the last checkpoint's when unknown), with the checkpoint's step
+        that a resume would start from."""
+        checkpoint = self.last_checkpoint_step or 0
+        self.mark("failed", checkpoint if step is None else step, error=error, checkpoint_step=checkpoint)
+
     def mark(self, status: str, step: int, **extra) -> None:
         """status.json: running | interrupted | failed | complete."""
         write_status(self.dir, status, step, **extra)
@@ -292,7 +298,7 @@ class Run:
                 return False
             error = str(exc) if isinstance(exc, UserError) else f"{exc_type.__name__}: {exc}"
             with contextlib.suppress(OSError):  # a full disk may refuse this too; the lock still goes
-                self.mark("failed", self.last_checkpoint_step or 0, error=error.splitlines()[0] if error else "")
+                self.mark_failed(error.splitlines()[0] if error else "", getattr(exc, "step", None))
             if isinstance(exc, OSError):  # a write failed mid-run: one line instead of a traceback chain
                 raise disk_error(exc, f"to {self.dir}", f"training stopped, {self.last_good()}; free space or fix "
                                  f"permissions, then `rlsuite train --resume {self.dir}`") from None
@@ -488,7 +494,7 @@ class Run:
         try:
             save_checkpoint(path, data, check=learned)
         except NonFiniteCheckpoint as e:
-            raise Diverged(f"{self.agent} diverged: {e} at step {step:,}; the checkpoint was not written, training "
+            raise Diverged(step=step, message=f"{self.agent} diverged: {e} at step {step:,}; the checkpoint was not written, training "
                            f"stopped, {self.last_good()}; lower lr, or enable gradient clipping / normalisation") from None
         self.last_checkpoint_step = step
         size = path.stat().st_size

@@ -119,7 +119,7 @@ class Population:
                 self.runs[member].log_episode(step, episode_return, length)
 
     # -- divergence --------------------------------------------------------------------------------
-    def fail(self, member: int, what: str, fix: str) -> None:
+    def fail(self, member: int, what: str, fix: str, step: int | None = None) -> None:
         """Member `member` stops: "WHAT; training stopped, <its last good checkpoint>; FIX". Alone (a single run,
         or the last live member) that is a Diverged error, which ends the run as a single run's divergence does;
         in a population the member stops alone: its line on stderr, status failed, and the others train on."""
@@ -127,9 +127,9 @@ class Population:
         self.alive[member] = False
         line = f"{what}; training stopped, {run.last_good()}; {fix}"
         if self.size == 1:
-            raise Diverged(line)  # a single run's divergence: its Run marks it failed, the command prints the line
+            raise Diverged(line, step)  # a single run's divergence: its Run marks it failed, the command prints the line
         print(f"[{run.dir.name}] {line}", file=sys.stderr, flush=True)
-        run.mark("failed", run.last_checkpoint_step or 0, error=line)
+        run.mark_failed(line, step)
         self.results[member] = {"status": "failed", "error": line, "run_dir": str(run.dir), "seed": run.seed,
                                 "exit_code": 1}
 
@@ -143,7 +143,7 @@ class Population:
         for m in members:
             if self.alive[m]:
                 self.fail(m, f"{what} diverged: {reason} (step {step:,})",
-                          "lower lr, or enable gradient clipping / normalisation")
+                          "lower lr, or enable gradient clipping / normalisation", step)
 
     # -- the end of each iteration -----------------------------------------------------------------
     def _timed_for_others(self, member: int, fn: Callable):
@@ -190,7 +190,7 @@ class Population:
             if self.size == 1:
                 raise
             what = str(e).split("; the checkpoint was not written")[0] + "; the checkpoint was not written"
-            self.fail(member, what, "lower lr, or enable gradient clipping / normalisation")
+            self.fail(member, what, "lower lr, or enable gradient clipping / normalisation", step)
 
     def finish(self, step: int, act_of: Callable[[int], Callable], snapshot_of: Callable[[int], dict]) -> list[dict]:
         """Run.finish for every live member; the failed ones keep their failure. Returns one result per member."""
