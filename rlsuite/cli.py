@@ -275,8 +275,10 @@ def _evaluation_line(r: dict) -> str:
     if "test_acc" in r:
         return f"{r['net']} on {r['dataset']}: test accuracy {r['test_acc']:.2%} on {r['test_images']:,} images"
     who = "" if r.get("implementation", "rlsuite") == "rlsuite" else f"{r['implementation']} "
+    cut = r.get("cut_at_max_steps") or 0
     return (f"{who}{r['agent']} on {r['env_id']} at step {r['step']:,}: {r['mean']:.1f} ± {r['std']:.1f} "
-            f"over {r['episodes']} episodes (seed {r['seed']})")
+            f"over {r['episodes']} episodes (seed {r['seed']})"
+            + (f"; {cut} of them cut at the evaluation's step limit, their returns partial" if cut else ""))
 
 
 @main.command("list", short_help="The agents, their cards and hyperparameters")

@@ -394,10 +394,11 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
         raise UserError(f"--episodes must be in [1, 10000], got {episodes}")
     episodes = policy.config.final_eval_episodes if episodes is None else episodes
     seed = policy.seed + EVAL_SEED_OFFSET if seed is None else check_seed(seed)
-    returns = evaluation.evaluate(policy.act, policy.env_card, episodes, seed)
+    returns, cut = evaluation.evaluate_episodes(policy.act, policy.env_card, episodes, seed)
     return {"run_dir": str(run_dir), "agent": policy.agent, "implementation": policy.implementation,
             "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes, "seed": seed,
-            "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns.tolist()}
+            "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns.tolist(),
+            "cut_at_max_steps": cut}
 
 
 @dataclasses.dataclass

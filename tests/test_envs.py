@@ -54,3 +54,19 @@ def test_frame_stacking_holds_on_every_vectorization_path(monkeypatch):
         obs, _ = envs.reset(seed=0)
         assert obs.shape == (2, 3, 4), (vectorization, obs.shape)
         envs.close()
+
+
+def test_evaluation_counts_the_episodes_it_cuts_at_its_step_limit():
+    """Before: an episode still running at max_steps was counted as finished, its partial return as a whole one."""
+    import numpy as np
+
+    from rlsuite.config.schema import EnvCard
+    from rlsuite.run.evaluation import evaluate_episodes
+
+    def alternate(obs):
+        return (np.arange(len(obs)) + int(obs[0, 0] * 1e6)) % 2
+
+    returns, cut = evaluate_episodes(alternate, EnvCard(id="CartPole-v1"), 3, seed=0, max_steps=5)
+    assert cut == 3 and list(returns) == [5.0, 5.0, 5.0]  # CartPole pays 1 a step: 5 steps, all cut
+    returns, cut = evaluate_episodes(alternate, EnvCard(id="CartPole-v1"), 3, seed=0)
+    assert cut == 0 and (returns < 500).all()

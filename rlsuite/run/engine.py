@@ -44,7 +44,7 @@ from rlsuite.run.checkpoint import (
     set_env_state,
     set_rng_state,
 )
-from rlsuite.run.evaluation import evaluate
+from rlsuite.run.evaluation import evaluate_episodes
 from rlsuite.run.tracking import open_tracker
 from rlsuite.run.rundir import (
     METRIC_COLUMNS,
@@ -424,7 +424,7 @@ class Run:
     def evaluate(self, step: int, act: Callable, episodes: int) -> np.ndarray:
         wall = self.wall()  # the training time at this point; the evaluation itself is excluded
         with self.untimed():
-            returns = evaluate(act, self.env_card, episodes, self.seed + EVAL_SEED_OFFSET)
+            returns, self.last_eval_cut = evaluate_episodes(act, self.env_card, episodes, self.seed + EVAL_SEED_OFFSET)
         self.log_row(step, wall, eval_mean=float(returns.mean()), eval_std=float(returns.std()))
         self._last_eval = float(returns.mean())
         self.writer.add_scalar("eval/mean_return", returns.mean(), step)
@@ -542,7 +542,8 @@ class Run:
             "steps_per_s": step / wall if wall > 0 else None,
             "cpu_s": cpu, "steps_per_cpu_s": step / cpu if cpu else None,
             "final_eval": {"mean": float(final.mean()), "std": float(final.std()),
-                           "episodes": len(final), "returns": [float(r) for r in final]},
+                           "episodes": len(final), "returns": [float(r) for r in final],
+                           "cut_at_max_steps": self.last_eval_cut},
             **solve_stats(evals, float(final.mean()), self.threshold),
             "max_return": getattr(self.env_card, "max_return", None), "resumed_at": self.resumed_at,
             "hardware": hardware(), "float_path": float_path(), "versions": versions(), "run_dir": str(self.dir),

@@ -20,6 +20,15 @@ Act = Callable[[np.ndarray], np.ndarray]  # batch of observations -> batch of ac
 
 
 def evaluate(act: Act, card: EnvCard, episodes: int, seed: int, max_steps: int = 108_000) -> np.ndarray:
+    """The returns of EPISODES episodes (see evaluate_episodes; episodes cut at max_steps are counted there)."""
+    return evaluate_episodes(act, card, episodes, seed, max_steps)[0]
+
+
+def evaluate_episodes(act: Act, card: EnvCard, episodes: int, seed: int, max_steps: int = 108_000
+                      ) -> tuple[np.ndarray, int]:
+    """(returns, cut): one episode per env, the deterministic policy; an episode still running after MAX_STEPS
+    steps is cut there, its return so far kept and counted in `cut` (a truncation by this evaluation, not by the
+    env), so that a report can say how many of its returns are partial."""
     envs = gym.vector.SyncVectorEnv(
         [lambda: make_env(card, training=False) for _ in range(episodes)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -34,6 +43,6 @@ def evaluate(act: Act, card: EnvCard, episodes: int, seed: int, max_steps: int =
             done |= terminated | truncated
             if done.all():
                 break
-        return returns
+        return returns, int((~done).sum())
     finally:
         envs.close()
