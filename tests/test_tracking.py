@@ -51,16 +51,20 @@ def test_hparams_view_lists_the_run_with_its_hyperparameters_and_final_evaluatio
         assert {"losses/value_loss", "losses/policy_gradient_loss", "charts/SPS", "charts/learning_rate"} <= set(tags)
 
 
+@pytest.fixture(autouse=True)
+def untracked(monkeypatch):
+    """--track and --wandb-* put their values in os.environ (for child processes); each test's are undone after it,
+    so that no later test in the process trains with tracking on."""
+    for name in ("RLSUITE_TRACK", "WANDB_PROJECT", "WANDB_ENTITY"):
+        monkeypatch.setenv(name, "")  # recorded first: teardown restores the environment as it was
+
+
 def test_track_wandb_writes_an_offline_run(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    for name in ("RLSUITE_TRACK", "WANDB_PROJECT", "WANDB_ENTITY"):
-        monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(main, ["train", "ppo", "CartPole-v1", "--steps", "2048", "--out", str(tmp_path),
                                        "--quiet", "--track", "wandb", "--wandb-project", "rlsuite-test", *TINY])
-    monkeypatch.delenv("RLSUITE_TRACK", raising=False)  # the option put it in the environment
-    monkeypatch.delenv("WANDB_PROJECT", raising=False)
     assert result.exit_code == 0, result.output
     run_dir = next((tmp_path / "runs").iterdir())
     files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
@@ -74,7 +78,13 @@ def test_track_wandb_without_the_package_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)
     result = CliRunner().invoke(main, ["train", "ppo", "CartPole-v1", "--steps", "2048", "--out", str(tmp_path),
                                        "--track", "wandb", *TINY])
-    monkeypatch.delenv("RLSUITE_TRACK", raising=False)
     assert_one_line_error(result, "needs the wandb package", "rlsuite[wandb]")
     assert not Path(tmp_path / "runs").exists() or all(
         (d / "status.json").exists() for d in (tmp_path / "runs").iterdir())
+
+
+def test_no_test_leaves_tracking_on():
+    """Runs after the tracking tests (file order): the fixture undid what --track set."""
+    import os
+
+    assert not os.environ.get("RLSUITE_TRACK")
