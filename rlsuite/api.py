@@ -29,6 +29,10 @@ def _require(value, types, name: str, example: str) -> None:
         raise UserError(f"{name} must be {example}, got {type(value).__name__} {value!r}")
 
 
+def _device(device, name: str = "device") -> None:
+    _require(device, str, name, "'auto', 'cpu' or 'cuda'")
+
+
 def _run_dir(run_dir) -> None:
     _require(run_dir, (str, os.PathLike), "run_dir", "a run directory (a path, 'latest' or the start of a run's name)")
 
@@ -55,6 +59,7 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
     With `seeds`, one run per seed trained together as one population; returns their summaries in order.
     progress: a bar on a terminal, a line every 30 s elsewhere (a notebook, a log); False for none."""
     _require(agent, str, "agent", "an agent's name such as 'ppo'")
+    _device(device)
     _require(out, (str, os.PathLike), "out", "a folder path")
     if seeds is not None:
         if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
@@ -76,6 +81,7 @@ def resume(run_dir, steps: int | None = None, device: str | None = None, progres
 def load(run_dir, device: str = "auto") -> runs.Policy:
     """The deterministic policy of a run directory: `policy(obs_batch)` or `policy.predict(obs)`."""
     _run_dir(run_dir)
+    _device(device)
     return runs.load_policy(run_dir, device)
 
 
@@ -83,4 +89,7 @@ def load(run_dir, device: str = "auto") -> runs.Policy:
 def evaluate(run_dir, episodes: int | None = None, seed: int | None = None, device: str = "auto") -> dict:
     """Re-evaluate a run directory's saved agent under the evaluation protocol."""
     _run_dir(run_dir)
+    _device(device)
+    if episodes is not None:
+        _require(episodes, int, "episodes", "a number of episodes in [1, 10000]")
     return runs.evaluate_run(run_dir, episodes=episodes, seed=seed, device=device)

@@ -363,10 +363,12 @@ def list_runs(root: str | Path = DEFAULT_RUNS, agent: str | None = None, env: st
         if final is None and summary.get("test_acc") is not None:
             final = summary["test_acc"]
         final = final if isinstance(final, (int, float)) and not isinstance(final, bool) else None
+        step = state.get("step")
+        step = step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None  # an edited file
         row = {"name": run_dir.name, "run_dir": str(run_dir), "agent": config["agent"],
                "env_id": config.get("env_id") or config.get("config", {}).get("dataset") or "-", "seed": config["seed"],
                "implementation": config.get("implementation", "rlsuite"), "status": state["status"],
-               "step": state.get("step"), "final": final, "created": str(config.get("created", ""))}
+               "step": step, "final": final, "created": str(config.get("created", ""))}
         if ((agent and row["agent"] != agent) or (status and row["status"] != status)
                 or (env and env != row["env_id"] and env.lower() not in str(row["env_id"]).lower())):
             continue
@@ -417,16 +419,28 @@ class Policy:
     obs_shape: tuple
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.act(np.asarray(obs))
+        """The actions for a batch of observations (N, *obs_shape), checked as predict checks them."""
+        obs = self._checked(obs)
+        if obs.shape[1:] != tuple(self.obs_shape) or obs.ndim == len(self.obs_shape):
+            raise UserError(f"policy(obs_batch): {self.env_card.id}'s observations have shape {tuple(self.obs_shape)}, "
+                            f"so a batch is (N, {', '.join(map(str, self.obs_shape))}); got shape {obs.shape} "
+                            "(predict takes a single observation)")
+        return self.act(obs)
 
-    def predict(self, obs) -> np.ndarray:
-        """The action for one observation, or the actions for a batch (a vector env's observations)."""
+    def _checked(self, obs) -> np.ndarray:
         try:
             obs = np.asarray(obs)
         except (TypeError, ValueError):  # ragged nested lists
-            raise UserError(f"predict: the observation is not an array of numbers ({type(obs).__name__})") from None
+            raise UserError(f"the observation is not an array of numbers ({type(obs).__name__})") from None
         if obs.dtype.kind not in "fiub":
-            raise UserError(f"predict: the observation holds {obs.dtype} values; give numbers")
+            raise UserError(f"the observation holds {obs.dtype} values; give numbers")
+        if obs.dtype.kind == "f" and not np.isfinite(obs).all():
+            raise UserError("the observation holds NaN or infinity; give finite numbers")
+        return obs
+
+    def predict(self, obs) -> np.ndarray:
+        """The action for one observation, or the actions for a batch (a vector env's observations)."""
+        obs = self._checked(obs)
         shape = tuple(self.obs_shape)
         if obs.shape == shape:  # one observation: add and remove the batch axis
             return self.act(obs[None])[0]

@@ -110,6 +110,28 @@ def test_predict_checks_the_observation(mixed, monkeypatch):
                           (["a", "b", "c", "d"], "give numbers"), ([[1.0], [1.0, 2.0]], "not an array of numbers")):
         with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
             policy.predict(bad)
+    # the batch call checks too, and neither takes NaN
+    assert policy(np.zeros((2, 4))).shape == (2,)
+    for bad in (np.zeros(4), None, np.zeros((1, 3)), "abcd", np.full((1, 4), np.nan)):
+        with pytest.raises(UserError):
+            policy(bad)
+    with pytest.raises(UserError, match="NaN or infinity"):
+        policy.predict(np.full(4, np.inf))
+    with pytest.raises(UserError, match="device must be"):
+        rlsuite.load(made["complete"], device=None)
+    with pytest.raises(UserError, match="episodes must be"):
+        rlsuite.evaluate(made["complete"], episodes="2")
+
+
+def test_runs_lists_a_run_whose_status_was_edited(mixed, tmp_path):
+    import shutil
+
+    out, made = mixed
+    copy = tmp_path / "edited" / "r"
+    shutil.copytree(made["complete"], copy)
+    (copy / "status.json").write_text('{"status": "complete", "step": "NaN"}')
+    result = CliRunner().invoke(main, ["runs", str(tmp_path / "edited")])
+    assert result.exit_code == 0 and "Traceback" not in result.output and result.output.strip().endswith("1 run")
 
 
 def test_latest_is_the_run_created_last_not_the_one_touched_last(mixed, monkeypatch):

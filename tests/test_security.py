@@ -41,7 +41,8 @@ def test_a_run_directory_naming_a_module_is_refused_without_importing_it(evil_ru
     import rlsuite
 
     for args in (["eval", str(evil_run), "--episodes", "1"], ["train", "--resume", str(evil_run), "--steps", "128"]):
-        assert_one_line_error(CliRunner().invoke(main, args), "evilmod", "--trust-imports")
+        assert_one_line_error(CliRunner().invoke(main, args), "evilmod", "--trust-imports",
+                              "RLSUITE_TRUSTED_MODULES=evilmod", "rlsuite.trust_imports('evilmod')")
     with pytest.raises(UserError, match="trust_imports"):
         rlsuite.evaluate(evil_run, episodes=1)
     with pytest.raises(UserError, match="trust_imports"):

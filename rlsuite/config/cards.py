@@ -221,20 +221,20 @@ def check_trusted_imports(card: EnvCard, source: str) -> None:
     if "*" in allowed:
         return
     fix = ("if you trust this run directory, pass --trust-imports (rlsuite --trust-imports COMMAND ...), set "
-           f"{TRUST_VARIABLE}=MODULE, or call rlsuite.trust_imports('MODULE') in Python")
+           f"{TRUST_VARIABLE}={{module}}, or call rlsuite.trust_imports('{{module}}') in Python")
     for module in imported_modules(card):
         top = module.split(".")[0]
         trusted = any(module == m or module.startswith(m + ".") for m in allowed)  # a package covers its modules
         if top in ("rlsuite", "gymnasium") or module in sys.modules or trusted:
             continue
         raise UserError(f"{source} names the module '{module}' (env '{card.id}'), which building its env would import "
-                        f"and so run; {fix.replace('MODULE', module)}")
+                        f"and so run; {fix.format(module=module)}")
     # gymnasium's own wrappers and arguments that write files or open windows where the run directory says
     wrappers = [w.get("name") if isinstance(w, dict) else w for w in card.wrappers]
     risky = [w for w in wrappers if w in FILE_WRITING_WRAPPERS] + (["render_mode"] if "render_mode" in card.make_kwargs else [])
     if risky and "gymnasium" not in allowed:
         raise UserError(f"{source} asks for {', '.join(map(str, risky))}, which would write files or open windows where "
-                        f"the run directory says; {fix.replace('MODULE', 'gymnasium')}")
+                        f"the run directory says; {fix.format(module='gymnasium')}")
 
 
 def env_card_from_data(data: dict | None, source: str) -> EnvCard | None:
