@@ -156,8 +156,8 @@ def _constructor_parameters(env_id: str) -> dict[str, Any]:
         cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
         return {name: p.default for name, p in inspect.signature(cls).parameters.items()
                 if name not in ("self", "args", "kwargs")}
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return {}
+    except (ImportError, AttributeError, ValueError, TypeError, gym.error.DependencyNotInstalled):
+        return {}  # an env whose extra is missing: gym.make names the extra later
 
 
 def _constructor_arguments(env_id: str) -> list[str]:
