@@ -371,3 +371,36 @@ def test_a_study_starts_from_the_current_card_when_the_space_can_express_it(tmp_
     assert "the current card" in report and f"Current card on the same seeds: objective {trials[0].value:.3f}" in report
     entry = yaml.safe_load((tune_dir / "best.yaml").read_text())["CartPole-v1"]
     assert entry["lr"] == {"linear": [2.3e-3, 0.0]}
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("threshold", "high", "threshold='high'"),
+    ("floor", float("nan"), "floor=nan"),
+    ("seeds", [], "seeds=[]"),
+    ("steps", -5, "steps=-5"),
+    ("pruner", "random", "pruner='random'"),
+])
+def test_an_edited_tune_json_is_refused_in_one_line(finished_study, tmp_path, field, value, fragment):
+    """tune.json is a file anyone can edit: a threshold given as a string raised a TypeError traceback in
+    `tune show`, and a NaN floor reached the report."""
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(finished_study, copy, ignore=shutil.ignore_patterns("runs", "tensorboard"))
+    data = json.loads((copy / "tune.json").read_text())
+    data[field] = value
+    (copy / "tune.json").write_text(json.dumps(data))
+    assert_one_line_error(invoke("tune", "show", copy), "damaged", fragment)
+
+
+def test_tune_show_never_creates_the_storage_its_tune_json_names(finished_study, tmp_path):
+    """An edited tune.json naming an SQLite file elsewhere made `tune show` create it."""
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(finished_study, copy, ignore=shutil.ignore_patterns("runs", "tensorboard"))
+    data = json.loads((copy / "tune.json").read_text())
+    data["storage"] = f"sqlite:///{tmp_path / 'elsewhere' / 'made.db'}"
+    (copy / "tune.json").write_text(json.dumps(data))
+    assert_one_line_error(invoke("tune", "show", copy), "missing")
+    assert not (tmp_path / "elsewhere").exists()

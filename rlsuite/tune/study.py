@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import socket
 import time
@@ -86,10 +87,38 @@ def load_settings(tune_dir: Path) -> TuneSettings:
         data = json.loads(path.read_text())
         names = {f.name for f in dataclasses.fields(TuneSettings)}
         settings = TuneSettings(**{k: v for k, v in data.items() if k in names})
-    except (ValueError, TypeError, OSError) as e:
+        check_settings(settings)
+    except (ValueError, TypeError, OSError, AttributeError) as e:
         raise UserError(f"{path} is damaged ({e}); restore it or tune into a new --out") from None
     settings.storage = storage_url(settings.storage or None, Path(tune_dir))
     return settings
+
+
+def check_settings(settings: TuneSettings) -> None:
+    """tune.json is a file anyone can edit: every field must have its type (and numbers be finite) before a
+    report uses it. Raises ValueError naming the field."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def integer(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    checks = {
+        "agent": isinstance(settings.agent, str), "env_id": isinstance(settings.env_id, str),
+        "space": isinstance(settings.space, dict), "fixed": isinstance(settings.fixed, dict),
+        "seeds": isinstance(settings.seeds, list) and bool(settings.seeds) and all(map(integer, settings.seeds)),
+        "steps": integer(settings.steps) and settings.steps > 0, "eval_every": integer(settings.eval_every),
+        "pruner": settings.pruner in PRUNERS, "sampler_seed": integer(settings.sampler_seed),
+        "threshold": number(settings.threshold), "floor": number(settings.floor),
+        "collapse_penalty": number(settings.collapse_penalty), "cost": isinstance(settings.cost, str),
+        "cost_weight": number(settings.cost_weight),
+        "cost_reference": number(settings.cost_reference) and settings.cost_reference > 0,
+        "storage": isinstance(settings.storage, str), "device": isinstance(settings.device, str),
+        "created": isinstance(settings.created, str),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"{bad[0]}={getattr(settings, bad[0])!r} is not valid")
 
 
 def save_settings(tune_dir: Path, settings: TuneSettings) -> None:
@@ -119,6 +148,9 @@ def open_storage(url: str, must_exist: bool = False):
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if "://" in url:
+        sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+        if must_exist and sqlite_file is not None and not Path(sqlite_file).is_file():  # reading never creates one
+            raise UserError(f"the study database {sqlite_file} is missing; restore it (the study's trials are in it)")
         try:
             return optuna.storages.RDBStorage(url)
         except Exception as e:  # noqa: BLE001 - a bad URL or an unreachable database: one line
