@@ -378,3 +378,32 @@ def test_a_second_signal_aborts_with_the_signals_code_naming_the_run(tmp_path, m
     assert result.exit_code == code, result.output
     assert f"aborted by a second {sig.name}; {run_dir}" in result.output and "Traceback" not in result.output
     assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("name", ["checkpoints", "lock", "metrics.csv"])
+def test_a_resume_refuses_a_run_directory_whose_files_are_links(tmp_path, name):
+    """A run directory someone hands you with `checkpoints -> elsewhere` made `train --resume` write its
+    checkpoint there (and a linked lock file was truncated); now the writer refuses in one line and the link's
+    target is untouched."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from rlsuite.cli import main
+
+    sets = [a for k, v in TINY_DQN.items() for a in ("--set", f"{k}={v}")]
+    assert CliRunner().invoke(main, ["train", "dqn", "CartPole-v1", "--steps", "300", "--out", str(tmp_path), *sets]).exit_code == 0
+    run_dir = next((tmp_path / "runs").iterdir())
+    (run_dir / "summary.json").unlink()  # an unfinished run: resume would write
+    target = tmp_path / "elsewhere"
+    if (run_dir / name).is_dir():
+        shutil.move(run_dir / name, target)
+    else:
+        target.write_text("the user's own file\n")
+        (run_dir / name).unlink(missing_ok=True)
+    before = sorted(p.name for p in target.iterdir()) if target.is_dir() else target.read_text()
+    (run_dir / name).symlink_to(target)
+    result = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--steps", "600"])
+    assert result.exit_code == 1 and "symbolic link" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert (sorted(p.name for p in target.iterdir()) if target.is_dir() else target.read_text()) == before

@@ -328,6 +328,20 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return stale
 
 
+# What a run's writer writes inside its directory: none of these may be a symbolic link, or a run directory
+# someone hands you could make a resume write (or truncate) a file anywhere the user can write.
+WRITTEN = ("lock", "checkpoints", "checkpoints/last.pt", "config.yaml", "status.json",
+           "metrics.csv", "summary.json", "fingerprint.json", "tensorboard", "videos", "confusion.png")
+
+
+def check_no_links(run_dir: Path) -> None:
+    for name in WRITTEN:
+        path = Path(run_dir) / name
+        if path.is_symlink():
+            raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}); a run writes only inside its own "
+                            "directory: replace the link with the file or folder itself, or train into a new --out")
+
+
 class RunLock:
     """One writer per run directory: an exclusive flock on RUN/lock, with the holder's pid and host in
     the file for the message a second writer gets. The kernel drops a flock when its process dies,
@@ -342,7 +356,8 @@ class RunLock:
         return self._fd is not None
 
     def acquire(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        check_no_links(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
