@@ -33,6 +33,11 @@ def _device(device, name: str = "device") -> None:
     _require(device, str, name, "'auto', 'cpu' or 'cuda'")
 
 
+def _progress(progress) -> None:
+    if not isinstance(progress, bool):  # 'no' is truthy: it would show progress
+        raise UserError(f"progress must be True or False, got {type(progress).__name__} {progress!r}")
+
+
 def _run_dir(run_dir) -> None:
     _require(run_dir, (str, os.PathLike), "run_dir", "a run directory (a path, 'latest' or the start of a run's name)")
 
@@ -60,6 +65,7 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
     progress: a bar on a terminal, a line every 30 s elsewhere (a notebook, a log); False for none."""
     _require(agent, str, "agent", "an agent's name such as 'ppo'")
     _device(device)
+    _progress(progress)
     _require(out, (str, os.PathLike), "out", "a folder path")
     if seeds is not None:
         if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
@@ -74,6 +80,7 @@ def train(agent: str, env_id: str, seed: int = 0, steps: int | None = None, over
 def resume(run_dir, steps: int | None = None, device: str | None = None, progress: bool = True) -> dict:
     """Continue a stopped run from its last checkpoint; with `steps`, train a finished one on to that total."""
     _run_dir(run_dir)
+    _progress(progress)
     return runs.resume(run_dir, progress=progress, device=device, steps=steps)
 
 

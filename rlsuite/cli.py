@@ -69,7 +69,48 @@ def friendly(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _UsageInOneLine(click.ClickException):
+    exit_code = 2  # click's code for a usage error
+
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _one_line_usage(make_context):
+    """Usage errors (a misspelt option, a missing argument, a bad value) are one line, like every other error,
+    pointing at the command's --help, instead of click's usage block."""
+
+    @functools.wraps(make_context)
+    def wrapper(self, info_name, args, parent=None, **extra):
+        try:
+            return make_context(self, info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            if isinstance(e, _NO_ARGS_IS_HELP):  # `rlsuite` alone prints its help (click >= 8.2 raises it)
+                raise
+            path = e.ctx.command_path if e.ctx is not None else " ".join(filter(None, [
+                parent.command_path if parent is not None else None, info_name]))
+            raise _UsageInOneLine(f"{e.format_message()} (see '{path} --help')".replace("\n", " ")) from None
+
+    return wrapper
+
+
+class _Command(click.Command):
+    make_context = _one_line_usage(click.Command.make_context)
+
+
+class _Group(click.Group):
+    make_context = _one_line_usage(click.Group.make_context)
+
+    def resolve_command(self, ctx, args):  # a misspelt command
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            raise _UsageInOneLine(f"{e.format_message()} (see '{ctx.command_path} --help')") from None
+    command_class = _Command
+    group_class = type  # a subgroup is of the same class as its parent
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rlsuite")
 @click.option("--trust-imports", is_flag=True,
               help="let run directories import the modules their env ids and wrappers name ('package.module:...'); "
@@ -84,6 +125,8 @@ def _to_environment(variable: str):
     """A click callback that puts the option's value in the environment, where the runs (and the child processes
     of sweep, compare and tune) read it."""
     def callback(ctx, param, value):
+        if value is not None and not value.strip():
+            raise click.BadParameter("is empty; give a name, or leave the option out")
         if value:
             os.environ[variable] = value
         return value
@@ -447,11 +490,15 @@ def plot(run_dirs, output, group, title, stat):
       rlsuite plot runs/compare-dqn-CartPole-v1 -o curves.png
       rlsuite plot results/runs/bench-pg/ppo --group env_id --stat iqm -o ppo.png   # a benchmark's runs
     """
-    from rlsuite.experiments.plots import expand_run_dirs, load_curve, plot_curves, usable_runs  # the library loads torch: imported when the command runs
+    from rlsuite.experiments.plots import IMAGE_SUFFIXES, expand_run_dirs, load_curve, plot_curves, usable_runs  # the library loads torch: imported when the command runs
 
     if not output.strip() or Path(output).is_dir() or not Path(output).name:
         raise UserError(f"-o {output!r} must be an image path, e.g. -o curves.png")
+    if Path(output).suffix and Path(output).suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"-o {output}: an image path ends in {', '.join(IMAGE_SUFFIXES)} (or has no suffix: .png)")
     dirs, skipped = usable_runs(expand_run_dirs(run_dirs))
+    if not dirs and len(skipped) == 1:  # the one reason, in one line
+        raise UserError(f"cannot plot {skipped[0].removeprefix('skipping ')}")
     for warning in skipped:
         click.echo(f"warning: {warning}", err=True)
     if not dirs:
@@ -528,7 +575,7 @@ def sweep(agent, env_id, seeds, sets, steps, workers, backend, address, out, qui
         sys.exit(1)
 
 
-class _TuneGroup(click.Group):
+class _TuneGroup(_Group):
     """`rlsuite tune AGENT ENV ...` runs a study; `rlsuite tune show DIR` reports one. A first argument
     that is not a subcommand goes to `run`."""
 
@@ -668,6 +715,8 @@ def bench(sections, seeds, out, index_only, quiet):
         raise UserError("rlsuite bench needs a source checkout: the benchmark scripts live in benchmarks/")
     extra = {"pg": ["--sections", "cartpole,reinforce,lunarlander"], "floatpaths": ["--cards"]}
     names = [n.strip() for n in sections.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--sections names no section; choose from {', '.join(SECTIONS)}")
     for name in names:
         if name not in SECTIONS or not (scripts / f"{name}.py").exists():
             raise UserError(f"unknown benchmark section '{name}'; choose from {', '.join(SECTIONS)}")

@@ -347,6 +347,8 @@ def list_runs(root: str | Path = DEFAULT_RUNS, agent: str | None = None, env: st
     """Every run under ROOT (compare's, sweep's and tune's nested runs too), oldest first: name, path, agent, env,
     seed, implementation, status, steps, final result (evaluation mean, or test accuracy) and start time. AGENT,
     ENV and STATUS filter (ENV also matches a part of the id, e.g. CartPole)."""
+    if not str(root).strip():  # Path("") is the current directory: an empty argument is a mistake, not "."
+        raise UserError("the folder to list is empty; give a folder of runs (default: ./runs)")
     rows = []
     for run_dir in find_runs(Path(root)):
         try:
@@ -438,8 +440,12 @@ class Policy:
             raise UserError("the observation holds NaN or infinity; give finite numbers")
         return obs
 
-    def predict(self, obs) -> np.ndarray:
-        """The action for one observation, or the actions for a batch (a vector env's observations)."""
+    def predict(self, obs, deterministic: bool = True) -> np.ndarray:
+        """The action for one observation, or the actions for a batch (a vector env's observations). The policy is
+        the deterministic one the protocol evaluates (greedy, or the mean action)."""
+        if deterministic is not True:
+            raise UserError(f"predict(deterministic={deterministic!r}): a loaded policy acts deterministically "
+                            "(greedy, or the mean action), as evaluation does; leave deterministic=True")
         obs = self._checked(obs)
         shape = tuple(self.obs_shape)
         if obs.shape == shape:  # one observation: add and remove the batch axis

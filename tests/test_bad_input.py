@@ -120,7 +120,9 @@ def test_eval_and_plot_bad_inputs(tmp_path, tiny_run):
     bad = tmp_path / "bad"
     shutil.copytree(tiny_run, bad)
     (bad / "metrics.csv").write_text("time,value\n1,2\n")
-    only_bad = runner.invoke(main, ["plot", str(bad), "-o", str(tmp_path / "x.png")])
+    assert_one_line_error(runner.invoke(main, ["plot", str(bad), "-o", str(tmp_path / "x.png")]), "cannot plot", "has no 'step'")
+    shutil.copytree(bad, tmp_path / "bad2")
+    only_bad = runner.invoke(main, ["plot", str(bad), str(tmp_path / "bad2"), "-o", str(tmp_path / "x.png")])
     assert only_bad.exit_code == 1 and "Traceback" not in only_bad.output
     assert only_bad.output.strip().splitlines()[-1] == "Error: none of these runs can be plotted (see the warnings above)"
     assert_one_line_error(runner.invoke(main, ["plot", str(tiny_run), "-o", "/proc/nope/x.png"]), "cannot write")
@@ -240,3 +242,59 @@ def test_corrupt_metrics_rows(tmp_path, tiny_run):
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
     plotted = CliRunner().invoke(main, ["plot", str(run), "-o", str(tmp_path / "p.png")])
     assert plotted.exit_code == 1 and "has NaN/Inf" in plotted.output and "Traceback" not in plotted.output
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["train", "dqn", "CartPole-v1", "--stepz", "5"], ["No such option '--stepz'", "--steps", "rlsuite train --help"]),
+    (["trainn"], ["No such command 'trainn'", "rlsuite --help"]),
+    (["train", "dqn", "CartPole-v1", "--steps", "abc"], ["'abc' is not a valid integer", "rlsuite train --help"]),
+    (["tune", "show"], ["Missing argument 'TUNE_DIR'", "rlsuite tune show --help"]),
+    (["tune", "dqn"], ["Missing argument 'ENV'", "rlsuite tune run --help"]),
+    (["compare", "--seeds"], ["requires an argument", "rlsuite compare --help"]),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, fragments):
+    """click's usage errors were four lines (usage, hint, blank, error); now one, as every other error."""
+    from click.testing import CliRunner
+
+    from rlsuite.cli import main
+
+    result = CliRunner().invoke(main, args, prog_name="rlsuite")
+    assert result.exit_code == 2
+    assert_one_line_error(result, *fragments)
+
+
+def test_small_mistakes_found_by_the_adversarial_trial_are_one_line(tiny_run, tmp_path):
+    """Each of these exited 0, wrote something else than asked, or printed more than one line."""
+    cases = [
+        (["bench", "--sections", ""], "names no section"),  # exited 0 having run nothing
+        (["runs", ""], "folder to list is empty"),  # listed the current directory
+        (["plot", str(tiny_run), "-o", str(tmp_path / "x.txt")], ".png, .pdf, .svg"),  # wrote x.png
+        (["train", "dqn", "CartPole-v1", "--wandb-project", "", "--out", str(tmp_path)], "is empty"),
+        (["compare", "sac", "CartPole-v1", "--seeds", "1", "--out", str(tmp_path)], "SAC needs continuous"),  # 3 lines
+    ]
+    for args, fragment in cases:
+        assert_one_line_error(CliRunner().invoke(main, args), fragment)
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "runs").exists()
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "metrics.csv").write_text("garbage\n")
+    assert_one_line_error(CliRunner().invoke(main, ["plot", str(broken), "-o", str(tmp_path / "c.png")]),
+                          "cannot plot", "not an rlsuite metrics.csv")  # was a warning and an error
+    result = CliRunner().invoke(main, ["plot", str(tiny_run), "-o", str(tmp_path / "c.svg")])
+    assert result.exit_code == 0 and (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_api_progress_and_predict_take_only_what_they_mean(tiny_run):
+    import numpy as np
+
+    import rlsuite
+    from rlsuite.core.errors import UserError
+
+    with pytest.raises(UserError, match="progress must be True or False"):
+        rlsuite.train("dqn", "CartPole-v1", steps=100, progress="no")  # 'no' is truthy
+    with pytest.raises(UserError, match="progress must be True or False"):
+        rlsuite.resume(tiny_run, progress=None)
+    policy = rlsuite.load(tiny_run)
+    assert policy.predict(np.zeros(4, dtype=np.float32), deterministic=True) in (0, 1)
+    with pytest.raises(UserError, match="acts deterministically"):
+        policy.predict(np.zeros(4, dtype=np.float32), deterministic=False)  # was a TypeError

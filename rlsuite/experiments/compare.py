@@ -208,6 +208,7 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
     workers: SB3's runs on a pool of that many processes while rlsuite's population trains (0: after it, here).
     same_hparams: rlsuite trains on the zoo's values (as SB3 does), so the ratios compare implementations only."""
 
+    runs.prepare(agent, env_id, steps, overrides)  # an agent that cannot train on ENV fails before any line is printed
     root = compare_root(out, agent, env_id, steps, overrides, same_hparams)
     seeds = list(range(n_seeds))
 

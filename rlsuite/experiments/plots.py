@@ -186,12 +186,16 @@ def _clip_early_crashes(ax, threshold) -> bool:
     return True
 
 
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def save_figure(fig, out: Path, dpi: int) -> list[Path]:
-    """OUT.png, folders made as needed; the figure is closed."""
+    """OUT as PNG, PDF or SVG by its suffix (OUT.png without one), folders made as needed; the figure is closed."""
 
     fig.tight_layout()
     out = Path(out)
-    paths = [out.with_suffix(".png")]
+    out = out if out.suffix.lower() in IMAGE_SUFFIXES else out.with_suffix(".png")
+    paths = [out]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for p in paths:  # via a temporary file: a reader (or a second benchmark process) never sees half
@@ -202,7 +206,7 @@ def save_figure(fig, out: Path, dpi: int) -> list[Path]:
             finally:
                 tmp.unlink(missing_ok=True)
     except (OSError, UnicodeEncodeError) as e:
-        raise UserError(f"cannot write {out.with_suffix('.png')} ({getattr(e, 'strerror', None) or e}); "
+        raise UserError(f"cannot write {out} ({getattr(e, 'strerror', None) or e}); "
                         "choose a writable -o path") from None
     finally:
         plt.close(fig)
