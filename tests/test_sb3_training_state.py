@@ -112,7 +112,7 @@ def test_an_interrupted_sb3_run_continues_where_it_stopped(tmp_path, agent, env_
     from rlsuite.experiments.report import per_seed_table
 
     table = "\n".join(per_seed_table({"sb3": [summary]}))
-    assert f"| sb3 | 0† |" in table and f"sb3 seed 0 at step {first['step']:,}" in table
+    assert "| sb3 | 0† |" in table and f"sb3 seed 0 at step {first['step']:,}" in table
 
 
 def test_an_sb3_run_killed_in_its_final_evaluation_only_finishes(tmp_path):
