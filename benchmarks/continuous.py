@@ -284,7 +284,7 @@ def updates_section(reps: int = 3, n: int = 150) -> list[str]:
     for name, cfg_cls, algo_cls, hidden in (("SAC", SACConfig, SAC, [256, 256]), ("TD3", TD3Config, TD3, [400, 300])):
         cfg = cfg_cls(hidden=hidden)
         torch.manual_seed(0)
-        nets, opts = build_learner(cfg, obs_dim, act_dim, "cpu")
+        nets, opts = build_learner(cfg, obs_dim, act_dim, "cpu", [0])
         guard = DivergenceGuard()
         batch = {"obs": torch.randn(batch_size, obs_dim), "next_obs": torch.randn(batch_size, obs_dim),
                  "actions": torch.rand(batch_size, act_dim) * 2 - 1, "rewards": torch.randn(batch_size),

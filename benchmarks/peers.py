@@ -115,7 +115,7 @@ def child_sb3(task: str, seeds: list[int], steps: int, library: str) -> dict:
     import torch
 
     from rlsuite.config.cards import load_env_card
-    from rlsuite.run.engine import EVAL_SEED_OFFSET
+    from rlsuite.core.seeding import Seeds
     from rlsuite.run.evaluation import evaluate
     from rlsuite.sb3.baseline import make_model
 
@@ -129,7 +129,7 @@ def child_sb3(task: str, seeds: list[int], steps: int, library: str) -> dict:
         start = time.process_time()
         model.learn(total_timesteps=steps)
         cpu += time.process_time() - start
-        returns = evaluate(lambda obs: model.predict(obs, deterministic=True)[0], card, 20, seed + EVAL_SEED_OFFSET)
+        returns = evaluate(lambda obs: model.predict(obs, deterministic=True)[0], card, 20, Seeds(seed).eval_envs(20))
         finals.append(float(np.mean(returns)))
     import importlib.metadata as metadata
 
@@ -155,11 +155,11 @@ def command(impl: str, task: str, seeds: list[int], steps: int, root: Path, reja
     if impl.startswith("rejax"):
         if not rejax_python:
             return None
-        from rlsuite.run.engine import EVAL_SEED_OFFSET
+        from rlsuite.core.seeding import Seeds
 
         return [rejax_python, str(HERE / "peers_rejax.py"), task.split(":")[0], task.split(":")[1], "--steps",
                 str(steps), "--seeds", seed_list, "--config", json.dumps(rejax_config(task)),
-                "--eval-seed", str(seeds[0] + EVAL_SEED_OFFSET)]
+                "--eval-seed", str(Seeds(seeds[0]).eval_envs(1)[0])]  # episodes seeded from there on
     kind = "rlsuite" if impl.startswith("rlsuite") else impl
     return [sys.executable, __file__, "--child", kind, "--task", task, "--seeds", seed_list, "--steps", str(steps),
             "--root", str(root)]

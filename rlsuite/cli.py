@@ -287,7 +287,7 @@ def runs_cmd(folder, agent, env, status):
 @main.command("eval", short_help="Re-evaluate a run's saved agent or classifier")
 @click.argument("run_dir", type=click.Path())
 @click.option("--episodes", type=int, default=None, help="episodes (default: the run's final_eval_episodes)")
-@click.option("--seed", type=int, default=None, help="evaluation seed (default: the one the run's own evaluation used)")
+@click.option("--seed", type=int, default=None, help="seed episode i with SEED + i (default: the seeds the run's own evaluation used)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--video", "video_dir", type=click.Path(file_okay=False), default=None,
@@ -298,14 +298,15 @@ def eval_(run_dir, episodes, seed, device, as_json, video_dir):
     from rlsuite import runs
     from rlsuite.config.schema import check_seed
     from rlsuite.envs import video
-    from rlsuite.run.engine import EVAL_SEED_OFFSET  # the library loads torch: imported when the command runs
+    from rlsuite.core.seeding import Seeds, episode_seeds
 
     if video_dir is not None:
         if episodes is not None and not 0 < episodes <= 1000:
             raise UserError(f"--episodes must be in [1, 1000] with --video, got {episodes}")
         policy = runs.load_policy(run_dir, device)
-        start = policy.seed + EVAL_SEED_OFFSET if seed is None else check_seed(seed)
-        result = video.record(policy, video_dir, episodes or 1, start)
+        n = episodes or 1
+        seeds = Seeds(policy.seed, policy.seeding).eval_envs(n) if seed is None else episode_seeds(check_seed(seed), n)
+        result = video.record(policy, video_dir, n, seeds)
         click.echo(json.dumps(result) if as_json else "\n".join(
             [f"episode {i}: return {r:.1f}" for i, r in enumerate(result["returns"])] + result["videos"]))
         return
@@ -319,8 +320,9 @@ def _evaluation_line(r: dict) -> str:
         return f"{r['net']} on {r['dataset']}: test accuracy {r['test_acc']:.2%} on {r['test_images']:,} images"
     who = "" if r.get("implementation", "rlsuite") == "rlsuite" else f"{r['implementation']} "
     cut = r.get("cut_at_max_steps") or 0
+    seeds = "the run's evaluation seeds" if r.get("seed") is None else f"seeds {r['seed']}, {r['seed'] + 1}, ..."
     return (f"{who}{r['agent']} on {r['env_id']} at step {r['step']:,}: {r['mean']:.1f} ± {r['std']:.1f} "
-            f"over {r['episodes']} episodes (seed {r['seed']})"
+            f"over {r['episodes']} episodes ({seeds})"
             + (f"; {cut} of them cut at the evaluation's step limit, their returns partial" if cut else ""))
 
 

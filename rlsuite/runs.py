@@ -19,6 +19,7 @@ import torch
 
 from rlsuite.config.cards import agent_card_path, env_card_from_data, load_agent_card, resolve
 from rlsuite.config.schema import EnvCard, apply, check_env_card, check_seed, check_steps, to_data
+from rlsuite.core.seeding import SEEDING, Seeds, episode_seeds
 from rlsuite.core.errors import UserError
 from rlsuite.envs.make import make_env, make_vector_env, resolve_auto, resolve_env_id
 from rlsuite.envs.video import check_can_record
@@ -26,7 +27,7 @@ from rlsuite.learn.nets import bf16_is_native
 from rlsuite.registry import get_agent
 from rlsuite.run import evaluation
 from rlsuite.run.checkpoint import load_checkpoint, nonfinite_tensors
-from rlsuite.run.engine import EVAL_SEED_OFFSET, NOT_LEARNED, Run, resolve_device
+from rlsuite.run.engine import NOT_LEARNED, Run, resolve_device, seeding_version
 from rlsuite.run.live import LiveRuns
 from rlsuite.run.population import Population
 from rlsuite.run.tracking import check_tracker
@@ -397,10 +398,12 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     if episodes is not None and (isinstance(episodes, bool) or not 0 < episodes <= 10_000):
         raise UserError(f"--episodes must be in [1, 10000], got {episodes}")
     episodes = policy.config.final_eval_episodes if episodes is None else episodes
-    seed = policy.seed + EVAL_SEED_OFFSET if seed is None else check_seed(seed)
-    returns, cut = evaluation.evaluate_episodes(policy.act, policy.env_card, episodes, seed)
+    # the run's own evaluation seeds, or SEED, SEED + 1, ... given by the caller
+    seeds = Seeds(policy.seed, policy.seeding).eval_envs(episodes) if seed is None else episode_seeds(check_seed(seed), episodes)
+    returns, cut = evaluation.evaluate_episodes(policy.act, policy.env_card, episodes, seeds)
     return {"run_dir": str(run_dir), "agent": policy.agent, "implementation": policy.implementation,
-            "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes, "seed": seed,
+            "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes,
+            "seed": seed, "seeds": seeds,
             "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns.tolist(),
             "cut_at_max_steps": cut}
 
@@ -419,6 +422,7 @@ class Policy:
     step: int
     run_dir: Path
     obs_shape: tuple
+    seeding: int = SEEDING  # the run's seeding scheme (rlsuite.core.seeding): which evaluation seeds are its own
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """The actions for a batch of observations (N, *obs_shape), checked as predict checks them."""
@@ -485,7 +489,7 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
         raise UserError(f"{run_dir}/checkpoints/last.pt does not match the network config.yaml describes "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
     return Policy(act, data["agent"], implementation, card, config, data["seed"], ckpt["step"], run_dir,
-                  tuple(spaces[0].shape))
+                  tuple(spaces[0].shape), seeding_version(data))
 
 
 def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None,
@@ -568,6 +572,7 @@ def _experiment(stamp: dict) -> dict:
     """The part of a fingerprint that changes what a run computes: an env card's prose and benchmark
     budget do not (the steps actually trained are in the config), so editing them reuses the runs."""
     stamp = dict(stamp)
+    stamp.setdefault("seeding", 1)  # a run stamped before the seeding scheme had a version used version 1
     # Fields at their defaults are left out on both sides, so that a field added to a config or an env card
     # later (with a default that changes nothing) does not make every finished run look stale.
     card_defaults = json.loads(json.dumps(dataclasses.asdict(EnvCard(id="")), default=str))
@@ -607,4 +612,5 @@ def fingerprint(agent: str, env_id: str, steps: int | None = None, overrides: di
     """What makes two rlsuite runs the same experiment: agent, env, resolved config."""
 
     _, config, card = prepare(agent, env_id, steps, overrides, env_kwargs, env_changes)
-    return {"agent": agent, "env_id": env_id, "config": to_data(config), "env_card": dataclasses.asdict(card)}
+    return {"agent": agent, "env_id": env_id, "config": to_data(config), "env_card": dataclasses.asdict(card),
+            "seeding": SEEDING}

@@ -32,6 +32,7 @@ from rlsuite.config.zoo import (
     train_freq_from_zoo,
 )
 from rlsuite.core.errors import UserError
+from rlsuite.core.seeding import AGENT, WEIGHTS
 from rlsuite.envs.make import (
     check_memory,
     episode_stats,
@@ -204,7 +205,7 @@ def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
     rows = [slice(m * E, (m + 1) * E) for m in range(M)]
 
     # one network per member from its own seed, stacked into one: weights (M, ...), inputs (M, B, ...)
-    q = stack_members([seeded(run.seed, build_q_network, cfg, obs_space, n_actions) for run in runs]).to(device)
+    q = stack_members([seeded(run.seeds.torch_seed(WEIGHTS), build_q_network, cfg, obs_space, n_actions) for run in runs]).to(device)
     target_q = copy.deepcopy(q)
     optimizer = make_adam(q.parameters(), cfg.lr(0.0), cfg.adam_eps)
     # each member its own replay memory and n-step windows, filled from its own envs
@@ -216,7 +217,7 @@ def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
         buffers = [(PrioritizedReplayBuffer if cfg.prioritized else ReplayBuffer)(
             cfg.buffer_size, obs_space.shape, obs_space.dtype, device=device, **extra) for _ in runs]
     nsteps = [NStepAccumulator(E, cfg.n_step, cfg.gamma) for _ in runs]
-    rngs = [np.random.default_rng(run.seed) for run in runs]  # each member's exploration and replay sampling
+    rngs = [run.seeds.numpy(AGENT) for run in runs]  # each member's exploration and replay sampling
     guard = MemberDivergenceGuard(M)
     alive = torch.ones(M, device=device)
     singles: dict[int, nn.Module] = {}  # member -> its network alone, for its evaluations

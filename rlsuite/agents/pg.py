@@ -38,6 +38,7 @@ from rlsuite.config.zoo import (
     share_trunk_from_zoo,
 )
 from rlsuite.core.errors import UserError
+from rlsuite.core.seeding import AGENT, WEIGHTS
 from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes
 from rlsuite.learn.nets import (CategoricalHead, GaussianHead, Member, ValueHead, make_trunk, member_state_dict,
                                 seeded, stack_members)
@@ -369,7 +370,7 @@ def train_population(cfg: PGConfig, population: Population) -> list[dict]:
     box = isinstance(action_space, gym.spaces.Box)
     use_critic = algo != "reinforce" or cfg.baseline
     # one network per member from its own seed, stacked into one: weights (M, ...), inputs (M, E, ...)
-    model = stack_members([seeded(run.seed, build_actor_critic, cfg, obs_space, action_space, use_critic)
+    model = stack_members([seeded(run.seeds.torch_seed(WEIGHTS), build_actor_critic, cfg, obs_space, action_space, use_critic)
                            for run in runs]).to(device)
     if cfg.optimizer == "rmsprop":  # SB3's A2C default: RMSprop(alpha=0.99)
         optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr(0.0), eps=cfg.optimizer_eps, alpha=0.99)
@@ -380,8 +381,8 @@ def train_population(cfg: PGConfig, population: Population) -> list[dict]:
     rollout = RolloutBuffer(T, M * E, obs_space.shape, action_space.shape, obs_dtype=rollout_dtype(cfg, obs_space),
                             action_dtype=np.float32 if box else np.int64)
     episodes = EpisodeCarry(E, obs_space.shape, action_space.shape, rollout.actions.dtype)  # REINFORCE: M = 1
-    rngs = [np.random.default_rng(run.seed) for run in runs]  # each member's minibatch order
-    generators = [torch.Generator().manual_seed(run.seed) for run in runs]  # each member's action noise
+    rngs = [run.seeds.numpy(AGENT) for run in runs]  # each member's minibatch order
+    generators = [torch.Generator().manual_seed(run.seeds.torch_seed(AGENT)) for run in runs]  # each member's action noise
     update_fn = UPDATES[algo]
     guard = MemberDivergenceGuard(M)
     alive = torch.ones(M, device=device)

@@ -49,6 +49,7 @@ from rlsuite.config.zoo import (
     train_freq_from_zoo,
 )
 from rlsuite.core.errors import UserError
+from rlsuite.core.seeding import AGENT, WEIGHTS
 from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes, require_box_obs, true_next_obs
 from rlsuite.learn.nets import (
     INITS,
@@ -346,14 +347,14 @@ def train_population(cfg: OffPolicyConfig, population: Population) -> list[dict]
     to_env = rescaler(action_space)
     rows = [slice(m * E, (m + 1) * E) for m in range(M)]
 
-    nets, opts = build_learner(cfg, obs_dim, act_dim, device, population.seeds)
+    nets, opts = build_learner(cfg, obs_dim, act_dim, device, [run.seeds.torch_seed(WEIGHTS) for run in runs])
     actor, critics = nets["actor"], nets["critics"]
     # each member its own replay memory, filled from its own envs
     buffers = [ReplayBuffer(cfg.buffer_size, obs_space.shape, np.float32, action_shape=(act_dim,),
                             action_dtype=np.float32, device=device) for _ in runs]
     stores = [NStepAccumulator(E, 1, cfg.gamma) for _ in runs]  # one-step transitions, discount 0 after a termination
-    rngs = [np.random.default_rng(run.seed) for run in runs]  # random actions, exploration noise, replay sampling
-    generators = [torch.Generator(device=device).manual_seed(run.seed) for run in runs]  # policy and target noise
+    rngs = [run.seeds.numpy(AGENT) for run in runs]  # random actions, exploration noise, replay sampling
+    generators = [torch.Generator(device=device).manual_seed(run.seeds.torch_seed(AGENT)) for run in runs]  # policy and target noise
     guard = MemberDivergenceGuard(M)
     alive = torch.ones(M, device=device)
     singles: dict[int, nn.Module] = {}  # member -> its actor alone, for its evaluations

@@ -104,7 +104,9 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
 
         return envpool.make(self.task, env_type="gymnasium", num_envs=num_envs, seed=int(seed), **self.options)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if isinstance(seed, (list, tuple)):  # EnvPool takes one seed and seeds its env i with seed + i
+            seed = seed[0]
         if self.pool is None or seed is not None:
             if self.pool is not None:
                 self.pool.close()

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlsuite.core.errors import UserError
+from rlsuite.core.seeding import episode_seeds
 from rlsuite.envs.make import make_env
 
 
@@ -33,8 +34,9 @@ class ViewableFrames(gym.Wrapper):
         return frame
 
 
-def record(policy, folder: str | Path, episodes: int, seed: int, max_steps: int = 108_000) -> dict:
-    """Play `episodes` greedy episodes (seeded seed, seed+1, ...) into FOLDER; returns paths and returns."""
+def record(policy, folder: str | Path, episodes: int, seed: int | list[int], max_steps: int = 108_000) -> dict:
+    """Play `episodes` greedy episodes (seeded seed, seed+1, ..., or one seed each) into FOLDER; returns paths and
+    returns."""
     who = "" if policy.implementation == "rlsuite" else f"{policy.implementation}-"  # SB3's films apart from ours
     prefix = f"{who}{policy.agent}-{policy.env_card.id.replace('/', '-')}-step{policy.step}"
     return record_episodes(policy.act, policy.env_card, folder, episodes, seed, prefix, max_steps)
@@ -68,12 +70,13 @@ def check_can_record(card) -> None:
     _render_env(card, 0).close()
 
 
-def record_episodes(act, card, folder: str | Path, episodes: int, seed: int, prefix: str,
+def record_episodes(act, card, folder: str | Path, episodes: int, seed: int | list[int], prefix: str,
                     max_steps: int = 108_000) -> dict:
     """Play `episodes` episodes of `act(obs_batch) -> actions` on the env card's evaluation env (seeded seed,
-    seed+1, ...) into FOLDER/PREFIX-episode-I.mp4; returns paths and returns."""
+    seed+1, ..., or one seed per episode) into FOLDER/PREFIX-episode-I.mp4; returns paths and returns."""
     folder = Path(folder)
-    env = _render_env(card, seed)
+    seeds = episode_seeds(seed, episodes)
+    env = _render_env(card, seeds[0])
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -85,7 +88,7 @@ def record_episodes(act, card, folder: str | Path, episodes: int, seed: int, pre
     returns = []
     try:
         for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
+            obs, _ = env.reset(seed=seeds[i])
             total = 0.0
             for _ in range(max_steps):
                 obs, reward, terminated, truncated, _ = env.step(act(np.asarray(obs)[None])[0])

@@ -9,6 +9,7 @@ import statistics
 from contextlib import contextmanager
 from pathlib import Path
 
+from rlsuite.core.seeding import SEEDING
 from rlsuite.core.stats import aggregate
 from rlsuite.experiments.plots import plot_curves
 from rlsuite.run.rundir import atomic_write_text, float_path, hardware, versions
@@ -39,7 +40,8 @@ def header(title: str, command: str, seeds, device: str = "cpu", threads: int = 
         f"torch threads: {threads} · device: {device}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items())
         + (f"  \nSeeds: {list(seeds)}" if seeds is not None else "  \nSeeds: each section states its own"), "",
-        "Evaluation per the protocol (docs/protocol.md): a separate env seeded `seed + 10000`, deterministic policy, "
+        f"Evaluation per the protocol (docs/protocol.md): a separate env, its episodes seeded from the run's seed "
+        f"(seeding {SEEDING}: SeedSequence, no two runs share a start state), deterministic policy, "
         f"every `eval_every` steps (env card), final evaluation {episodes} episodes, raw returns. *solved*: some "
         f"evaluation mean ≥ threshold; *stays solved*: the final {episodes}-episode evaluation ≥ threshold. "
         "Medians over seeds; "

@@ -31,6 +31,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from rlsuite.config.schema import EnvCard, to_data
 from rlsuite.core.errors import Aborted, UserError
+from rlsuite.core.seeding import GLOBAL, SEEDING, Seeds
 from rlsuite.core.stats import solve_stats
 from rlsuite.envs.make import threshold as env_threshold
 from rlsuite.envs import video
@@ -61,9 +62,6 @@ from rlsuite.run.rundir import (
     write_status,
 )
 
-EVAL_SEED_OFFSET = 10_000  # evaluation envs are seeded apart from the training streams
-
-
 # ---------------------------------------------------------------------------------------------
 # Devices, seeds, versions
 def resolve_device(name: str) -> torch.device:
@@ -76,10 +74,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def seeding_version(config_data: dict) -> int:
+    """The seeding scheme of a run from its config.yaml: version 1 for runs recorded before `seeding` was."""
+    version = config_data.get("seeding", 1)
+    if version not in (1, SEEDING):
+        raise UserError(f"config.yaml: seeding {version!r} is unknown (this rlsuite knows 1 and {SEEDING}); "
+                        "upgrade rlsuite, or restore the run's config.yaml")
+    return version
+
+
+def seed_everything(seeds: Seeds) -> None:
+    """Python's, numpy's and torch's global generators, from the run's seed (rlsuite.core.seeding)."""
+    random.seed(seeds.python_seed())
+    np.random.seed(seeds.python_seed())
+    torch.manual_seed(seeds.torch_seed(GLOBAL))
 
 
 def _quiet_writer_errors(fallback):
@@ -172,6 +180,7 @@ class Run:
             # Where the run was resumed, for its summary: reports mark such runs (SB3's resumes are not exact).
             data = read_run_config(self.dir)
             data["resumed_at"] = [*data.get("resumed_at", []), ckpt["step"]]
+            self.seeds = Seeds(seed, seeding_version(data))  # the scheme the run started with
             tracking_id = data.setdefault("tracking_id", secrets.token_hex(8))
             write_run_config(self.dir, data)
             self.resumed_at = data["resumed_at"]
@@ -180,7 +189,8 @@ class Run:
                 csv.writer(f).writerow(self.columns)
             # a new id for every new run, even one redone in the same directory: its tracker run is its own
             tracking_id = secrets.token_hex(8)
-            self._write_config({**(extra or {}), "tracking_id": tracking_id})
+            self.seeds = Seeds(seed)
+            self._write_config({**(extra or {}), "tracking_id": tracking_id, "seeding": SEEDING})
         self._metrics_file = open(metrics, "a", newline="")
         self._metrics = csv.DictWriter(self._metrics_file, self.columns)
 
@@ -196,7 +206,7 @@ class Run:
                                                                "env_id": env_card.id if env_card else None,
                                                                "seed": seed, **to_data(config)})
         self.mark("running", start_step)
-        seed_everything(seed)
+        seed_everything(self.seeds)
         torch.set_num_threads(getattr(config, "torch_threads", 1))
         self._progress = None
         self._progress_mode = ("bar" if sys.stderr.isatty() else "lines") if progress else None
@@ -319,7 +329,7 @@ class Run:
             set_env_state(envs, state["env"])
             self.envs_restarted = False
             return state["obs"].numpy()
-        obs, _ = envs.reset(seed=self.seed + step)
+        obs, _ = envs.reset(seed=self.seeds.train_envs(envs.num_envs, restart=step))
         self.envs_restarted = True  # the agent must drop what it kept of the episodes that were running
         return obs
 
@@ -424,7 +434,7 @@ class Run:
     def evaluate(self, step: int, act: Callable, episodes: int) -> np.ndarray:
         wall = self.wall()  # the training time at this point; the evaluation itself is excluded
         with self.untimed():
-            returns, self.last_eval_cut = evaluate_episodes(act, self.env_card, episodes, self.seed + EVAL_SEED_OFFSET)
+            returns, self.last_eval_cut = evaluate_episodes(act, self.env_card, episodes, self.seeds.eval_envs(episodes))
         self.log_row(step, wall, eval_mean=float(returns.mean()), eval_std=float(returns.std()))
         self._last_eval = float(returns.mean())
         self.writer.add_scalar("eval/mean_return", returns.mean(), step)
@@ -456,7 +466,7 @@ class Run:
 
         with self.untimed():
             try:
-                video.record_episodes(act, self.env_card, self.dir / "videos", 1, self.seed + EVAL_SEED_OFFSET, f"step{step}")
+                video.record_episodes(act, self.env_card, self.dir / "videos", 1, self.seeds.eval_envs(1), f"step{step}")
             except Exception as e:  # noqa: BLE001 - writers and renderers fail in their own ways; training goes on
                 self._filming_failed = True
                 why = (str(e).splitlines() or [type(e).__name__])[0]

@@ -70,12 +70,10 @@ class Population:
             run.stop_signal = STOP_SIGNALS[signum][0]
 
     # -- the members' envs -------------------------------------------------------------------------
-    def env_seeds(self, num_envs: int, offset: int = 0) -> int | list[int]:
-        """Sub-env i of member m is seeded seed_m + offset + i, as a single run seeds its vector env (one int
-        for a population of one: every vector env takes that form)."""
-        if self.size == 1:
-            return self.seeds[0] + offset
-        return [seed + offset + i for seed in self.seeds for i in range(num_envs)]
+    def env_seeds(self, num_envs: int, restart: int = 0) -> list[int]:
+        """The seeds of the members' sub-envs, member by member: each member's are its own run's
+        (rlsuite.core.seeding), as a single run with that seed would seed its vector env."""
+        return [s for run in self.runs for s in run.seeds.train_envs(num_envs, restart)]
 
     def reset_envs(self, envs, num_envs: int) -> np.ndarray:
         """The first observations; on a resume, the members' envs as checkpointed (or fresh episodes where an
@@ -100,7 +98,7 @@ class Population:
         self.envs_restarted = True
         for run in self.runs:
             run.envs_restarted = True
-        return envs.reset(seed=self.env_seeds(num_envs, offset=restored[0]["step"]))[0]
+        return envs.reset(seed=self.env_seeds(num_envs, restart=restored[0]["step"]))[0]
 
     def env_snapshot(self, envs, obs: np.ndarray, member: int, num_envs: int) -> dict:
         """Member `member`'s envs and current observations, as a single run's checkpoint holds them."""

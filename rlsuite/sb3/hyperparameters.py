@@ -13,6 +13,7 @@ from rlsuite.config.cards import budget, load_agent_card, load_env_card
 from rlsuite.config.schema import CommonConfig, Schedule, coerce, sb3_specs, to_schedule
 from rlsuite.config.zoo import NOT_SET, image_policy
 from rlsuite.core.errors import UserError
+from rlsuite.core.seeding import SEEDING
 from rlsuite.registry import get_agent
 
 SB3_ALGORITHMS = {"dqn": "DQN", "a2c": "A2C", "ppo": "PPO", "sac": "SAC", "td3": "TD3"}
@@ -152,7 +153,7 @@ def baseline_fingerprint(agent: str, env_id: str, steps: int | None = None, over
     hp.update(overrides or {})
     steps = steps if steps is not None else budget(agent, get_agent(agent).config_cls, env_id)
     return {"agent": f"sb3-{agent}", "env_id": env_id, "steps": steps, "hyperparameters": hp,
-            "env_card": dataclasses.asdict(load_env_card(env_id))}
+            "env_card": dataclasses.asdict(load_env_card(env_id)), "seeding": SEEDING}
 
 
 def zoo_as_rlsuite(agent: str, env_id: str) -> dict:

@@ -12,9 +12,9 @@ import numpy as np
 
 from rlsuite import runs
 from rlsuite.core.errors import UserError
+from rlsuite.core.seeding import Seeds
 from rlsuite.envs.make import make_env
 from rlsuite.registry import get_agent
-from rlsuite.run.engine import EVAL_SEED_OFFSET
 from rlsuite.run.evaluation import evaluate
 from rlsuite.run.rundir import RunBusy, csv_rows
 from rlsuite.tune.space import cost_term, normalised_area, objective, parse_space, running_score
@@ -182,5 +182,5 @@ def random_floor(card, config) -> float:
     env.close()
     space.seed(0)
     returns = evaluate(lambda obs: np.stack([space.sample() for _ in range(len(obs))]), card,
-                       config.eval_episodes, EVAL_SEED_OFFSET)
+                       config.eval_episodes, Seeds(0).eval_envs(config.eval_episodes))
     return float(np.mean(returns))
