@@ -12,7 +12,8 @@ and reports
   - learning: stays-solved counts and IQMs with 95% bootstrap intervals of both sets: a population's members
     must be statistically the same as separate runs.
 Runs live under OUT/runs/bench-populations; finished ones (and finished populations) are reused while their
-settings match, interrupted separate runs resume, an interrupted population is trained again (--force redoes all).
+settings match, interrupted separate runs and populations resume from their checkpoints (--force redoes all), so
+a regeneration can span sessions. The report is written when every cell asked for is measured.
 """
 
 from __future__ import annotations
@@ -39,28 +40,35 @@ FIRST_SEED = 200
 
 
 def population(agent: str, env_id: str, seeds: list[int], steps: int, root: Path, force: bool) -> dict:
-    """The population's summaries and process CPU/wall, reused when it finished with the same settings."""
+    """The population's summaries and process CPU/wall. Its members are runs of one folder: finished ones are
+    reused while their settings match, members interrupted at one checkpoint resume together (a session can end
+    mid-population), the rest train afresh. process.json adds up the process CPU of every invocation that trained
+    them; one killed before it could write its share leaves `complete: false`, and the report says so."""
     folder = root / f"pop-{agent}-{env_id}-s{seeds[0]}-n{len(seeds)}"
-    stamp = {**runs.fingerprint(agent, env_id, steps), "seeds": seeds}
-    stamp = json.loads(json.dumps(stamp, default=str))
-    record = folder / "population.json"
-    if not force and record.exists():
-        saved = json.loads(record.read_text())
-        if saved["fingerprint"] == stamp:
-            return saved
-    if folder.exists():
-        shutil.rmtree(folder)  # unfinished or stale: a population restarts whole
-    folder.mkdir(parents=True)
-    cpu, wall = time.process_time(), time.perf_counter()
-    summaries = runs.train_seeds(agent, env_id, seeds, steps=steps, out=folder, progress=True)
-    result = {"fingerprint": stamp, "summaries": summaries, "process_cpu_s": time.process_time() - cpu,
-              "process_wall_s": time.perf_counter() - wall}
-    if all(s.get("status") == "complete" for s in summaries):
-        record.write_text(json.dumps(result, indent=1, default=str))
-    elif any(s.get("status") == "interrupted" for s in summaries):
-        print("stopped; re-run the same command (the population will train again)", file=sys.stderr)
-        sys.exit(130)
-    return result
+    stamp = json.loads(json.dumps(runs.fingerprint(agent, env_id, steps), default=str))
+    names = [f"member-s{seed}" for seed in seeds]
+    record = folder / "process.json"
+    if force and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    totals = json.loads(record.read_text()) if record.exists() else {}
+    if totals.get("fingerprint") != stamp:
+        totals = {"fingerprint": stamp, "process_cpu_s": 0.0, "process_wall_s": 0.0, "complete": True}
+    finished = [runs.finished_summary(folder, name, stamp) for name in names]
+    if any(s is None for s in finished):
+        if totals.get("open"):  # the last invocation died without writing its share
+            totals["complete"] = False
+        record.write_text(json.dumps({**totals, "open": True}, indent=1))
+        cpu, wall = time.process_time(), time.perf_counter()
+        finished = runs.reuse_or_train_seeds(folder, names, seeds, agent, env_id, steps=steps, fingerprint=stamp,
+                                             progress=True)
+        totals["process_cpu_s"] += time.process_time() - cpu
+        totals["process_wall_s"] += time.perf_counter() - wall
+        record.write_text(json.dumps({**totals, "open": False}, indent=1))
+        if any(s.get("status") in ("interrupted", "busy") for s in finished):
+            print("stopped; re-run the same command: the population resumes from its checkpoints", file=sys.stderr)
+            sys.exit(130)
+    return {"summaries": finished, **totals}
 
 
 def separate(agent: str, env_id: str, seeds: list[int], steps: int, root: Path, force: bool) -> list[dict]:
@@ -124,24 +132,29 @@ def main() -> None:
                "|---|---|---|---|---|---|---|---|"]
     learning = ["## Learning: members against separate runs", "",
                 "| cell / set | runs | stays solved | final IQM [95% CI] | finals |", "|---|---|---|---|---|"]
+    incomplete = False
     for cell in args.cells.split(","):
         agent, _, env_id = cell.partition(":")
         steps = args.steps or card_budget(agent, get_agent(agent).config_cls, env_id)
         pop = population(agent, env_id, pop_seeds, steps, root, args.force)
         singles = separate(agent, env_id, sep_seeds, steps, root, args.force)
         members = pop["summaries"]
+        incomplete = incomplete or not pop["complete"]
         done = [s for s in members if s.get("status") == "complete"]
         pop_cpu = sum(s["cpu_s"] for s in done)
         one_cpu = float(np.median([s["cpu_s"] for s in singles]))
         sep_process = sum(s["process_cpu_s"] for s in singles)
         report.append(f"| {agent} {env_id} | {steps:,} | {pop_cpu:,.0f} | {one_cpu:,.0f} | **{pop_cpu / one_cpu:.2f}×** | "
-                      f"{pop['process_cpu_s']:,.0f} | {sep_process:,.0f} | {pop['process_cpu_s'] / sep_process:.2f}× |")
+                      f"{'' if pop['complete'] else '≥ '}{pop['process_cpu_s']:,.0f} | {sep_process:,.0f} | "
+                      f"{'' if pop['complete'] else '≥ '}{pop['process_cpu_s'] / sep_process:.2f}× |")
         learning.append(learning_row(f"{agent} {env_id}: population", done))
         learning.append(learning_row(f"{agent} {env_id}: separate", singles))
         if len(done) < len(members):
             learning.append(f"| {agent} {env_id}: {len(members) - len(done)} member(s) failed | | | | |")
     report += ["", "Ratio: the population's training CPU over one separate run's (N = "
                f"{n}); the target is at most 2.5× for DQN and PPO on CartPole-v1, 4× for SAC on Pendulum-v1.", ""]
+    if incomplete:
+        report += ["≥: an invocation that trained that population was killed before it could add its process CPU.", ""]
     report += learning + ["", f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."]
     path = report_folder(Path(args.out), "populations") / "README.md"
     path.write_text("\n".join(report) + "\n")
