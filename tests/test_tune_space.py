@@ -113,7 +113,7 @@ def test_cost_term_and_gradient_steps_per_env_step_by_hand():
     # step of num_envs env steps does at most once
     assert DQNConfig(train_freq=256, gradient_steps=128).gradient_steps_per_env_step() == pytest.approx(0.5)
     assert DQNConfig(train_freq=256, gradient_steps=128, num_envs=4).gradient_steps_per_env_step() == pytest.approx(0.5)
-    assert SACConfig(train_freq=2, gradient_steps=1, num_envs=4).gradient_steps_per_env_step() == pytest.approx(1 / 4)
+    assert SACConfig(train_freq=2, gradient_steps=1, num_envs=4).gradient_steps_per_env_step() == pytest.approx(1 / 2)
 
 
 def test_anneal_turns_a_value_into_a_schedule_and_back():

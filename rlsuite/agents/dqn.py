@@ -7,8 +7,9 @@
   tau          1 = hard target copies every `target_update_interval` env steps; < 1 = Polyak averaging
 
 Loop (one iteration = one step of every env in the vector env):
-  act ε-greedily (uniformly at random before learning_starts) -> step the envs -> store (n-step) transitions -> every `train_freq` env steps do
-  `gradient_steps` TD updates -> update the target net -> log, evaluate, checkpoint.
+  act ε-greedily (uniformly at random before learning_starts) -> step the envs -> store (n-step) transitions
+  -> every `train_freq` env steps (counted over all envs, as SB3 counts them for one env) do `gradient_steps` TD
+  updates -> update the target net -> log, evaluate, checkpoint.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rlsuite.config.zoo import (
     hidden_from_zoo,
     hidden_to_sb3,
     train_freq_from_zoo,
+    train_freq_to_sb3,
 )
 from rlsuite.core.errors import UserError
 from rlsuite.core.seeding import AGENT, WEIGHTS
@@ -65,7 +67,7 @@ class DQNConfig(CommonConfig):
                                  sb3="learning_starts")
     gamma: float = param(0.99, "discount factor", sb3="gamma")
     train_freq: int = param(1, "env steps between update phases",
-                             sb3=SB3("train_freq", from_zoo=train_freq_from_zoo))
+                             sb3=SB3("train_freq", from_zoo=train_freq_from_zoo, to_sb3=train_freq_to_sb3))
     gradient_steps: int = param(1, "gradient steps per update phase",
                                  sb3=SB3("gradient_steps", from_zoo=gradient_steps_from_zoo))
     target_update_interval: int = param(500, "env steps between target-network updates (SB3's convention)",
@@ -92,9 +94,9 @@ class DQNConfig(CommonConfig):
     log_every: int = param(1_000, "env steps between loss/charts logs")
 
     def gradient_steps_per_env_step(self) -> float:
-        """gradient_steps whenever the env-step count crosses a multiple of train_freq, checked once per vector step
-        of num_envs env steps: what tuning's cost term counts."""
-        return self.gradient_steps / max(self.train_freq, self.num_envs)
+        """gradient_steps each time the env-step count crosses a multiple of train_freq: what tuning's cost term
+        counts."""
+        return self.gradient_steps / self.train_freq
 
     def validate(self):
         super().validate()
@@ -296,18 +298,21 @@ def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
             keys[m] = next_keys
         obs = next_obs
 
-        # 4. learn: every member's G minibatches from its own memory, one batched gradient step for all
-        if step >= learn_after and step // cfg.train_freq != (step - E) // cfg.train_freq:
+        # 4. learn: every member's G minibatches from its own memory, one batched gradient step for all.
+        # train_freq counts env steps: a vector step of E env steps may cross several multiples of it.
+        phases = step // cfg.train_freq - (step - E) // cfg.train_freq
+        if step >= learn_after and phases:
+            G = phases * cfg.gradient_steps
             set_lr(optimizer, cfg.lr(progress))
             if not cfg.prioritized:
                 # The target net is frozen during an update phase, so all G minibatches are gathered
                 # at once and their target values come from one batched forward pass.
-                idx = [buffer.sample_indices((cfg.gradient_steps, cfg.batch_size), rng) for buffer, rng in zip(buffers, rngs)]
+                idx = [buffer.sample_indices((G, cfg.batch_size), rng) for buffer, rng in zip(buffers, rngs)]
                 batches = stacked([buffer.gather(i) for buffer, i in zip(buffers, idx)])  # each field (M, G, B, ...)
                 with torch.no_grad():  # (M, G, B, *obs) -> (M, G*B, *obs) -> (M, G, B, A)
                     all_target_next = target_q(batches["next_obs"].flatten(1, 2)).view(
-                        M, cfg.gradient_steps, cfg.batch_size, n_actions)
-            for g in range(cfg.gradient_steps):
+                        M, G, cfg.batch_size, n_actions)
+            for g in range(G):
                 if cfg.prioritized:  # priorities change after every step, so sample one batch at a time
                     sampled = [buffer.sample_prioritized(cfg.batch_size, cfg.per_beta(progress), rng)
                                for buffer, rng in zip(buffers, rngs)]
@@ -327,7 +332,7 @@ def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
                 loss_sum += loss.detach().cpu()
                 q_sum += q_sa.mean(-1).cpu()
                 n_losses += 1
-            updates += cfg.gradient_steps
+            updates += G
             diverged = guard.diverged()  # before a bad update can reach a checkpoint
             for m in diverged:
                 retire_member(optimizer, m)

@@ -47,6 +47,7 @@ from rlsuite.config.zoo import (
     target_entropy_from_zoo,
     target_entropy_to_sb3,
     train_freq_from_zoo,
+    train_freq_to_sb3,
 )
 from rlsuite.core.errors import UserError
 from rlsuite.core.seeding import AGENT, WEIGHTS
@@ -86,7 +87,7 @@ class OffPolicyConfig(CommonConfig):
     tau: float = param(0.005, "Polyak rate of the target networks", sb3="tau")
     gamma: float = param(0.99, "discount factor", sb3="gamma")
     train_freq: int = param(1, "env steps between update phases",
-                             sb3=SB3("train_freq", from_zoo=train_freq_from_zoo))
+                             sb3=SB3("train_freq", from_zoo=train_freq_from_zoo, to_sb3=train_freq_to_sb3))
     gradient_steps: int = param(1, "gradient steps per update phase",
                                  sb3=SB3("gradient_steps", from_zoo=gradient_steps_from_zoo))
     hidden: tuple[int, ...] = param((256, 256), "hidden sizes of the actor and of each critic",
@@ -106,9 +107,9 @@ class OffPolicyConfig(CommonConfig):
     log_every: int = param(1_000, "env steps between loss logs")
 
     def gradient_steps_per_env_step(self) -> float:
-        """Critic gradient steps per env step (gradient_steps whenever the env-step count crosses a multiple of
-        train_freq, checked once per vector step of num_envs env steps): tuning's cost term."""
-        return self.gradient_steps / max(self.train_freq, self.num_envs)
+        """Critic gradient steps per env step (gradient_steps each time the env-step count crosses a multiple of
+        train_freq): tuning's cost term."""
+        return self.gradient_steps / self.train_freq
 
     def validate(self):
         super().validate()
@@ -445,10 +446,12 @@ def train_population(cfg: OffPolicyConfig, population: Population) -> list[dict]
         obs = next_obs
 
         # 4. learn: one batched gradient step for all members, each on a minibatch of its own memory
-        if step > learn_after and step // cfg.train_freq != (step - E) // cfg.train_freq:  # SB3: >
+        # train_freq counts env steps: a vector step of E env steps may cross several multiples of it
+        phases = step // cfg.train_freq - (step - E) // cfg.train_freq
+        if step > learn_after and phases:  # SB3: >
             for opt in opts.values():
                 set_lr(opt, cfg.lr(progress))
-            for _ in range(cfg.gradient_steps):
+            for _ in range(phases * cfg.gradient_steps):
                 batches = [buffer.gather(buffer.sample_indices(cfg.batch_size, rng)) for buffer, rng in zip(buffers, rngs)]
                 batch = {k: torch.stack([b[k] for b in batches]) for k in batches[0]}  # (M, B, ...)
                 nets["updates"] += 1

@@ -109,11 +109,20 @@ def steps_per_update(train_freq, env_id: str | None) -> int:
 
 
 def train_freq_from_zoo(hp: dict, agent: str, env_id: str | None):
-    return steps_per_update(hp["train_freq"], env_id)
+    """SB3 counts train_freq in vector steps (calls to env.step), rlsuite in env steps: with n_envs envs, SB3's
+    train_freq n is n × n_envs env steps."""
+    return steps_per_update(hp["train_freq"], env_id) * int(hp.get("n_envs", 1))
+
+
+def train_freq_to_sb3(value, agent: str, hp: dict, overrides: dict):
+    """rlsuite's train_freq (env steps) as SB3's (vector steps of n_envs envs); None (a difference the report
+    lists) where it is not a whole number of vector steps."""
+    n_envs = int(overrides.get("num_envs", hp.get("n_envs", 1)))
+    return {"train_freq": value // n_envs} if value % n_envs == 0 else None
 
 
 def gradient_steps_from_zoo(hp: dict, agent: str, env_id: str | None):
-    """SB3's -1: as many gradient steps as env steps collected since the last update phase."""
+    """SB3's -1: as many gradient steps as env steps collected since the last update phase (train_freq × n_envs)."""
     steps = int(hp["gradient_steps"])
     return train_freq_from_zoo(hp, agent, env_id) if steps == -1 else steps
 
