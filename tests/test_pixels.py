@@ -106,7 +106,9 @@ def test_minatar_end_to_end_card_checkpoint_resume_eval_video(tmp_path, agent):
         assert len(list((tmp_path / "videos").glob("*.mp4"))) == 1
 
 
-def test_frame_sharing_dqn_resumes_exactly_on_atari(tmp_path):
+def test_frame_sharing_dqn_resumes_on_atari_from_its_checkpointed_frames_and_weights(tmp_path):
+    """Not exact: the emulator's state cannot be checkpointed, so the resumed run starts new episodes (the
+    MinAtar test checks exactness where the env state can be saved)."""
     overrides = dict(TINY_PIXEL_DQN)
     kwargs = dict(steps=600, overrides=overrides, progress=False, env_kwargs=SHORT_PONG)
     straight = runs.train("dqn", "ALE/Pong-v5", seed=1, out=tmp_path / "a", **kwargs)
@@ -159,7 +161,9 @@ def test_env_kwargs_from_the_command_line(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("envpool") is None, reason="needs the envpool extra")
-def test_envpool_gives_the_same_observations_with_same_step_autoreset():
+def test_envpool_has_gymnasiums_spaces_clipped_rewards_and_same_step_autoreset():
+    """EnvPool's emulator is seeded its own way, so its frames are not gymnasium's from the same seed: what must
+    match is the spaces, training's reward clipping and same-step autoreset with the final observation kept."""
     card = dataclasses.replace(load_env_card("ALE/Breakout-v5"), vectorization="envpool")
     envs = make_vector_env(card, 3)
     reference = make_vector_env(dataclasses.replace(card, vectorization="sync"), 3)
@@ -229,13 +233,42 @@ def test_vectorization_auto_is_resolved_before_the_run_records_it(monkeypatch):
 
 
 def test_an_atari_game_without_a_card_gets_the_standard_preprocessing():
-    card = load_env_card("ALE/Freeway-v5")  # no envs/ALE__Freeway-v5.yaml; Freeway has no FIRE action
-    env = make_env(card)
-    obs, _ = env.reset(seed=0)
-    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
-    for _ in range(5):
-        env.step(env.action_space.sample())
-    env.close()
+    """Freeway has no card: it gets the standard Atari chain, frame for frame gymnasium's AtariPreprocessing and
+    frame stack; training adds episodic life and reward clipping, evaluation leaves them out; FireReset passes
+    through, as Freeway has no FIRE action (the frames above equal the reference's without it)."""
+    card = load_env_card("ALE/Freeway-v5")  # no envs/ALE__Freeway-v5.yaml
+    ours = make_env(card, training=False)
+    reference = gym.wrappers.FrameStackObservation(gym.wrappers.AtariPreprocessing(
+        gym.make("ALE/Freeway-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False),
+        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True), 4)
+    a, _ = ours.reset(seed=3)
+    b, _ = reference.reset(seed=3)
+    assert a.shape == (4, 84, 84) and a.dtype == np.uint8 and np.array_equal(a, b)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        action = int(rng.integers(3))
+        a, ra, *_ = ours.step(action)
+        b, rb, *_ = reference.step(action)
+        assert np.array_equal(a, b) and ra == rb
+    ours.close()
+    reference.close()
+    training = make_env(card, training=True)
+    assert {"EpisodicLife", "ClipReward"} <= set(_chain(training))
+    assert not next(w for w in _wrappers(training) if type(w).__name__ == "FireReset").active
+    assert not {"EpisodicLife", "ClipReward"} & set(_chain(make_env(card, training=False)))
+    training.close()
+
+
+def _wrappers(env) -> list:
+    out = []
+    while isinstance(env, gym.Wrapper):
+        out.append(env)
+        env = env.env
+    return out
+
+
+def _chain(env) -> list[str]:
+    return [type(w).__name__ for w in _wrappers(env)]
 
 
 def test_a_large_checkpoint_says_how_big_it_is(tmp_path, monkeypatch, capsys):

@@ -223,13 +223,16 @@ def test_two_local_worker_processes_share_one_study(tmp_path):
     trials = two_worker_study(tmp_path)
     pids = {t.user_attrs["worker"]["pid"] for t in trials}
     assert os.getpid() not in pids  # trained in the worker processes
+    assert not any(t.user_attrs["worker"]["ray"] for t in trials)
 
 
 @pytest.mark.ray
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None and os.environ.get("CI") != "true",
                     reason="needs the [ray] extra (CI installs it, so there this test always runs)")
 def test_tune_on_a_local_ray(tmp_path):
-    two_worker_study(tmp_path, "--backend", "ray")
+    trials = two_worker_study(tmp_path, "--backend", "ray")
+    workers = [t.user_attrs["worker"] for t in trials]
+    assert all(w["ray"] for w in workers) and os.getpid() not in {w["pid"] for w in workers}  # Ray's workers ran them
 
 
 def test_a_trial_left_running_by_a_killed_worker_is_queued_again(tmp_path):

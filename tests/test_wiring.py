@@ -37,16 +37,22 @@ def test_obs_normalizer_freezes_and_restores():
 
 
 def test_reward_scaler_divides_by_the_return_std():
+    """By hand, not from the scaler's own statistics: γ = 0.5, two envs, env 1's episode ends at step 1.
+    Discounted returns seen: step 1 [1, 2] (env 1 then restarts from 0), step 2 [1.5, 2], step 3 [4.75, -1].
+    The running variance starts from a prior of mean 0, variance 1 and weight 1e-4 (as SB3's VecNormalize)."""
     scaler = RewardScaler(num_envs=2, gamma=0.5, enabled=True)
-    returns, seen = np.zeros(2), []
-    for r in ([1.0, 2.0], [1.0, 2.0], [1.0, 2.0]):
-        returns = returns * 0.5 + np.array(r)
-        seen.append(returns.copy())
-        out = scaler(np.array(r), np.array([False, False]))
-    ref = np.concatenate(seen)
-    var = ref.var()  # eps 1e-4 prior count: close to numpy's
-    np.testing.assert_allclose(out, np.array([1.0, 2.0]) / np.sqrt(scaler.rms.var + 1e-8))
-    assert scaler.rms.var == pytest.approx(var, rel=1e-3)
+    scaler(np.array([1.0, 2.0]), np.array([False, True]))
+    scaler(np.array([1.0, 2.0]), np.array([False, False]))
+    out = scaler(np.array([4.0, -2.0]), np.array([False, False]))
+    seen = np.array([1.0, 2.0, 1.5, 2.0, 4.75, -1.0])
+    prior = 1e-4
+    mean = seen.sum() / (len(seen) + prior)
+    var = (prior * (1.0 + mean**2) + ((seen - mean) ** 2).sum()) / (len(seen) + prior)
+    assert var == pytest.approx(2.8837, abs=1e-4) and var == pytest.approx(np.var(seen), abs=0.01)  # the prior weighs little
+    np.testing.assert_allclose(out, np.array([4.0, -2.0]) / np.sqrt(var + 1e-8), rtol=1e-9)
+    clipped = RewardScaler(num_envs=1, gamma=0.5, enabled=True, clip=0.5)
+    assert clipped(np.array([3.0]), np.array([False]))[0] == 0.5  # 3 / sqrt(var ≈ 1e-4 prior-weighted) clipped
+    assert RewardScaler(num_envs=1, gamma=0.5, enabled=False)(np.array([3.0]), np.array([False]))[0] == 3.0
 
 
 def test_ppo_value_clipping_and_target_kl():

@@ -62,7 +62,8 @@ def run_trial(trial, settings: TuneSettings, tune_dir: Path, echo=None) -> float
     """Train the trial's runs seed after seed; report every evaluation to the pruner; return the score."""
     import optuna  # heavy; loaded only when tuning
 
-    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    # where the trial ran: its process, and whether that is a Ray worker (Ray sets RAY_RAYLET_PID in its workers)
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(), "ray": "RAY_RAYLET_PID" in os.environ})
     config_cls = get_agent(settings.agent, kind="rl").config_cls
     space = parse_space(settings.space, config_cls, "tune.json [space]")
     params = {name: dist.suggest(trial, name) for name, dist in space.items()}
