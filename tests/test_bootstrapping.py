@@ -27,15 +27,38 @@ CONFIGS = {
     # REINFORCE's critic (its baseline) is trained on the Monte-Carlo returns, which bootstrap from it at a
     # time limit: the same fixed point, 1/(1-γ), only if that bootstrap is right
     "reinforce": {**COMMON, "num_envs": "4", "n_steps": "40", "lr": "1e-2"},
+    # n-step returns and prioritized replay take other paths to their targets: each must bootstrap there too
+    "dqn-nstep": {**COMMON, "learning_starts": "200", "train_freq": "1", "gradient_steps": "1", "lr": "1e-3",
+                  "target_update_interval": "100", "batch_size": "32", "buffer_size": "5000", "max_grad_norm": "none",
+                  "loss": "mse", "n_step": "3"},
+    "dqn-per": {**COMMON, "learning_starts": "200", "train_freq": "1", "gradient_steps": "1", "lr": "1e-3",
+                "target_update_interval": "100", "batch_size": "32", "buffer_size": "5000", "max_grad_norm": "none",
+                "loss": "mse", "prioritized": "true"},
+    # SAC without its entropy bonus (ent_coef 0), so its soft Q is the plain one; fast targets (tau 0.1)
+    "sac": {**COMMON, "learning_starts": "100", "batch_size": "32", "buffer_size": "5000", "lr": "1e-3", "tau": "0.1",
+            "ent_coef": "0"},
+    "td3": {**COMMON, "learning_starts": "100", "batch_size": "32", "buffer_size": "5000", "lr": "1e-3", "tau": "0.1"},
+    "ppo-continuous": {**COMMON, "num_envs": "4", "n_steps": "40", "batch_size": "40", "n_epochs": "4", "lr": "3e-3"},
 }
+AGENT = {"dqn-nstep": "dqn", "dqn-per": "dqn", "ppo-continuous": "ppo"}
+CONTINUOUS = ("sac", "td3", "ppo-continuous")
 
 
 def learned_value(run_dir: Path, agent: str, obs: np.ndarray) -> float:
-    """max_a Q(obs, a) for DQN, V(obs) for the actor-critics, from the run's checkpoint."""
+    """max_a Q(obs, a) for DQN, V(obs) for the actor-critics, min_k Q_k(obs, μ(obs)) for SAC and TD3, from the
+    run's checkpoint."""
     spec, config, card, _ = runs.load_run(run_dir)
     state = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["state"]
     x = torch.as_tensor(obs[None])
     with torch.no_grad():
+        if agent in ("sac", "td3"):
+            from rlsuite.agents.sac_td3 import build_actor, build_critics
+
+            actor, critics = build_actor(config, 2, 1), build_critics(config, 2, 1)
+            actor.load_state_dict(state["actor"])
+            critics.load_state_dict(state["critics"])
+            action = actor[1].mode(actor[0](x)) if agent == "sac" else actor(x)
+            return float(critics(torch.cat([x, action], -1)).min())
         if agent == "dqn":
             from rlsuite.agents.dqn import build_q_network
             from rlsuite.envs.make import make_env
@@ -53,10 +76,13 @@ def learned_value(run_dir: Path, agent: str, obs: np.ndarray) -> float:
         return float(model["critic"](x)[0])
 
 
-@pytest.mark.parametrize("agent, steps", [("dqn", 3000), ("a2c", 6000), ("ppo", 6000), ("reinforce", 16000)])
-def test_time_limit_bootstraps_to_the_infinite_horizon_value(tmp_path, agent, steps):
-    summary = runs.train(agent, "toy_envs:ConstantReward-v0", steps=steps, overrides=dict(CONFIGS[agent]),
-                         out=tmp_path, progress=False)
+@pytest.mark.parametrize("variant, steps", [("dqn", 3000), ("a2c", 6000), ("ppo", 6000), ("reinforce", 16000),
+                                            ("dqn-nstep", 3000), ("dqn-per", 3000), ("sac", 2000), ("td3", 2000),
+                                            ("ppo-continuous", 6000)])
+def test_time_limit_bootstraps_to_the_infinite_horizon_value(tmp_path, variant, steps):
+    agent = AGENT.get(variant, variant)
+    env_id = "toy_envs:ConstantRewardContinuous-v0" if variant in CONTINUOUS else "toy_envs:ConstantReward-v0"
+    summary = runs.train(agent, env_id, steps=steps, overrides=dict(CONFIGS[variant]), out=tmp_path, progress=False)
     value = learned_value(summary["run_dir"], agent, np.array([1.0, 0.0], np.float32))
     # 1/(1-γ) = 10; treating the limit as terminal would give the mean truncated return, about 6.05
     assert value == pytest.approx(1 / (1 - GAMMA), abs=1.0), value

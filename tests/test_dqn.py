@@ -106,3 +106,18 @@ def test_dqn_solves_cartpole_with_its_card(tmp_path):
         if sum(solved for solved, _ in outcomes) >= 2:
             return
     pytest.fail(f"fewer than 2 of 3 seeds solved CartPole-v1: (solved, final) = {outcomes}")
+
+
+def test_the_target_network_is_synced_every_target_update_interval_env_steps_once_learning_runs(tmp_path, monkeypatch):
+    """tau 1: a hard copy each time the env-step count crosses a multiple of target_update_interval, skipped
+    while no update has changed the weights (before learning_starts)."""
+    from rlsuite import runs
+    from rlsuite.agents import dqn
+
+    syncs = []
+    real = dqn.update_target
+    monkeypatch.setattr(dqn, "update_target", lambda *a, **k: (syncs.append(1), real(*a, **k))[1])
+    overrides = {"learning_starts": 250, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 100,
+                 "hidden": "16,16", "eval_every": 600, "eval_episodes": 1, "final_eval_episodes": 1, "buffer_size": 1000}
+    runs.train("dqn", "CartPole-v1", steps=600, overrides=overrides, out=tmp_path, progress=False)
+    assert len(syncs) == 4  # at 300, 400, 500 and 600; at 100 and 200 nothing had been learned

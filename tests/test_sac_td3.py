@@ -555,3 +555,29 @@ def test_compare_trains_both_sides_for_the_same_steps(tmp_path):
     steps = {p.name.split("-")[0]: json.loads((p / "summary.json").read_text())["steps"]
              for p in tmp_path.glob("runs/compare-*/runs/*")}
     assert steps == {"rlsuite": 300, "sb3": 300}
+
+
+def test_sac_critic_target_by_hand_with_the_pre_update_alpha():
+    """y = r + d (min_k Q'_k(s', a') - α log π(a'|s')), a' = tanh(u), u = μ(s') + σ(s') ε, with the exact
+    change of variables log π = Σ log N(u; μ, σ) - log(1 - tanh²u), and the α from before this update's own
+    temperature step (SB3's order). A wrong sign of the entropy term or the updated α would not match."""
+    cfg = SACConfig(hidden=(16, 16))
+    nets, opts = build_learner(cfg, 3, 2, "cpu", seed=2)
+    with torch.no_grad():
+        nets["log_alpha"].fill_(math.log(0.5))
+    batch = _batch()
+    g = torch.Generator().manual_seed(7)
+    n = batch["obs"].shape[1]
+    torch.randn((1, n, 2), generator=g)  # the first draw samples ã on s for α and the actor
+    eps_next = torch.randn((1, n, 2), generator=g)  # the second a' on s'
+    with torch.no_grad():
+        normal = nets["actor"][1].distribution(nets["actor"][0](batch["next_obs"]))
+        u = normal.loc + normal.scale * eps_next
+        logp = (normal.log_prob(u) - torch.log(1 - torch.tanh(u) ** 2)).sum(-1)
+        q_next = nets["critics_target"](torch.cat([batch["next_obs"], torch.tanh(u)], -1)).squeeze(-1).min(-2).values
+        y = batch["rewards"] + batch["discounts"] * (q_next - 0.5 * logp)
+        q = nets["critics"](torch.cat([batch["obs"], batch["actions"]], -1)).squeeze(-1)  # (1, 2, n)
+        expected = 0.5 * ((q - y[:, None]) ** 2).mean(-1).sum()
+    stats = one_update(cfg, nets, opts, batch, 1, noise_seed=7)
+    assert stats["critic_loss"].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert nets["log_alpha"].item() != pytest.approx(math.log(0.5))  # α moved in this update, after the target

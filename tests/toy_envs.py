@@ -96,7 +96,15 @@ class CountdownEnv(gym.Env):
         return self._obs(), 1.0, self.t >= 5, False, {}
 
 
+class ConstantRewardContinuousEnv(ConstantRewardEnv):
+    """ConstantReward with a Box action (SAC, TD3, continuous PPO): the reward ignores the action, so every
+    Q(s, a) is V(s)."""
+
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+
 gym.register("ConstantReward-v0", entry_point=ConstantRewardEnv, max_episode_steps=20)
+gym.register("ConstantRewardContinuous-v0", entry_point=ConstantRewardContinuousEnv, max_episode_steps=20)
 gym.register("Countdown-v0", entry_point=CountdownEnv)
 
 

@@ -224,9 +224,12 @@ def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
     alive = torch.ones(M, device=device)
     singles: dict[int, nn.Module] = {}  # member -> its network alone, for its evaluations
 
-    step, updates, synced_at = 0, 0, -1
+    # synced_at: the update count at the last hard copy (none is due before the first update); a resumed run
+    # does not know it, so its first crossing copies (an identical copy where nothing was learned since)
+    step, updates, synced_at = 0, 0, 0
     learn_after = cfg.learning_starts
     if runs[0].restored:
+        synced_at = -1
         states = [run.restored["state"] for run in runs]
         for m, s in enumerate(states):
             restore_weights(Member(q, m), s["q"], runs[m])
