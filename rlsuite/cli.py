@@ -323,7 +323,9 @@ def _evaluation_line(r: dict) -> str:
     seeds = "the run's evaluation seeds" if r.get("seed") is None else f"seeds {r['seed']}, {r['seed'] + 1}, ..."
     return (f"{who}{r['agent']} on {r['env_id']} at step {r['step']:,}: {r['mean']:.1f} ± {r['std']:.1f} "
             f"over {r['episodes']} episodes ({seeds})"
-            + (f"; {cut} of them cut at the evaluation's step limit, their returns partial" if cut else ""))
+            + (f"; {cut} of them cut at the evaluation's step limit, their returns partial" if cut else "")
+            + ("; stochastic evaluation (eval_deterministic: false), not the protocol's deterministic policy"
+               if r.get("deterministic") is False else ""))
 
 
 @main.command("list", short_help="The agents, their cards and hyperparameters")

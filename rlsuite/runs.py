@@ -19,7 +19,7 @@ import torch
 
 from rlsuite.config.cards import agent_card_path, env_card_from_data, load_agent_card, resolve
 from rlsuite.config.schema import EnvCard, apply, check_env_card, check_seed, check_steps, to_data
-from rlsuite.core.seeding import SEEDING, Seeds, episode_seeds
+from rlsuite.core.seeding import EVAL_ACTIONS, SEEDING, Seeds, episode_seeds
 from rlsuite.core.errors import UserError
 from rlsuite.envs.make import make_env, make_vector_env, resolve_auto, resolve_env_id
 from rlsuite.envs.video import check_can_record
@@ -400,12 +400,14 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     episodes = policy.config.final_eval_episodes if episodes is None else episodes
     # the run's own evaluation seeds, or SEED, SEED + 1, ... given by the caller
     seeds = Seeds(policy.seed, policy.seeding).eval_envs(episodes) if seed is None else episode_seeds(check_seed(seed), episodes)
-    returns, cut = evaluation.evaluate_episodes(policy.act, policy.env_card, episodes, seeds)
+    stochastic = not getattr(policy.config, "eval_deterministic", True)  # the run's own mode, reported with it
+    returns, cut = evaluation.evaluate_episodes(policy.sample if stochastic else policy.act, policy.env_card,
+                                                episodes, seeds)
     return {"run_dir": str(run_dir), "agent": policy.agent, "implementation": policy.implementation,
             "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes,
             "seed": seed, "seeds": seeds,
             "mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns.tolist(),
-            "cut_at_max_steps": cut}
+            "cut_at_max_steps": cut, "deterministic": not stochastic}
 
 
 @dataclasses.dataclass
@@ -423,6 +425,7 @@ class Policy:
     run_dir: Path
     obs_shape: tuple
     seeding: int = SEEDING  # the run's seeding scheme (rlsuite.core.seeding): which evaluation seeds are its own
+    sample: object = None  # the stochastic policy (eval_deterministic: false; predict(deterministic=False))
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """The actions for a batch of observations (N, *obs_shape), checked as predict checks them."""
@@ -445,17 +448,18 @@ class Policy:
         return obs
 
     def predict(self, obs, deterministic: bool = True) -> np.ndarray:
-        """The action for one observation, or the actions for a batch (a vector env's observations). The policy is
-        the deterministic one the protocol evaluates (greedy, or the mean action)."""
-        if deterministic is not True:
-            raise UserError(f"predict(deterministic={deterministic!r}): a loaded policy acts deterministically "
-                            "(greedy, or the mean action), as evaluation does; leave deterministic=True")
+        """The action for one observation, or the actions for a batch (a vector env's observations): the
+        deterministic policy the protocol evaluates (greedy, or the mean action), or with deterministic=False a
+        sample (the policy's distribution; DQN ε-greedy at its final ε; TD3 with its exploration noise)."""
+        if not isinstance(deterministic, bool):
+            raise UserError(f"predict: deterministic must be True or False, got {deterministic!r}")
+        act = self.act if deterministic else self.sample
         obs = self._checked(obs)
         shape = tuple(self.obs_shape)
         if obs.shape == shape:  # one observation: add and remove the batch axis
-            return self.act(obs[None])[0]
+            return act(obs[None])[0]
         if obs.shape[1:] == shape and len(obs):
-            return self.act(obs)
+            return act(obs)
         raise UserError(f"predict: {self.env_card.id}'s observations have shape {shape} (a batch: (N, {', '.join(map(str, shape))})); "
                         f"got shape {obs.shape}")
 
@@ -483,13 +487,16 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
     try:
         if implementation == "sb3":
             act = load_sb3_policy(data, card, ckpt["state"], dev)
+            sample = load_sb3_policy(data, card, ckpt["state"], dev, deterministic=False)
         else:
             act = spec.load_policy(config, spaces, ckpt["state"], dev)
+            seed = Seeds(data["seed"], seeding_version(data)).torch_seed(EVAL_ACTIONS)  # as the run's own evaluation
+            sample = spec.load_policy(config, spaces, ckpt["state"], dev, sample_seed=seed)
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise UserError(f"{run_dir}/checkpoints/last.pt does not match the network config.yaml describes "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
     return Policy(act, data["agent"], implementation, card, config, data["seed"], ckpt["step"], run_dir,
-                  tuple(spaces[0].shape), seeding_version(data))
+                  tuple(spaces[0].shape), seeding_version(data), sample)
 
 
 def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None,

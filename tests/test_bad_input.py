@@ -296,5 +296,4 @@ def test_api_progress_and_predict_take_only_what_they_mean(tiny_run):
         rlsuite.resume(tiny_run, progress=None)
     policy = rlsuite.load(tiny_run)
     assert policy.predict(np.zeros(4, dtype=np.float32), deterministic=True) in (0, 1)
-    with pytest.raises(UserError, match="acts deterministically"):
-        policy.predict(np.zeros(4, dtype=np.float32), deterministic=False)  # was a TypeError
+    assert policy.predict(np.zeros(4, dtype=np.float32), deterministic=False) in (0, 1)  # was a TypeError

@@ -34,7 +34,7 @@ from rlsuite.config.zoo import (
     train_freq_to_sb3,
 )
 from rlsuite.core.errors import UserError
-from rlsuite.core.seeding import AGENT, WEIGHTS
+from rlsuite.core.seeding import AGENT, WEIGHTS, eval_sample_seed
 from rlsuite.envs.make import (
     check_memory,
     episode_stats,
@@ -150,22 +150,30 @@ def build_q_network(cfg: DQNConfig, obs_space, n_actions: int) -> nn.Module:
     return nn.Sequential(trunk, head)
 
 
-def greedy_policy(q: nn.Module, device: torch.device):
-    """obs batch (numpy) -> argmax_a Q(obs, a); used for evaluation (ε = 0)."""
+def greedy_policy(q: nn.Module, device: torch.device, cfg: DQNConfig | None = None, sample_seed: int | None = None):
+    """obs batch (numpy) -> argmax_a Q(obs, a): evaluation's policy (ε = 0). With a sample_seed, the stochastic
+    evaluation (eval_deterministic: false): ε-greedy at the schedule's final ε, drawn from that seed."""
+    rng = np.random.default_rng(sample_seed) if sample_seed is not None else None
+    epsilon = cfg.epsilon(1.0) if rng is not None else 0.0
 
     @torch.inference_mode()
     def act(obs: np.ndarray) -> np.ndarray:
-        return q(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
+        values = q(torch.as_tensor(obs, device=device))
+        actions = values.argmax(dim=1).cpu().numpy()
+        if rng is None:
+            return actions
+        explore = rng.random(len(actions)) < epsilon
+        return np.where(explore, rng.integers(values.shape[1], size=len(actions)), actions)
 
     return act
 
 
-def load_policy(cfg: DQNConfig, envs_or_spaces, state: dict, device: torch.device):
+def load_policy(cfg: DQNConfig, envs_or_spaces, state: dict, device: torch.device, sample_seed: int | None = None):
     obs_space, action_space = envs_or_spaces
     q = build_q_network(cfg, obs_space, int(action_space.n)).to(device)
     q.load_state_dict(state["q"])
     q.eval()
-    return greedy_policy(q, device)
+    return greedy_policy(q, device, cfg, sample_seed)
 
 
 def td_loss(q, batch, target_next, cfg: DQNConfig, weights=None):
@@ -260,11 +268,12 @@ def train_population(cfg: DQNConfig, population: Population) -> list[dict]:
         return state
 
     def act_of(m: int):
-        """Member m's greedy policy for an evaluation: its weights in a network built alone."""
+        """Member m's evaluation policy (greedy, or ε-greedy with eval_deterministic: false): its weights in a
+        network built alone."""
         if m not in singles:
             singles[m] = build_q_network(cfg, obs_space, n_actions).to(device).eval()
         singles[m].load_state_dict(member_state_dict(q, m))
-        return greedy_policy(singles[m], device)
+        return greedy_policy(singles[m], device, cfg, eval_sample_seed(cfg, runs[m]))
 
     def stacked(batches: list[dict]) -> dict:
         return {k: torch.stack([b[k] for b in batches]) for k in batches[0]}

@@ -38,7 +38,7 @@ from rlsuite.config.zoo import (
     share_trunk_from_zoo,
 )
 from rlsuite.core.errors import UserError
-from rlsuite.core.seeding import AGENT, WEIGHTS
+from rlsuite.core.seeding import AGENT, WEIGHTS, eval_sample_seed
 from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes
 from rlsuite.learn.nets import (CategoricalHead, GaussianHead, Member, ValueHead, make_trunk, member_state_dict,
                                 seeded, stack_members)
@@ -202,26 +202,38 @@ def log_prob_entropy(dist, actions: torch.Tensor):
     return log_prob(dist, actions), entropy.sum(-1) if isinstance(dist, torch.distributions.Normal) else entropy
 
 
-def deterministic_policy(model: nn.ModuleDict, norm: ObsNormalizer, action_space, device):
-    """Evaluation policy (docs/protocol.md): argmax of the logits, or the Gaussian mean clipped to the bounds."""
+def deterministic_policy(model: nn.ModuleDict, norm: ObsNormalizer, action_space, device,
+                         sample_seed: int | None = None):
+    """Evaluation policy (docs/protocol.md): argmax of the logits, or the Gaussian mean clipped to the bounds.
+    With a sample_seed, the stochastic evaluation (eval_deterministic: false): actions sampled from the policy's
+    distribution with a generator of that seed."""
     trunk, head = model["actor"][0], model["actor"][1]
     box = isinstance(action_space, gym.spaces.Box)
+    generator = torch.Generator(device=device).manual_seed(sample_seed) if sample_seed is not None else None
 
     @torch.inference_mode()
     def act(obs: np.ndarray) -> np.ndarray:
-        action = head.mode(trunk(torch.as_tensor(norm(obs), device=device))).cpu().numpy()
+        features = trunk(torch.as_tensor(norm(obs), device=device))
+        if generator is None:
+            action = head.mode(features).cpu().numpy()
+        else:
+            dist = head(features)
+            normal = isinstance(dist, torch.distributions.Normal)
+            draw = torch.randn if normal else torch.rand  # standard normals, or uniforms for the inverse CDF
+            noise = draw(dist.mean.shape if normal else dist.probs.shape[:-1], generator=generator, device=device)
+            action = sample_actions(dist, noise).cpu().numpy()
         return np.clip(action, action_space.low, action_space.high) if box else action
 
     return act
 
 
-def load_policy(cfg: PGConfig, spaces, state: dict, device):
+def load_policy(cfg: PGConfig, spaces, state: dict, device, sample_seed: int | None = None):
     obs_space, action_space = spaces
     model = build_actor_critic(cfg, obs_space, action_space, critic="critic" in state["model_keys"]).to(device)
     model.load_state_dict(state["model"])
     norm = ObsNormalizer(obs_space.shape, cfg.normalize_obs)
     norm.rms.load_state_dict(state["obs_norm"])
-    return deterministic_policy(model, norm, action_space, device)
+    return deterministic_policy(model, norm, action_space, device, sample_seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,7 +444,7 @@ def train_population(cfg: PGConfig, population: Population) -> list[dict]:
         single, single_norm = singles[m]
         single.load_state_dict(member_state_dict(model, m))
         single_norm.rms.load_state_dict(norm.rms.member_state(m))
-        return deterministic_policy(single, single_norm, action_space, device)
+        return deterministic_policy(single, single_norm, action_space, device, eval_sample_seed(cfg, runs[m]))
 
     for run in runs:
         run.start_clock()

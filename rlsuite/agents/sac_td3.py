@@ -50,7 +50,7 @@ from rlsuite.config.zoo import (
     train_freq_to_sb3,
 )
 from rlsuite.core.errors import UserError
-from rlsuite.core.seeding import AGENT, WEIGHTS
+from rlsuite.core.seeding import AGENT, WEIGHTS, eval_sample_seed
 from rlsuite.envs.make import check_memory, episode_stats, make_vector_env, net_bytes, require_box_obs, true_next_obs
 from rlsuite.learn.nets import (
     INITS,
@@ -213,24 +213,36 @@ def rescaler(action_space):
     return lambda a: (low + (np.asarray(a) + 1.0) * 0.5 * (high - low)).astype(action_space.dtype)
 
 
-def deterministic_policy(actor: nn.Module, action_space, device):
-    """Evaluation (docs/protocol.md): SAC's tanh(mean), TD3's μ(s), rescaled to the env's bounds."""
+def deterministic_policy(actor: nn.Module, action_space, device, cfg: OffPolicyConfig | None = None,
+                         sample_seed: int | None = None):
+    """Evaluation (docs/protocol.md): SAC's tanh(mean), TD3's μ(s), rescaled to the env's bounds. With a
+    sample_seed, the stochastic evaluation (eval_deterministic: false): SAC's tanh-Gaussian sample, TD3's μ(s)
+    plus its exploration noise N(0, action_noise²) clipped to [-1, 1], drawn from a generator of that seed."""
     trunk, head = actor[0], actor[1]
     to_env = rescaler(action_space)
+    generator = torch.Generator(device=device).manual_seed(sample_seed) if sample_seed is not None else None
 
     @torch.inference_mode()
     def act(obs: np.ndarray) -> np.ndarray:
-        return to_env(head.mode(trunk(torch.as_tensor(obs, device=device).flatten(1).float())).cpu().numpy())
+        features = trunk(torch.as_tensor(obs, device=device).flatten(1).float())
+        if generator is None:
+            return to_env(head.mode(features).cpu().numpy())
+        if isinstance(head, TanhGaussianHead):
+            noise = torch.randn((features.shape[0], action_space.shape[0]), generator=generator, device=device)
+            return to_env(head(features, noise)[0].cpu().numpy())
+        mu = head(features)
+        noise = torch.randn(mu.shape, generator=generator, device=device) * cfg.action_noise
+        return to_env((mu + noise).clamp(-1.0, 1.0).cpu().numpy())
 
     return act
 
 
-def load_policy(cfg: OffPolicyConfig, envs_or_spaces, state: dict, device: torch.device):
+def load_policy(cfg: OffPolicyConfig, envs_or_spaces, state: dict, device: torch.device, sample_seed: int | None = None):
     obs_space, action_space = envs_or_spaces
     actor = build_actor(cfg, int(np.prod(obs_space.shape)), int(action_space.shape[0])).to(device)
     actor.load_state_dict(state["actor"])
     actor.eval()
-    return deterministic_policy(actor, action_space, device)
+    return deterministic_policy(actor, action_space, device, cfg, sample_seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,7 +430,7 @@ def train_population(cfg: OffPolicyConfig, population: Population) -> list[dict]
         if m not in singles:
             singles[m] = build_actor(cfg, obs_dim, act_dim).to(device).eval()
         singles[m].load_state_dict(member_state_dict(actor, m))
-        return deterministic_policy(singles[m], action_space, device)
+        return deterministic_policy(singles[m], action_space, device, cfg, eval_sample_seed(cfg, runs[m]))
 
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}  # per statistic: TD3's actor loss exists on delayed updates only

@@ -287,6 +287,9 @@ class CommonConfig:
     eval_every: int = param(10_000, "environment steps between evaluations", sb3="eval_every")
     eval_episodes: int = param(10, "episodes per periodic evaluation (deterministic policy)", sb3="eval_episodes")
     final_eval_episodes: int = param(20, "episodes in the final evaluation", sb3="final_eval_episodes")
+    eval_deterministic: bool = param(True, "evaluate the deterministic policy, as the protocol does; false: sample "
+                                           "actions (the policy's distribution; DQN ε-greedy at its final ε; TD3 "
+                                           "its exploration noise), reported apart", sb3="eval_deterministic")
     checkpoint_every: int | None = param(None, "environment steps between checkpoints (none: by time only)",
                                           sb3="checkpoint_every")
     checkpoint_minutes: float = param(2.0, "wall-clock minutes between checkpoints; also at the end and on a stop",

@@ -8,6 +8,7 @@ The run's seed s is the root, SeedSequence(s); each use is a child with its own 
     the initial weights                                                                      (WEIGHTS,)
     the agent's numpy and torch streams (exploration, minibatches, replay, action noise)     (AGENT,)
     Python's, numpy's and torch's global generators                                          (GLOBAL,)
+    the sampled actions of a stochastic evaluation (eval_deterministic: false)               (EVAL_ACTIONS,)
 
 Env seeds are 32-bit words drawn from those children; two runs collide only by chance (about one pair in
 10^7 for ten runs of twenty evaluation episodes), not because s and s + 1 overlap.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 SEEDING = 2  # the scheme new runs use; config.yaml records it
-TRAIN_ENVS, EVAL_ENVS, WEIGHTS, AGENT, GLOBAL = range(5)
+TRAIN_ENVS, EVAL_ENVS, WEIGHTS, AGENT, GLOBAL, EVAL_ACTIONS = range(6)
 LEGACY_EVAL_OFFSET = 10_000  # version 1's evaluation envs: seed + 10000 + i
 
 
@@ -73,3 +74,11 @@ class Seeds:
         if self.version == 1:
             return self.seed % 2**32
         return int(self._child(GLOBAL).generate_state(1)[0])
+
+
+def eval_sample_seed(config, run) -> int | None:
+    """None where the run evaluates its deterministic policy (the protocol); else the seed of the sampled actions
+    of its stochastic evaluation (eval_deterministic: false), the same at every evaluation of the run."""
+    if getattr(config, "eval_deterministic", True):
+        return None
+    return run.seeds.torch_seed(EVAL_ACTIONS)

@@ -234,6 +234,11 @@ def compare_report(agent: str, env_id: str, n_seeds: int, steps: int | None, ove
         "".join(f" --set {k}={v}" for k, v in overrides.items()) + (" --same-hparams" if same_hparams else "")
     if not same_hparams:  # said after training, so that a --same-hparams comparison finished meanwhile counts
         notes += card_vs_zoo_notes(agent, env_id, overrides, seeds, out, steps, sb3_set)
+    sampled = sorted({label for label, summaries in results.items() for summary in summaries
+                      if (summary.get("final_eval") or {}).get("deterministic") is False})
+    if sampled:
+        notes.append(f"Stochastic evaluation (eval_deterministic: false) for {', '.join(sampled)}: sampled actions, "
+                     "not the protocol's deterministic policy; compare these figures only with other stochastic ones.")
     return write_report(results, labels, load_env_card(env_id).max_return, root / "report.md", root / "curves",
                         f"{agent} on {env_id}: rlsuite vs Stable-Baselines3", command, seeds,
                         f"{agent} on {env_id}: rlsuite vs SB3, mean and 95% band over {n_seeds} seeds",

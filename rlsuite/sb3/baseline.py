@@ -110,14 +110,15 @@ def cnn_extractor_class():
     return RlsuiteCNN
 
 
-def sb3_policy(model):
-    """The deterministic SB3 policy as an `act(obs_batch) -> actions` for rlsuite's evaluate()."""
+def sb3_policy(model, deterministic: bool = True):
+    """The SB3 policy (deterministic, or SB3's own sampling with eval_deterministic: false) as an
+    `act(obs_batch) -> actions` for rlsuite's evaluate()."""
     norm = model.get_vec_normalize_env()  # under VecTransposeImage too
 
     def act(obs):
         if norm is not None:
             obs = norm.normalize_obs(obs)
-        return model.predict(obs, deterministic=True)[0]
+        return model.predict(obs, deterministic=deterministic)[0]
 
     return act
 
@@ -183,7 +184,7 @@ def resume_baseline(run_dir: str | Path, progress: bool = True, stop_at: int | N
             state, step = run.restored["state"], run.restored["step"]
             if step >= config.total_steps:  # trained to the budget: what is left is the final evaluation
                 run.start_clock()
-                return run.finish(step, load_sb3_policy(data, card, state, dev), state)
+                return run.finish(step, load_sb3_policy(data, card, state, dev, config.eval_deterministic), state)
             model = make_model(data["agent"], card, hp, data["seed"], dev, int(hp.get("n_envs", 1)))
             restore_training_state(model, state)
             refill_until = 0
@@ -274,7 +275,7 @@ def _learn(model, run: Run, refill_until: int = 0) -> dict:
             run.progress(step)
             return True
 
-    act = sb3_policy(model)
+    act = sb3_policy(model, run.config.eval_deterministic)
     callback = ForwardToRun(act)
     done = int(model.num_timesteps)
     model.learn(total_timesteps=total - done, callback=callback, reset_num_timesteps=done == 0)
@@ -299,8 +300,8 @@ def sb3_state(model) -> dict:
     return state
 
 
-def load_sb3_policy(data: dict, card, state: dict, device):
-    """The deterministic policy of an SB3 baseline run directory, rebuilt from its config.yaml (the zoo
+def load_sb3_policy(data: dict, card, state: dict, device, deterministic: bool = True):
+    """The (deterministic, or SB3-sampled) policy of an SB3 baseline run directory, rebuilt from its config.yaml (the zoo
     hyperparameters it ran with) and its checkpoint (weights + normalisation statistics)."""
     hp = dict((data.get("baseline") or {}).get("hyperparameters") or {})
     hp.pop("normalize", None)  # the saved statistics replace a fresh VecNormalize
@@ -314,6 +315,6 @@ def load_sb3_policy(data: dict, card, state: dict, device):
     def act(obs):
         if norm is not None:
             obs = np.clip((obs - mean) / scale, -norm["clip"], norm["clip"]).astype(np.float32)
-        return model.predict(obs, deterministic=True)[0]
+        return model.predict(obs, deterministic=deterministic)[0]
 
     return act
