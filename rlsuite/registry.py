@@ -21,7 +21,9 @@ class AgentSpec:
     name: str
     config_cls: type
     train: Callable | None  # train(config, run) -> summary dict (None: trained by its own command)
-    load_policy: Callable | None  # load_policy(config, (obs_space, action_space), state, device) -> act
+    # load_policy(config, (obs_space, action_space), state, device[, sample_seed=None]) -> act: the deterministic
+    # policy; with a sample_seed (optional to offer), the stochastic one (eval_deterministic: false)
+    load_policy: Callable | None
     check_spaces: Callable | None  # check_spaces(obs_space, action_space, config) raises UserError if unsupported
     summary: str
     kind: str = "rl"  # rl | supervised

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import shutil
 import sys
@@ -401,7 +402,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, seed: int | N
     # the run's own evaluation seeds, or SEED, SEED + 1, ... given by the caller
     seeds = Seeds(policy.seed, policy.seeding).eval_envs(episodes) if seed is None else episode_seeds(check_seed(seed), episodes)
     stochastic = not getattr(policy.config, "eval_deterministic", True)  # the run's own mode, reported with it
-    returns, cut = evaluation.evaluate_episodes(policy.sample if stochastic else policy.act, policy.env_card,
+    returns, cut = evaluation.evaluate_episodes(policy.sample() if stochastic else policy.act, policy.env_card,
                                                 episodes, seeds)
     return {"run_dir": str(run_dir), "agent": policy.agent, "implementation": policy.implementation,
             "env_id": policy.env_card.id, "step": policy.step, "episodes": episodes,
@@ -425,7 +426,13 @@ class Policy:
     run_dir: Path
     obs_shape: tuple
     seeding: int = SEEDING  # the run's seeding scheme (rlsuite.core.seeding): which evaluation seeds are its own
-    sample: object = None  # the stochastic policy (eval_deterministic: false; predict(deterministic=False))
+    sampler: object = None  # () -> the stochastic policy (eval_deterministic: false; predict(deterministic=False))
+
+    def sample(self):
+        """The stochastic policy, built on first use (an agent of your own may offer none)."""
+        if not callable(getattr(self, "_sampling", None)):
+            self._sampling = self.sampler()
+        return self._sampling
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """The actions for a batch of observations (N, *obs_shape), checked as predict checks them."""
@@ -453,7 +460,7 @@ class Policy:
         sample (the policy's distribution; DQN ε-greedy at its final ε; TD3 with its exploration noise)."""
         if not isinstance(deterministic, bool):
             raise UserError(f"predict: deterministic must be True or False, got {deterministic!r}")
-        act = self.act if deterministic else self.sample
+        act = self.act if deterministic else self.sample()
         obs = self._checked(obs)
         shape = tuple(self.obs_shape)
         if obs.shape == shape:  # one observation: add and remove the batch axis
@@ -462,6 +469,15 @@ class Policy:
             return act(obs)
         raise UserError(f"predict: {self.env_card.id}'s observations have shape {shape} (a batch: (N, {', '.join(map(str, shape))})); "
                         f"got shape {obs.shape}")
+
+
+def _sampling_policy(spec, config, spaces, state, device, seed: int):
+    """An agent's stochastic policy, with the run's own evaluation-action seed; an agent whose load_policy takes
+    no sample_seed offers none."""
+    if "sample_seed" not in inspect.signature(spec.load_policy).parameters:
+        raise UserError(f"the {spec.name} agent offers no stochastic policy (its load_policy takes no sample_seed); "
+                        "use the deterministic one")
+    return spec.load_policy(config, spaces, state, device, sample_seed=seed)
 
 
 def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
@@ -487,16 +503,16 @@ def load_policy(run_dir: str | Path, device: str = "auto") -> Policy:
     try:
         if implementation == "sb3":
             act = load_sb3_policy(data, card, ckpt["state"], dev)
-            sample = load_sb3_policy(data, card, ckpt["state"], dev, deterministic=False)
+            sampler = partial(load_sb3_policy, data, card, ckpt["state"], dev, deterministic=False)
         else:
             act = spec.load_policy(config, spaces, ckpt["state"], dev)
-            seed = Seeds(data["seed"], seeding_version(data)).torch_seed(EVAL_ACTIONS)  # as the run's own evaluation
-            sample = spec.load_policy(config, spaces, ckpt["state"], dev, sample_seed=seed)
+            sampler = partial(_sampling_policy, spec, config, spaces, ckpt["state"], dev,
+                              Seeds(data["seed"], seeding_version(data)).torch_seed(EVAL_ACTIONS))
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise UserError(f"{run_dir}/checkpoints/last.pt does not match the network config.yaml describes "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''})") from None
     return Policy(act, data["agent"], implementation, card, config, data["seed"], ckpt["step"], run_dir,
-                  tuple(spaces[0].shape), seeding_version(data), sample)
+                  tuple(spaces[0].shape), seeding_version(data), sampler)
 
 
 def reuse_or_train(out: str | Path, name: str, train_fn, force: bool = False, fingerprint: dict | None = None,

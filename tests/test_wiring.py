@@ -173,8 +173,8 @@ def test_learning_starts_acts_uniformly_at_random(tmp_path, monkeypatch):
     calls = []
     real = dqn.greedy_policy
 
-    def spy(q, device):
-        act = real(q, device)
+    def spy(q, device, *args):
+        act = real(q, device, *args)
 
         def wrapped(obs):
             calls.append(len(obs))
