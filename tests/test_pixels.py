@@ -45,24 +45,33 @@ def test_the_cnn_trunk_reads_its_layout_and_is_the_mnist_class():
     assert isinstance(nets.make_trunk((8,), "auto", (64,)), nets.MLP)
 
 
+def _preprocessed(game: str) -> gym.Env:
+    """gymnasium's own standard Atari preprocessing of GAME, the reference for rlsuite's env cards."""
+    return gym.wrappers.AtariPreprocessing(
+        gym.make(game, frameskip=1, repeat_action_probability=0.25, full_action_space=False),
+        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True)
+
+
+def _assert_same_frames(ours: gym.Env, reference: gym.Env, seed: int, steps: int = 40) -> None:
+    a, _ = ours.reset(seed=seed)
+    b, _ = reference.reset(seed=seed)
+    assert a.shape == (4, 84, 84) and a.dtype == np.uint8 and np.array_equal(a, b)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        action = int(rng.integers(ours.action_space.n))
+        a, ra, *_ = ours.step(action)
+        b, rb, *_ = reference.step(action)
+        assert np.array_equal(a, b) and ra == rb
+
+
 def test_atari_card_matches_gymnasium_preprocessing_and_keeps_training_wrappers_out_of_evaluation():
     card = load_env_card("ALE/Pong-v5")
     ours = make_env(card, training=False)
     resolve_env_id("ALE/Pong-v5")
     from rlsuite.envs.atari import FireReset
 
-    reference = gym.wrappers.FrameStackObservation(FireReset(gym.wrappers.AtariPreprocessing(
-        gym.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False),
-        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True)), 4)
-    a, _ = ours.reset(seed=7)
-    b, _ = reference.reset(seed=7)
-    assert a.shape == (4, 84, 84) and a.dtype == np.uint8 and np.array_equal(a, b)
-    rng = np.random.default_rng(0)
-    for _ in range(40):
-        action = int(rng.integers(6))
-        a, ra, *_ = ours.step(action)
-        b, rb, *_ = reference.step(action)
-        assert np.array_equal(a, b) and ra == rb
+    reference = gym.wrappers.FrameStackObservation(FireReset(_preprocessed("ALE/Pong-v5")), 4)
+    _assert_same_frames(ours, reference, seed=7)
 
     def chain(env):
         names = []
@@ -238,18 +247,8 @@ def test_an_atari_game_without_a_card_gets_the_standard_preprocessing():
     through, as Freeway has no FIRE action (the frames above equal the reference's without it)."""
     card = load_env_card("ALE/Freeway-v5")  # no envs/ALE__Freeway-v5.yaml
     ours = make_env(card, training=False)
-    reference = gym.wrappers.FrameStackObservation(gym.wrappers.AtariPreprocessing(
-        gym.make("ALE/Freeway-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False),
-        noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True), 4)
-    a, _ = ours.reset(seed=3)
-    b, _ = reference.reset(seed=3)
-    assert a.shape == (4, 84, 84) and a.dtype == np.uint8 and np.array_equal(a, b)
-    rng = np.random.default_rng(1)
-    for _ in range(40):
-        action = int(rng.integers(3))
-        a, ra, *_ = ours.step(action)
-        b, rb, *_ = reference.step(action)
-        assert np.array_equal(a, b) and ra == rb
+    reference = gym.wrappers.FrameStackObservation(_preprocessed("ALE/Freeway-v5"), 4)
+    _assert_same_frames(ours, reference, seed=3)
     ours.close()
     reference.close()
     training = make_env(card, training=True)
