@@ -149,3 +149,29 @@ class DictObsBoxActionsEnv(NanRewardEnv):
 gym.register("UnboundedActions-v0", entry_point=UnboundedActionsEnv)
 gym.register("DictObsBoxActions-v0", entry_point=DictObsBoxActionsEnv)
 gym.register("MatrixActions-v0", entry_point=MatrixActionsEnv)
+
+
+class TriangleEnv(gym.Env):
+    """Episodes of a random length L in [3, 9] (from the env's own RNG), reward t at step t, so the return is
+    L(L+1)/2: a logged return and length that disagree by a step or a reward break that relation. Registered
+    under a TimeLimit of 7 steps, so some episodes are truncations."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.length = 0, int(self.np_random.integers(3, 10))
+        return np.array([1.0, 0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([1.0, self.t / 10], np.float32), float(self.t), self.t >= self.length, False, {}
+
+
+class TriangleContinuousEnv(TriangleEnv):
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+
+gym.register("Triangle-v0", entry_point=TriangleEnv, max_episode_steps=7)
+gym.register("TriangleContinuous-v0", entry_point=TriangleContinuousEnv, max_episode_steps=7)
