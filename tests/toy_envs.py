@@ -175,3 +175,48 @@ class TriangleContinuousEnv(TriangleEnv):
 
 gym.register("Triangle-v0", entry_point=TriangleEnv, max_episode_steps=7)
 gym.register("TriangleContinuous-v0", entry_point=TriangleContinuousEnv, max_episode_steps=7)
+
+
+class IdentityEnv(gym.Env):
+    """SB3's identity test: the observation is a one-hot target among 4, reward 1 when the action is it; 10 steps
+    an episode. A learner reaches 10; random actions score 2.5."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(4)
+
+    def _obs(self):
+        return np.eye(4, dtype=np.float32)[self.target]
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.target = 0, int(self.np_random.integers(4))
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.target)
+        self.t += 1
+        self.target = int(self.np_random.integers(4))
+        return self._obs(), reward, False, self.t >= 10, {}
+
+
+class IdentityBoxEnv(gym.Env):
+    """The continuous identity: observation x in [-1, 1], reward 1 - (a - x)^2, 10 steps an episode. A learner
+    reaches about 10; random actions 10 × (1 - 2/3) ≈ 3.3 in expectation."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.x = 0, self.np_random.uniform(-1, 1, (1,)).astype(np.float32)
+        return self.x.copy(), {}
+
+    def step(self, action):
+        reward = 1.0 - float((np.asarray(action, np.float32).reshape(1) - self.x)[0] ** 2)
+        self.t += 1
+        self.x = self.np_random.uniform(-1, 1, (1,)).astype(np.float32)
+        return self.x.copy(), reward, False, self.t >= 10, {}
+
+
+gym.register("Identity-v0", entry_point=IdentityEnv)
+gym.register("IdentityBox-v0", entry_point=IdentityBoxEnv)
