@@ -121,3 +121,21 @@ def test_the_target_network_is_synced_every_target_update_interval_env_steps_onc
                  "hidden": "16,16", "eval_every": 600, "eval_episodes": 1, "final_eval_episodes": 1, "buffer_size": 1000}
     runs.train("dqn", "CartPole-v1", steps=600, overrides=overrides, out=tmp_path, progress=False)
     assert len(syncs) == 4  # at 300, 400, 500 and 600; at 100 and 200 nothing had been learned
+
+
+def test_epsilon_at_a_given_step_follows_the_schedule_after_learning_starts(tmp_path):
+    """ε is 1 (uniform random actions) before learning_starts, then the schedule over training progress: with
+    {linear: [1.0, 0.0, 0.5]} over 2,000 steps, the step that ends at env step s acts with ε = 1 - ((s-1)/2000)/0.5
+    until it reaches 0 at half the budget. Read back from the logged charts/epsilon."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = {**TINY_DQN, "learning_starts": "150", "log_every": "100", "epsilon": "{linear: [1.0, 0.0, 0.5]}",
+                 "eval_every": "2000"}
+    summary = runs.train("dqn", "CartPole-v1", steps=2000, overrides=overrides, out=tmp_path, progress=False)
+    acc = EventAccumulator(summary["run_dir"])
+    acc.Reload()
+    logged = {e.step: e.value for e in acc.Scalars("charts/epsilon")}
+    assert logged[100] == 1.0  # before learning_starts
+    assert logged[200] == pytest.approx(1 - (199 / 2000) / 0.5, abs=1e-6)
+    assert logged[600] == pytest.approx(1 - (599 / 2000) / 0.5, abs=1e-6)
+    assert logged[1100] == 0.0 and logged[2000] == 0.0
