@@ -13,7 +13,8 @@ and reports
     must be statistically the same as separate runs.
 Runs live under OUT/runs/bench-populations; finished ones (and finished populations) are reused while their
 settings match, interrupted separate runs and populations resume from their checkpoints (--force redoes all), so
-a regeneration can span sessions. The report is written when every cell asked for is measured.
+a regeneration can span sessions. The report is rewritten after every cell; cells not yet measured are listed
+as pending.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def population(agent: str, env_id: str, seeds: list[int], steps: int, root: Path
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     totals = json.loads(record.read_text()) if record.exists() else {}
-    if totals.get("fingerprint") != stamp:
+    if not isinstance(totals.get("fingerprint"), dict) or not runs.same_experiment(totals["fingerprint"], stamp):
         totals = {"fingerprint": stamp, "process_cpu_s": 0.0, "process_wall_s": 0.0, "complete": True}
     finished = [runs.finished_summary(folder, name, stamp) for name in names]
     if any(s is None for s in finished):
@@ -132,34 +133,45 @@ def main() -> None:
                "|---|---|---|---|---|---|---|---|"]
     learning = ["## Learning: members against separate runs", "",
                 "| cell / set | runs | stays solved | final IQM [95% CI] | finals |", "|---|---|---|---|---|"]
+    cost: list[str] = []
     incomplete = False
-    for cell in args.cells.split(","):
+    cells = args.cells.split(",")
+    for i, cell in enumerate(cells):
         agent, _, env_id = cell.partition(":")
         steps = args.steps or card_budget(agent, get_agent(agent).config_cls, env_id)
         pop = population(agent, env_id, pop_seeds, steps, root, args.force)
         singles = separate(agent, env_id, sep_seeds, steps, root, args.force)
         members = pop["summaries"]
-        incomplete = incomplete or not pop["complete"]
         done = [s for s in members if s.get("status") == "complete"]
         pop_cpu = sum(s["cpu_s"] for s in done)
+        # a process CPU below the training CPU it contains lost an invocation's share (one killed, or a record
+        # reset by an older script): a lower bound, marked ≥
+        pop["complete"] = pop["complete"] and pop["process_cpu_s"] >= pop_cpu
+        incomplete = incomplete or not pop["complete"]
         one_cpu = float(np.median([s["cpu_s"] for s in singles]))
         sep_process = sum(s["process_cpu_s"] for s in singles)
-        report.append(f"| {agent} {env_id} | {steps:,} | {pop_cpu:,.0f} | {one_cpu:,.0f} | **{pop_cpu / one_cpu:.2f}×** | "
-                      f"{'' if pop['complete'] else '≥ '}{pop['process_cpu_s']:,.0f} | {sep_process:,.0f} | "
-                      f"{'' if pop['complete'] else '≥ '}{pop['process_cpu_s'] / sep_process:.2f}× |")
+        cost.append(f"| {agent} {env_id} | {steps:,} | {pop_cpu:,.0f} | {one_cpu:,.0f} | **{pop_cpu / one_cpu:.2f}×** | "
+                    f"{'' if pop['complete'] else '≥ '}{pop['process_cpu_s']:,.0f} | {sep_process:,.0f} | "
+                    f"{'' if pop['complete'] else '≥ '}{pop['process_cpu_s'] / sep_process:.2f}× |")
         learning.append(learning_row(f"{agent} {env_id}: population", done))
         learning.append(learning_row(f"{agent} {env_id}: separate", singles))
         if len(done) < len(members):
             learning.append(f"| {agent} {env_id}: {len(members) - len(done)} member(s) failed | | | | |")
-    report += ["", "Ratio: the population's training CPU over one separate run's (N = "
-               f"{n}); the target is at most 2.5× for DQN and PPO on CartPole-v1, 4× for SAC on Pendulum-v1.", ""]
-    if incomplete:
-        report += ["≥: an invocation that trained that population was killed before it could add its process CPU.", ""]
-    report += learning + ["", f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."]
-    path = report_folder(Path(args.out), "populations") / "README.md"
-    path.write_text("\n".join(report) + "\n")
-    print(f"wrote {path}")
-
+        # written after every cell: a stopped invocation leaves its finished cells, and lists the others as pending
+        pending = [f"| {c.replace(':', ' ')} | — | not yet measured | | pending | | | |" for c in cells[i + 1:]]
+        lines = report + cost + pending + [
+            "", f"Ratio: the population's training CPU over one separate run's (N = {n}); the target is at most 2.5× "
+            "for DQN and PPO on CartPole-v1, 4× for SAC on Pendulum-v1. Where a cell's networks are wide, its "
+            "updates are arithmetic-bound and cost N times their FLOPs: results/populations/profile.md.", ""]
+        if incomplete:
+            lines += ["≥: a lower bound: an invocation that trained that population lost its share of the process CPU "
+                      "(killed before it could add it).", ""]
+        took = f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."
+        if pending:
+            took += f" {len(pending)} cell(s) not yet measured: the command above, run again, goes on from here."
+        path = report_folder(Path(args.out), "populations") / "README.md"
+        path.write_text("\n".join(lines + learning + ["", took]) + "\n")
+        print(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

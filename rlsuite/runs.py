@@ -570,8 +570,14 @@ def _same_experiment(run_dir: Path, fingerprint: dict | None) -> bool:
         old = json.loads(stamp.read_text())
     except (OSError, ValueError, RecursionError):  # missing, or removed by the process redoing a stale run as we look
         old = None
-    fingerprint = json.loads(json.dumps(fingerprint, default=str)) if fingerprint is not None else None
-    return fingerprint is None or (old is not None and _experiment(old) == _experiment(fingerprint))
+    return fingerprint is None or (old is not None and same_experiment(old, fingerprint))
+
+
+def same_experiment(old: dict, new: dict) -> bool:
+    """Whether two fingerprints (runs.fingerprint; `old` as read back from JSON) name the same experiment:
+    equal once storage-only fields, prose, and fields at their defaults are left out on both sides (a field
+    added to a config later does not make older stamps stale)."""
+    return _experiment(old) == _experiment(json.loads(json.dumps(new, default=str)))
 
 
 def finished_summary(out: str | Path, name: str, fingerprint: dict | None = None) -> dict | None:

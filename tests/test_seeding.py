@@ -1,6 +1,8 @@
 """Independent seeds (docs/protocol.md, Seeding): every stream of a run derives from its seed through
 SeedSequence, so runs share no env or evaluation seed; runs recorded before the scheme keep theirs."""
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -97,3 +99,17 @@ def test_a_population_member_draws_what_a_single_run_with_its_seed_draws(tmp_pat
     population.runs = [Member(2), Member(5)]
     assert population.env_seeds(3) == Seeds(2).train_envs(3) + Seeds(5).train_envs(3)
     assert population.env_seeds(3, restart=800) == Seeds(2).train_envs(3, 800) + Seeds(5).train_envs(3, 800)
+
+
+def test_a_stamp_written_before_a_field_existed_names_the_same_experiment():
+    """A benchmark's own record (populations' process.json) compares stamps read back from JSON: one written before
+    eval_deterministic existed lacks the field, at its default now, and is the same experiment (a strict == made
+    the populations report print a process CPU of 0 for every population trained before the field was added)."""
+    stamp = runs.fingerprint("dqn", "CartPole-v1", 600, TINY_DQN)
+    old = json.loads(json.dumps(stamp, default=str))
+    del old["config"]["eval_deterministic"]
+    assert old != json.loads(json.dumps(stamp, default=str))
+    assert runs.same_experiment(old, stamp)
+    changed = runs.fingerprint("dqn", "CartPole-v1", 600, {**TINY_DQN, "eval_deterministic": False})
+    assert not runs.same_experiment(old, changed)
+    assert not runs.same_experiment(old, runs.fingerprint("dqn", "CartPole-v1", 800, TINY_DQN))
