@@ -80,10 +80,13 @@ def test_continuous_actions_run_and_evaluate(tmp_path):
 
 @pytest.mark.learning
 def test_ppo_learns_cartpole_with_its_card(tmp_path):
-    """The policy-gradient family's one full-budget test: seed 0, final 20-episode mean >= 475 (stays solved).
-    The tuned PPO card stayed solved on fresh seeds 200-209 (10/10, AMD EPYC) and under the default float path
-    (results/cards/). A2C and REINFORCE on CartPole and PPO on Pendulum, full-budget tests here before, are
-    measured on 10 fresh seeds by benchmarks/cards.py (results/cards/); here the identity tests (test_identity.py)
-    check in seconds that each agent learns at all."""
-    summary = runs.train("ppo", "CartPole-v1", seed=0, out=tmp_path, progress=False)
-    assert summary["final_eval"]["mean"] >= 475, summary["final_eval"]
+    """The policy-gradient family's one full-budget test: seeds 0-2 as one population (one process, cheaper
+    than three runs); at least 2 of the 3 stay solved (final 20-episode mean >= 475). A quorum, because
+    another CPU's float kernels send a seed down another trajectory. On seeding 2 the tuned card stayed solved
+    in 30 of 30 runs on fresh seeds (100-109 in results/cards/, 200-219 in results/populations/). A2C and
+    REINFORCE on CartPole and PPO on Pendulum, full-budget tests here before, are measured on 10 fresh seeds by
+    benchmarks/cards.py (results/cards/); here the identity tests (test_identity.py) check in seconds that each
+    agent learns at all."""
+    summaries = runs.train_seeds("ppo", "CartPole-v1", [0, 1, 2], out=tmp_path, progress=False)
+    finals = [s["final_eval"]["mean"] for s in summaries]
+    assert sum(f >= 475 for f in finals) >= 2, finals
