@@ -179,8 +179,12 @@ def main() -> None:
                                  f"{cell.agent} on {cell.env}, fresh seeds {seeds[0]}-{seeds[-1]}",
                                  [f"Candidate: {source}, run in place of the card's entry (not the shipped card)."
                                   if source else NOTES.get(key, "Card: cards/agents/" + cell.agent + ".yaml."), "", *lines, ""])
+        done = args.cells.split(",").index(key) + 1
+        pending = [f"| {k.replace(':', ' ')} | — | not yet measured | pending |" for k in args.cells.split(",")[done:]]
         took = f"This invocation took {(time.time() - started) / 60:.1f} min (finished runs are reused)."
-        (folder / "README.md").write_text("\n".join(report + summary + [""] + sections + [took]) + "\n")
+        if pending:  # a report written part-way says so: its missing cells are listed, never dropped
+            took += f" {len(pending)} cell(s) not yet measured: the command above, run again, goes on from here."
+        (folder / "README.md").write_text("\n".join(report + summary + pending + [""] + sections + [took]) + "\n")
     print(f"wrote {folder / 'README.md'}")
 
 
