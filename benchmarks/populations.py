@@ -173,5 +173,6 @@ def main() -> None:
         path.write_text("\n".join(lines + learning + ["", took]) + "\n")
         print(f"wrote {path}")
 
+
 if __name__ == "__main__":
     main()
