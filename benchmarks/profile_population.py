@@ -145,7 +145,12 @@ def main() -> None:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         sys.exit(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
-    sizes = [int(m) for m in args.members.split(",")]
+    try:
+        sizes = [int(m) for m in args.members.split(",")]
+    except ValueError:
+        parser.error(f"--members takes population sizes such as 1,10, got {args.members!r}")
+    if any(m < 1 for m in sizes) or args.reps < 1:
+        parser.error("--members sizes and --reps must be at least 1")
     started = time.time()
     lines = header("Populations: where an update's time goes", f"python {' '.join(['benchmarks/profile_population.py'] + sys.argv[1:])}",
                    None)[:5] + [""]
